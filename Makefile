@@ -1,0 +1,48 @@
+# Two commands set everything up: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+EMBEDDED := $(PY) -m config.embedded_db
+
+.PHONY: demo test lint install install-dev browser clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+# gbstats 0.8.0 pins numpy<2 and pandas<2; it is only a reference for the statistics tests,
+# so it is installed without its pins next to the project's own numpy.
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps gbstats==0.8.0
+	touch $(RUNTIME_STAMP) $@
+
+install: $(RUNTIME_STAMP)
+install-dev: $(DEV_STAMP)
+
+# Browser tests drive Debian's Chromium; install it when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: $(RUNTIME_STAMP)
+	$(EMBEDDED) --data .demo/pgdata -- $(PY) -m config.demo
+
+test: $(DEV_STAMP) browser
+	$(EMBEDDED) --data .test-db/pgdata -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .test-db .static

@@ -1,0 +1,297 @@
+"""Management API for environments, flags, rules and segments: validate, call a service, serialize."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from flags import selectors, services
+from flags.authentication import request_actor
+from flags.documents import flag_document, rule_document, segment_document
+from flags.models import Environment
+
+
+def _input(serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _paginated(request: Request, view: APIView, items: Any, render: Any) -> Response:
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(items, request, view=view)
+    assert page is not None
+    return paginator.get_paginated_response([render(item) for item in page])
+
+
+class EnvironmentOutput(serializers.Serializer[Environment]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    client_key = serializers.CharField()
+    server_key = serializers.CharField()
+    config_version = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+
+class EnvironmentListApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        key = serializers.CharField(max_length=64)
+        name = serializers.CharField(max_length=120, required=False, default="")
+
+    @extend_schema(responses=EnvironmentOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return _paginated(request, self, Environment.objects.all(), lambda e: EnvironmentOutput(e).data)
+
+    @extend_schema(request=InputSerializer, responses={201: EnvironmentOutput})
+    def post(self, request: Request) -> Response:
+        data = _input(self.InputSerializer, request)
+        env = services.environment_create(actor=request_actor(request), **data)
+        return Response(EnvironmentOutput(env).data, status=status.HTTP_201_CREATED)
+
+
+class EnvironmentDetailApi(APIView):
+    @extend_schema(responses=EnvironmentOutput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(EnvironmentOutput(selectors.environment_get(key=key)).data)
+
+
+class EnvironmentRotateKeysApi(APIView):
+    @extend_schema(request=None, responses=EnvironmentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        env = services.environment_rotate_keys(actor=request_actor(request), environment=selectors.environment_get(key=key))
+        return Response(EnvironmentOutput(env).data)
+
+
+class VariantSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    value = serializers.JSONField()
+
+
+class PrerequisiteSerializer(serializers.Serializer[Any]):
+    flag = serializers.CharField(max_length=100)
+    condition = serializers.JSONField(required=False, default={"value": True})
+
+
+class FlagOutput(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    value_type = serializers.CharField()
+    owner = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    lifecycle = serializers.CharField()
+    prerequisites = PrerequisiteSerializer(many=True)
+    archived = serializers.BooleanField()
+    variants = VariantSerializer(many=True)
+    environments = serializers.DictField(child=serializers.JSONField())
+
+
+class FlagListApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        key = serializers.CharField(max_length=100)
+        value_type = serializers.ChoiceField(choices=["boolean", "string", "number", "json"], default="boolean")
+        variants = VariantSerializer(many=True, required=False)
+        default_variant = serializers.CharField(required=False)
+        off_variant = serializers.CharField(required=False)
+        name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+        description = serializers.CharField(required=False, default="", allow_blank=True)
+        owner = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+        lifecycle = serializers.ChoiceField(choices=["temporary", "permanent"], default="temporary")
+        prerequisites = PrerequisiteSerializer(many=True, required=False, default=list)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("archived", bool, description="true: only archived flags; default: active flags"),
+            OpenApiParameter("tag", str),
+            OpenApiParameter("search", str, description="substring of the key"),
+        ],
+        responses=FlagOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        archived = request.query_params.get("archived", "false").lower() in ("1", "true", "yes")
+        flags = selectors.flag_list(
+            archived=archived, tag=request.query_params.get("tag"), search=request.query_params.get("search")
+        )
+        return _paginated(request, self, flags, flag_document)
+
+    @extend_schema(request=InputSerializer, responses={201: FlagOutput})
+    def post(self, request: Request) -> Response:
+        data = _input(self.InputSerializer, request)
+        if "variants" in data:
+            data["variants"] = [dict(v) for v in data["variants"]]
+        data["prerequisites"] = [dict(p) for p in data["prerequisites"]]
+        flag = services.flag_create(actor=request_actor(request), **data)
+        return Response(flag_document(flag), status=status.HTTP_201_CREATED)
+
+
+class FlagDetailApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        description = serializers.CharField(required=False, allow_blank=True)
+        owner = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+        lifecycle = serializers.ChoiceField(choices=["temporary", "permanent"], required=False)
+        prerequisites = PrerequisiteSerializer(many=True, required=False)
+        variants = VariantSerializer(many=True, required=False)
+
+    @extend_schema(responses=FlagOutput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(flag_document(selectors.flag_get(key=key)))
+
+    @extend_schema(request=InputSerializer, responses=FlagOutput)
+    def patch(self, request: Request, key: str) -> Response:
+        data = _input(self.InputSerializer, request, partial=True)
+        for field in ("variants", "prerequisites"):
+            if field in data:
+                data[field] = [dict(v) for v in data[field]]
+        flag = services.flag_update(actor=request_actor(request), flag=selectors.flag_get(key=key), **data)
+        return Response(flag_document(selectors.flag_get(key=flag.key)))
+
+
+class FlagArchiveApi(APIView):
+    archived = True
+
+    @extend_schema(request=None, responses=FlagOutput)
+    def post(self, request: Request, key: str) -> Response:
+        flag = services.flag_archive(actor=request_actor(request), flag=selectors.flag_get(key=key), archived=self.archived)
+        return Response(flag_document(selectors.flag_get(key=flag.key)))
+
+
+class FlagRestoreApi(FlagArchiveApi):
+    archived = False
+
+
+class FlagStateApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        enabled = serializers.BooleanField(required=False)
+        default_variant = serializers.CharField(required=False)
+        off_variant = serializers.CharField(required=False)
+
+    @extend_schema(request=InputSerializer, responses=FlagOutput)
+    def patch(self, request: Request, key: str, env: str) -> Response:
+        data = _input(self.InputSerializer, request, partial=True)
+        flag = selectors.flag_get(key=key)
+        services.flag_state_update(
+            actor=request_actor(request), flag=flag, environment=selectors.environment_get(key=env), **data
+        )
+        return Response(flag_document(selectors.flag_get(key=key)))
+
+
+class RuleSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["force", "rollout", "experiment"])
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    enabled = serializers.BooleanField(required=False)
+    condition = serializers.JSONField(required=False)
+    segments = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    prerequisites = PrerequisiteSerializer(many=True, required=False)
+    variant = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    coverage = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    hash_attribute = serializers.CharField(max_length=100, required=False)
+    fallback_attribute = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    variations = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    weights = serializers.ListField(child=serializers.FloatField(min_value=0.0), required=False)
+    starts_at = serializers.DateTimeField(required=False, allow_null=True)
+    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    position = serializers.IntegerField(required=False, min_value=0)
+
+
+def _rule_input(request: Request, *, partial: bool) -> dict[str, Any]:
+    data = _input(RuleSerializer, request, partial=partial)
+    if "prerequisites" in data:
+        data["prerequisites"] = [dict(p) for p in data["prerequisites"]]
+    return data
+
+
+class FlagRuleListApi(APIView):
+    @extend_schema(responses=serializers.JSONField())
+    def get(self, request: Request, key: str, env: str) -> Response:
+        flag = selectors.flag_get(key=key)
+        state = flag.states.get(environment__key=env) if flag.states.filter(environment__key=env).exists() else None
+        if state is None:
+            selectors.environment_get(key=env)
+            return Response([])
+        return Response([rule_document(r) for r in state.rules.all()])
+
+    @extend_schema(request=RuleSerializer, responses={201: serializers.JSONField()})
+    def post(self, request: Request, key: str, env: str) -> Response:
+        data = _rule_input(request, partial=False)
+        rule = services.flag_rule_create(
+            actor=request_actor(request), flag=selectors.flag_get(key=key),
+            environment=selectors.environment_get(key=env), **data,
+        )
+        return Response(rule_document(rule), status=status.HTTP_201_CREATED)
+
+
+class FlagRuleDetailApi(APIView):
+    @extend_schema(request=RuleSerializer, responses=serializers.JSONField())
+    def patch(self, request: Request, key: str, env: str, uid: str) -> Response:
+        data = _rule_input(request, partial=True)
+        data.pop("position", None)
+        rule = selectors.rule_get(flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid)
+        rule = services.flag_rule_update(actor=request_actor(request), rule=rule, **data)
+        return Response(rule_document(rule))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, key: str, env: str, uid: str) -> Response:
+        rule = selectors.rule_get(flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid)
+        services.flag_rule_delete(actor=request_actor(request), rule=rule)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class FlagRuleReorderApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        rule_ids = serializers.ListField(child=serializers.CharField(max_length=40))
+
+    @extend_schema(request=InputSerializer, responses=serializers.JSONField())
+    def post(self, request: Request, key: str, env: str) -> Response:
+        data = _input(self.InputSerializer, request)
+        flag, environment = selectors.flag_get(key=key), selectors.environment_get(key=env)
+        services.flag_rule_reorder(actor=request_actor(request), flag=flag, environment=environment, rule_ids=data["rule_ids"])
+        return Response([rule_document(r) for r in flag.states.get(environment=environment).rules.all()])
+
+
+class SegmentSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=["condition", "ids"], required=False)
+    condition = serializers.JSONField(required=False)
+    attribute = serializers.CharField(max_length=100, required=False)
+    ids = serializers.ListField(child=serializers.JSONField(), required=False, max_length=100_000)
+
+
+class SegmentListApi(APIView):
+    @extend_schema(responses=SegmentSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return _paginated(request, self, selectors.segment_list(), segment_document)
+
+    @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer})
+    def post(self, request: Request) -> Response:
+        data = _input(SegmentSerializer, request)
+        segment = services.segment_create(actor=request_actor(request), **data)
+        return Response(segment_document(segment), status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailApi(APIView):
+    @extend_schema(responses=SegmentSerializer)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(segment_document(selectors.segment_get(key=key)))
+
+    @extend_schema(request=SegmentSerializer, responses=SegmentSerializer)
+    def patch(self, request: Request, key: str) -> Response:
+        data = _input(SegmentSerializer, request, partial=True)
+        data.pop("key", None)
+        segment = services.segment_update(actor=request_actor(request), segment=selectors.segment_get(key=key), **data)
+        return Response(segment_document(segment))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, key: str) -> Response:
+        services.segment_delete(actor=request_actor(request), segment=selectors.segment_get(key=key))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,178 @@
+"""Configuration rows for environments, flags, rules and segments.
+
+Rows hold configuration only: no side effects in save(); the services write them and the
+mappers compile them into the pure snapshot that evaluation reads.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+KEY_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9._-]+$", "Use only letters, digits, dots, underscores and hyphens."
+)
+
+
+class Environment(models.Model):
+    """A deployment stage with its own flag state, SDK keys and config version."""
+
+    key = models.CharField(max_length=64, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=120)
+    client_key = models.CharField(max_length=64, unique=True)
+    server_key = models.CharField(max_length=64, unique=True)
+    config_version = models.BigIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ApiToken(models.Model):
+    """A management API token; only its SHA-256 is stored."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Read and write"
+
+    name = models.CharField(max_length=120)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    prefix = models.CharField(max_length=12)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Segment(models.Model):
+    """A saved group: either a reusable condition or a list of ids of one attribute."""
+
+    class Kind(models.TextChoices):
+        CONDITION = "condition", "Condition"
+        IDS = "ids", "List of ids"
+
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CONDITION)
+    condition = models.JSONField(default=dict, blank=True)
+    attribute = models.CharField(max_length=100, default="id", blank=True)
+    ids = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Flag(models.Model):
+    class ValueType(models.TextChoices):
+        BOOLEAN = "boolean", "Boolean"
+        STRING = "string", "String"
+        NUMBER = "number", "Number"
+        JSON = "json", "JSON"
+
+    class Lifecycle(models.TextChoices):
+        TEMPORARY = "temporary", "Temporary"
+        PERMANENT = "permanent", "Permanent"
+
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    value_type = models.CharField(max_length=10, choices=ValueType.choices, default=ValueType.BOOLEAN)
+    owner = models.CharField(max_length=150, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    lifecycle = models.CharField(max_length=10, choices=Lifecycle.choices, default=Lifecycle.TEMPORARY)
+    # Flag-level prerequisites: [{"flag": key, "condition": {"value": ...}}]; all must hold.
+    prerequisites = models.JSONField(default=list, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Variant(models.Model):
+    """A named value of a flag; rules and experiments refer to variants by key."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="variants")
+    key = models.CharField(max_length=100, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200, blank=True, default="")
+    value = models.JSONField()
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["flag_id", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["flag", "key"], name="variant_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.flag.key}:{self.key}"
+
+
+class FlagState(models.Model):
+    """A flag in one environment: kill switch, served variants and ordered rules."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="states")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="flag_states")
+    enabled = models.BooleanField(default=False)
+    default_variant = models.CharField(max_length=100)
+    off_variant = models.CharField(max_length=100)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flag", "environment"], name="flagstate_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.flag.key}@{self.environment.key}"
+
+
+class Rule(models.Model):
+    class Kind(models.TextChoices):
+        FORCE = "force", "Serve a variant"
+        ROLLOUT = "rollout", "Percentage rollout"
+        EXPERIMENT = "experiment", "Experiment split"
+
+    state = models.ForeignKey(FlagState, on_delete=models.CASCADE, related_name="rules")
+    uid = models.CharField(max_length=40, unique=True)
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.FORCE)
+    description = models.CharField(max_length=300, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    condition = models.JSONField(default=dict, blank=True)
+    segments = models.JSONField(default=list, blank=True)
+    # Rule-level prerequisites: [{"flag": key, "condition": {"value": ...}}].
+    prerequisites = models.JSONField(default=list, blank=True)
+    variant = models.CharField(max_length=100, blank=True, default="")
+    coverage = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    hash_attribute = models.CharField(max_length=100, default="id")
+    fallback_attribute = models.CharField(max_length=100, blank=True, default="")
+    seed = models.CharField(max_length=100, blank=True, default="")
+    # Experiment split: variant keys and their weights, in order.
+    variations = models.JSONField(default=list, blank=True)
+    weights = models.JSONField(default=list, blank=True)
+    experiment_key = models.CharField(max_length=100, blank=True, default="")
+    # GrowthBook namespace [layer key, start, end): the layer range the experiment owns.
+    namespace = models.JSONField(null=True, blank=True)
+    phase = models.CharField(max_length=20, blank=True, default="")
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["state_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} rule {self.uid}"

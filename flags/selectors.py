@@ -1,0 +1,58 @@
+"""Reads of flag configuration (no writes here)."""
+
+from django.db.models import Prefetch, QuerySet
+
+from config.errors import NotFound
+from flags.models import Environment, Flag, FlagState, Rule, Segment
+
+
+def environment_get(*, key: str) -> Environment:
+    env = Environment.objects.filter(key=key).first()
+    if env is None:
+        raise NotFound(f"Environment '{key}' does not exist.", code="environment_not_found")
+    return env
+
+
+def environment_by_sdk_key(*, key: str) -> Environment | None:
+    return Environment.objects.filter(client_key=key).first() or Environment.objects.filter(server_key=key).first()
+
+
+def flag_list(
+    *, archived: bool | None = False, tag: str | None = None, search: str | None = None
+) -> QuerySet[Flag]:
+    qs = Flag.objects.prefetch_related(
+        "variants",
+        Prefetch("states", queryset=FlagState.objects.select_related("environment").prefetch_related("rules")),
+    )
+    if archived is not None:
+        qs = qs.filter(archived_at__isnull=not archived)
+    if tag:
+        qs = qs.filter(tags__contains=[tag])
+    if search:
+        qs = qs.filter(key__icontains=search)
+    return qs
+
+
+def flag_get(*, key: str) -> Flag:
+    flag = flag_list(archived=None).filter(key=key).first()
+    if flag is None:
+        raise NotFound(f"Flag '{key}' does not exist.", code="flag_not_found")
+    return flag
+
+
+def rule_get(*, flag: Flag, environment: Environment, uid: str) -> Rule:
+    rule = Rule.objects.filter(state__flag=flag, state__environment=environment, uid=uid).first()
+    if rule is None:
+        raise NotFound(f"Rule '{uid}' does not exist.", code="rule_not_found")
+    return rule
+
+
+def segment_list() -> QuerySet[Segment]:
+    return Segment.objects.all()
+
+
+def segment_get(*, key: str) -> Segment:
+    segment = Segment.objects.filter(key=key).first()
+    if segment is None:
+        raise NotFound(f"Segment '{key}' does not exist.", code="segment_not_found")
+    return segment

@@ -1,0 +1,483 @@
+"""Every write to environments, flags, states and rules: validated, in one transaction, audited.
+
+Each write bumps the config version of the environments it touches, which is how the
+evaluation caches of every process learn that their snapshot is stale.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.services import audit_record
+from audit.types import Actor
+from config.errors import Conflict, ValidationFailed
+from flags import validation
+from flags.documents import environment_document, flag_document, rule_document, segment_document
+from flags.keys import new_client_key, new_management_token, new_server_key, token_digest
+from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+
+RULE_FIELDS = (
+    "kind", "description", "enabled", "condition", "segments", "prerequisites", "variant",
+    "coverage", "hash_attribute", "fallback_attribute", "seed", "variations", "weights",
+    "experiment_key", "namespace", "phase", "starts_at", "ends_at",
+)
+FLAG_FIELDS = ("name", "description", "owner", "tags", "lifecycle", "prerequisites")
+
+
+def _raise_if(errors: validation.Errors, message: str = "The configuration is not valid.") -> None:
+    if errors:
+        raise ValidationFailed(message, details=errors)
+
+
+def environments_bump(*, environment_ids: Iterable[int]) -> None:
+    """Mark the environments' compiled snapshots stale."""
+    Environment.objects.filter(id__in=list(environment_ids)).update(
+        config_version=F("config_version") + 1, updated_at=timezone.now()
+    )
+
+
+# Environments and tokens ------------------------------------------------------------------
+
+
+@transaction.atomic
+def environment_create(*, actor: Actor, key: str, name: str = "") -> Environment:
+    _raise_if(validation.check_key(key))
+    if Environment.objects.filter(key=key).exists():
+        raise Conflict(f"Environment '{key}' already exists.", code="duplicate_key")
+    env = Environment.objects.create(
+        key=key, name=name or key.title(), client_key=new_client_key(), server_key=new_server_key()
+    )
+    for flag in Flag.objects.prefetch_related("variants"):
+        first = flag.variants.all()[0].key
+        FlagState.objects.create(flag=flag, environment=env, default_variant=first, off_variant=first)
+    audit_record(actor=actor, action="environment.create", object_type="environment",
+                 object_key=key, after=environment_document(env), environment=key)
+    return env
+
+
+@transaction.atomic
+def environment_rotate_keys(*, actor: Actor, environment: Environment) -> Environment:
+    """Issue new SDK keys; the old ones stop working at once."""
+    before = {"client_key_prefix": environment.client_key[:8]}
+    environment.client_key = new_client_key()
+    environment.server_key = new_server_key()
+    environment.config_version += 1
+    environment.save(update_fields=["client_key", "server_key", "config_version", "updated_at"])
+    audit_record(actor=actor, action="environment.rotate_keys", object_type="environment",
+                 object_key=environment.key, before=before,
+                 after={"client_key_prefix": environment.client_key[:8]}, environment=environment.key)
+    return environment
+
+
+@transaction.atomic
+def api_token_create(
+    *, actor: Actor, user: AbstractBaseUser, name: str, scope: str = ApiToken.Scope.READ
+) -> tuple[ApiToken, str]:
+    """Create a management token; the raw value is returned once and never stored."""
+    if scope not in ApiToken.Scope.values:
+        raise ValidationFailed("Unknown scope.", details={"scope": [f"Use one of {ApiToken.Scope.values}."]})
+    raw = new_management_token()
+    token = ApiToken.objects.create(
+        name=name, user=user, scope=scope, prefix=raw[:10], token_hash=token_digest(raw)
+    )
+    audit_record(actor=actor, action="token.create", object_type="token", object_key=token.prefix,
+                 after={"name": name, "scope": scope, "user": user.get_username()})
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(actor=actor, action="token.revoke", object_type="token", object_key=token.prefix)
+    return token
+
+
+# Flags ----------------------------------------------------------------------------------
+
+
+def _prerequisite_edges(*, replace: tuple[str, list[str]] | None = None) -> dict[str, list[str]]:
+    edges: dict[str, list[str]] = {}
+    for key, prereqs in Flag.objects.values_list("key", "prerequisites"):
+        edges.setdefault(key, []).extend(p["flag"] for p in prereqs or [] if isinstance(p, dict) and "flag" in p)
+    for flag_key, prereqs in Rule.objects.values_list("state__flag__key", "prerequisites"):
+        edges.setdefault(flag_key, []).extend(p["flag"] for p in prereqs or [] if isinstance(p, dict) and "flag" in p)
+    if replace is not None:
+        key, extra = replace
+        edges.setdefault(key, []).extend(extra)
+    return edges
+
+
+def _check_no_cycle(flag_key: str, prerequisites: Sequence[Mapping[str, Any]]) -> None:
+    extra = [str(p["flag"]) for p in prerequisites]
+    cycle = validation.find_cycle(_prerequisite_edges(replace=(flag_key, extra)))
+    if cycle:
+        raise ValidationFailed(
+            "Prerequisites would form a cycle.",
+            code="prerequisite_cycle",
+            details={"prerequisites": [" -> ".join(cycle)]},
+        )
+
+
+def _check_prerequisites(flag_key: str, prerequisites: Any, field: str = "prerequisites") -> None:
+    known = Flag.objects.values_list("key", flat=True)
+    _raise_if(validation.check_prerequisites(prerequisites, flag_key=flag_key, known_flags=known, field=field))
+    _check_no_cycle(flag_key, prerequisites)
+
+
+@transaction.atomic
+def flag_create(
+    *,
+    actor: Actor,
+    key: str,
+    value_type: str = "boolean",
+    variants: Sequence[Mapping[str, Any]] | None = None,
+    default_variant: str | None = None,
+    off_variant: str | None = None,
+    name: str = "",
+    description: str = "",
+    owner: str = "",
+    tags: Sequence[str] = (),
+    lifecycle: str = Flag.Lifecycle.TEMPORARY,
+    prerequisites: Sequence[Mapping[str, Any]] = (),
+) -> Flag:
+    """Create a flag with its variants and a disabled state in every environment.
+
+    A boolean flag without explicit variants gets `off` (false) and `on` (true).
+    """
+    if variants is None and value_type == "boolean":
+        variants = [{"key": "off", "value": False}, {"key": "on", "value": True}]
+    variants = list(variants or [])
+    errors = validation.check_key(key)
+    errors.update(validation.check_variants(value_type, variants))
+    if lifecycle not in Flag.Lifecycle.values:
+        errors["lifecycle"] = [f"Use one of {', '.join(Flag.Lifecycle.values)}."]
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        errors["tags"] = ["Tags must be a list of strings."]
+    _raise_if(errors)
+    keys = [str(v["key"]) for v in variants]
+    off = off_variant or keys[0]
+    default = default_variant or off
+    _raise_if(validation.check_served_variants(keys, default_variant=default, off_variant=off))
+    if Flag.objects.filter(key=key).exists():
+        raise Conflict(f"Flag '{key}' already exists.", code="duplicate_key")
+    _check_prerequisites(key, list(prerequisites))
+    try:
+        flag = Flag.objects.create(
+            key=key, value_type=value_type, name=name, description=description, owner=owner,
+            tags=list(tags), lifecycle=lifecycle, prerequisites=list(prerequisites),
+        )
+    except IntegrityError as exc:
+        raise Conflict(f"Flag '{key}' already exists.", code="duplicate_key") from exc
+    Variant.objects.bulk_create(
+        Variant(flag=flag, key=v["key"], name=v.get("name", ""), value=v["value"], position=i)
+        for i, v in enumerate(variants)
+    )
+    envs = list(Environment.objects.all())
+    FlagState.objects.bulk_create(
+        FlagState(flag=flag, environment=e, default_variant=default, off_variant=off) for e in envs
+    )
+    environments_bump(environment_ids=[e.id for e in envs])
+    audit_record(actor=actor, action="flag.create", object_type="flag", object_key=key,
+                 after=flag_document(flag))
+    return flag
+
+
+def _variant_keys_in_use(flag: Flag) -> set[str]:
+    used: set[str] = set()
+    for state in flag.states.prefetch_related("rules"):
+        used.update((state.default_variant, state.off_variant))
+        for rule in state.rules.all():
+            if rule.variant:
+                used.add(rule.variant)
+            used.update(map(str, rule.variations))
+    return used
+
+
+@transaction.atomic
+def flag_update(*, actor: Actor, flag: Flag, **changes: Any) -> Flag:
+    """Change descriptive fields, prerequisites or variants (`variants=[{key, name, value}]`)."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    before = flag_document(flag)
+    unknown = set(changes) - set(FLAG_FIELDS) - {"variants"}
+    if unknown:
+        raise ValidationFailed("Unknown fields.", details={f: ["This field cannot be changed."] for f in sorted(unknown)})
+    if "lifecycle" in changes and changes["lifecycle"] not in Flag.Lifecycle.values:
+        raise ValidationFailed("Unknown lifecycle.", details={"lifecycle": [f"Use one of {', '.join(Flag.Lifecycle.values)}."]})
+    if "prerequisites" in changes:
+        _check_prerequisites(flag.key, changes["prerequisites"])
+    if "variants" in changes:
+        variants = list(changes.pop("variants"))
+        _raise_if(validation.check_variants(flag.value_type, variants))
+        missing = _variant_keys_in_use(flag) - {str(v["key"]) for v in variants}
+        if missing:
+            raise ValidationFailed(
+                "Variants in use cannot be removed.",
+                details={"variants": [f"Variant '{k}' is served by a state or rule." for k in sorted(missing)]},
+            )
+        flag.variants.all().delete()
+        Variant.objects.bulk_create(
+            Variant(flag=flag, key=v["key"], name=v.get("name", ""), value=v["value"], position=i)
+            for i, v in enumerate(variants)
+        )
+    for field, value in changes.items():
+        setattr(flag, field, value)
+    flag.save()
+    environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
+    audit_record(actor=actor, action="flag.update", object_type="flag", object_key=flag.key,
+                 before=before, after=flag_document(flag))
+    return flag
+
+
+@transaction.atomic
+def flag_archive(*, actor: Actor, flag: Flag, archived: bool = True) -> Flag:
+    """Archive (stop serving) or restore a flag; archived flags are kept for history."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    if archived:
+        dependants = sorted(
+            key for key, parents in _prerequisite_edges().items() if flag.key in parents and key != flag.key
+        )
+        active = list(Flag.objects.filter(key__in=dependants, archived_at__isnull=True).values_list("key", flat=True))
+        if active:
+            raise Conflict("Other flags require this flag.", code="flag_in_use", details={"required_by": active})
+    before = flag_document(flag)
+    flag.archived_at = timezone.now() if archived else None
+    flag.save(update_fields=["archived_at", "updated_at"])
+    environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
+    audit_record(actor=actor, action="flag.archive" if archived else "flag.restore", object_type="flag",
+                 object_key=flag.key, before=before, after=flag_document(flag))
+    return flag
+
+
+def _state(flag: Flag, environment: Environment) -> FlagState:
+    return FlagState.objects.select_for_update().get(flag=flag, environment=environment)
+
+
+@transaction.atomic
+def flag_state_update(
+    *,
+    actor: Actor,
+    flag: Flag,
+    environment: Environment,
+    enabled: bool | None = None,
+    default_variant: str | None = None,
+    off_variant: str | None = None,
+) -> FlagState:
+    """Toggle the kill switch or change the served variants in one environment."""
+    state = _state(flag, environment)
+    before = flag_document(flag)
+    keys = flag.variants.values_list("key", flat=True)
+    served = {k: v for k, v in (("default_variant", default_variant), ("off_variant", off_variant)) if v is not None}
+    _raise_if(validation.check_served_variants(keys, **served))
+    if enabled is not None:
+        state.enabled = bool(enabled)
+    for field, value in served.items():
+        setattr(state, field, value)
+    state.save()
+    environments_bump(environment_ids=[environment.id])
+    action = "flag.toggle" if enabled is not None and not served else "flag.state_update"
+    audit_record(actor=actor, action=action, object_type="flag", object_key=flag.key,
+                 before=before, after=flag_document(flag), environment=environment.key)
+    return state
+
+
+# Rules ----------------------------------------------------------------------------------
+
+
+def _normalise_rule(data: Mapping[str, Any]) -> dict[str, Any]:
+    rule = {k: data[k] for k in RULE_FIELDS if k in data}
+    for field in ("starts_at", "ends_at"):
+        value = rule.get(field)
+        if isinstance(value, str):
+            try:
+                rule[field] = datetime.fromisoformat(value)
+            except ValueError as exc:
+                raise ValidationFailed("Bad date.", details={field: ["Use an ISO 8601 date-time."]}) from exc
+    return rule
+
+
+def _validate_rule(flag: Flag, rule: Mapping[str, Any]) -> None:
+    merged = {"kind": "force", "coverage": 1.0, "hash_attribute": "id", **rule}
+    errors = validation.check_rule(
+        merged,
+        variant_keys=flag.variants.values_list("key", flat=True),
+        segment_keys=Segment.objects.values_list("key", flat=True),
+    )
+    _raise_if(errors, "The rule is not valid.")
+    prereqs = merged.get("prerequisites") or []
+    if prereqs:
+        _check_prerequisites(flag.key, prereqs)
+
+
+@transaction.atomic
+def flag_rule_create(
+    *, actor: Actor, flag: Flag, environment: Environment, position: int | None = None, **data: Any
+) -> Rule:
+    """Add a rule; rules are evaluated in order and the first match serves."""
+    state = _state(flag, environment)
+    before = flag_document(flag)
+    rule_data = _normalise_rule(data)
+    unknown = set(data) - set(RULE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", details={f: ["Unknown rule field."] for f in sorted(unknown)})
+    _validate_rule(flag, rule_data)
+    rules = list(state.rules.all())
+    index = len(rules) if position is None else max(0, min(position, len(rules)))
+    rule = Rule(state=state, uid=f"r_{uuid.uuid4().hex[:12]}", **rule_data)
+    rules.insert(index, rule)
+    if not rule.seed:
+        rule.seed = flag.key if rule.kind == Rule.Kind.ROLLOUT else (rule.experiment_key or flag.key)
+    rule.save()
+    _renumber(rules)
+    environments_bump(environment_ids=[environment.id])
+    audit_record(actor=actor, action="flag.rule_create", object_type="flag", object_key=flag.key,
+                 before=before, after=flag_document(flag), environment=environment.key)
+    return rule
+
+
+def _renumber(rules: Sequence[Rule]) -> None:
+    for i, rule in enumerate(rules):
+        if rule.position != i:
+            rule.position = i
+            rule.save(update_fields=["position"])
+
+
+@transaction.atomic
+def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
+    rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
+    flag, env = rule.state.flag, rule.state.environment
+    unknown = set(changes) - set(RULE_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", details={f: ["Unknown rule field."] for f in sorted(unknown)})
+    before = flag_document(flag)
+    current = rule_document(rule)
+    current.pop("id")
+    current.pop("position")
+    current.update(_normalise_rule(changes))
+    for field in ("starts_at", "ends_at"):
+        if isinstance(current.get(field), str):
+            current[field] = datetime.fromisoformat(current[field])
+    _validate_rule(flag, current)
+    for field, value in current.items():
+        setattr(rule, field, value)
+    rule.save()
+    environments_bump(environment_ids=[env.id])
+    audit_record(actor=actor, action="flag.rule_update", object_type="flag", object_key=flag.key,
+                 before=before, after=flag_document(flag), environment=env.key)
+    return rule
+
+
+@transaction.atomic
+def flag_rule_delete(*, actor: Actor, rule: Rule) -> None:
+    rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
+    flag, env, state = rule.state.flag, rule.state.environment, rule.state
+    before = flag_document(flag)
+    rule.delete()
+    _renumber(list(state.rules.all()))
+    environments_bump(environment_ids=[env.id])
+    audit_record(actor=actor, action="flag.rule_delete", object_type="flag", object_key=flag.key,
+                 before=before, after=flag_document(flag), environment=env.key)
+
+
+@transaction.atomic
+def flag_rule_reorder(*, actor: Actor, flag: Flag, environment: Environment, rule_ids: Sequence[str]) -> None:
+    """Put the environment's rules in the given order (a list of every rule id)."""
+    state = _state(flag, environment)
+    rules = {r.uid: r for r in state.rules.all()}
+    if sorted(rule_ids) != sorted(rules):
+        raise ValidationFailed("Give every rule id of this flag and environment exactly once.",
+                               details={"rule_ids": [f"Expected {sorted(rules)}."]})
+    before = flag_document(flag)
+    _renumber([rules[uid] for uid in rule_ids])
+    environments_bump(environment_ids=[environment.id])
+    audit_record(actor=actor, action="flag.rule_reorder", object_type="flag", object_key=flag.key,
+                 before=before, after=flag_document(flag), environment=environment.key)
+
+
+# Segments -------------------------------------------------------------------------------
+
+SEGMENT_FIELDS = ("name", "description", "kind", "condition", "attribute", "ids")
+
+
+def _check_segment(data: Mapping[str, Any]) -> None:
+    errors: validation.Errors = {}
+    kind = data.get("kind", Segment.Kind.CONDITION)
+    if kind not in Segment.Kind.values:
+        errors["kind"] = [f"Use one of {', '.join(Segment.Kind.values)}."]
+    elif kind == Segment.Kind.CONDITION:
+        errors.update(validation.check_condition(data.get("condition") or {}))
+        if not data.get("condition"):
+            errors["condition"] = ["A condition segment needs a condition."]
+    else:
+        ids = data.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+            errors["ids"] = ["Give a list of ids (strings or numbers)."]
+        if not data.get("attribute"):
+            errors["attribute"] = ["Name the attribute the ids are matched against."]
+    _raise_if(errors, "The segment is not valid.")
+
+
+def _all_environment_ids() -> list[int]:
+    return list(Environment.objects.values_list("id", flat=True))
+
+
+@transaction.atomic
+def segment_create(*, actor: Actor, key: str, name: str = "", **data: Any) -> Segment:
+    _raise_if(validation.check_key(key))
+    unknown = set(data) - set(SEGMENT_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", details={f: ["Unknown segment field."] for f in sorted(unknown)})
+    _check_segment(data)
+    if Segment.objects.filter(key=key).exists():
+        raise Conflict(f"Segment '{key}' already exists.", code="duplicate_key")
+    segment = Segment.objects.create(key=key, name=name or key, **data)
+    environments_bump(environment_ids=_all_environment_ids())
+    audit_record(actor=actor, action="segment.create", object_type="segment", object_key=key,
+                 after=segment_document(segment))
+    return segment
+
+
+@transaction.atomic
+def segment_update(*, actor: Actor, segment: Segment, **changes: Any) -> Segment:
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    unknown = set(changes) - set(SEGMENT_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", details={f: ["Unknown segment field."] for f in sorted(unknown)})
+    before = segment_document(segment)
+    merged = {**before, **changes}
+    _check_segment(merged)
+    for field, value in changes.items():
+        setattr(segment, field, value)
+    segment.save()
+    environments_bump(environment_ids=_all_environment_ids())
+    audit_record(actor=actor, action="segment.update", object_type="segment", object_key=segment.key,
+                 before=before, after=segment_document(segment))
+    return segment
+
+
+def segment_usages(*, segment: Segment) -> list[str]:
+    return sorted(
+        {f"{r.state.flag.key}@{r.state.environment.key}"
+         for r in Rule.objects.select_related("state__flag", "state__environment")
+         if segment.key in (r.segments or [])}
+    )
+
+
+@transaction.atomic
+def segment_delete(*, actor: Actor, segment: Segment) -> None:
+    used_by = segment_usages(segment=segment)
+    if used_by:
+        raise Conflict("Rules use this segment.", code="segment_in_use", details={"used_by": used_by})
+    before = segment_document(segment)
+    segment.delete()
+    environments_bump(environment_ids=_all_environment_ids())
+    audit_record(actor=actor, action="segment.delete", object_type="segment", object_key=before["key"],
+                 before=before)

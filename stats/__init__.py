@@ -1,0 +1,59 @@
+"""Statistics engine for experiment readouts.
+
+A plain package (numpy and scipy only): per-variation sufficient statistics in, lifts,
+intervals, p-values, chance to win, CUPED variance reduction and sample-ratio checks out.
+See docs/statistics.md for every method in plain words with its formula and sources.
+"""
+
+from stats.corrections import adjust_p_values
+from stats.engine import ArmArrays, ComparisonArrays, compare_arrays
+from stats.parse import parse_analysis, parse_request, result_to_dict
+from stats.power import baseline_moments, minimum_detectable_effect, power, users_needed
+from stats.readout import analyze, analyze_many, validate
+from stats.srm import srm_test
+from stats.types import (
+    ERROR_CODES,
+    AnalysisInput,
+    AnalysisResult,
+    Comparison,
+    CorrectionMethod,
+    DifferenceType,
+    ErrorCode,
+    InputError,
+    MetricType,
+    SrmResult,
+    StatsError,
+    VariationData,
+    VariationSummary,
+)
+
+__all__ = [
+    "ERROR_CODES",
+    "AnalysisInput",
+    "AnalysisResult",
+    "ArmArrays",
+    "Comparison",
+    "ComparisonArrays",
+    "CorrectionMethod",
+    "DifferenceType",
+    "ErrorCode",
+    "InputError",
+    "MetricType",
+    "SrmResult",
+    "StatsError",
+    "VariationData",
+    "VariationSummary",
+    "adjust_p_values",
+    "analyze",
+    "analyze_many",
+    "baseline_moments",
+    "compare_arrays",
+    "minimum_detectable_effect",
+    "parse_analysis",
+    "parse_request",
+    "power",
+    "result_to_dict",
+    "srm_test",
+    "users_needed",
+    "validate",
+]

@@ -1,0 +1,285 @@
+"""The vectorised readout engine.
+
+All variations of all analyses in a call become rows of one set of numpy columns; all
+comparisons (control vs each treatment) become index pairs into them. Each formula then
+runs once over every row, whatever mix of metric types and settings the batch holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from stats import cuped, frequentist, ratio, sequential
+from stats.types import (
+    ERROR_CODES,
+    METRIC_TYPES,
+    NUMERIC_FIELDS,
+    BoolArray,
+    DifferenceType,
+    ErrorCode,
+    FloatArray,
+    IntArray,
+    MetricType,
+)
+
+MEAN, BINOMIAL, RATIO = (METRIC_TYPES.index(m) for m in ("mean", "binomial", "ratio"))
+NO_ERROR = -1
+
+
+class ArmColumns(NamedTuple):
+    """Per-variation sufficient statistics as columns (NaN where a field is absent)."""
+
+    values: Mapping[str, FloatArray]  # one column per name in NUMERIC_FIELDS
+    group: IntArray  # index of the analysis each row belongs to
+
+
+class GroupSettings(NamedTuple):
+    """Per-analysis settings as arrays of length n_groups."""
+
+    metric: IntArray  # index into METRIC_TYPES
+    alpha: FloatArray
+    relative: BoolArray
+    sequential: BoolArray
+    tuning: FloatArray
+    cuped: BoolArray
+
+
+class CoreResult(NamedTuple):
+    # per arm
+    mean: FloatArray
+    stddev: FloatArray
+    # per group
+    theta: FloatArray
+    cuped_applied: BoolArray
+    # per comparison
+    estimate: FloatArray
+    variance: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    p_value: FloatArray
+    chance_to_win: FloatArray
+    variance_reduction: FloatArray
+    error: IntArray  # index into ERROR_CODES, or NO_ERROR
+
+
+class _Moments(NamedTuple):
+    post: FloatArray  # unadjusted per-arm estimate (mean, proportion or ratio)
+    var_post: FloatArray  # per-unit variance of it
+    pre: FloatArray  # covariate counterpart
+    var_pre: FloatArray
+    cov: FloatArray  # per-unit covariance of post and pre
+
+
+def _moments(c: Mapping[str, FloatArray], metric: IntArray) -> _Moments:
+    """Per-arm moments for every metric type, selected row by row."""
+    n = c["users"]
+    is_bin, is_ratio = metric == BINOMIAL, metric == RATIO
+    sy, sx = c["main_sum"], c["covariate_sum"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ybar, xbar = sy / n, sx / n
+        var_y = np.where(
+            is_bin, frequentist.binomial_variance(ybar), frequentist.sample_variance(n, sy, c["main_sum_squares"])
+        )
+        var_x = np.where(
+            is_bin, frequentist.binomial_variance(xbar), frequentist.sample_variance(n, sx, c["covariate_sum_squares"])
+        )
+        # Binomial pairs use E[xy] - p_x p_y (n denominator), matching p(1-p)
+        # (STATISTICS.md section 11.3); other metrics the unbiased covariance.
+        cov_xy = np.where(
+            is_bin,
+            c["main_covariate_sum_product"] / n - xbar * ybar,
+            ratio.sample_covariance(n, sy, sx, c["main_covariate_sum_product"]),
+        )
+    post, var_post, pre, var_pre, cov = ybar, var_y, xbar, var_x, cov_xy
+    if is_ratio.any():
+        r = ratio.ratio_covariate_moments(*(c[f] for f in NUMERIC_FIELDS))
+        post = np.where(is_ratio, r.ratio_post, post)
+        var_post = np.where(is_ratio, r.variance_post, var_post)
+        pre = np.where(is_ratio, r.ratio_pre, pre)
+        var_pre = np.where(is_ratio, r.variance_pre, var_pre)
+        cov = np.where(is_ratio, r.covariance, cov)
+    return _Moments(post, var_post, pre, var_pre, cov)
+
+
+def _theta(
+    c: Mapping[str, FloatArray], group: IntArray, group_metric: IntArray, m: _Moments, usable: BoolArray
+) -> FloatArray:
+    """One theta per analysis, pooled over all of its variations."""
+
+    def total(x: FloatArray) -> FloatArray:
+        weights = np.where(usable, x, 0.0)
+        return np.bincount(group, weights=weights, minlength=group_metric.shape[0]).astype(np.float64)
+
+    metric = group_metric[group]
+    n, sy, sx = total(c["users"]), total(c["main_sum"]), total(c["covariate_sum"])
+    # For 0/1 metrics the sum of squares is the sum itself.
+    is_bin = metric == BINOMIAL
+    qy = total(np.where(is_bin, c["main_sum"], c["main_sum_squares"]))
+    qx = total(np.where(is_bin, c["covariate_sum"], c["covariate_sum_squares"]))
+    pooled = cuped.pooled_theta(n, sy, qy, sx, qx, total(c["main_covariate_sum_product"]), group_metric == BINOMIAL)
+    ratio_theta = cuped.ratio_theta(total(m.cov), total(m.var_pre))
+    return np.where(group_metric == RATIO, ratio_theta, pooled)
+
+
+def _first_error(conditions: list[tuple[str, BoolArray]], size: int) -> IntArray:
+    out = np.full(size, NO_ERROR, dtype=np.int64)
+    # Fill from the lowest precedence up so the highest-precedence code wins.
+    for code, mask in reversed(conditions):
+        out[mask] = ERROR_CODES.index(code)
+    return out
+
+
+def run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment: IntArray) -> CoreResult:
+    """Analyse every (control, treatment) pair of rows in one pass."""
+    c, group = arms.values, arms.group
+    n_groups = settings.metric.shape[0]
+    metric = settings.metric[group]
+    n = c["users"]
+    m = _moments(c, metric)
+
+    # CUPED is used for an analysis when asked for and every arm large enough to count
+    # has finite covariate moments; theta = 0 (no covariate variance) also falls back.
+    arm_has_cov = np.isfinite(m.pre) & np.isfinite(m.var_pre) & np.isfinite(m.cov)
+    big = n >= 2
+    covered = np.bincount(group, weights=(big & ~arm_has_cov).astype(np.float64), minlength=n_groups) == 0
+    want = settings.cuped & covered
+    theta = np.where(want, _theta(c, group, settings.metric, m, big & arm_has_cov & want[group]), 0.0)
+    applied = want & (theta != 0.0)
+    t_arm = theta[group]
+    on = applied[group]
+    var_pre = np.where(on, m.var_pre, 0.0)
+    cov = np.where(on, m.cov, 0.0)
+    adj = np.where(on, m.post - t_arm * m.pre, m.post)
+    adj_var = cuped.adjusted_variance(m.var_post, var_pre, cov, t_arm)
+
+    a, b = control, treatment
+    g = group[a]
+    na, nb = n[a], n[b]
+    rel = settings.relative[g]
+    th = theta[g]
+    diff = adj[b] - adj[a]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_abs = frequentist.absolute_variance(adj_var[a], na, adj_var[b], nb)
+        v_abs_plain = frequentist.absolute_variance(m.var_post[a], na, m.var_post[b], nb)
+        v_rel = cuped.relative_variance(m.post[a], m.var_post[a], var_pre[a], cov[a], na, m.post[b], adj_var[b], nb, th)
+        v_rel_plain = frequentist.relative_variance(m.post[a], m.var_post[a], na, m.post[b], m.var_post[b], nb)
+    estimate = np.where(rel, frequentist.relative_lift(m.post[a], diff), diff)
+    variance = np.where(rel, v_rel, v_abs)
+    variance_plain = np.where(rel, v_rel_plain, v_abs_plain)
+    alpha = settings.alpha[g]
+
+    fixed = frequentist.t_interval(estimate, variance, frequentist.welch_dof(adj_var[a], na, adj_var[b], nb), alpha)
+    seq = settings.sequential[g]
+    low, high, p = fixed
+    if seq.any():
+        s_low, s_high = sequential.confidence_sequence(estimate, variance, na + nb, alpha, settings.tuning[g])
+        s_p = sequential.sequential_p_value(estimate, variance, na + nb, alpha, settings.tuning[g])
+        low, high, p = np.where(seq, s_low, low), np.where(seq, s_high, high), np.where(seq, s_p, p)
+    ctw = frequentist.chance_to_win(estimate, variance)
+    reduction = np.where(applied[g], cuped.variance_reduction(variance, variance_plain), np.nan)
+
+    is_ratio = metric == RATIO
+    with np.errstate(invalid="ignore"):
+        zero_den = is_ratio & (c["denominator_sum"] == 0)
+        finite = np.isfinite(estimate) & np.isfinite(variance) & (variance > 0)
+        finite &= np.isfinite(low) & np.isfinite(high) & np.isfinite(p) & np.isfinite(ctw)
+        error = _first_error(
+            [
+                (ErrorCode.NO_USERS, (na == 0) | (nb == 0)),
+                (ErrorCode.TOO_FEW_USERS, (na < 2) | (nb < 2)),
+                (ErrorCode.ZERO_DENOMINATOR, zero_den[a] | zero_den[b]),
+                (ErrorCode.ZERO_VARIANCE, (adj_var[a] <= 0) | (adj_var[b] <= 0)),
+                (ErrorCode.ZERO_CONTROL_MEAN, rel & (m.post[a] == 0)),
+                (ErrorCode.NUMERICAL_ERROR, ~finite),
+            ],
+            a.shape[0],
+        )
+        mean = np.where((n > 0) & ~zero_den, m.post, np.nan)
+        stddev = np.sqrt(np.where(m.var_post >= 0, m.var_post, np.nan))
+    return CoreResult(mean, stddev, theta, applied, estimate, variance, low, high, p, ctw, reduction, error)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmArrays:
+    """Sufficient statistics of one arm across many experiments, one entry each."""
+
+    users: FloatArray
+    main_sum: FloatArray
+    main_sum_squares: FloatArray | None = None
+    covariate_sum: FloatArray | None = None
+    covariate_sum_squares: FloatArray | None = None
+    main_covariate_sum_product: FloatArray | None = None
+    denominator_sum: FloatArray | None = None
+    denominator_sum_squares: FloatArray | None = None
+    main_denominator_sum_product: FloatArray | None = None
+    denominator_pre_sum: FloatArray | None = None
+    denominator_pre_sum_squares: FloatArray | None = None
+    main_post_denominator_pre_sum_product: FloatArray | None = None
+    main_pre_denominator_post_sum_product: FloatArray | None = None
+    main_pre_denominator_pre_sum_product: FloatArray | None = None
+    denominator_post_denominator_pre_sum_product: FloatArray | None = None
+
+
+class ComparisonArrays(NamedTuple):
+    estimate: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    p_value: FloatArray
+    chance_to_win: FloatArray
+    variance: FloatArray
+    variance_reduction: FloatArray
+    theta: FloatArray
+    cuped_applied: BoolArray
+    error: IntArray  # index into stats.types.ERROR_CODES, -1 when defined
+
+
+def compare_arrays(
+    control: ArmArrays,
+    treatment: ArmArrays,
+    *,
+    metric: MetricType,
+    alpha: float = 0.05,
+    difference_type: DifferenceType = "relative",
+    sequential: bool = False,
+    sequential_tuning_parameter: float = 5000.0,
+    cuped: bool = False,
+) -> ComparisonArrays:
+    """Compare many two-arm experiments given as arrays (simulations, backfills).
+
+    Entry i of every array belongs to experiment i; theta is pooled over its two arms.
+    """
+    k = np.asarray(control.users).shape[0]
+
+    def column(name: str) -> FloatArray:
+        parts = [getattr(arm, name) for arm in (control, treatment)]
+        if any(p is None for p in parts):
+            return np.full(2 * k, np.nan)
+        return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+    cols = {f: column(f) for f in NUMERIC_FIELDS}
+    idx = np.arange(k, dtype=np.int64)
+    settings = GroupSettings(
+        metric=np.full(k, METRIC_TYPES.index(metric), dtype=np.int64),
+        alpha=np.full(k, alpha),
+        relative=np.full(k, difference_type == "relative"),
+        sequential=np.full(k, sequential),
+        tuning=np.full(k, sequential_tuning_parameter),
+        cuped=np.full(k, cuped),
+    )
+    r = run(ArmColumns(cols, np.concatenate([idx, idx])), settings, idx, idx + k)
+    return ComparisonArrays(
+        r.estimate,
+        r.ci_low,
+        r.ci_high,
+        r.p_value,
+        r.chance_to_win,
+        r.variance,
+        r.variance_reduction,
+        r.theta,
+        r.cuped_applied,
+        r.error,
+    )

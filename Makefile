@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
-EMBEDDED := $(PY) -m config.embedded_db
+EMBEDDED := $(PY) -m devtools.embedded_db
 
 .PHONY: demo test lint install install-dev browser clean
 
@@ -34,7 +34,7 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: $(RUNTIME_STAMP)
-	$(EMBEDDED) --data .demo/pgdata -- $(PY) -m config.demo
+	$(EMBEDDED) --data .demo/pgdata -- $(PY) -m devtools.demo
 
 test: $(DEV_STAMP) browser
 	$(EMBEDDED) --data .test-db/pgdata -- $(PY) -m pytest $(PYTEST_ARGS)

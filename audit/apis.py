@@ -15,18 +15,33 @@ class AuditListApi(APIView):
     class OutputSerializer(serializers.ModelSerializer[AuditEntry]):
         class Meta:
             model = AuditEntry
-            fields = ["id", "created_at", "actor_label", "via", "action", "object_type", "object_key",
-                      "environment", "diff", "before", "after"]
+            fields = [
+                "id",
+                "created_at",
+                "actor_label",
+                "via",
+                "action",
+                "object_type",
+                "object_key",
+                "environment",
+                "diff",
+                "before",
+                "after",
+            ]
 
     @extend_schema(
-        parameters=[OpenApiParameter("object_type", str), OpenApiParameter("object_key", str),
-                    OpenApiParameter("action", str)],
+        parameters=[
+            OpenApiParameter("object_type", str),
+            OpenApiParameter("object_key", str),
+            OpenApiParameter("action", str),
+        ],
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
         params: Any = request.query_params
-        entries = audit_list(object_type=params.get("object_type"), object_key=params.get("object_key"),
-                             action=params.get("action"))
+        entries = audit_list(
+            object_type=params.get("object_type"), object_key=params.get("object_key"), action=params.get("action")
+        )
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

@@ -15,7 +15,9 @@ from flags.documents import flag_document, rule_document, segment_document
 from flags.models import Environment
 
 
-def _input(serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False) -> dict[str, Any]:
+def _input(
+    serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False
+) -> dict[str, Any]:
     serializer = serializer_class(data=request.data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -23,7 +25,7 @@ def _input(serializer_class: type[serializers.Serializer[Any]], request: Request
 
 def _paginated(request: Request, view: APIView, items: Any, render: Any) -> Response:
     paginator = LimitOffsetPagination()
-    page = paginator.paginate_queryset(items, request, view=view)
+    page: list[Any] | None = paginator.paginate_queryset(items, request, view=view)
     assert page is not None
     return paginator.get_paginated_response([render(item) for item in page])
 
@@ -62,7 +64,9 @@ class EnvironmentDetailApi(APIView):
 class EnvironmentRotateKeysApi(APIView):
     @extend_schema(request=None, responses=EnvironmentOutput)
     def post(self, request: Request, key: str) -> Response:
-        env = services.environment_rotate_keys(actor=request_actor(request), environment=selectors.environment_get(key=key))
+        env = services.environment_rotate_keys(
+            actor=request_actor(request), environment=selectors.environment_get(key=key)
+        )
         return Response(EnvironmentOutput(env).data)
 
 
@@ -159,7 +163,9 @@ class FlagArchiveApi(APIView):
 
     @extend_schema(request=None, responses=FlagOutput)
     def post(self, request: Request, key: str) -> Response:
-        flag = services.flag_archive(actor=request_actor(request), flag=selectors.flag_get(key=key), archived=self.archived)
+        flag = services.flag_archive(
+            actor=request_actor(request), flag=selectors.flag_get(key=key), archived=self.archived
+        )
         return Response(flag_document(selectors.flag_get(key=flag.key)))
 
 
@@ -223,8 +229,10 @@ class FlagRuleListApi(APIView):
     def post(self, request: Request, key: str, env: str) -> Response:
         data = _rule_input(request, partial=False)
         rule = services.flag_rule_create(
-            actor=request_actor(request), flag=selectors.flag_get(key=key),
-            environment=selectors.environment_get(key=env), **data,
+            actor=request_actor(request),
+            flag=selectors.flag_get(key=key),
+            environment=selectors.environment_get(key=env),
+            **data,
         )
         return Response(rule_document(rule), status=status.HTTP_201_CREATED)
 
@@ -234,13 +242,17 @@ class FlagRuleDetailApi(APIView):
     def patch(self, request: Request, key: str, env: str, uid: str) -> Response:
         data = _rule_input(request, partial=True)
         data.pop("position", None)
-        rule = selectors.rule_get(flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid)
+        rule = selectors.rule_get(
+            flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid
+        )
         rule = services.flag_rule_update(actor=request_actor(request), rule=rule, **data)
         return Response(rule_document(rule))
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, key: str, env: str, uid: str) -> Response:
-        rule = selectors.rule_get(flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid)
+        rule = selectors.rule_get(
+            flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid
+        )
         services.flag_rule_delete(actor=request_actor(request), rule=rule)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -253,7 +265,9 @@ class FlagRuleReorderApi(APIView):
     def post(self, request: Request, key: str, env: str) -> Response:
         data = _input(self.InputSerializer, request)
         flag, environment = selectors.flag_get(key=key), selectors.environment_get(key=env)
-        services.flag_rule_reorder(actor=request_actor(request), flag=flag, environment=environment, rule_ids=data["rule_ids"])
+        services.flag_rule_reorder(
+            actor=request_actor(request), flag=flag, environment=environment, rule_ids=data["rule_ids"]
+        )
         return Response([rule_document(r) for r in flag.states.get(environment=environment).rules.all()])
 
 

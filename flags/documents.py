@@ -50,13 +50,8 @@ def flag_document(flag: Flag) -> dict[str, Any]:
         "lifecycle": flag.lifecycle,
         "prerequisites": flag.prerequisites,
         "archived": flag.archived_at is not None,
-        "variants": [
-            {"key": v.key, "name": v.name, "value": v.value} for v in flag.variants.all()
-        ],
-        "environments": {
-            s.environment.key: state_document(s)
-            for s in flag.states.select_related("environment").all()
-        },
+        "variants": [{"key": v.key, "name": v.name, "value": v.value} for v in flag.variants.all()],
+        "environments": {s.environment.key: state_document(s) for s in flag.states.select_related("environment").all()},
     }
 
 

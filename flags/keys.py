@@ -5,7 +5,7 @@ import secrets
 
 CLIENT_PREFIX = "sdk-client-"
 SERVER_PREFIX = "sdk-server-"
-TOKEN_PREFIX = "sbm_"
+TOKEN_PREFIX = "sbm_"  # noqa: S105 - a prefix, not a secret
 
 
 def new_client_key() -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -25,9 +25,24 @@ from flags.keys import new_client_key, new_management_token, new_server_key, tok
 from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
 
 RULE_FIELDS = (
-    "kind", "description", "enabled", "condition", "segments", "prerequisites", "variant",
-    "coverage", "hash_attribute", "fallback_attribute", "seed", "variations", "weights",
-    "experiment_key", "namespace", "phase", "starts_at", "ends_at",
+    "kind",
+    "description",
+    "enabled",
+    "condition",
+    "segments",
+    "prerequisites",
+    "variant",
+    "coverage",
+    "hash_attribute",
+    "fallback_attribute",
+    "seed",
+    "variations",
+    "weights",
+    "experiment_key",
+    "namespace",
+    "phase",
+    "starts_at",
+    "ends_at",
 )
 FLAG_FIELDS = ("name", "description", "owner", "tags", "lifecycle", "prerequisites")
 
@@ -58,8 +73,14 @@ def environment_create(*, actor: Actor, key: str, name: str = "") -> Environment
     for flag in Flag.objects.prefetch_related("variants"):
         first = flag.variants.all()[0].key
         FlagState.objects.create(flag=flag, environment=env, default_variant=first, off_variant=first)
-    audit_record(actor=actor, action="environment.create", object_type="environment",
-                 object_key=key, after=environment_document(env), environment=key)
+    audit_record(
+        actor=actor,
+        action="environment.create",
+        object_type="environment",
+        object_key=key,
+        after=environment_document(env),
+        environment=key,
+    )
     return env
 
 
@@ -71,25 +92,34 @@ def environment_rotate_keys(*, actor: Actor, environment: Environment) -> Enviro
     environment.server_key = new_server_key()
     environment.config_version += 1
     environment.save(update_fields=["client_key", "server_key", "config_version", "updated_at"])
-    audit_record(actor=actor, action="environment.rotate_keys", object_type="environment",
-                 object_key=environment.key, before=before,
-                 after={"client_key_prefix": environment.client_key[:8]}, environment=environment.key)
+    audit_record(
+        actor=actor,
+        action="environment.rotate_keys",
+        object_type="environment",
+        object_key=environment.key,
+        before=before,
+        after={"client_key_prefix": environment.client_key[:8]},
+        environment=environment.key,
+    )
     return environment
 
 
 @transaction.atomic
 def api_token_create(
-    *, actor: Actor, user: AbstractBaseUser, name: str, scope: str = ApiToken.Scope.READ
+    *, actor: Actor, user: User, name: str, scope: str = ApiToken.Scope.READ
 ) -> tuple[ApiToken, str]:
     """Create a management token; the raw value is returned once and never stored."""
     if scope not in ApiToken.Scope.values:
         raise ValidationFailed("Unknown scope.", details={"scope": [f"Use one of {ApiToken.Scope.values}."]})
     raw = new_management_token()
-    token = ApiToken.objects.create(
-        name=name, user=user, scope=scope, prefix=raw[:10], token_hash=token_digest(raw)
+    token = ApiToken.objects.create(name=name, user=user, scope=scope, prefix=raw[:10], token_hash=token_digest(raw))
+    audit_record(
+        actor=actor,
+        action="token.create",
+        object_type="token",
+        object_key=token.prefix,
+        after={"name": name, "scope": scope, "user": user.get_username()},
     )
-    audit_record(actor=actor, action="token.create", object_type="token", object_key=token.prefix,
-                 after={"name": name, "scope": scope, "user": user.get_username()})
     return token, raw
 
 
@@ -172,8 +202,14 @@ def flag_create(
     _check_prerequisites(key, list(prerequisites))
     try:
         flag = Flag.objects.create(
-            key=key, value_type=value_type, name=name, description=description, owner=owner,
-            tags=list(tags), lifecycle=lifecycle, prerequisites=list(prerequisites),
+            key=key,
+            value_type=value_type,
+            name=name,
+            description=description,
+            owner=owner,
+            tags=list(tags),
+            lifecycle=lifecycle,
+            prerequisites=list(prerequisites),
         )
     except IntegrityError as exc:
         raise Conflict(f"Flag '{key}' already exists.", code="duplicate_key") from exc
@@ -186,8 +222,7 @@ def flag_create(
         FlagState(flag=flag, environment=e, default_variant=default, off_variant=off) for e in envs
     )
     environments_bump(environment_ids=[e.id for e in envs])
-    audit_record(actor=actor, action="flag.create", object_type="flag", object_key=key,
-                 after=flag_document(flag))
+    audit_record(actor=actor, action="flag.create", object_type="flag", object_key=key, after=flag_document(flag))
     return flag
 
 
@@ -209,9 +244,13 @@ def flag_update(*, actor: Actor, flag: Flag, **changes: Any) -> Flag:
     before = flag_document(flag)
     unknown = set(changes) - set(FLAG_FIELDS) - {"variants"}
     if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["This field cannot be changed."] for f in sorted(unknown)})
+        raise ValidationFailed(
+            "Unknown fields.", details={f: ["This field cannot be changed."] for f in sorted(unknown)}
+        )
     if "lifecycle" in changes and changes["lifecycle"] not in Flag.Lifecycle.values:
-        raise ValidationFailed("Unknown lifecycle.", details={"lifecycle": [f"Use one of {', '.join(Flag.Lifecycle.values)}."]})
+        raise ValidationFailed(
+            "Unknown lifecycle.", details={"lifecycle": [f"Use one of {', '.join(Flag.Lifecycle.values)}."]}
+        )
     if "prerequisites" in changes:
         _check_prerequisites(flag.key, changes["prerequisites"])
     if "variants" in changes:
@@ -232,8 +271,14 @@ def flag_update(*, actor: Actor, flag: Flag, **changes: Any) -> Flag:
         setattr(flag, field, value)
     flag.save()
     environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
-    audit_record(actor=actor, action="flag.update", object_type="flag", object_key=flag.key,
-                 before=before, after=flag_document(flag))
+    audit_record(
+        actor=actor,
+        action="flag.update",
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+    )
     return flag
 
 
@@ -252,8 +297,14 @@ def flag_archive(*, actor: Actor, flag: Flag, archived: bool = True) -> Flag:
     flag.archived_at = timezone.now() if archived else None
     flag.save(update_fields=["archived_at", "updated_at"])
     environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
-    audit_record(actor=actor, action="flag.archive" if archived else "flag.restore", object_type="flag",
-                 object_key=flag.key, before=before, after=flag_document(flag))
+    audit_record(
+        actor=actor,
+        action="flag.archive" if archived else "flag.restore",
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+    )
     return flag
 
 
@@ -284,8 +335,15 @@ def flag_state_update(
     state.save()
     environments_bump(environment_ids=[environment.id])
     action = "flag.toggle" if enabled is not None and not served else "flag.state_update"
-    audit_record(actor=actor, action=action, object_type="flag", object_key=flag.key,
-                 before=before, after=flag_document(flag), environment=environment.key)
+    audit_record(
+        actor=actor,
+        action=action,
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+        environment=environment.key,
+    )
     return state
 
 
@@ -338,8 +396,15 @@ def flag_rule_create(
     rule.save()
     _renumber(rules)
     environments_bump(environment_ids=[environment.id])
-    audit_record(actor=actor, action="flag.rule_create", object_type="flag", object_key=flag.key,
-                 before=before, after=flag_document(flag), environment=environment.key)
+    audit_record(
+        actor=actor,
+        action="flag.rule_create",
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+        environment=environment.key,
+    )
     return rule
 
 
@@ -370,8 +435,15 @@ def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
         setattr(rule, field, value)
     rule.save()
     environments_bump(environment_ids=[env.id])
-    audit_record(actor=actor, action="flag.rule_update", object_type="flag", object_key=flag.key,
-                 before=before, after=flag_document(flag), environment=env.key)
+    audit_record(
+        actor=actor,
+        action="flag.rule_update",
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+        environment=env.key,
+    )
     return rule
 
 
@@ -383,8 +455,15 @@ def flag_rule_delete(*, actor: Actor, rule: Rule) -> None:
     rule.delete()
     _renumber(list(state.rules.all()))
     environments_bump(environment_ids=[env.id])
-    audit_record(actor=actor, action="flag.rule_delete", object_type="flag", object_key=flag.key,
-                 before=before, after=flag_document(flag), environment=env.key)
+    audit_record(
+        actor=actor,
+        action="flag.rule_delete",
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+        environment=env.key,
+    )
 
 
 @transaction.atomic
@@ -393,13 +472,22 @@ def flag_rule_reorder(*, actor: Actor, flag: Flag, environment: Environment, rul
     state = _state(flag, environment)
     rules = {r.uid: r for r in state.rules.all()}
     if sorted(rule_ids) != sorted(rules):
-        raise ValidationFailed("Give every rule id of this flag and environment exactly once.",
-                               details={"rule_ids": [f"Expected {sorted(rules)}."]})
+        raise ValidationFailed(
+            "Give every rule id of this flag and environment exactly once.",
+            details={"rule_ids": [f"Expected {sorted(rules)}."]},
+        )
     before = flag_document(flag)
     _renumber([rules[uid] for uid in rule_ids])
     environments_bump(environment_ids=[environment.id])
-    audit_record(actor=actor, action="flag.rule_reorder", object_type="flag", object_key=flag.key,
-                 before=before, after=flag_document(flag), environment=environment.key)
+    audit_record(
+        actor=actor,
+        action="flag.rule_reorder",
+        object_type="flag",
+        object_key=flag.key,
+        before=before,
+        after=flag_document(flag),
+        environment=environment.key,
+    )
 
 
 # Segments -------------------------------------------------------------------------------
@@ -440,8 +528,9 @@ def segment_create(*, actor: Actor, key: str, name: str = "", **data: Any) -> Se
         raise Conflict(f"Segment '{key}' already exists.", code="duplicate_key")
     segment = Segment.objects.create(key=key, name=name or key, **data)
     environments_bump(environment_ids=_all_environment_ids())
-    audit_record(actor=actor, action="segment.create", object_type="segment", object_key=key,
-                 after=segment_document(segment))
+    audit_record(
+        actor=actor, action="segment.create", object_type="segment", object_key=key, after=segment_document(segment)
+    )
     return segment
 
 
@@ -458,16 +547,24 @@ def segment_update(*, actor: Actor, segment: Segment, **changes: Any) -> Segment
         setattr(segment, field, value)
     segment.save()
     environments_bump(environment_ids=_all_environment_ids())
-    audit_record(actor=actor, action="segment.update", object_type="segment", object_key=segment.key,
-                 before=before, after=segment_document(segment))
+    audit_record(
+        actor=actor,
+        action="segment.update",
+        object_type="segment",
+        object_key=segment.key,
+        before=before,
+        after=segment_document(segment),
+    )
     return segment
 
 
 def segment_usages(*, segment: Segment) -> list[str]:
     return sorted(
-        {f"{r.state.flag.key}@{r.state.environment.key}"
-         for r in Rule.objects.select_related("state__flag", "state__environment")
-         if segment.key in (r.segments or [])}
+        {
+            f"{r.state.flag.key}@{r.state.environment.key}"
+            for r in Rule.objects.select_related("state__flag", "state__environment")
+            if segment.key in (r.segments or [])
+        }
     )
 
 
@@ -479,5 +576,4 @@ def segment_delete(*, actor: Actor, segment: Segment) -> None:
     before = segment_document(segment)
     segment.delete()
     environments_bump(environment_ids=_all_environment_ids())
-    audit_record(actor=actor, action="segment.delete", object_type="segment", object_key=before["key"],
-                 before=before)
+    audit_record(actor=actor, action="segment.delete", object_type="segment", object_key=before["key"], before=before)

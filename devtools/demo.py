@@ -1,6 +1,6 @@
 """`make demo`: migrate, seed demo data, then run the web server, a Celery worker and beat.
 
-Run through `python -m config.embedded_db`, which provides DATABASE_URL. Ctrl-C stops all
+Run through `python -m devtools.embedded_db`, which provides DATABASE_URL. Ctrl-C stops all
 processes started here (the embedded database is stopped by its runner).
 """
 
@@ -75,7 +75,7 @@ def _banner(seed: dict[str, object]) -> str:
         "Try:",
         f"  curl -s -X POST {base}/ofrep/v1/evaluate/flags/new-checkout \\",
         f"       -H 'Authorization: Bearer {client_key}' -H 'Content-Type: application/json' \\",
-        "       -d '{\"context\": {\"targetingKey\": \"user-42\", \"country\": \"DE\"}}'",
+        '       -d \'{"context": {"targetingKey": "user-42", "country": "DE"}}\'',
         f"  curl -s {base}/api/features/{client_key}",
         f"  curl -s {base}/api/v1/flags -H 'Authorization: Bearer {token}'",
         "",
@@ -96,8 +96,21 @@ def main() -> int:
             env=env,
         ),
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
-             "--concurrency", "1", "--schedule", str(DEMO_DIR / "celerybeat-schedule")],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--schedule",
+                str(DEMO_DIR / "celerybeat-schedule"),
+            ],
             env=env,
         ),
     ]

@@ -1,0 +1,1 @@
+"""Local development runners: embedded PostgreSQL and the demo launcher."""

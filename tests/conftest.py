@@ -1,0 +1,60 @@
+"""Fixtures shared by the integration tests: a real PostgreSQL (pytest-django) and factories."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from audit.types import Actor
+from flags import services
+from flags.models import ApiToken, Environment
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(host: str, port: int, name: str) -> None:
+    """Skip when a local service is missing, but fail under CI where it must be there."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        message = f"{name} is not reachable on {host}:{port} ({exc})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def actor() -> Actor:
+    return Actor(label="tester", via="system")
+
+
+@pytest.fixture
+def environments(db: Any, actor: Actor) -> dict[str, Environment]:
+    return {key: services.environment_create(actor=actor, key=key) for key in ("production", "staging")}
+
+
+@pytest.fixture
+def admin_user(db: Any) -> User:
+    return User.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+
+
+def _token_client(user: User, scope: str) -> APIClient:
+    _, raw = services.api_token_create(actor=Actor.system(), user=user, name=f"{scope} token", scope=scope)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def write_client(admin_user: User) -> APIClient:
+    return _token_client(admin_user, ApiToken.Scope.WRITE)
+
+
+@pytest.fixture
+def read_client(admin_user: User) -> APIClient:
+    return _token_client(admin_user, ApiToken.Scope.READ)

@@ -91,9 +91,13 @@ def _experiment_result(evaluation: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("name", "context", "key", "expected"), _params("feature"))
-def test_evaluate__case__matches_growthbook(name: str, context: dict[str, Any], key: str, expected: dict[str, Any]) -> None:
+def test_evaluate__case__matches_growthbook(
+    name: str, context: dict[str, Any], key: str, expected: dict[str, Any]
+) -> None:
     snapshot = snapshot_from_payload(context)
-    evaluation = evaluate(snapshot, key, context.get("attributes", {}), forced_variations=context.get("forcedVariations"))
+    evaluation = evaluate(
+        snapshot, key, context.get("attributes", {}), forced_variations=context.get("forcedVariations")
+    )
 
     got = {
         "value": evaluation.value,

@@ -41,7 +41,9 @@ def test_get_bucket_ranges__case__matches_growthbook(name: str, args: list[Any],
 
 
 @pytest.mark.parametrize(("name", "n", "ranges", "expected"), _params("chooseVariation"))
-def test_choose_variation__case__matches_growthbook(name: str, n: float, ranges: list[list[float]], expected: int) -> None:
+def test_choose_variation__case__matches_growthbook(
+    name: str, n: float, ranges: list[list[float]], expected: int
+) -> None:
     assert choose_variation(n, [(r[0], r[1]) for r in ranges]) == expected
 
 

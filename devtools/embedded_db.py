@@ -10,6 +10,7 @@ command ends or on Ctrl-C. With DATABASE_URL already set it just runs the comman
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import signal
 import subprocess
@@ -40,6 +41,9 @@ def _embedded_url(data_dir: Path) -> tuple[str, object]:
                 raise
             time.sleep(0.5)
     assert server is not None
+    # This runner stops the server itself (see _stop); the library's exit hook would
+    # only try again and complain.
+    atexit.unregister(server._cleanup)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 - constant name
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{DATABASE_NAME}";')

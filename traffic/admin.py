@@ -1,0 +1,114 @@
+"""Admin for layers and holdouts; every save goes through `traffic.services`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from audit.admin import AuditHistoryMixin
+from flags.admin import ServiceAdmin, admin_actor
+from flags.forms import ErrorTarget, ServiceModelForm, as_percent, percent_field
+from traffic import services
+from traffic.models import Holdout, Layer
+
+
+class LayerForm(ServiceModelForm):
+    class Meta:
+        model = Layer
+        fields = ("key", "name", "description")
+        help_texts = {"key": "Experiments in the same layer never share a user. It cannot be changed later."}
+
+
+class HoldoutForm(ServiceModelForm):
+    share_percent = percent_field(
+        maximum=50, label="Held-out share (%)", required=True,
+        help_text="Share of units kept out of every experiment in scope, to measure their combined impact. "
+                  "Changing it later moves units in or out of the holdout.",
+    )
+
+    class Meta:
+        model = Holdout
+        fields = ("key", "name", "description", "hash_attribute", "seed")
+        help_texts = {"seed": "Leave empty to use the key.", "hash_attribute": "Attribute units are hashed by."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["share_percent"] = as_percent(self.instance.share)
+        seed = self.fields.get("seed")
+        if isinstance(seed, forms.CharField):
+            seed.required = False
+
+
+def _text_fields(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
+
+
+@admin.register(Layer)
+class LayerAdmin(AuditHistoryMixin, ServiceAdmin[Layer]):
+    audit_object_type = "layer"
+    form = LayerForm
+    list_display = ("key", "name", "description", "created_at")
+    search_fields = ("key", "name", "description")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Layer | None = None) -> Any:
+        return () if obj is None else ("key", "created_at")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Layer | None = None) -> bool:
+        return False
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if not change:
+            layer = self.call(ErrorTarget(), services.layer_create, actor=admin_actor(request), key=data["key"],
+                              name=data["name"], description=data["description"])
+            form.instance.pk = layer.pk
+            return
+        changes = _text_fields(form, services.LAYER_FIELDS)
+        if changes:
+            self.call(ErrorTarget(), services.layer_update, actor=admin_actor(request),
+                      layer=Layer.objects.get(pk=form.instance.pk), **changes)
+
+
+@admin.register(Holdout)
+class HoldoutAdmin(AuditHistoryMixin, ServiceAdmin[Holdout]):
+    audit_object_type = "holdout"
+    form = HoldoutForm
+    list_display = ("key", "name", "share_shown", "hash_attribute", "created_at")
+    search_fields = ("key", "name", "description")
+    fields = ("key", "name", "description", "share_percent", "hash_attribute", "seed")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Holdout | None = None) -> Any:
+        return () if obj is None else ("key",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Holdout | None = None) -> bool:
+        return False
+
+    @admin.display(description="Held-out share", ordering="share")
+    def share_shown(self, obj: Holdout) -> str:
+        return f"{as_percent(obj.share)} %"
+
+    @admin.display(description="Held-out share (%)")
+    def share_percent(self, obj: Holdout) -> str:
+        return self.share_shown(obj)
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        data = form.cleaned_data
+        share = float(data["share_percent"]) / 100
+        if not change:
+            holdout = self.call(
+                ErrorTarget(fields={"share": "share_percent"}), services.holdout_create, actor=admin_actor(request), key=data["key"], share=share,
+                name=data["name"], description=data["description"], hash_attribute=data["hash_attribute"],
+                seed=data["seed"],
+            )
+            form.instance.pk = holdout.pk
+            return
+        changes = _text_fields(form, ("name", "description", "hash_attribute", "seed"))
+        if "share_percent" in form.changed_data:
+            changes["share"] = share
+        if changes:
+            self.call(ErrorTarget(fields={"share": "share_percent"}), services.holdout_update,
+                      actor=admin_actor(request), holdout=Holdout.objects.get(pk=form.instance.pk), **changes)

@@ -16,6 +16,10 @@ from typing import Any
 
 from flags.conditions import GroupIndex, index_groups
 from flags.types import (
+    EXPERIMENT,
+    FORCE_ALWAYS,
+    FORCE_ROLLOUT,
+    INERT,
     Evaluation,
     Experiment,
     ExperimentAssignment,
@@ -89,7 +93,17 @@ def evaluate_all(
     """Evaluate every flag of the snapshot (or only ``keys``) for one unit."""
     ctx = _Context(snapshot.features, snapshot.group_index, attributes, now, forced_variations)
     wanted = snapshot.features if keys is None else keys
-    return {key: _evaluate(ctx, key) for key in wanted}
+    memo = ctx.memo
+    results: dict[str, Evaluation] = {}
+    for key in wanted:
+        # Inlined _evaluate: prerequisites may have filled the memo already.
+        result = memo.get(key)
+        if result is None:
+            result = _evaluate_feature(ctx, key)
+            if result.source is not Source.CYCLIC_PREREQUISITE:
+                memo[key] = result
+        results[key] = result
+    return results
 
 
 def run_experiment(
@@ -154,16 +168,18 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
     if key in ctx.stack:
         return _cyclic(key)
     if not feature.enabled:
-        return Evaluation(key, feature.default_value, feature.default_variant, Reason.DISABLED, Source.DEFAULT_VALUE)
+        return feature.default_result
     attributes = ctx.attributes
     groups = ctx.groups
-    for rule in feature.rules:
-        if (rule.starts_at is not None or rule.ends_at is not None) and not rule.active_at(ctx.now):
+    for kind, rule, forced_result, matcher, parents, filters, scheduled in feature.plan:
+        if kind == INERT and not parents:
             continue
-        if rule.parent_conditions:
+        if scheduled and not rule.active_at(ctx.now):
+            continue
+        if parents:
             ctx.stack.append(key)
             try:
-                verdict = _check_parents(ctx, rule.parent_conditions)
+                verdict = _check_parents(ctx, parents)
             finally:
                 ctx.stack.pop()
             if verdict is _GATE:
@@ -172,36 +188,35 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
                 return _cyclic(key)
             if verdict is _SKIP:
                 continue
-        matcher = rule.matcher
         if matcher is not None and not matcher(attributes, groups):
             continue
-        if rule.filters and is_filtered_out(rule.filters, attributes):
+        if filters and is_filtered_out(filters, attributes):
             continue
-        if rule.is_force:
-            if not _in_rollout(ctx, key, rule):
-                continue
-            return Evaluation(key, rule.force, rule.force_variant, rule.reason, Source.FORCE, rule.id)
-        if rule.variations is None:
+        if kind == FORCE_ALWAYS:
+            return forced_result  # type: ignore[return-value]
+        if kind == FORCE_ROLLOUT:
+            if _in_rollout(ctx, key, rule):
+                return forced_result  # type: ignore[return-value]
+            continue
+        if kind != EXPERIMENT:
             continue
         exp_key = rule.key or key
-        if len(rule.variations) < 2:
-            continue
-        forced = ctx.forced.get(exp_key)
+        forced = ctx.forced.get(exp_key) if ctx.forced else None
         if forced is not None:
-            index, bucket = forced, None
+            variation, bucket = forced, None
         else:
-            index, bucket = _bucket(ctx, exp_key, rule)
-        if index < 0 or index >= len(rule.variations):
+            variation, bucket = _bucket(ctx, exp_key, rule)
+        variations = rule.variations or ()
+        if variation < 0 or variation >= len(variations):
             continue
         meta = rule.meta
-        if meta is not None and index < len(meta) and meta[index].passthrough:
+        if meta is not None and variation < len(meta) and meta[variation].passthrough:
             continue
-        assignment = _assignment(ctx, exp_key, rule, index, key, bucket)
+        assignment = _assignment(ctx, exp_key, rule, variation, key, bucket)
         return Evaluation(
             key, assignment.value, assignment.variation_key, Reason.SPLIT, Source.EXPERIMENT, rule.id, assignment
         )
-    reason = Reason.DEFAULT if feature.rules else Reason.STATIC
-    return Evaluation(key, feature.default_value, feature.default_variant, reason, Source.DEFAULT_VALUE)
+    return feature.default_result
 
 
 def _cyclic(key: str) -> Evaluation:
@@ -221,12 +236,14 @@ def _check_parents(ctx: _Context, parents: tuple[ParentCondition, ...]) -> str |
 
 
 def _in_rollout(ctx: _Context, key: str, rule: Rule) -> bool:
-    if rule.range is None and rule.coverage is None:
-        return True
-    _, raw = resolve_hash_value(ctx.attributes, rule.hash_attribute, rule.fallback_attribute)
+    raw = ctx.attributes.get(rule.hash_attribute)
+    if type(raw) is str and raw:
+        value = raw
+    else:
+        value = hash_string(resolve_hash_value(ctx.attributes, rule.hash_attribute, rule.fallback_attribute)[1])
     return is_included_in_rollout(
         rule.seed or key,
-        hash_string(raw),
+        value,
         bucket_range=rule.range,
         coverage=rule.coverage,
         hash_version=rule.hash_version or 1,
@@ -271,7 +288,10 @@ def _assignment(
     if not in_experiment:
         index = 0
     # Experiments take no fallback attribute (GrowthBook uses it only with sticky bucketing).
-    attribute, raw = resolve_hash_value(ctx.attributes, spec.hash_attribute)
+    attribute = spec.hash_attribute
+    raw = ctx.attributes.get(attribute)
+    if type(raw) is not str or not raw:
+        attribute, raw = resolve_hash_value(ctx.attributes, attribute)
     meta = spec.meta[index] if spec.meta is not None and index < len(spec.meta) else None
     keys = spec.variant_keys
     return ExperimentAssignment(

@@ -54,7 +54,7 @@ def _json_error(exc: json.JSONDecodeError) -> str:
     return f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
 
 
-class JSONTextField(forms.CharField):
+class JSONTextField(forms.Field):
     """JSON typed into a textarea; the error says where the text stops being JSON."""
 
     def __init__(
@@ -100,7 +100,11 @@ class JSONTextField(forms.CharField):
         return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-class TagsField(forms.CharField):
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+class TagsField(forms.Field):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("help_text", "Comma-separated, for example: checkout, growth")
@@ -110,14 +114,13 @@ class TagsField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:
         if isinstance(value, list):
             return [str(v) for v in value]
-        text = super().to_python(value)
-        return [t.strip() for t in text.split(",") if t.strip()]
+        return [t.strip() for t in _text(value).split(",") if t.strip()]
 
     def prepare_value(self, value: Any) -> Any:
         return ", ".join(map(str, value)) if isinstance(value, list) else value
 
 
-class IdListField(forms.CharField):
+class IdListField(forms.Field):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("widget", TextareaWidget(attrs={"rows": 4, "class": "font-mono"}))
@@ -126,8 +129,7 @@ class IdListField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:
         if isinstance(value, list):
             return [str(v) for v in value]
-        text = super().to_python(value)
-        return [t for t in re.split(r"[\s,;]+", text) if t]
+        return [t for t in re.split(r"[\s,;]+", _text(value)) if t]
 
     def prepare_value(self, value: Any) -> Any:
         return "\n".join(map(str, value)) if isinstance(value, list) else value
@@ -151,7 +153,7 @@ def as_percent(share: float) -> Decimal:
     return Decimal(_number(share * 100))
 
 
-class SplitField(forms.CharField):
+class SplitField(forms.Field):
     """An experiment split typed as `control: 50, treatment: 50` (percentages)."""
 
     ITEM = re.compile(r"^\s*([A-Za-z0-9._-]+)\s*[:=]\s*([0-9]+(?:\.[0-9]+)?)\s*%?\s*$")
@@ -164,9 +166,8 @@ class SplitField(forms.CharField):
     def to_python(self, value: Any) -> list[tuple[str, float]]:
         if isinstance(value, list):
             return value
-        text = super().to_python(value)
         pairs = []
-        for part in filter(None, (p.strip() for p in re.split(r"[,\n]", text))):
+        for part in filter(None, (p.strip() for p in re.split(r"[,\n]", _text(value)))):
             match = self.ITEM.match(part)
             if not match:
                 raise ValidationError(
@@ -301,9 +302,9 @@ class ServiceModelForm(_ModelForm):
     injected_errors: ClassVar[Sequence[Placement]] = ()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
         apply_placements(self, self.injected_errors)
-        return cleaned
+        return self.cleaned_data
 
 
 def formset_with_errors(formset_class: type[Any], placements: Sequence[Placement]) -> type[Any]:

@@ -77,6 +77,10 @@ class _Unset:
 UNSET: Final[Any] = _Unset()
 
 
+# Rule kinds, as the evaluation loop dispatches on them.
+FORCE_ALWAYS, FORCE_ROLLOUT, EXPERIMENT, INERT = 0, 1, 2, 3
+
+
 def _rebuild(cls: type[Any], kwargs: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
@@ -152,10 +156,16 @@ class Rule(_Rebuildable):
     bucket_ranges: tuple[BucketRange, ...] = field(init=False, compare=False, repr=False)
     variant_keys: tuple[str, ...] = field(init=False, compare=False, repr=False)
     reason: Reason = field(init=False, compare=False, repr=False)
+    kind: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.matcher is None:
             object.__setattr__(self, "matcher", _compile(self.condition))
+        if self.is_force:
+            kind = FORCE_ROLLOUT if self.range is not None or self.coverage is not None else FORCE_ALWAYS
+        else:
+            kind = EXPERIMENT if self.variations is not None and len(self.variations) >= 2 else INERT
+        object.__setattr__(self, "kind", kind)
         ranges: tuple[BucketRange, ...] = ()
         keys: tuple[str, ...] = ()
         if self.variations is not None:
@@ -231,8 +241,14 @@ class Experiment(_Rebuildable):
         object.__setattr__(self, "variant_keys", tuple(meta[i].key if i < len(meta) else str(i) for i in range(n)))
 
 
+# (kind, rule, forced result, matcher, parent conditions, filters, has a schedule)
+RulePlan = tuple[
+    int, "Rule", "Evaluation | None", "Matcher | None", tuple["ParentCondition", ...], "tuple[Filter, ...] | None", bool
+]
+
+
 @dataclass(frozen=True, slots=True)
-class Feature:
+class Feature(_Rebuildable):
     """A flag in one environment: ordered rules over a default value.
     A disabled flag (kill switch) always serves its default value."""
 
@@ -242,6 +258,38 @@ class Feature:
     rules: tuple[Rule, ...] = ()
     enabled: bool = True
     value_type: ValueType = "boolean"
+    # Results that do not depend on the unit, built once: the default (or
+    # disabled) result, and each force rule's result (None for other rules).
+    default_result: Evaluation = field(init=False, compare=False, repr=False)
+    rule_results: tuple[Evaluation | None, ...] = field(init=False, compare=False, repr=False)
+    plan: tuple[RulePlan, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.enabled:
+            reason = Reason.DISABLED
+        else:
+            reason = Reason.DEFAULT if self.rules else Reason.STATIC
+        default = Evaluation(self.key, self.default_value, self.default_variant, reason, Source.DEFAULT_VALUE)
+        object.__setattr__(self, "default_result", default)
+        results = tuple(
+            Evaluation(self.key, r.force, r.force_variant, r.reason, Source.FORCE, r.id) if r.is_force else None
+            for r in self.rules
+        )
+        object.__setattr__(self, "rule_results", results)
+        # What the evaluation loop reads per rule, unpacked from one tuple.
+        plan = tuple(
+            (
+                r.kind,
+                r,
+                result,
+                r.matcher,
+                r.parent_conditions,
+                r.filters,
+                r.starts_at is not None or r.ends_at is not None,
+            )
+            for r, result in zip(self.rules, results, strict=True)
+        )
+        object.__setattr__(self, "plan", plan)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,12 +61,6 @@ def variation(name: str, stats: dict[str, Any]) -> VariationData:
     return VariationData(name=name, **clean)
 
 
-def revenue(rng: np.random.Generator, shape: tuple[int, ...], p: float = 0.2) -> FloatArray:
-    """Zero-inflated heavy-tailed revenue: Bernoulli(p) * LogNormal(3, 1)."""
-    buyers = rng.random(shape) < p
-    return np.where(buyers, rng.lognormal(3.0, 1.0, shape), 0.0)
-
-
 def correlated(rng: np.random.Generator, shape: tuple[int, ...], rho: float) -> tuple[FloatArray, FloatArray]:
     """(pre, post) standard normals with correlation rho."""
     x = rng.standard_normal(shape)

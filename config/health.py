@@ -31,9 +31,19 @@ def _broker_ok() -> tuple[bool, str]:
         return False, type(exc).__name__
 
 
+def _evaluation_ok() -> tuple[bool, Any]:
+    """Degraded while this process answers SDKs from its last good snapshot (database down)."""
+    from flags.snapshots import store
+
+    status = store.status()
+    return status["state"] == "ok", status
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     db_ok, db_detail = _database_ok()
     broker_ok, broker_detail = _broker_ok()
+    evaluation_ok, evaluation = _evaluation_ok()
     checks: dict[str, Any] = {"database": db_detail, "broker": broker_detail}
-    ready = db_ok and broker_ok
-    return JsonResponse({"status": "ready" if ready else "degraded", "checks": checks}, status=200 if ready else 503)
+    ready = db_ok and broker_ok and evaluation_ok
+    body = {"status": "ready" if ready else "degraded", "checks": checks, "evaluation": evaluation}
+    return JsonResponse(body, status=200 if ready else 503)

@@ -7,6 +7,7 @@ from config.health import healthz, readyz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("", include("flags.sdk_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("flags.urls")),
     path("api/v1/", include("audit.urls")),

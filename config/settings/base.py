@@ -3,6 +3,7 @@
 Production (DJANGO_DEBUG unset or false) refuses to start without DJANGO_SECRET_KEY.
 """
 
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "audit",
     "traffic",
     "flags",
+    "experiments",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +131,24 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Serving (flag evaluation for SDKs): see docs/sdk.md.
+# Compiled snapshots of each environment are kept per process and written here, so that a
+# process started while PostgreSQL is down can still answer; buffered exposures wait here too.
+SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR", str(Path(tempfile.gettempdir()) / "splitbase-serving")))
+SNAPSHOT_CHECK_INTERVAL = float(env_str("SNAPSHOT_CHECK_INTERVAL", "1.0"))  # seconds between version checks
+SNAPSHOT_RETRY_INTERVAL = float(env_str("SNAPSHOT_RETRY_INTERVAL", "5.0"))  # seconds between retries when down
+# Per SDK key and per worker process: a token bucket refilled at this rate, holding up to the burst.
+RATE_LIMIT_PER_SECOND = float(env_str("RATE_LIMIT_PER_SECOND", "1000.0"))  # 0 turns the limit off
+RATE_LIMIT_BURST = env_int("RATE_LIMIT_BURST", 2000)
+SDK_MAX_BODY_BYTES = env_int("SDK_MAX_BODY_BYTES", 65_536)  # larger evaluation requests get 413
+SDK_MAX_FLAGS_PER_REQUEST = env_int("SDK_MAX_FLAGS_PER_REQUEST", 1000)
+SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-age of the SDK payload
+# Exposures are written in batches by a background thread; while the database is down they
+# are spooled to files under SNAPSHOT_DIR and replayed later. 0 disables the thread (tests).
+EXPOSURE_FLUSH_INTERVAL = float(env_str("EXPOSURE_FLUSH_INTERVAL", "0.5"))
+EXPOSURE_BUFFER_MAX = env_int("EXPOSURE_BUFFER_MAX", 10_000)
+EXPOSURE_RECORDER = env_str("EXPOSURE_RECORDER", "flags.exposure_buffer.record_with_experiments")
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -137,6 +157,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+
+# Readouts of running experiments are refreshed on this schedule (minutes).
+READOUT_INTERVAL_MINUTES = env_int("READOUT_INTERVAL_MINUTES", 15)
+CELERY_BEAT_SCHEDULE = {
+    "experiments-refresh-running": {
+        "task": "experiments.tasks.experiment_refresh_running_task",
+        "schedule": READOUT_INTERVAL_MINUTES * 60.0,
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -168,3 +197,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+
+# Flag lifecycle: temporary flags unevaluated, or serving one variant to everyone, for this
+# many days are listed as stale (permanent flags never are).
+STALE_FLAG_DAYS = env_int("STALE_FLAG_DAYS", 30)

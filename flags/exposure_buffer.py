@@ -1,0 +1,302 @@
+"""Exposures seen by the evaluation endpoints, written in batches and never lost.
+
+A request only appends to an in-memory list (after dropping a unit already seen in the same
+experiment in the last minute or so); a background thread per process hands the list to the
+recorder every ``EXPOSURE_FLUSH_INTERVAL`` seconds. When the recorder fails (the database is
+down) the batch goes to a JSON-lines spool file under ``SNAPSHOT_DIR/exposures``; spool files
+are replayed, oldest first, as soon as a write succeeds again, by whichever process gets there
+first (a file is claimed by renaming it). The recorder is idempotent per unit and experiment,
+so a batch replayed twice after a crash does no harm. On exit the in-memory list is spooled.
+
+The recorder is the callable named by ``EXPOSURE_RECORDER``; it takes a sequence of
+:class:`Exposure` and raises on failure.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils.module_loading import import_string
+
+__all__ = ["Exposure", "ExposureBuffer", "RecorderUnavailable", "buffer", "record_with_experiments"]
+
+logger = logging.getLogger(__name__)
+
+Recorder = Callable[[Sequence["Exposure"]], None]
+
+# A unit seen in an experiment is not queued again for this long (the recorder deduplicates
+# anyway; this only spares it the repeats of busy units).
+DEDUP_SECONDS = 60.0
+DEDUP_MAX = 200_000
+# A claimed spool file whose process died, or that was claimed this long ago, is retried.
+STALE_CLAIM_SECONDS = 300.0
+
+
+class RecorderUnavailable(Exception):
+    """Nothing can take exposures yet (keep them spooled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A unit assigned to a variation of a running experiment, as evaluation saw it."""
+
+    environment: str
+    experiment: str
+    variation: str
+    variation_index: int
+    unit_id: str
+    hash_attribute: str
+    flag: str
+    rule_id: str | None
+    timestamp: float
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def seen_at(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp, tz=UTC)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Exposure:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+
+def record_with_experiments(exposures: Sequence[Exposure]) -> None:
+    """The default recorder: the experiments app's bulk, idempotent ``exposures_record``."""
+    try:
+        from experiments.services import exposures_record  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise RecorderUnavailable("The experiments app does not provide exposures_record.") from exc
+    exposures_record(
+        exposures=[
+            {
+                "environment": e.environment,
+                "experiment": e.experiment,
+                "variation": e.variation,
+                "unit_id": e.unit_id,
+                "timestamp": e.seen_at,
+                "attributes": dict(e.attributes),
+            }
+            for e in exposures
+        ]
+    )
+
+
+class ExposureBuffer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._pending: list[Exposure] = []
+        self._seen: set[tuple[str, str, str]] = set()
+        self._seen_before: set[tuple[str, str, str]] = set()
+        self._seen_rotated = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._wake = threading.Event()
+        self.recorded = 0
+
+    # --- request side ------------------------------------------------------------------
+
+    def add(self, exposures: Iterable[Exposure]) -> int:
+        """Queue exposures not seen recently; returns how many were queued."""
+        queued = 0
+        spill: list[Exposure] = []
+        with self._lock:
+            self._rotate_seen()
+            for exposure in exposures:
+                dedup = (exposure.environment, exposure.experiment, exposure.unit_id)
+                if dedup in self._seen or dedup in self._seen_before:
+                    continue
+                self._seen.add(dedup)
+                self._pending.append(exposure)
+                queued += 1
+            if len(self._pending) >= int(settings.EXPOSURE_BUFFER_MAX):
+                spill, self._pending = self._pending, []
+        if spill:
+            # More than the thread can keep up with (or the database is down): to disk.
+            self._spool_or_keep(spill)
+        if queued:
+            self.ensure_started()
+        return queued
+
+    def _rotate_seen(self) -> None:
+        now = time.monotonic()
+        if now - self._seen_rotated >= DEDUP_SECONDS or len(self._seen) >= DEDUP_MAX:
+            self._seen_before, self._seen = self._seen, set()
+            self._seen_rotated = now
+
+    def ensure_started(self) -> None:
+        """Start this process's flush thread (once per process, also after a fork)."""
+        interval = float(settings.EXPOSURE_FLUSH_INTERVAL)
+        if interval <= 0:
+            return
+        pid = os.getpid()
+        if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
+                return
+            self._thread_pid = pid
+            self._thread = threading.Thread(target=self._run, name="exposure-flush", daemon=True)
+            self._thread.start()
+
+    # --- flushing ----------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def spooled(self) -> int:
+        directory = self.directory()
+        return len(list(directory.glob("*.jsonl"))) if directory.is_dir() else 0
+
+    def flush(self) -> bool:
+        """Write what is queued, then replay spool files. True when everything was written."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if batch and not self._record(batch):
+                self._spool_or_keep(batch)
+                return False
+            return self._replay()
+
+    def _record(self, batch: Sequence[Exposure]) -> bool:
+        try:
+            _recorder()(batch)
+        except RecorderUnavailable as exc:
+            logger.warning("Exposures kept for later: %s", exc)
+            return False
+        except Exception:
+            logger.exception("Writing %d exposure(s) failed; they are kept for later.", len(batch))
+            _discard_connection()
+            return False
+        self.recorded += len(batch)
+        return True
+
+    def _replay(self) -> bool:
+        directory = self.directory()
+        if not directory.is_dir():
+            return True
+        self._release_stale_claims(directory)
+        for path in sorted(directory.glob("spool-*.jsonl")):
+            claimed = path.with_name(f"claimed-{os.getpid()}-{path.name}")
+            try:
+                path.rename(claimed)
+            except OSError:
+                continue  # another process took it
+            try:
+                batch = [Exposure.from_json(orjson.loads(line)) for line in claimed.read_bytes().splitlines() if line]
+            except (OSError, ValueError, TypeError) as exc:
+                logger.error("Unreadable exposure spool file %s (%s); moved aside.", claimed, exc)
+                claimed.rename(claimed.with_suffix(".bad"))
+                continue
+            if batch and not self._record(batch):
+                claimed.rename(path)
+                return False
+            claimed.unlink(missing_ok=True)
+        return True
+
+    def _release_stale_claims(self, directory: Path) -> None:
+        now = time.time()
+        for path in directory.glob("claimed-*.jsonl"):
+            _, pid_text, original = path.name.split("-", 2)
+            try:
+                alive = _process_alive(int(pid_text)) and now - path.stat().st_mtime < STALE_CLAIM_SECONDS
+                if not alive:
+                    path.rename(path.with_name(original))
+            except (OSError, ValueError):
+                continue
+
+    def _spool_or_keep(self, batch: Sequence[Exposure]) -> None:
+        try:
+            self._spool(batch)
+        except OSError:
+            logger.exception("Could not spool %d exposure(s); keeping them in memory.", len(batch))
+            with self._lock:
+                self._pending[:0] = batch
+
+    def _spool(self, batch: Sequence[Exposure]) -> None:
+        directory = self.directory()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"spool-{time.time_ns():020d}-{os.getpid()}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            for exposure in batch:
+                handle.write(orjson.dumps(exposure.as_json()) + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        logger.warning("Spooled %d exposure(s) to %s.", len(batch), path)
+
+    def spill(self) -> None:
+        """Move what is queued in memory to disk (at exit, with no database round trip)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            try:
+                self._spool(batch)
+            except OSError:
+                logger.exception("Could not spool %d exposure(s) at exit.", len(batch))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._pending = []
+            self._seen, self._seen_before = set(), set()
+        self.recorded = 0
+
+    @staticmethod
+    def directory() -> Path:
+        return Path(settings.SNAPSHOT_DIR) / "exposures"
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(float(settings.EXPOSURE_FLUSH_INTERVAL))
+            self._wake.clear()
+            try:
+                close_old_connections()
+                self.flush()
+            except Exception:
+                logger.exception("Exposure flush failed.")
+
+
+def _recorder() -> Recorder:
+    recorder: Recorder = import_string(settings.EXPOSURE_RECORDER)
+    return recorder
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _discard_connection() -> None:
+    from django.db import Error as DatabaseError
+    from django.db import connection
+
+    try:
+        if not connection.in_atomic_block:
+            connection.close()
+    except DatabaseError:
+        pass
+
+
+buffer = ExposureBuffer()
+atexit.register(buffer.spill)

@@ -1,0 +1,250 @@
+"""ORM rows -> the pure, compiled :class:`flags.types.Snapshot` that evaluation reads.
+
+The shapes follow GrowthBook, so that ``flags.gbformat`` can serve the same snapshot as an
+SDK payload and a GrowthBook SDK agrees with our own evaluation:
+
+- a disabled flag serves its off variant, without rules;
+- flag-level prerequisites become a leading *gate* rule (a failed gate serves null);
+- rule-level prerequisites skip the rule when they fail;
+- id-list segments become saved groups tested with ``{attribute: {"$inGroup": key}}``,
+  condition segments are inlined; everything is joined to the rule condition with ``$and``;
+- rollouts and experiments hash with GrowthBook's version 2 hash.
+
+``environment_snapshot`` reads one environment in a fixed batch of queries; the other
+functions work on rows already in memory and touch no database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from django.db.models import Prefetch
+
+from flags.models import Environment, Flag, FlagState, Segment, Variant
+from flags.models import Rule as RuleRow
+from flags.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
+from traffic.types import Namespace
+
+__all__ = ["environment_snapshot", "feature_from_rows", "rule_from_row", "snapshot_from_rows"]
+
+logger = logging.getLogger(__name__)
+
+# A prerequisite without a condition requires its parent flag to be on.
+DEFAULT_PREREQUISITE_CONDITION: Mapping[str, Any] = {"value": True}
+HASH_VERSION = 2
+
+
+def environment_snapshot(*, environment: Environment) -> Snapshot:
+    """Compile one environment: its flag states, variants, enabled rules and the segments
+    they use, in four queries. ``environment.config_version`` labels the snapshot, so read
+    the row before calling: a write racing the load then only causes one extra reload."""
+    states = list(
+        FlagState.objects.filter(environment_id=environment.pk, flag__archived_at__isnull=True)
+        .select_related("flag")
+        .prefetch_related(
+            Prefetch("flag__variants", queryset=Variant.objects.order_by("position", "id")),
+            Prefetch("rules", queryset=RuleRow.objects.filter(enabled=True).order_by("position", "id")),
+        )
+    )
+    segment_keys = {key for state in states for rule in state.rules.all() for key in _segment_keys(rule)}
+    segments = {s.key: s for s in Segment.objects.filter(key__in=segment_keys)} if segment_keys else {}
+    rows = [(state.flag, state, list(state.flag.variants.all()), list(state.rules.all())) for state in states]
+    return snapshot_from_rows(
+        environment=environment.key,
+        version=environment.config_version,
+        updated_at=environment.updated_at,
+        flags=rows,
+        segments=segments,
+    )
+
+
+def snapshot_from_rows(
+    *,
+    environment: str,
+    version: int,
+    updated_at: datetime | None,
+    flags: Iterable[tuple[Flag, FlagState, Sequence[Variant], Sequence[RuleRow]]],
+    segments: Mapping[str, Segment],
+) -> Snapshot:
+    """Build a snapshot from rows in memory (archived flags are left out here too)."""
+    saved_groups: dict[str, tuple[Any, ...]] = {}
+    features: dict[str, Feature] = {}
+    for flag, state, variants, rules in sorted(flags, key=lambda row: row[0].key):
+        if flag.archived_at is not None:
+            continue
+        features[flag.key] = feature_from_rows(
+            flag=flag, state=state, variants=variants, rules=rules, segments=segments, saved_groups=saved_groups
+        )
+    return Snapshot(
+        environment=environment,
+        version=version,
+        features=features,
+        saved_groups=saved_groups,
+        date_updated=_iso(updated_at),
+    )
+
+
+def feature_from_rows(
+    *,
+    flag: Flag,
+    state: FlagState,
+    variants: Sequence[Variant],
+    rules: Sequence[RuleRow],
+    segments: Mapping[str, Segment],
+    saved_groups: dict[str, tuple[Any, ...]],
+) -> Feature:
+    """One flag in one environment. Id-list segments it uses are added to ``saved_groups``."""
+    values = {v.key: v.value for v in variants}
+    names = {v.key: v.name for v in variants}
+    value_type = cast(ValueType, flag.value_type)
+    if not state.enabled:
+        return Feature(
+            key=flag.key,
+            default_value=values.get(state.off_variant),
+            default_variant=state.off_variant,
+            enabled=False,
+            value_type=value_type,
+        )
+    compiled: list[Rule] = []
+    gate = _parents(flag.prerequisites, gate=True)
+    if gate:
+        compiled.append(Rule(parent_conditions=gate))
+    for row in rules:
+        if not row.enabled:
+            continue
+        rule = rule_from_row(
+            flag_key=flag.key, row=row, values=values, names=names, segments=segments, saved_groups=saved_groups
+        )
+        if rule is not None:
+            compiled.append(rule)
+    return Feature(
+        key=flag.key,
+        default_value=values.get(state.default_variant),
+        default_variant=state.default_variant,
+        rules=tuple(compiled),
+        enabled=True,
+        value_type=value_type,
+    )
+
+
+def rule_from_row(
+    *,
+    flag_key: str,
+    row: RuleRow,
+    values: Mapping[str, Any],
+    names: Mapping[str, str],
+    segments: Mapping[str, Segment],
+    saved_groups: dict[str, tuple[Any, ...]],
+) -> Rule | None:
+    """One rule; None when it refers to a variant or segment that no longer exists
+    (the services prevent that, so it is only a guard against a half-migrated row)."""
+    condition = _condition(row.condition, _segment_keys(row), segments, saved_groups)
+    if condition is _MISSING:
+        logger.warning("Rule %s of flag %s uses an unknown segment; it is skipped.", row.uid, flag_key)
+        return None
+    common: dict[str, Any] = {
+        "id": row.uid,
+        "condition": condition,
+        "parent_conditions": _parents(row.prerequisites, gate=False),
+        "starts_at": _epoch(row.starts_at),
+        "ends_at": _epoch(row.ends_at),
+    }
+    if row.kind in (RuleRow.Kind.FORCE, RuleRow.Kind.ROLLOUT):
+        if row.variant not in values:
+            logger.warning("Rule %s of flag %s serves an unknown variant; it is skipped.", row.uid, flag_key)
+            return None
+        if row.kind == RuleRow.Kind.FORCE:
+            return Rule(force=values[row.variant], force_variant=row.variant, **common)
+        return Rule(
+            force=values[row.variant],
+            force_variant=row.variant,
+            coverage=float(row.coverage),
+            hash_attribute=row.hash_attribute or "id",
+            fallback_attribute=row.fallback_attribute or None,
+            seed=row.seed or flag_key,
+            hash_version=HASH_VERSION,
+            **common,
+        )
+    keys = [str(k) for k in row.variations or ()]
+    if len(keys) < 2 or any(k not in values for k in keys):
+        logger.warning("Experiment rule %s of flag %s has unknown variations; it is skipped.", row.uid, flag_key)
+        return None
+    weights = tuple(float(w) for w in row.weights) if row.weights else None
+    return Rule(
+        variations=tuple(values[k] for k in keys),
+        weights=weights,
+        coverage=float(row.coverage),
+        hash_attribute=row.hash_attribute or "id",
+        seed=row.seed or row.experiment_key or flag_key,
+        key=row.experiment_key or row.uid,
+        meta=tuple(VariationMeta(key=k, name=names.get(k) or None) for k in keys),
+        namespace=_namespace(row.namespace),
+        phase=row.phase or None,
+        hash_version=HASH_VERSION,
+        **common,
+    )
+
+
+# --- helpers -------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _segment_keys(row: RuleRow) -> list[str]:
+    return [str(k) for k in row.segments or ()]
+
+
+def _condition(
+    condition: Any,
+    segment_keys: Sequence[str],
+    segments: Mapping[str, Segment],
+    saved_groups: dict[str, tuple[Any, ...]],
+) -> Any:
+    parts: list[Mapping[str, Any]] = []
+    if isinstance(condition, Mapping) and condition:
+        parts.append(condition)
+    for key in segment_keys:
+        segment = segments.get(key)
+        if segment is None:
+            return _MISSING
+        if segment.kind == Segment.Kind.IDS:
+            saved_groups[segment.key] = tuple(segment.ids or ())
+            parts.append({segment.attribute or "id": {"$inGroup": segment.key}})
+        elif isinstance(segment.condition, Mapping) and segment.condition:
+            parts.append(segment.condition)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return {"$and": parts}
+
+
+def _parents(prerequisites: Any, *, gate: bool) -> tuple[ParentCondition, ...]:
+    out: list[ParentCondition] = []
+    for item in prerequisites or ():
+        if not isinstance(item, Mapping) or not isinstance(item.get("flag"), str):
+            continue
+        condition = item.get("condition")
+        if not isinstance(condition, Mapping):
+            condition = DEFAULT_PREREQUISITE_CONDITION
+        out.append(ParentCondition(id=item["flag"], condition=condition, gate=gate))
+    return tuple(out)
+
+
+def _namespace(value: Any) -> Namespace | None:
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        return Namespace(str(value[0]), float(value[1]), float(value[2]))
+    return None
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

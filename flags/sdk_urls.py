@@ -1,0 +1,12 @@
+"""Routes of the SDK endpoints (included at the site root by ``config.urls``)."""
+
+from django.urls import path
+
+from flags import ofrep, sdk_views
+
+urlpatterns = [
+    path("api/v1/evaluate", sdk_views.evaluate_view, name="sdk-evaluate"),
+    path("api/features/<str:client_key>", sdk_views.sdk_payload_view, name="sdk-payload"),
+    path("ofrep/v1/evaluate/flags", ofrep.evaluate_flags, name="ofrep-evaluate-flags"),
+    path("ofrep/v1/evaluate/flags/<str:key>", ofrep.evaluate_flag, name="ofrep-evaluate-flag"),
+]

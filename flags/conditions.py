@@ -16,6 +16,7 @@ lists problems for people editing conditions.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -189,10 +190,9 @@ def js_to_number(value: object) -> float:
 
 def js_relate(a: object, b: object) -> int | None:
     """-1, 0 or 1 as JavaScript's ``<``/``>`` order ``a`` and ``b``; None when unordered."""
-    if not isinstance(a, str) or isinstance(a, bool):
-        a = js_string(a) if isinstance(a, (list, tuple, Mapping)) else a
-    if not isinstance(b, str):
-        b = js_string(b) if isinstance(b, (list, tuple, Mapping)) else b
+    # Objects and arrays compare through their string form.
+    a = js_string(a) if isinstance(a, (list, tuple, Mapping)) else a
+    b = js_string(b) if isinstance(b, (list, tuple, Mapping)) else b
     if isinstance(a, str) and isinstance(b, str):
         return (a > b) - (a < b)
     x, y = js_to_number(a), js_to_number(b)
@@ -214,11 +214,9 @@ def deep_equal(a: object, b: object) -> bool:
     kind = js_type(a)
     if kind != js_type(b):
         return False
-    if kind == "array":
-        assert isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b, strict=True))
-    if kind == "object":
-        assert isinstance(a, Mapping) and isinstance(b, Mapping)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
         return list(a) == list(b) and all(deep_equal(a[k], b[k]) for k in a)
     return bool(a == b)
 
@@ -238,6 +236,8 @@ def padded_version(value: object) -> str:
 
 
 # --- compilation -----------------------------------------------------------
+# A condition compiles to nested closures; each value predicate takes the
+# attribute's value and the saved-group index.
 
 
 def _always(_value: Any, _groups: GroupIndex) -> bool:
@@ -255,24 +255,13 @@ def _all_of(preds: list[_ValuePred]) -> _ValuePred:
         return preds[0]
     if len(preds) == 2:
         first, second = preds
-
-        def both(value: Any, groups: GroupIndex) -> bool:
-            return first(value, groups) and second(value, groups)
-
-        return both
+        return lambda value, groups: first(value, groups) and second(value, groups)
     chain = tuple(preds)
-
-    def every(value: Any, groups: GroupIndex) -> bool:
-        return all(pred(value, groups) for pred in chain)
-
-    return every
+    return lambda value, groups: all(pred(value, groups) for pred in chain)
 
 
 def _negate(pred: _ValuePred) -> _ValuePred:
-    def negated(value: Any, groups: GroupIndex) -> bool:
-        return not pred(value, groups)
-
-    return negated
+    return lambda value, groups: not pred(value, groups)
 
 
 def _compile_object(condition: object) -> Matcher:
@@ -280,12 +269,11 @@ def _compile_object(condition: object) -> Matcher:
         return _never
     preds: list[_ValuePred] = []
     for key, value in condition.items():
-        if key == "$or":
-            preds.append(_compile_or(value))
-        elif key == "$nor":
-            preds.append(_negate(_compile_or(value)))
+        if key in ("$or", "$nor"):
+            either = _compile_or(value)
+            preds.append(either if key == "$or" else _negate(either))
         elif key == "$and":
-            preds.append(_compile_and(value))
+            preds.append(_all_of([_compile_object(c) for c in value]) if isinstance(value, list) else _never)
         elif key == "$not":
             preds.append(_negate(_compile_object(value)))
         else:
@@ -299,33 +287,18 @@ def _compile_or(conditions: object) -> Matcher:
     if not conditions:
         return _always
     branches = tuple(_compile_object(c) for c in conditions)
-
-    def any_of(obj: Any, groups: GroupIndex) -> bool:
-        return any(branch(obj, groups) for branch in branches)
-
-    return any_of
-
-
-def _compile_and(conditions: object) -> Matcher:
-    if not isinstance(conditions, list):
-        return _never
-    return _all_of([_compile_object(c) for c in conditions])
+    return lambda obj, groups: any(branch(obj, groups) for branch in branches)
 
 
 def _walk(obj: Any, parts: tuple[str, ...]) -> Any:
     current = obj
     for part in parts:
         if isinstance(current, Mapping):
-            if part not in current:
-                return None
-            current = current[part]
-        elif isinstance(current, list):
-            if part == "length":
-                current = len(current)
-            elif part.isdigit() and part.isascii() and (part == "0" or part[0] != "0") and int(part) < len(current):
-                current = current[int(part)]
-            else:
-                return None
+            current = current.get(part)
+        elif isinstance(current, list) and part == "length":
+            current = len(current)
+        elif isinstance(current, list) and part.isascii() and part.isdigit() and str(int(part)) == part:
+            current = current[int(part)] if int(part) < len(current) else None
         else:
             return None
     return current
@@ -333,19 +306,15 @@ def _walk(obj: Any, parts: tuple[str, ...]) -> Any:
 
 def _compile_path(path: str, pred: _ValuePred) -> Matcher:
     parts = tuple(path.split("."))
-    if len(parts) == 1:
+    if len(parts) > 1:
+        return lambda obj, groups: pred(_walk(obj, parts), groups)
 
-        def top_level(obj: Any, groups: GroupIndex) -> bool:
-            if type(obj) is dict:
-                return pred(obj.get(path), groups)
-            return pred(obj.get(path) if isinstance(obj, Mapping) else None, groups)
+    def top_level(obj: Any, groups: GroupIndex) -> bool:
+        if type(obj) is dict:
+            return pred(obj.get(path), groups)
+        return pred(obj.get(path) if isinstance(obj, Mapping) else None, groups)
 
-        return top_level
-
-    def nested(obj: Any, groups: GroupIndex) -> bool:
-        return pred(_walk(obj, parts), groups)
-
-    return nested
+    return top_level
 
 
 def _is_operator_object(value: object) -> bool:
@@ -353,250 +322,121 @@ def _is_operator_object(value: object) -> bool:
 
 
 def _compile_value(expected: Any, insensitive: bool = False) -> _ValuePred:
-    """A plain value (compared as JavaScript would) or an operator object."""
+    """A plain value (compared as JavaScript coerces it) or an operator object."""
     if isinstance(expected, str):
-        return _string_equals(expected, insensitive)
+        if insensitive:
+            folded = expected.lower()
+            return lambda value, _g: (value if type(value) is str else js_string(value)).lower() == folded
+        return lambda value, _g: value == expected if type(value) is str else js_string(value) == expected
     if isinstance(expected, bool):
-
-        def bool_equals(value: Any, _groups: GroupIndex) -> bool:
-            return value is not None and js_truthy(value) is expected
-
-        return bool_equals
+        return lambda value, _g: value is not None and js_truthy(value) is expected
     if isinstance(expected, (int, float)):
-
-        def number_equals(value: Any, _groups: GroupIndex) -> bool:
-            if type(value) is int or type(value) is float:
-                return bool(value == expected)
-            return js_to_number(value) == expected
-
-        return number_equals
+        return lambda value, _g: js_to_number(value) == expected
     if expected is None:
-
-        def is_null(value: Any, _groups: GroupIndex) -> bool:
-            return value is None
-
-        return is_null
+        return lambda value, _g: value is None
     if _is_operator_object(expected):
         return _all_of([_compile_operator(str(op), operand) for op, operand in expected.items()])
     if isinstance(expected, (list, Mapping)):
-
-        def literal_equals(value: Any, _groups: GroupIndex) -> bool:
-            return deep_equal(value, expected)
-
-        return literal_equals
+        return lambda value, _g: deep_equal(value, expected)
     return _never
 
 
-def _string_equals(expected: str, insensitive: bool) -> _ValuePred:
-    if insensitive:
-        folded = expected.lower()
-
-        def equals_folded(value: Any, _groups: GroupIndex) -> bool:
-            text = value if type(value) is str else js_string(value)
-            return text.lower() == folded
-
-        return equals_folded
-
-    def equals(value: Any, _groups: GroupIndex) -> bool:
-        if type(value) is str:
-            return value == expected
-        return js_string(value) == expected
-
-    return equals
-
-
 def _compile_operator(op: str, operand: Any) -> _ValuePred:
-    builder = _OPERATORS.get(op)
-    if builder is None:
-        return _never
-    return builder(operand)
-
-
-def _op_eq(operand: Any) -> _ValuePred:
-    def eq(value: Any, _groups: GroupIndex) -> bool:
-        return strict_equal(value, operand)
-
-    return eq
-
-
-def _op_ne(operand: Any) -> _ValuePred:
-    def ne(value: Any, _groups: GroupIndex) -> bool:
-        return not strict_equal(value, operand)
-
-    return ne
-
-
-def _relational(test: Callable[[int], bool]) -> Callable[[Any], _ValuePred]:
-    def build(operand: Any) -> _ValuePred:
-        def relate(value: Any, _groups: GroupIndex) -> bool:
-            order = js_relate(value, operand)
-            return order is not None and test(order)
-
-        return relate
-
-    return build
-
-
-def _version(test: Callable[[str, str], bool]) -> Callable[[Any], _ValuePred]:
-    def build(operand: Any) -> _ValuePred:
-        target = padded_version(operand)
-
-        def compare(value: Any, _groups: GroupIndex) -> bool:
-            return test(padded_version(value), target)
-
-        return compare
-
-    return build
-
-
-def _op_exists(operand: Any) -> _ValuePred:
-    wanted = js_truthy(operand)
-
-    def exists(value: Any, _groups: GroupIndex) -> bool:
-        return (value is not None) is wanted
-
-    return exists
-
-
-def _op_type(operand: Any) -> _ValuePred:
-    def has_type(value: Any, _groups: GroupIndex) -> bool:
-        return js_type(value) == operand  # type: ignore[no-any-return]
-
-    return has_type
-
-
-def _regex(flags: int) -> Callable[[Any], _ValuePred]:
-    def build(operand: Any) -> _ValuePred:
-        if not isinstance(operand, str):
-            return _never
-        try:
-            pattern = re.compile(operand, flags)
-        except (re.error, OverflowError, RecursionError):
-            return _never
-        search = pattern.search
-
-        def matches(value: Any, _groups: GroupIndex) -> bool:
-            if type(value) is str:
-                return search(value) is not None
-            if value is None:
-                return False
-            return search(js_string(value)) is not None
-
-        return matches
-
-    return build
-
-
-def _membership(insensitive: bool, negate: bool) -> Callable[[Any], _ValuePred]:
-    def build(operand: Any) -> _ValuePred:
-        if not isinstance(operand, list):
-            return _never
-        members = member_set(operand, insensitive)
-        if not insensitive and all(type(m) is str for m in operand):
-            # Common case: a list of strings against a string attribute.
-            def in_strings(value: Any, _groups: GroupIndex) -> bool:
-                if type(value) is str:
-                    return (value in members) is not negate
-                return is_in(value, members, False) is not negate
-
-            return in_strings
-
-        def contains(value: Any, _groups: GroupIndex) -> bool:
-            return is_in(value, members, insensitive) is not negate
-
-        return contains
-
-    return build
-
-
-def _group(negate: bool) -> Callable[[Any], _ValuePred]:
-    def build(operand: Any) -> _ValuePred:
+    if op in _RELATIONS:
+        test = _RELATIONS[op]
+        return lambda value, _g: (order := js_relate(value, operand)) is not None and test(order, 0)
+    if op in _VERSIONS:
+        check, target = _VERSIONS[op], padded_version(operand)
+        return lambda value, _g: check(padded_version(value), target)
+    if op in ("$eq", "$ne"):
+        negate = op == "$ne"
+        return lambda value, _g: strict_equal(value, operand) is not negate
+    if op in ("$in", "$nin", "$ini", "$nini"):
+        return _membership(operand, insensitive=op.endswith("ini"), negate=op.startswith("$n"))
+    if op in ("$inGroup", "$notInGroup"):
+        negate = op == "$notInGroup"
         if not isinstance(operand, str):
             return _always if negate else _never
-        name = operand
-
-        def in_group(value: Any, groups: GroupIndex) -> bool:
-            return is_in(value, groups.get(name, _EMPTY), False) is not negate
-
-        return in_group
-
-    return build
-
-
-def _op_not(operand: Any) -> _ValuePred:
-    return _negate(_compile_value(operand))
-
-
-def _op_size(operand: Any) -> _ValuePred:
-    inner = _compile_value(operand)
-
-    def size(value: Any, groups: GroupIndex) -> bool:
-        return type(value) is list and inner(len(value), groups)
-
-    return size
+        return lambda value, groups: is_in(value, groups.get(operand, _EMPTY)) is not negate
+    if op in ("$regex", "$regexi"):
+        return _regex(operand, re.IGNORECASE if op == "$regexi" else 0)
+    if op in ("$all", "$alli"):
+        return _all(operand, insensitive=op == "$alli")
+    if op == "$exists":
+        wanted = js_truthy(operand)
+        return lambda value, _g: (value is not None) is wanted
+    if op == "$type":
+        return lambda value, _g: js_type(value) == operand
+    if op == "$not":
+        return _negate(_compile_value(operand))
+    if op == "$size":
+        inner = _compile_value(operand)
+        return lambda value, groups: type(value) is list and inner(len(value), groups)
+    if op == "$elemMatch":
+        return _elem_match(operand)
+    return _never
 
 
-def _op_elem_match(operand: Any) -> _ValuePred:
+_RELATIONS: dict[str, Callable[[int, int], bool]] = {
+    "$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge,
+}  # fmt: skip
+_VERSIONS: dict[str, Callable[[str, str], bool]] = {
+    "$veq": operator.eq, "$vne": operator.ne, "$vlt": operator.lt,
+    "$vlte": operator.le, "$vgt": operator.gt, "$vgte": operator.ge,
+}  # fmt: skip
+
+
+def _membership(operand: Any, *, insensitive: bool, negate: bool) -> _ValuePred:
+    if not isinstance(operand, list):
+        return _never
+    members = member_set(operand, insensitive)
+    if not insensitive:
+        # Strings are their own member keys: the common case needs no call.
+        return lambda value, _g: (value in members if type(value) is str else is_in(value, members)) is not negate
+    return lambda value, _g: is_in(value, members, True) is not negate
+
+
+def _regex(operand: Any, flags: int) -> _ValuePred:
+    if not isinstance(operand, str):
+        return _never
+    try:
+        search = re.compile(operand, flags).search
+    except (re.error, OverflowError, RecursionError):
+        return _never
+    # A missing attribute does not match (JavaScript would test the text "null").
+    return lambda value, _g: value is not None and search(value if type(value) is str else js_string(value)) is not None
+
+
+def _all(operand: Any, *, insensitive: bool) -> _ValuePred:
+    if not isinstance(operand, list):
+        return _never
+    wanted = tuple(_compile_value(item, insensitive) for item in operand)
+    return lambda value, groups: type(value) is list and all(
+        any(pred(item, groups) for item in value) for pred in wanted
+    )
+
+
+def _elem_match(operand: Any) -> _ValuePred:
     if not isinstance(operand, Mapping):
         return _never
     check = _compile_value(operand) if _is_operator_object(operand) else _compile_object(operand)
-
-    def elem_match(value: Any, groups: GroupIndex) -> bool:
-        if type(value) is not list:
-            return False
-        return any(js_truthy(item) and check(item, groups) for item in value)
-
-    return elem_match
-
-
-def _all(insensitive: bool) -> Callable[[Any], _ValuePred]:
-    def build(operand: Any) -> _ValuePred:
-        if not isinstance(operand, list):
-            return _never
-        wanted = tuple(_compile_value(item, insensitive) for item in operand)
-
-        def has_all(value: Any, groups: GroupIndex) -> bool:
-            if type(value) is not list:
-                return False
-            return all(any(pred(item, groups) for item in value) for pred in wanted)
-
-        return has_all
-
-    return build
-
-
-_OPERATORS: dict[str, Callable[[Any], _ValuePred]] = {
-    "$eq": _op_eq,
-    "$ne": _op_ne,
-    "$lt": _relational(lambda o: o < 0),
-    "$lte": _relational(lambda o: o <= 0),
-    "$gt": _relational(lambda o: o > 0),
-    "$gte": _relational(lambda o: o >= 0),
-    "$veq": _version(lambda a, b: a == b),
-    "$vne": _version(lambda a, b: a != b),
-    "$vlt": _version(lambda a, b: a < b),
-    "$vlte": _version(lambda a, b: a <= b),
-    "$vgt": _version(lambda a, b: a > b),
-    "$vgte": _version(lambda a, b: a >= b),
-    "$exists": _op_exists,
-    "$type": _op_type,
-    "$regex": _regex(0),
-    "$regexi": _regex(re.IGNORECASE),
-    "$in": _membership(False, False),
-    "$nin": _membership(False, True),
-    "$ini": _membership(True, False),
-    "$nini": _membership(True, True),
-    "$inGroup": _group(False),
-    "$notInGroup": _group(True),
-    "$not": _op_not,
-    "$size": _op_size,
-    "$elemMatch": _op_elem_match,
-    "$all": _all(False),
-    "$alli": _all(True),
-}
+    # JavaScript skips falsy elements.
+    return lambda value, groups: type(value) is list and any(js_truthy(i) and check(i, groups) for i in value)
 
 
 # --- validation --------------------------------------------------------------
+
+# Operand type each operator expects, as named by ``$type``, and how to say it.
+_OPERANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    **dict.fromkeys(_RELATIONS, (("number", "string"), "a number or a string")),
+    **dict.fromkeys(_VERSIONS, (("string", "number"), 'a version string such as "1.2.3"')),
+    **dict.fromkeys(("$in", "$nin", "$ini", "$nini", "$all", "$alli"), (("array",), "a list")),
+    **dict.fromkeys(("$regex", "$regexi"), (("string",), "a regular expression string")),
+    **dict.fromkeys(("$inGroup", "$notInGroup"), (("string",), "a saved group id")),
+    "$exists": (("boolean",), "true or false"),
+    "$size": (("number", "object"), "a number or an operator object"),
+    "$elemMatch": (("object",), "an object"),
+}  # fmt: skip
 
 
 def validate_condition(condition: object, saved_groups: Iterable[str] | None = None) -> list[str]:
@@ -605,12 +445,10 @@ def validate_condition(condition: object, saved_groups: Iterable[str] | None = N
     ``saved_groups``, when given, are the known group ids: ``$inGroup`` naming
     another id is reported too. An empty list means the condition is valid.
     """
-    known_groups = None if saved_groups is None else frozenset(saved_groups)
     errors: list[str] = []
     if not isinstance(condition, Mapping):
-        errors.append(f"condition: must be a JSON object, got {_describe(condition)}.")
-        return errors
-    _check_object(condition, "condition", errors, known_groups)
+        return [f"condition: must be a JSON object, got {_describe(condition)}."]
+    _check_object(condition, "condition", errors, None if saved_groups is None else frozenset(saved_groups))
     return errors
 
 
@@ -619,9 +457,7 @@ def _describe(value: object) -> str:
     return {"object": "an object", "array": "a list", "null": "null"}.get(kind, f"a {kind}")
 
 
-def _check_object(
-    condition: Mapping[Any, Any], path: str, errors: list[str], groups: frozenset[str] | None
-) -> None:
+def _check_object(condition: Mapping[Any, Any], path: str, errors: list[str], groups: frozenset[str] | None) -> None:
     for key, value in condition.items():
         here = f"{path}.{key}"
         if not isinstance(key, str) or key == "":
@@ -652,14 +488,12 @@ def _check_value(value: Any, path: str, errors: list[str], groups: frozenset[str
         return
     keys = [str(k) for k in value]
     operators = [k for k in keys if k.startswith("$")]
-    if not operators:
-        return
-    if len(operators) != len(keys):
+    if operators and len(operators) != len(keys):
         plain = ", ".join(k for k in keys if not k.startswith("$"))
         errors.append(f"{path}: mixes operators ({', '.join(operators)}) with plain keys ({plain}).")
-        return
-    for op, operand in value.items():
-        _check_operator(str(op), operand, f"{path}.{op}", errors, groups)
+    elif operators:
+        for op, operand in value.items():
+            _check_operator(str(op), operand, f"{path}.{op}", errors, groups)
 
 
 def _check_operator(op: str, operand: Any, path: str, errors: list[str], groups: frozenset[str] | None) -> None:
@@ -667,47 +501,23 @@ def _check_operator(op: str, operand: Any, path: str, errors: list[str], groups:
     if op not in VALUE_OPERATORS:
         hint = " (use $or, $and, $nor or $not at the condition level)" if op in LOGICAL_OPERATORS else ""
         errors.append(f"{path}: unknown operator '{op}'{hint}.")
-    elif op in ("$lt", "$lte", "$gt", "$gte") and kind not in ("number", "string"):
-        errors.append(f"{path}: expected a number or a string, got {_describe(operand)}.")
-    elif op.startswith("$v") and kind not in ("string", "number"):
-        errors.append(f"{path}: expected a version string such as \"1.2.3\", got {_describe(operand)}.")
-    elif op in ("$in", "$nin", "$ini", "$nini", "$all", "$alli") and kind != "array":
-        errors.append(f"{path}: expected a list, got {_describe(operand)}.")
-    elif op in ("$regex", "$regexi"):
-        _check_regex(operand, path, errors)
-    elif op == "$exists" and kind != "boolean":
-        errors.append(f"{path}: expected true or false, got {_describe(operand)}.")
+        return
+    expected = _OPERANDS.get(op)
+    if expected is not None and kind not in expected[0]:
+        errors.append(f"{path}: expected {expected[1]}, got {_describe(operand)}.")
     elif op == "$type" and operand not in _TYPES:
         errors.append(f"{path}: expected one of {', '.join(sorted(_TYPES))}, got {operand!r}.")
-    elif op in ("$inGroup", "$notInGroup"):
-        if kind != "string":
-            errors.append(f"{path}: expected a saved group id, got {_describe(operand)}.")
-        elif groups is not None and operand not in groups:
-            errors.append(f"{path}: unknown saved group '{operand}'.")
-    elif op == "$size":
-        if kind == "object":
+    elif op in ("$regex", "$regexi"):
+        try:
+            re.compile(operand)
+        except (re.error, OverflowError, RecursionError) as exc:
+            errors.append(f"{path}: invalid regular expression ({exc}).")
+    elif op in ("$inGroup", "$notInGroup") and groups is not None and operand not in groups:
+        errors.append(f"{path}: unknown saved group '{operand}'.")
+    elif op in ("$size", "$not", "$elemMatch") and kind == "object":
+        if _is_operator_object(operand):
             _check_value(operand, path, errors, groups)
-        elif kind != "number":
-            errors.append(f"{path}: expected a number or an operator object, got {_describe(operand)}.")
-    elif op == "$not":
-        if kind == "object" and _is_operator_object(operand):
-            _check_value(operand, path, errors, groups)
-        elif kind == "object":
-            errors.append(f"{path}: expected an operator object such as {{\"$regex\": \"^a\"}}.")
-    elif op == "$elemMatch":
-        if kind != "object":
-            errors.append(f"{path}: expected an object, got {_describe(operand)}.")
-        elif _is_operator_object(operand):
-            _check_value(operand, path, errors, groups)
-        else:
+        elif op == "$elemMatch":
             _check_object(operand, path, errors, groups)
-
-
-def _check_regex(operand: Any, path: str, errors: list[str]) -> None:
-    if not isinstance(operand, str):
-        errors.append(f"{path}: expected a regular expression string, got {_describe(operand)}.")
-        return
-    try:
-        re.compile(operand)
-    except (re.error, OverflowError, RecursionError) as exc:
-        errors.append(f"{path}: invalid regular expression ({exc}).")
+        elif op == "$not":
+            errors.append(f"{path}: expected an operator object such as {{\"$regex\": \"^a\"}}.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Model
@@ -108,7 +109,7 @@ class AuditHistoryMixin:
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         model_admin: Any = self
-        obj: Model | None = model_admin.get_object(request, admin.utils.unquote(object_id))
+        obj: Model | None = model_admin.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404("No such object.")
         if not model_admin.has_view_or_change_permission(request, obj):

@@ -507,7 +507,19 @@ class RuleForm(ServiceModelForm):
 # Segments, environments, tokens -----------------------------------------------------------
 
 
-class SegmentForm(ServiceModelForm):
+class NameOptionalMixin:
+    """The services name an object after its key when no name is given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        fields: dict[str, forms.Field] = getattr(self, "fields", {})
+        name = fields.get("name")
+        if name is not None:
+            name.required = False
+            name.help_text = name.help_text or "Leave empty to use the key."
+
+
+class SegmentForm(NameOptionalMixin, ServiceModelForm):
     condition = JSONTextField(
         kind=dict, example=CONDITION_EXAMPLE, rows=4,
         help_text=f"For a condition segment: who belongs, as JSON. Example: {CONDITION_EXAMPLE}.",
@@ -520,7 +532,7 @@ class SegmentForm(ServiceModelForm):
         help_texts = {"attribute": "For a list of ids: the attribute the ids are matched against."}
 
 
-class EnvironmentForm(ServiceModelForm):
+class EnvironmentForm(NameOptionalMixin, ServiceModelForm):
     class Meta:
         model = Environment
         fields = ("key", "name")

@@ -10,19 +10,19 @@ from django.http import HttpRequest
 
 from audit.admin import AuditHistoryMixin
 from flags.admin import ServiceAdmin, admin_actor
-from flags.forms import ErrorTarget, ServiceModelForm, as_percent, percent_field
+from flags.forms import ErrorTarget, NameOptionalMixin, ServiceModelForm, as_percent, percent_field
 from traffic import services
 from traffic.models import Holdout, Layer
 
 
-class LayerForm(ServiceModelForm):
+class LayerForm(NameOptionalMixin, ServiceModelForm):
     class Meta:
         model = Layer
         fields = ("key", "name", "description")
         help_texts = {"key": "Experiments in the same layer never share a user. It cannot be changed later."}
 
 
-class HoldoutForm(ServiceModelForm):
+class HoldoutForm(NameOptionalMixin, ServiceModelForm):
     share_percent = percent_field(
         maximum=50, label="Held-out share (%)", required=True,
         help_text="Share of units kept out of every experiment in scope, to measure their combined impact. "
@@ -100,9 +100,9 @@ class HoldoutAdmin(AuditHistoryMixin, ServiceAdmin[Holdout]):
         share = float(data["share_percent"]) / 100
         if not change:
             holdout = self.call(
-                ErrorTarget(fields={"share": "share_percent"}), services.holdout_create, actor=admin_actor(request), key=data["key"], share=share,
-                name=data["name"], description=data["description"], hash_attribute=data["hash_attribute"],
-                seed=data["seed"],
+                ErrorTarget(fields={"share": "share_percent"}), services.holdout_create, actor=admin_actor(request),
+                key=data["key"], share=share, name=data["name"], description=data["description"],
+                hash_attribute=data["hash_attribute"], seed=data["seed"],
             )
             form.instance.pk = holdout.pk
             return

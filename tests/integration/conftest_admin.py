@@ -44,7 +44,7 @@ class _FormReader(HTMLParser):
         if tag == "form":
             self.inside = a.get("id") == self.form_id
             return
-        if not self.inside or not a.get("name") and tag != "option":
+        if not self.inside or (not a.get("name") and tag != "option"):
             return
         name = a.get("name", "")
         if tag == "input":

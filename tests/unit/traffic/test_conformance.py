@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance import shared_json
+from tests.conformance import SHARED_ROOT, shared_json, shared_path
 from traffic.bucketing import choose_variation, get_bucket_ranges, get_equal_weights, in_namespace
 from traffic.hashing import gb_hash
 
@@ -55,3 +55,21 @@ def test_in_namespace__case__matches_growthbook(name: str, unit: str, namespace:
 @pytest.mark.parametrize(("n", "expected"), [pytest.param(*c, id=str(c[0])) for c in CASES["getEqualWeights"]])
 def test_get_equal_weights__case__matches_growthbook(n: int, expected: list[float]) -> None:
     assert get_equal_weights(n) == pytest.approx(expected, abs=TOLERANCE)
+
+
+def test_shared_path__missing_file_outside_ci__skips_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"no-such-file\.json is missing"):
+        shared_path("conformance/no-such-file.json")
+
+
+def test_shared_path__missing_file_in_ci__fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required when CI=true"):
+        shared_path("conformance/no-such-file.json")
+
+
+def test_shared_path__present_file__is_beside_the_project_root() -> None:
+    path = shared_path("conformance/growthbook-cases.json")
+    assert path == SHARED_ROOT / "conformance" / "growthbook-cases.json"
+    assert path.is_file()

@@ -5,25 +5,33 @@ Every save goes through `flags.services` (the same validation, transaction, audi
 config-version bump as the API). The admin never saves these rows itself: `save_model` is a
 no-op and `apply` makes the service calls once the forms are valid. When a service rejects a
 write, the whole request is rolled back and the form is shown again with the service's
-messages on the fields they concern (see `ServiceAdmin.changeform_view`).
+messages on the fields they concern (see `audit.admin.ServiceAdmin`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Model, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from audit.admin import AuditHistoryMixin, ModelAdmin, StackedInline, TabularInline
+from audit.admin import (
+    AuditHistoryMixin,
+    ErrorTarget,
+    Placement,
+    ServiceAdmin,
+    ServiceInlineMixin,
+    ServiceRejected,
+    StackedInline,
+    TabularInline,
+    admin_actor,
+)
 from audit.types import Actor
 from config.errors import ApplicationError
 from flags import services
@@ -31,132 +39,18 @@ from flags.forms import (
     RULE_ERROR_FIELDS,
     ApiTokenForm,
     EnvironmentForm,
-    ErrorTarget,
     FlagAddForm,
     FlagChangeForm,
     FlagStateForm,
-    Placement,
     RuleForm,
     SegmentForm,
     VariantForm,
     as_percent,
-    formset_with_errors,
     parse_variant_value,
-    place_errors,
 )
 from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
 
-M = TypeVar("M", bound=Model)
-R = TypeVar("R")
 Formsets = Mapping[str, Any]
-
-REJECTION_ATTR = "_service_rejection"
-
-
-def admin_actor(request: HttpRequest) -> Actor:
-    user: Any = request.user
-    return Actor(label=user.get_username(), user_id=user.pk, via="admin")
-
-
-class ServiceRejected(Exception):
-    def __init__(self, placements: Sequence[Placement]) -> None:
-        super().__init__(placements[0].message if placements else "Rejected.")
-        self.placements = list(placements)
-
-
-def _rejection(request: HttpRequest) -> list[Placement]:
-    placements: list[Placement] = getattr(request, REJECTION_ATTR, [])
-    return placements
-
-
-class ServiceInlineMixin:
-    """Inline whose formset shows the service errors of the previous attempt."""
-
-    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
-        placements = _rejection(request)
-        return formset_with_errors(formset, placements) if placements else formset
-
-
-class ServiceAdmin(ModelAdmin[M]):
-    """A model admin whose writes are service calls made from `apply`.
-
-    A rejected call raises `ServiceRejected`; the admin's own transaction rolls back every
-    write of the request, then the view runs again with the same POST data and the errors
-    injected into the forms' validation, so the page re-renders with them and writes nothing.
-    """
-
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRejected as exc:
-            setattr(request, REJECTION_ATTR, exc.placements)
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request: HttpRequest, obj: M | None = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)
-        placements = [p for p in _rejection(request) if p.prefix is None]
-        if placements:
-            return type(form.__name__, (form,), {"injected_errors": placements})
-        return form
-
-    def call(self, target: ErrorTarget, service: Callable[..., R], **kwargs: Any) -> R:
-        try:
-            return service(**kwargs)
-        except ApplicationError as exc:
-            raise ServiceRejected(place_errors(exc, target)) from exc
-
-    def save_model(self, request: HttpRequest, obj: M, form: Any, change: Any) -> None:
-        """Nothing is saved here: `apply` writes through the services."""
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: Any) -> None:
-        for formset in formsets:
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        self.apply(request, form, {formset.prefix: formset for formset in formsets}, bool(change))
-
-    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
-        raise PermissionDenied
-
-    def delete_model(self, request: HttpRequest, obj: M) -> None:
-        raise PermissionDenied
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        for obj in queryset:
-            self.delete_model(request, obj)
-
-    def confirm(
-        self, request: HttpRequest, queryset: QuerySet[Any], *, action: str, question: str, explanation: str,
-        confirm_label: str,
-    ) -> TemplateResponse:
-        """An intermediate page for an admin action that deserves a second thought."""
-        opts = self.model._meta
-        return TemplateResponse(request, "admin/confirm_action.html", {
-            **self.admin_site.each_context(request),
-            "title": question, "opts": opts, "queryset": queryset, "action": action, "question": question,
-            "explanation": explanation, "confirm_label": confirm_label,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "cancel_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
-        })
-
-    def run_each(
-        self, request: HttpRequest, queryset: QuerySet[Any], service: Callable[..., Any], param: str, done: str,
-        **kwargs: Any,
-    ) -> None:
-        """Call a service per selected object; report what worked and what was refused, and why."""
-        count = 0
-        for obj in queryset:
-            try:
-                service(actor=admin_actor(request), **{param: obj}, **kwargs)
-            except ApplicationError as exc:
-                details = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in dict(exc.details or {}).items())
-                self.message_user(request, f"{obj}: {exc.message} {details}".strip(), messages.ERROR)
-            else:
-                count += 1
-        if count:
-            self.message_user(request, done.format(count=count), messages.SUCCESS)
 
 
 def _forms_in_use(formset: Any) -> list[tuple[int, Any]]:
@@ -191,7 +85,7 @@ class VariantInline(ServiceInlineMixin, TabularInline[Variant, Flag]):
     model = Variant
     form = VariantForm
     fields = ("key", "name", "value")
-    verbose_name_plural = "Variants (the values the flag can serve)"
+    verbose_name_plural = "Variants: the values the flag can serve (leave empty for a boolean on/off flag)"
 
     def get_extra(self, request: HttpRequest, obj: Flag | None = None, **kwargs: Any) -> int:
         return 2 if obj is None else 0
@@ -424,6 +318,14 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
             }
         return kwargs
 
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+                     ) -> HttpResponse:
+        """A state's changes are part of its flag's history."""
+        state = self.get_object(request, object_id)
+        if state is None or not self.has_view_or_change_permission(request, state):
+            return super().history_view(request, object_id, extra_context)
+        return HttpResponseRedirect(reverse("admin:flags_flag_history", args=[state.flag_id]))
+
     @admin.display(description="Rules", ordering="rule_count")
     def rule_total(self, obj: FlagState) -> int:
         return int(getattr(obj, "rule_count", 0))
@@ -582,7 +484,9 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ServiceAdmin[ApiToken]):
+class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
+    audit_object_type = "token"
+    audit_key_field = "prefix"
     form = ApiTokenForm
     list_display = ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
     list_filter = ("scope",)

@@ -3,7 +3,7 @@
 The forms only parse what people type (JSON, percentages, splits, tag and id lists) into
 the values the services take; the services do the validation that matters. When a service
 rejects a write, its `{field: [messages]}` details are placed back on these forms as errors
-(`place_errors` + `apply_placements`).
+(see `audit.admin.ServiceModelForm`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from config.errors import ApplicationError
+from audit.admin import ServiceModelForm
 from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:
@@ -216,114 +215,6 @@ def format_variant_value(value: Any, value_type: str) -> str:
     if value_type == Flag.ValueType.STRING and isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
-
-
-# Placing service errors on forms ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """One error message and where it belongs: the main form (prefix None) or an inline form."""
-
-    prefix: str | None
-    index: int | None
-    field: str | None
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorTarget:
-    """Where a service call's errors go.
-
-    `fields` renames service fields to form fields; `items` sends errors about the n-th item of
-    a list argument (`variants[1].key`) to the inline form that item came from.
-    """
-
-    prefix: str | None = None
-    index: int | None = None
-    fields: Mapping[str, str] = field(default_factory=dict)
-    items: Mapping[str, tuple[str, Sequence[int]]] = field(default_factory=dict)
-
-
-ITEM_PATH = re.compile(r"^([A-Za-z_]+)\[(\d+)\](?:\.([A-Za-z_]+))?")
-
-
-def _readable_path(path: str) -> str:
-    return re.sub(r"\[(\d+)\]", lambda m: f" #{int(m.group(1)) + 1}", path).replace(".", " ")
-
-
-def _place(key: str, message: str, target: ErrorTarget) -> Placement:
-    match = ITEM_PATH.match(key)
-    if match and match.group(1) in target.items:
-        prefix, indexes = target.items[match.group(1)]
-        position = int(match.group(2))
-        index = indexes[position] if position < len(indexes) else None
-        return Placement(prefix, index, match.group(3), message)
-    if key in target.items:
-        return Placement(target.items[key][0], None, None, message)
-    base = re.split(r"[.\[]", key, maxsplit=1)[0]
-    text = message if key == base else f"{_readable_path(key)}: {message}"
-    return Placement(target.prefix, target.index, target.fields.get(base, base), text)
-
-
-def place_errors(exc: ApplicationError, target: ErrorTarget) -> list[Placement]:
-    """Spread a service error over the forms: its summary on the main form, details by field."""
-    placements = [Placement(None, None, None, exc.message)]
-    details = exc.details if isinstance(exc.details, Mapping) else {}
-    for key, messages in details.items():
-        items = messages if isinstance(messages, (list, tuple)) else [messages]
-        if key in ("required_by", "used_by"):
-            placements.append(Placement(target.prefix, target.index, None, f"Used by: {', '.join(map(str, items))}."))
-            continue
-        placements.extend(_place(str(key), str(m), target) for m in items)
-    return placements
-
-
-def apply_placements(form: forms.BaseForm, placements: Sequence[Placement]) -> None:
-    for placement in placements:
-        name = placement.field
-        if name is not None and name in form.fields:
-            form.add_error(name, placement.message)
-        elif name is not None and name != "__all__":
-            form.add_error(None, f"{name.replace('_', ' ').capitalize()}: {placement.message}")
-        else:
-            form.add_error(None, placement.message)
-
-
-if TYPE_CHECKING:
-    _ModelForm = forms.ModelForm[Any]
-else:
-    _ModelForm = forms.ModelForm
-
-
-class ServiceModelForm(_ModelForm):
-    """A model form that shows errors a service raised for the previous submission of it."""
-
-    injected_errors: ClassVar[Sequence[Placement]] = ()
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        apply_placements(self, self.injected_errors)
-        return self.cleaned_data
-
-
-def formset_with_errors(formset_class: type[Any], placements: Sequence[Placement]) -> type[Any]:
-    """Subclass an inline formset so that it shows the service errors meant for its forms."""
-
-    def clean(self: Any) -> None:
-        formset_class.clean(self)
-        general: list[str] = []
-        for placement in placements:
-            if placement.prefix != self.prefix:
-                continue
-            if placement.index is None or placement.index >= len(self.forms):
-                general.append(placement.message)
-            else:
-                apply_placements(self.forms[placement.index], [placement])
-        if general:
-            raise ValidationError(general)
-
-    return type(formset_class.__name__, (formset_class,), {"clean": clean})
 
 
 # Flags ------------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audit.admin import AuditHistoryMixin
-from flags.admin import ServiceAdmin, admin_actor
-from flags.forms import ErrorTarget, NameOptionalMixin, ServiceModelForm, as_percent, percent_field
+from audit.admin import AuditHistoryMixin, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
+from flags.forms import NameOptionalMixin, as_percent, percent_field
 from traffic import services
 from traffic.models import Holdout, Layer
 

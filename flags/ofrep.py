@@ -7,9 +7,10 @@
 Reasons are the protocol's (``STATIC``, ``TARGETING_MATCH``, ``SPLIT``, ``DISABLED``,
 ``UNKNOWN``): a flag whose rules all passed the unit by serves its default variant with
 ``STATIC``. A flag whose prerequisite does not hold has no value, so the provider falls back
-to the code default; its variant is ``prerequisite-not-met``. Evaluating one flag records the
-unit's exposure when the flag put it into a running experiment, as an SDK would on use; the
-bulk call records nothing (a client provider evaluates everything up front).
+to the code default; its variant is ``prerequisite-not-met``, its reason ``TARGETING_MATCH``.
+Evaluating one flag records the unit's exposure when the flag put it into a running
+experiment, as an SDK would on use; the bulk call records nothing (a client provider
+evaluates everything up front).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from flags.serving import (
     read_json,
     track,
 )
-from flags.types import Evaluation, Reason
+from flags.types import Evaluation, Reason, Source
 
 __all__ = ["NO_VALUE_VARIANT", "evaluate_flag", "evaluate_flags", "ofrep_item"]
 
@@ -69,6 +70,9 @@ def ofrep_item(ev: Evaluation) -> dict[str, Any]:
     if ev.reason is Reason.ERROR:
         return {"key": ev.key, "errorCode": ev.error_code or GENERAL, "errorDetails": _error_details(ev)}
     item: dict[str, Any] = {"key": ev.key, "reason": _REASONS.get(ev.reason, "UNKNOWN")}
+    if ev.source is Source.PREREQUISITE:
+        # Targeting (the prerequisite) decided that this unit gets no value.
+        item["reason"] = "TARGETING_MATCH"
     if ev.value is None:
         item["variant"] = ev.variant or NO_VALUE_VARIANT
     else:

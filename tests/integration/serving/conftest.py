@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
+from jsonschema import Draft202012Validator
 
 from audit.types import Actor
 from flags import services
@@ -20,6 +23,7 @@ from flags.exposure_buffer import buffer as exposure_buffer
 from flags.models import Environment, Flag
 from flags.ratelimit import limiter
 from flags.snapshots import store
+from tests.conformance import shared_path
 
 RECORDED: list[Exposure] = []
 RECORDER_PATH = "tests.integration.serving.conftest.record_in_memory"
@@ -229,3 +233,39 @@ def catalog(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Catalog]:
     yield built
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
+
+
+# --- the OFREP specification, read in place --------------------------------------------------
+
+
+@cache
+def _ofrep_components() -> dict[str, Any]:
+    spec = yaml.safe_load(shared_path("protocols/ofrep-openapi.yaml").read_text(encoding="utf-8"))
+    return _one_of_as_any_of(spec["components"])
+
+
+def _one_of_as_any_of(node: Any) -> Any:
+    """The specification's ``oneOf`` alternatives overlap (``codeDefaultFlag`` accepts every
+    object, and an integer is also a ``floatFlag``), so no answer could match exactly one of
+    them; we check that an answer matches at least one."""
+    if isinstance(node, dict):
+        return {("anyOf" if k == "oneOf" else k): _one_of_as_any_of(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_one_of_as_any_of(v) for v in node]
+    return node
+
+
+@cache
+def _ofrep_validator(schema: str) -> Draft202012Validator:
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": _ofrep_components(),
+        "$ref": f"#/components/schemas/{schema}",
+    }
+    return Draft202012Validator(document)
+
+
+def assert_ofrep(body: Any, schema: str) -> None:
+    """Validate a response body against a schema of the OFREP specification's components."""
+    errors = sorted(_ofrep_validator(schema).iter_errors(body), key=str)
+    assert not errors, f"{schema}: {[e.message for e in errors]} in {body}"

@@ -49,7 +49,8 @@ def test_evaluate__unit_in_experiment__experiment_block_and_one_exposure(client:
     # ratio: a 50/50 experiment for everyone outside the US, full coverage.
     context = {"targetingKey": "unit-3", "country": "DE"}
     for _ in range(3):
-        flag = sdk_post(client, URL, {"context": context, "flags": ["ratio"]}, catalog.client_key).json()["flags"]["ratio"]
+        answer = sdk_post(client, URL, {"context": context, "flags": ["ratio"]}, catalog.client_key).json()
+    flag = answer["flags"]["ratio"]
     assert flag["reason"] == "SPLIT"
     assert flag["experiment"]["key"].startswith("r_")
     assert flag["experiment"]["inExperiment"] is True

@@ -1,0 +1,163 @@
+"""OFREP v0.3 endpoints through the test client, every answer checked against the specification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from audit.types import Actor
+from flags import services
+from flags.exposure_buffer import buffer as exposure_buffer
+from flags.ofrep import NO_VALUE_VARIANT
+from tests.integration.serving.conftest import RECORDED, Catalog, assert_ofrep, sdk_post, unit_context
+
+pytestmark = pytest.mark.django_db
+
+SINGLE = "/ofrep/v1/evaluate/flags/{}"
+BULK = "/ofrep/v1/evaluate/flags"
+REASONS = {"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "UNKNOWN"}
+
+
+def test_ofrep_single__every_flag_and_some_units__valid_success_bodies(client: Client, catalog: Catalog) -> None:
+    for i in range(0, 60, 7):
+        context = unit_context(i)
+        for key in catalog.flags:
+            response = sdk_post(client, SINGLE.format(key), {"context": context}, catalog.client_key)
+            assert response.status_code == 200, response.content
+            body = response.json()
+            assert_ofrep(body, "serverEvaluationSuccess")
+            assert body["key"] == key
+            assert body["reason"] in REASONS
+            assert isinstance(body["variant"], str) and body["variant"]
+
+
+def test_ofrep_single__boolean_flag__value_variant_reason(client: Client, catalog: Catalog) -> None:
+    body = sdk_post(client, SINGLE.format("kill-switch"), {"context": {"targetingKey": "u"}}, catalog.client_key).json()
+    assert body == {"key": "kill-switch", "value": True, "variant": "on", "reason": "STATIC"}
+    disabled = sdk_post(client, SINGLE.format("disabled-flag"), {"context": {"targetingKey": "u"}}, catalog.client_key)
+    assert disabled.json() == {"key": "disabled-flag", "value": False, "variant": "off", "reason": "DISABLED"}
+
+
+def test_ofrep_single__no_rule_applies__static_default_variant(client: Client, catalog: Catalog) -> None:
+    body = sdk_post(client, SINGLE.format("later"), {"context": {"targetingKey": "u"}}, catalog.client_key).json()
+    assert body == {"key": "later", "value": False, "variant": "off", "reason": "STATIC"}
+
+
+def test_ofrep_single__prerequisite_not_met__no_value_so_code_default(client: Client, catalog: Catalog) -> None:
+    # unit-1 is neither a beta tester nor in new-checkout's 30% rollout (checked below), so upsell is gated.
+    context = {"targetingKey": "unit-1"}
+    parent = sdk_post(client, SINGLE.format("new-checkout"), {"context": context}, catalog.client_key).json()
+    assert parent["value"] is False
+    body = sdk_post(client, SINGLE.format("upsell"), {"context": context}, catalog.client_key).json()
+    assert body == {"key": "upsell", "variant": NO_VALUE_VARIANT, "reason": "TARGETING_MATCH"}
+    assert_ofrep(body, "serverEvaluationSuccess")
+
+
+def test_ofrep_single__experiment_flag__split_and_exposure_recorded(client: Client, catalog: Catalog) -> None:
+    context = {"targetingKey": "unit-3", "country": "DE"}
+    body = sdk_post(client, SINGLE.format("ratio"), {"context": context}, catalog.client_key).json()
+    assert body["reason"] == "SPLIT"
+    assert body["value"] in (0.75, 2.5)
+    assert exposure_buffer.flush()
+    assert [(e.flag, e.unit_id, e.variation) for e in RECORDED] == [("ratio", "unit-3", body["variant"])]
+
+
+def test_ofrep_single__unknown_flag__404_flag_not_found(client: Client, catalog: Catalog) -> None:
+    response = sdk_post(client, SINGLE.format("nope"), {"context": {"targetingKey": "u"}}, catalog.client_key)
+    assert response.status_code == 404
+    details = "Flag 'nope' was not found."
+    assert response.json() == {"key": "nope", "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}
+    assert_ofrep(response.json(), "flagNotFound")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"context": {"country": "DE"}}, "TARGETING_KEY_MISSING"),
+        ({"context": {"targetingKey": ""}}, "TARGETING_KEY_MISSING"),
+        ({"context": {"targetingKey": 42}}, "INVALID_CONTEXT"),
+        ({"context": "unit-1"}, "INVALID_CONTEXT"),
+        ({}, "INVALID_CONTEXT"),
+        ([], "PARSE_ERROR"),
+        (b"{not json", "PARSE_ERROR"),
+    ],
+)
+def test_ofrep__bad_request__400_with_error_code(client: Client, catalog: Catalog, body: Any, code: str) -> None:
+    single = sdk_post(client, SINGLE.format("kill-switch"), body, catalog.client_key)
+    assert single.status_code == 400
+    assert single.json()["errorCode"] == code
+    assert single.json()["key"] == "kill-switch"
+    assert_ofrep(single.json(), "evaluationFailure")
+    bulk = sdk_post(client, BULK, body, catalog.client_key)
+    assert bulk.status_code == 400
+    assert bulk.json()["errorCode"] == code
+    assert_ofrep(bulk.json(), "bulkEvaluationFailure")
+
+
+def test_ofrep_bulk__every_flag__valid_success_with_etag(client: Client, catalog: Catalog) -> None:
+    response = sdk_post(client, BULK, {"context": unit_context(11)}, catalog.client_key)
+    assert response.status_code == 200
+    body = response.json()
+    assert_ofrep(body, "bulkEvaluationSuccess")
+    assert [item["key"] for item in body["flags"]] == sorted(catalog.flags)
+    assert all(item["reason"] in REASONS and item["variant"] for item in body["flags"])
+    assert body["metadata"] == {"configVersion": catalog.environment.config_version}
+    assert response["ETag"].startswith('"')
+    assert exposure_buffer.pending() == 0  # a client provider evaluates everything up front
+
+
+def test_ofrep_bulk__if_none_match__304_until_context_or_config_changes(client: Client, catalog: Catalog) -> None:
+    body = {"context": unit_context(11)}
+    first = sdk_post(client, BULK, body, catalog.client_key)
+    etag = first["ETag"]
+    again = sdk_post(client, BULK, body, catalog.client_key, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
+    assert sdk_post(client, BULK, body, catalog.client_key, HTTP_IF_NONE_MATCH=f'W/{etag}, "x"').status_code == 304
+    other_unit = sdk_post(client, BULK, {"context": unit_context(12)}, catalog.client_key, HTTP_IF_NONE_MATCH=etag)
+    assert other_unit.status_code == 200
+    services.flag_state_update(actor=Actor.system(), flag=catalog.flags["search-ui"],
+                               environment=catalog.environment, enabled=False)
+    changed = sdk_post(client, BULK, body, catalog.client_key, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
+
+
+@pytest.mark.parametrize("path", [SINGLE.format("kill-switch"), BULK])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"HTTP_X_API_KEY": "sdk-client-rotated-or-unknown"}, 401),
+        ({"HTTP_AUTHORIZATION": "Bearer sbm_a-management-token"}, 403),
+    ],
+)
+def test_ofrep__bad_key__401_or_403(
+    client: Client, catalog: Catalog, path: str, headers: dict[str, str], status: int
+) -> None:
+    response = client.post(path, {"context": {"targetingKey": "u"}}, content_type="application/json", **headers)
+    assert response.status_code == status
+    assert response.json()["errorCode"] == "GENERAL"
+
+
+def test_ofrep__bearer_server_key__accepted(client: Client, catalog: Catalog) -> None:
+    response = client.post(SINGLE.format("kill-switch"), {"context": {"targetingKey": "u"}},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {catalog.server_key}")
+    assert response.status_code == 200
+
+
+def test_ofrep__over_rate_limit__429_integer_retry_after(client: Client, catalog: Catalog, settings: Any) -> None:
+    settings.RATE_LIMIT_PER_SECOND = 0.2
+    settings.RATE_LIMIT_BURST = 1
+    body = {"context": {"targetingKey": "u"}}
+    assert sdk_post(client, SINGLE.format("kill-switch"), body, catalog.client_key).status_code == 200
+    limited = sdk_post(client, BULK, body, catalog.client_key)
+    assert limited.status_code == 429
+    assert limited["Retry-After"].isdigit() and int(limited["Retry-After"]) >= 1
+
+
+def test_ofrep__get__405(client: Client, catalog: Catalog) -> None:
+    assert client.get(BULK, HTTP_X_API_KEY=catalog.client_key).status_code == 405

@@ -1,0 +1,89 @@
+"""The real OpenFeature Python SDK with the OFREP provider against a live server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from openfeature import api
+from openfeature.contrib.provider.ofrep import OFREPProvider
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
+
+from flags import services
+from flags.evaluation import evaluate
+from flags.snapshots import store
+from tests.integration.serving.conftest import ACTOR, Catalog, build_catalog
+
+
+@pytest.fixture
+def live_catalog(transactional_db: Any) -> Catalog:
+    return build_catalog(services.environment_create(actor=ACTOR, key="production"))
+
+
+@pytest.fixture
+def domains() -> Iterator[None]:
+    yield
+    api.clear_providers()
+
+
+def _client(url: str, key: str, domain: str) -> Any:
+    api.set_provider(OFREPProvider(url, headers_factory=lambda: {"X-API-Key": key}, timeout=10), domain=domain)
+    return api.get_client(domain=domain)
+
+
+def test_ofrep_provider__live_server__typed_values_targeting_and_errors(
+    live_server: Any, live_catalog: Catalog, domains: None
+) -> None:
+    client = _client(live_server.url, live_catalog.client_key, "serving")
+    unit = EvaluationContext(targeting_key="unit-1", attributes={"country": "US", "plan": "free"})
+
+    # boolean
+    details = client.get_boolean_details("kill-switch", False, unit)
+    assert (details.value, details.variant, details.reason) == (True, "on", Reason.STATIC)
+    assert details.error_code is None
+    disabled = client.get_boolean_details("disabled-flag", True, unit)
+    assert (disabled.value, disabled.variant, disabled.reason) == (False, "off", Reason.DISABLED)
+
+    # string, from an experiment: the same variation the server computes for that unit
+    snapshot = store.resolve(live_catalog.client_key)[1].snapshot  # type: ignore[index]
+    for i in range(5):
+        context = EvaluationContext(targeting_key=f"unit-{i}", attributes={"company": "acme"})
+        expected = evaluate(snapshot, "search-ui", {"id": f"unit-{i}", "company": "acme"})
+        got = client.get_string_details("search-ui", "fallback", context)
+        assert (got.value, got.variant) == (expected.value, expected.variant)
+        assert got.reason in (Reason.SPLIT, Reason.STATIC)
+
+    # numbers: an integer and a float flag
+    assert client.get_integer_value("max-upload", 1, unit) in (25, 100)
+    business = EvaluationContext(targeting_key="unit-2", attributes={"plan": "business", "company": "acme"})
+    assert client.get_integer_details("max-upload", 1, business).variant == "huge"
+    assert client.get_integer_value("max-upload", 1, business) == 1000
+    german = EvaluationContext(targeting_key="unit-9", attributes={"country": "DE"})
+    ratio = client.get_float_details("ratio", 1.0, german)
+    assert ratio.value in (0.75, 2.5) and ratio.reason == Reason.SPLIT
+
+    # object, and targeting on attributes
+    eu_pro = EvaluationContext(targeting_key="unit-1", attributes={"country": "FR", "plan": "pro"})
+    pricing = client.get_object_details("pricing", {}, eu_pro)
+    assert pricing.value == {"layout": "classic", "billing": "annual", "tiers": [1, 2, 3]}
+    assert (pricing.variant, pricing.reason) == ("annual", Reason.TARGETING_MATCH)
+    beta = client.get_boolean_details("new-checkout", False, EvaluationContext(targeting_key="unit-97"))
+    assert (beta.value, beta.reason) == (True, Reason.TARGETING_MATCH)
+
+    # a missing flag: the code default, with FLAG_NOT_FOUND
+    missing = client.get_boolean_details("no-such-flag", True, unit)
+    assert (missing.value, missing.error_code) == (True, ErrorCode.FLAG_NOT_FOUND)
+
+    # no targeting key
+    anonymous = client.get_boolean_details("kill-switch", False, EvaluationContext(attributes={"country": "DE"}))
+    assert (anonymous.value, anonymous.error_code) == (False, ErrorCode.TARGETING_KEY_MISSING)
+
+    # a bad key: the code default, with an error
+    bad = _client(live_server.url, "sdk-client-not-a-key", "bad-key")
+    refused = bad.get_boolean_details("kill-switch", False, unit)
+    assert refused.value is False
+    assert refused.error_code == ErrorCode.GENERAL
+    assert refused.reason == Reason.ERROR

@@ -57,8 +57,8 @@ else:
 
 __all__ = [
     "AuditEntryAdmin", "AuditHistoryMixin", "ErrorTarget", "ModelAdmin", "Placement", "ServiceAdmin",
-    "ServiceInlineMixin", "ServiceModelForm", "ServiceRejected", "StackedInline", "TabularInline", "admin_actor",
-    "diff_rows", "place_errors",
+    "ServiceModelForm", "ServiceRejected", "ServiceStackedInline", "ServiceTabularInline", "StackedInline",
+    "TabularInline", "admin_actor", "diff_rows", "place_errors",
 ]
 
 # Placing service errors on forms ----------------------------------------------------------
@@ -172,6 +172,8 @@ def formset_with_errors(formset_class: type[Any], placements: Sequence[Placement
 # Admin classes that write through services ------------------------------------------------
 
 M = TypeVar("M", bound=Model)
+C = TypeVar("C", bound=Model)
+P = TypeVar("P", bound=Model)
 R = TypeVar("R")
 Formsets = Mapping[str, Any]
 
@@ -194,13 +196,23 @@ def _rejection(request: HttpRequest) -> list[Placement]:
     return placements
 
 
-class ServiceInlineMixin:
-    """Inline whose formset shows the service errors of the previous attempt."""
+def _formset_for(request: HttpRequest, formset: Any) -> Any:
+    placements = _rejection(request)
+    return formset_with_errors(formset, placements) if placements else formset
 
-    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
-        placements = _rejection(request)
-        return formset_with_errors(formset, placements) if placements else formset
+
+class ServiceTabularInline(TabularInline[C, P]):
+    """A tabular inline whose formset shows the service errors of the previous attempt."""
+
+    def get_formset(self, request: HttpRequest, obj: P | None = None, **kwargs: Any) -> Any:
+        return _formset_for(request, super().get_formset(request, obj, **kwargs))
+
+
+class ServiceStackedInline(StackedInline[C, P]):
+    """A stacked inline whose formset shows the service errors of the previous attempt."""
+
+    def get_formset(self, request: HttpRequest, obj: P | None = None, **kwargs: Any) -> Any:
+        return _formset_for(request, super().get_formset(request, obj, **kwargs))
 
 
 class ServiceAdmin(ModelAdmin[M]):

@@ -26,10 +26,9 @@ from audit.admin import (
     ErrorTarget,
     Placement,
     ServiceAdmin,
-    ServiceInlineMixin,
     ServiceRejected,
-    StackedInline,
-    TabularInline,
+    ServiceStackedInline,
+    ServiceTabularInline,
     admin_actor,
 )
 from audit.types import Actor
@@ -81,7 +80,7 @@ class FlagStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-class VariantInline(ServiceInlineMixin, TabularInline[Variant, Flag]):
+class VariantInline(ServiceTabularInline[Variant, Flag]):
     model = Variant
     form = VariantForm
     fields = ("key", "name", "value")
@@ -91,7 +90,7 @@ class VariantInline(ServiceInlineMixin, TabularInline[Variant, Flag]):
         return 2 if obj is None else 0
 
 
-class FlagStateInline(ServiceInlineMixin, TabularInline[FlagState, Flag]):
+class FlagStateInline(ServiceTabularInline[FlagState, Flag]):
     model = FlagState
     form = FlagStateForm
     fields = ("environment", "enabled", "default_variant", "off_variant", "rules_link")
@@ -260,7 +259,7 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
 # Per-environment state and rules --------------------------------------------------------
 
 
-class RuleInline(ServiceInlineMixin, StackedInline[Rule, FlagState]):
+class RuleInline(ServiceStackedInline[Rule, FlagState]):
     model = Rule
     form = RuleForm
     extra = 0

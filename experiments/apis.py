@@ -1,0 +1,475 @@
+"""REST APIs of the experiments app: validate input, call one service or selector, serialize.
+
+`POST /api/v1/events` is an SDK endpoint (client or server key); every other endpoint is the
+management API (bearer token with read or write scope, or a staff session).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ApplicationError, Unauthorized, ValidationFailed
+from experiments import selectors, services
+from experiments.ingestion import MAX_BATCH_ITEMS
+from experiments.mappers import experiment_document, metric_document, snapshot_document, snapshot_summary
+from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot
+from flags import selectors as flag_selectors
+from flags.authentication import request_actor
+from flags.keys import TOKEN_PREFIX
+
+# 1,000 items with their properties fit well within this.
+EVENTS_MAX_BODY_BYTES = 4 * 1024 * 1024
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-API-Key",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+class PayloadTooLarge(ApplicationError):
+    status = 413
+    code = "payload_too_large"
+
+
+def _input(
+    serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False
+) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _paginated(request: Request, view: APIView, items: Any, render: Any) -> Response:
+    paginator = LimitOffsetPagination()
+    page: list[Any] | None = paginator.paginate_queryset(items, request, view=view)
+    assert page is not None
+    return paginator.get_paginated_response([render(item) for item in page])
+
+
+# Events ----------------------------------------------------------------------------------
+
+
+class EventIngestApi(APIView):
+    """Batch of exposures and metric events from an SDK (client or server key)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    class InputSerializer(serializers.Serializer[Any]):
+        class ItemSerializer(serializers.Serializer[Any]):
+            id = serializers.CharField(max_length=128, help_text="Client-generated id; a re-sent id adds nothing.")
+            type = serializers.ChoiceField(choices=["exposure", "event"])
+            unit_id = serializers.CharField(max_length=256, help_text="The unit's targetingKey.")
+            timestamp = serializers.CharField(help_text="ISO 8601 date-time, or epoch milliseconds (a number).")
+            experiment = serializers.CharField(required=False, help_text="exposure: the experiment key")
+            variation = serializers.CharField(required=False, help_text="exposure: the variation key")
+            attributes = serializers.DictField(required=False, help_text="exposure: attributes for slicing")
+            name = serializers.CharField(required=False, max_length=100, help_text="event: the event name")
+            value = serializers.FloatField(required=False, help_text="event: the value (default 1)")
+            properties = serializers.DictField(required=False, help_text="event: free-form properties")
+
+        events = ItemSerializer(many=True, help_text=f"At most {MAX_BATCH_ITEMS} items.")
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        class RejectionSerializer(serializers.Serializer[Any]):
+            index = serializers.IntegerField()
+            code = serializers.CharField()
+            message = serializers.CharField()
+
+        accepted = serializers.IntegerField()
+        duplicates = serializers.IntegerField()
+        rejected = RejectionSerializer(many=True)
+
+    def _environment(self, request: Request) -> Any:
+        meta = request.META
+        key = meta.get("HTTP_X_API_KEY")
+        if not key:
+            scheme, _, value = str(meta.get("HTTP_AUTHORIZATION") or "").partition(" ")
+            key = value if scheme.lower() == "bearer" else None
+        key = str(key or "").strip()
+        if not key:
+            raise Unauthorized("Send an SDK key in X-API-Key or Authorization: Bearer.")
+        if key.startswith(TOKEN_PREFIX):
+            raise Unauthorized("This is a management token; send the environment's SDK key.")
+        environment = flag_selectors.environment_by_sdk_key(key=key)
+        if environment is None:
+            raise Unauthorized("Unknown or revoked SDK key.")
+        return environment
+
+    def _body(self, request: Request) -> list[Any]:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > EVENTS_MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is larger than {EVENTS_MAX_BODY_BYTES} bytes.")
+        stream = request.stream
+        raw = stream.read(EVENTS_MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(raw) > EVENTS_MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is larger than {EVENTS_MAX_BODY_BYTES} bytes.")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationFailed(f"The body is not valid JSON: {exc.msg}.", code="invalid_json") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+            raise ValidationFailed('Send an object {"events": [...]}.', code="invalid_batch",
+                                   details={"events": ["A list of items is required."]})
+        items: list[Any] = body["events"]
+        if len(items) > MAX_BATCH_ITEMS:
+            raise PayloadTooLarge(
+                f"A batch holds at most {MAX_BATCH_ITEMS} items; this one has {len(items)}.",
+                code="batch_too_large", details={"limit": MAX_BATCH_ITEMS, "items": len(items)},
+            )
+        return items
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in CORS_HEADERS.items():
+            response[name] = value
+        return response
+
+    @extend_schema(
+        operation_id="events_ingest",
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: OpenApiResponse(description="invalid_json or invalid_batch"),
+            401: OpenApiResponse(description="missing or unknown SDK key"),
+            413: OpenApiResponse(description="batch_too_large (more than 1,000 items) or payload_too_large"),
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        environment = self._environment(request)
+        items = self._body(request)
+        result = services.events_ingest(environment=environment, items=items)
+        body = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": [{"index": r.index, "code": r.code, "message": r.message} for r in result.rejected],
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+# Metrics ---------------------------------------------------------------------------------
+
+METRIC_KINDS = [c[0] for c in Metric.Kind.choices]
+
+
+class MetricOutput(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    kind = serializers.ChoiceField(choices=METRIC_KINDS)
+    event_name = serializers.CharField()
+    denominator_event = serializers.CharField()
+    funnel_steps = serializers.ListField(child=serializers.CharField())
+    retention_day = serializers.IntegerField(allow_null=True)
+    window_hours = serializers.IntegerField(allow_null=True)
+    capping = serializers.CharField()
+    capping_value = serializers.FloatField(allow_null=True)
+    direction = serializers.CharField()
+    owner = serializers.CharField()
+    archived = serializers.BooleanField()
+
+
+class _MetricFields(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=METRIC_KINDS)
+    event_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    denominator_event = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    funnel_steps = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    retention_day = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    window_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    capping = serializers.ChoiceField(choices=[c[0] for c in Metric.Capping.choices], required=False)
+    capping_value = serializers.FloatField(required=False, allow_null=True)
+    direction = serializers.ChoiceField(choices=[c[0] for c in Metric.Direction.choices], required=False)
+    owner = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+
+class MetricListApi(APIView):
+    class InputSerializer(_MetricFields):
+        key = serializers.CharField(max_length=100)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("archived", bool), OpenApiParameter("kind", str), OpenApiParameter("search", str)],
+        responses=MetricOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        archived = params.get("archived", "false").lower() in ("1", "true", "yes")
+        metrics = selectors.metric_list(archived=archived, kind=params.get("kind"), search=params.get("search"))
+        return _paginated(request, self, metrics, metric_document)
+
+    @extend_schema(request=InputSerializer, responses={201: MetricOutput})
+    def post(self, request: Request) -> Response:
+        data = _input(self.InputSerializer, request)
+        metric = services.metric_create(actor=request_actor(request), **data)
+        return Response(metric_document(metric), status=status.HTTP_201_CREATED)
+
+
+class MetricDetailApi(APIView):
+    class InputSerializer(_MetricFields):
+        pass
+
+    @extend_schema(responses=MetricOutput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(metric_document(selectors.metric_get(key=key)))
+
+    @extend_schema(request=InputSerializer, responses=MetricOutput)
+    def patch(self, request: Request, key: str) -> Response:
+        data = _input(self.InputSerializer, request, partial=True)
+        metric = services.metric_update(actor=request_actor(request), metric=selectors.metric_get(key=key), **data)
+        return Response(metric_document(metric))
+
+
+class MetricArchiveApi(APIView):
+    archived = True
+
+    @extend_schema(request=None, responses=MetricOutput)
+    def post(self, request: Request, key: str) -> Response:
+        metric = services.metric_archive(
+            actor=request_actor(request), metric=selectors.metric_get(key=key), archived=self.archived
+        )
+        return Response(metric_document(metric))
+
+
+class MetricRestoreApi(MetricArchiveApi):
+    archived = False
+
+
+# Experiments -----------------------------------------------------------------------------
+
+
+class VariationSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField(max_length=100, help_text="A variant key of the flag; the first is the control.")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    weight = serializers.FloatField(min_value=0.0, max_value=1.0)
+
+
+class MetricLinkSerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField(max_length=100)
+    role = serializers.ChoiceField(choices=[c[0] for c in ExperimentMetric.Role.choices], default="secondary")
+
+
+class ExperimentOutput(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    hypothesis = serializers.CharField()
+    description = serializers.CharField()
+    owner = serializers.CharField()
+    environment = serializers.CharField()
+    flag = serializers.CharField()
+    status = serializers.ChoiceField(choices=[c[0] for c in Experiment.Status.choices])
+    variations = VariationSerializer(many=True)
+    metrics = MetricLinkSerializer(many=True)
+    hash_attribute = serializers.CharField()
+    seed = serializers.CharField()
+    coverage = serializers.FloatField()
+    condition = serializers.JSONField()
+    layer = serializers.CharField(allow_null=True)
+    range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    holdout = serializers.CharField(allow_null=True)
+    analysis = serializers.JSONField()
+    phases = serializers.JSONField()
+    rule_id = serializers.CharField(allow_null=True)
+    decision = serializers.CharField(allow_null=True)
+    shipped_variation = serializers.CharField(allow_null=True)
+    decision_note = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    archived_at = serializers.DateTimeField(allow_null=True)
+
+
+class _ExperimentFields(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    hypothesis = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    owner = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    variations = VariationSerializer(many=True, required=False)
+    metrics = MetricLinkSerializer(many=True, required=False)
+    hash_attribute = serializers.CharField(max_length=100, required=False)
+    seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    coverage = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    condition = serializers.JSONField(required=False)
+    layer = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    range_start = serializers.FloatField(required=False, allow_null=True)
+    range_end = serializers.FloatField(required=False, allow_null=True)
+    holdout = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    alpha = serializers.FloatField(required=False)
+    difference_type = serializers.ChoiceField(choices=["relative", "absolute"], required=False)
+    sequential = serializers.BooleanField(required=False)
+    sequential_tuning = serializers.FloatField(required=False)
+    cuped = serializers.BooleanField(required=False)
+    cuped_lookback_days = serializers.IntegerField(required=False)
+    correction = serializers.ChoiceField(choices=["none", "holm", "bh"], required=False)
+    min_sample_per_arm = serializers.IntegerField(required=False, min_value=0)
+    slice_attributes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    for field in ("variations", "metrics"):
+        if field in data and data[field] is not None:
+            data[field] = [dict(item) for item in data[field]]
+    return data
+
+
+def _document(key: str) -> dict[str, Any]:
+    return experiment_document(selectors.experiment_get(key=key))
+
+
+class ExperimentListApi(APIView):
+    class InputSerializer(_ExperimentFields):
+        key = serializers.CharField(max_length=100)
+        flag = serializers.CharField(max_length=100)
+        environment = serializers.CharField(max_length=64)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("environment", str),
+                    OpenApiParameter("flag", str), OpenApiParameter("search", str)],
+        responses=ExperimentOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        experiments = selectors.experiment_list(
+            status=params.get("status"), environment=params.get("environment"), flag=params.get("flag"),
+            search=params.get("search"),
+        )
+        return _paginated(request, self, experiments, experiment_document)
+
+    @extend_schema(request=InputSerializer, responses={201: ExperimentOutput})
+    def post(self, request: Request) -> Response:
+        data = _plain(_input(self.InputSerializer, request))
+        data["flag"] = flag_selectors.flag_get(key=data["flag"])
+        data["environment"] = flag_selectors.environment_get(key=data["environment"])
+        experiment = services.experiment_create(actor=request_actor(request), **data)
+        return Response(_document(experiment.key), status=status.HTTP_201_CREATED)
+
+
+class ExperimentDetailApi(APIView):
+    class InputSerializer(_ExperimentFields):
+        pass
+
+    @extend_schema(responses=ExperimentOutput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(_document(key))
+
+    @extend_schema(request=InputSerializer, responses=ExperimentOutput)
+    def patch(self, request: Request, key: str) -> Response:
+        data = _plain(_input(self.InputSerializer, request, partial=True))
+        services.experiment_update(actor=request_actor(request), experiment=selectors.experiment_get(key=key), **data)
+        return Response(_document(key))
+
+
+class ExperimentStartApi(APIView):
+    @extend_schema(request=None, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        services.experiment_start(actor=request_actor(request), experiment=selectors.experiment_get(key=key))
+        return Response(_document(key))
+
+
+class ExperimentStopApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        decision = serializers.ChoiceField(choices=["ship", "rollback"])
+        variation = serializers.CharField(max_length=100, required=False, allow_null=True,
+                                          help_text="The variation to ship (decision 'ship').")
+        note = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        data = _input(self.InputSerializer, request)
+        services.experiment_stop(actor=request_actor(request), experiment=selectors.experiment_get(key=key), **data)
+        return Response(_document(key))
+
+
+class ExperimentArchiveApi(APIView):
+    @extend_schema(request=None, responses=ExperimentOutput)
+    def post(self, request: Request, key: str) -> Response:
+        services.experiment_archive(actor=request_actor(request), experiment=selectors.experiment_get(key=key))
+        return Response(_document(key))
+
+
+class ExperimentRefreshApi(APIView):
+    """Queue a readout now; poll the results endpoint for it."""
+
+    class InputSerializer(serializers.Serializer[Any]):
+        phase = serializers.IntegerField(required=False, min_value=1)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        snapshot = serializers.IntegerField()
+        status = serializers.CharField()
+        phase = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer})
+    def post(self, request: Request, key: str) -> Response:
+        data = _input(self.InputSerializer, request)
+        experiment = selectors.experiment_get(key=key)
+        phase = selectors.phase_get(experiment=experiment, number=data.get("phase"))
+        if phase is None:
+            raise ValidationFailed("The experiment has not started: there is nothing to read out yet.",
+                                   code="experiment_not_started")
+        with transaction.atomic():
+            snapshot = services.experiment_refresh(
+                experiment=experiment, trigger=ResultSnapshot.Trigger.API, requested_by=request_actor(request).label,
+                phase=phase,
+            )
+        return Response({"snapshot": snapshot.pk, "status": snapshot.status, "phase": phase.number},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class ExperimentResultsApi(APIView):
+    """The latest readout (successful or failed) and the history of readouts for trends."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("phase", int, description="phase number; default: the current phase"),
+            OpenApiParameter("history", int, description="how many history points (default 100, at most 1000)"),
+        ],
+        responses=inline_serializer(
+            "ExperimentResults",
+            {
+                "experiment": serializers.CharField(),
+                "status": serializers.CharField(),
+                "phase": serializers.IntegerField(allow_null=True),
+                "latest": serializers.JSONField(allow_null=True),
+                "latest_success": serializers.JSONField(allow_null=True),
+                "pending": serializers.JSONField(allow_null=True),
+                "history": serializers.JSONField(),
+            },
+        ),
+    )
+    def get(self, request: Request, key: str) -> Response:
+        experiment = selectors.experiment_get(key=key)
+        try:
+            number = int(request.query_params["phase"]) if "phase" in request.query_params else None
+            limit = min(1000, max(1, int(request.query_params.get("history", 100))))
+        except ValueError as exc:
+            raise ValidationFailed("phase and history must be integers.") from exc
+        phase = selectors.phase_get(experiment=experiment, number=number)
+        history = list(selectors.snapshot_history(experiment=experiment, phase=phase)[:limit]) if phase else []
+        latest = selectors.snapshot_latest(experiment=experiment, phase=phase) if phase else None
+        success = selectors.snapshot_latest_success(experiment=experiment, phase=phase) if phase else None
+        pending = next((s for s in history if s.status in (ResultSnapshot.Status.QUEUED,
+                                                              ResultSnapshot.Status.RUNNING)), None)
+        return Response({
+            "experiment": experiment.key,
+            "status": experiment.status,
+            "phase": phase.number if phase else None,
+            "latest": snapshot_document(latest) if latest else None,
+            "latest_success": (
+                snapshot_document(success) if success is not None and success != latest else None
+            ),
+            "pending": snapshot_summary(pending) if pending else None,
+            "history": [snapshot_summary(s) for s in reversed(history)],
+        })

@@ -1,0 +1,505 @@
+"""Exposure and metric-event ingestion: validate every item, write the good ones in bulk.
+
+A batch is validated item by item in Python (a bad item is rejected with its index, a code
+and a message; the others are kept), then written with three statements whatever its size:
+the unit ids are upserted into `experiments_unit`, and events and exposures are inserted from
+arrays bound as parameters (`unnest`), with `ON CONFLICT DO NOTHING` on the client's id, which
+makes a re-sent batch add nothing. New exposures update the per-unit `experiments_assignment`
+rows in the same statement. Measured alternatives are in docs/benchmarks.md (Ingestion).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+from django.db import connection, transaction
+
+from experiments.models import Experiment, Phase, Variation
+from flags.models import Environment
+
+__all__ = [
+    "MAX_BATCH_ITEMS",
+    "MAX_FUTURE",
+    "MAX_PAST",
+    "REJECTION_CODES",
+    "ExposureInput",
+    "IngestResult",
+    "Rejection",
+    "events_ingest",
+    "exposures_record",
+]
+
+MAX_BATCH_ITEMS = 1000
+# Clocks drift: a timestamp up to this far ahead of the server's clock is taken as sent.
+MAX_FUTURE = timedelta(minutes=10)
+# Older items are refused (epoch seconds sent as milliseconds land in 1970, for example).
+MAX_PAST = timedelta(days=90)
+MAX_ID_LENGTH = 128
+MAX_UNIT_LENGTH = 256
+MAX_NAME_LENGTH = 100
+MAX_KEY_LENGTH = 100
+
+REJECTION_CODES: dict[str, str] = {
+    "invalid_item": "The item is not a JSON object.",
+    "missing_field": "A required field is missing.",
+    "invalid_type": "`type` is neither 'exposure' nor 'event'.",
+    "invalid_id": f"`id` is not a string of 1 to {MAX_ID_LENGTH} characters.",
+    "invalid_unit_id": f"`unit_id` is not a string (or integer) of 1 to {MAX_UNIT_LENGTH} characters.",
+    "invalid_timestamp": "`timestamp` is neither an ISO 8601 date-time nor epoch milliseconds.",
+    "timestamp_in_future": "`timestamp` is more than 10 minutes ahead of the server clock.",
+    "timestamp_too_old": "`timestamp` is more than 90 days in the past.",
+    "invalid_name": f"`name` is not a string of 1 to {MAX_NAME_LENGTH} characters.",
+    "invalid_value": "`value` is not a finite number.",
+    "invalid_properties": "`properties` or `attributes` is not a JSON object.",
+    "unknown_experiment": "No experiment with this key in the environment.",
+    "unknown_variation": "The experiment has no variation with this key.",
+    "experiment_not_running": "The experiment is a draft or archived.",
+    "outside_experiment_period": "The timestamp falls outside every phase of the experiment.",
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureInput:
+    """An exposure seen by the serving layer (or any caller other than the events API).
+
+    `environment` (a key) is only read when `exposures_record` is not given an environment id.
+    Without `event_id` the exposure is identified by experiment, phase, unit and variation, so
+    recording the same assignment again adds nothing.
+    """
+
+    experiment: str
+    variation: str
+    unit_id: str
+    timestamp: datetime
+    attributes: Mapping[str, Any] | None = None
+    environment: str | None = None
+    event_id: str | None = None
+
+
+# Experiments of an environment, as ingestion needs them -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    id: int
+    status: str
+    variations: dict[str, int]
+    # (phase id, phase number, start, end or None), in time order.
+    phases: tuple[tuple[int, int, datetime, datetime | None], ...]
+
+    def phase_at(self, ts: datetime) -> tuple[int, int] | None:
+        for phase_id, number, start, end in reversed(self.phases):
+            if ts >= start and (end is None or ts < end):
+                return phase_id, number
+        return None
+
+
+_routes_lock = threading.Lock()
+# environment id -> (config version, routes by experiment key). Every experiment write bumps
+# the environment's config version, so a cached entry is exact until the version changes.
+_routes_cache: dict[int, tuple[int, dict[str, _Route]]] = {}
+
+
+def _routes(environment_id: int, config_version: int | None) -> dict[str, _Route]:
+    if config_version is not None:
+        cached = _routes_cache.get(environment_id)
+        if cached is not None and cached[0] == config_version:
+            return cached[1]
+    experiments = list(
+        Experiment.objects.filter(environment_id=environment_id).values_list("id", "key", "status")
+    )
+    ids = [e[0] for e in experiments]
+    variations: dict[int, dict[str, int]] = {i: {} for i in ids}
+    for experiment_id, key, position in Variation.objects.filter(experiment_id__in=ids).values_list(
+        "experiment_id", "key", "position"
+    ):
+        variations[experiment_id][key] = position
+    phases: dict[int, list[tuple[int, int, datetime, datetime | None]]] = {i: [] for i in ids}
+    for phase_id, experiment_id, number, start, end in Phase.objects.filter(experiment_id__in=ids).values_list(
+        "id", "experiment_id", "number", "started_at", "ended_at"
+    ).order_by("experiment_id", "number"):
+        phases[experiment_id].append((phase_id, number, start, end))
+    routes = {
+        key: _Route(id=i, status=status, variations=variations[i], phases=tuple(phases[i]))
+        for i, key, status in experiments
+    }
+    if config_version is not None:
+        with _routes_lock:
+            _routes_cache[environment_id] = (config_version, routes)
+    return routes
+
+
+# Validation --------------------------------------------------------------------------------
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _timestamp(raw: Any, earliest: datetime, latest: datetime) -> datetime:
+    kind = type(raw)
+    if kind is int or kind is float:
+        if not math.isfinite(raw):
+            raise _Reject("invalid_timestamp", "`timestamp` must be a finite number of epoch milliseconds.")
+        try:
+            ts = _EPOCH + timedelta(milliseconds=raw)
+        except OverflowError as exc:
+            raise _Reject("invalid_timestamp", "`timestamp` is out of range.") from exc
+    elif kind is str:
+        try:
+            ts = datetime.fromisoformat(raw)
+        except ValueError as exc:
+            raise _Reject(
+                "invalid_timestamp", "`timestamp` must be an ISO 8601 date-time or epoch milliseconds."
+            ) from exc
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+    else:
+        raise _Reject("invalid_timestamp", "`timestamp` must be an ISO 8601 string or epoch milliseconds.")
+    if ts > latest:
+        raise _Reject("timestamp_in_future", "`timestamp` is more than 10 minutes ahead of the server clock.")
+    if ts < earliest:
+        raise _Reject("timestamp_too_old", "`timestamp` is more than 90 days in the past.")
+    return ts
+
+
+def _unit(raw: Any) -> str:
+    kind = type(raw)
+    if kind is int:
+        raw = str(raw)
+    elif kind is not str:
+        raise _Reject("invalid_unit_id", "`unit_id` must be a string.")
+    if not 0 < len(raw) <= MAX_UNIT_LENGTH:
+        raise _Reject("invalid_unit_id", f"`unit_id` must have 1 to {MAX_UNIT_LENGTH} characters.")
+    return str(raw)
+
+
+def _json_object(raw: Any, name: str) -> str | None:
+    if raw is None:
+        return None
+    if type(raw) is not dict:
+        raise _Reject("invalid_properties", f"`{name}` must be a JSON object.")
+    if not raw:
+        return None
+    return orjson.dumps(raw).decode()
+
+
+def _required(item: dict[str, Any], name: str) -> Any:
+    value = item.get(name)
+    if value is None:
+        raise _Reject("missing_field", f"`{name}` is required.")
+    return value
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Column lists of the rows to write, bound as arrays."""
+
+    event_ids: list[str] = field(default_factory=list)
+    event_units: list[str] = field(default_factory=list)
+    event_names: list[str] = field(default_factory=list)
+    event_values: list[float] = field(default_factory=list)
+    event_ts: list[datetime] = field(default_factory=list)
+    event_props: list[str | None] = field(default_factory=list)
+    exp_ids: list[str] = field(default_factory=list)
+    exp_experiments: list[int] = field(default_factory=list)
+    exp_phases: list[int] = field(default_factory=list)
+    exp_units: list[str] = field(default_factory=list)
+    exp_variations: list[int] = field(default_factory=list)
+    exp_ts: list[datetime] = field(default_factory=list)
+    exp_attrs: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.event_ids) + len(self.exp_ids)
+
+
+def _route_exposure(
+    routes: Mapping[str, _Route], experiment: Any, variation: Any, ts: datetime
+) -> tuple[int, int, int, int]:
+    """(experiment id, phase id, phase number, variation position) or a rejection."""
+    if type(experiment) is not str:
+        raise _Reject("unknown_experiment", "`experiment` must be an experiment key.")
+    route = routes.get(experiment)
+    if route is None:
+        raise _Reject("unknown_experiment", f"No experiment '{experiment[:MAX_KEY_LENGTH]}' in this environment.")
+    if route.status in (Experiment.Status.DRAFT, Experiment.Status.ARCHIVED):
+        raise _Reject("experiment_not_running", f"Experiment '{experiment}' is {route.status}.")
+    position = route.variations.get(variation) if type(variation) is str else None
+    if position is None:
+        raise _Reject("unknown_variation", f"Experiment '{experiment}' has no variation '{str(variation)[:100]}'.")
+    phase = route.phase_at(ts)
+    if phase is None:
+        raise _Reject("outside_experiment_period", f"The timestamp is outside every phase of '{experiment}'.")
+    return route.id, phase[0], phase[1], position
+
+
+def _validate(
+    items: Sequence[Any], routes: Mapping[str, _Route], now: datetime
+) -> tuple[_Rows, list[Rejection], int]:
+    rows = _Rows()
+    rejected: list[Rejection] = []
+    seen_events: set[str] = set()
+    seen_exposures: set[str] = set()
+    repeated = 0
+    earliest, latest = now - MAX_PAST, now + MAX_FUTURE
+    for index, item in enumerate(items):
+        try:
+            if type(item) is not dict:
+                raise _Reject("invalid_item", "Each item must be a JSON object.")
+            kind = _required(item, "type")
+            client_id = _required(item, "id")
+            if type(client_id) is not str or not 0 < len(client_id) <= MAX_ID_LENGTH:
+                raise _Reject("invalid_id", f"`id` must be a string of 1 to {MAX_ID_LENGTH} characters.")
+            unit = _unit(_required(item, "unit_id"))
+            ts = _timestamp(_required(item, "timestamp"), earliest, latest)
+            if kind == "event":
+                name = _required(item, "name")
+                if type(name) is not str or not 0 < len(name) <= MAX_NAME_LENGTH:
+                    raise _Reject("invalid_name", f"`name` must be a string of 1 to {MAX_NAME_LENGTH} characters.")
+                value = item.get("value", 1.0)
+                if value is None:
+                    value = 1.0
+                elif (type(value) is not float and type(value) is not int) or not math.isfinite(value):
+                    raise _Reject("invalid_value", "`value` must be a finite number.")
+                props = _json_object(item.get("properties"), "properties")
+                if client_id in seen_events:
+                    repeated += 1
+                    continue
+                seen_events.add(client_id)
+                rows.event_ids.append(client_id)
+                rows.event_units.append(unit)
+                rows.event_names.append(name)
+                rows.event_values.append(float(value))
+                rows.event_ts.append(ts)
+                rows.event_props.append(props)
+            elif kind == "exposure":
+                experiment_id, phase_id, _, position = _route_exposure(
+                    routes, _required(item, "experiment"), _required(item, "variation"), ts
+                )
+                attrs = _json_object(item.get("attributes"), "attributes")
+                if client_id in seen_exposures:
+                    repeated += 1
+                    continue
+                seen_exposures.add(client_id)
+                rows.exp_ids.append(client_id)
+                rows.exp_experiments.append(experiment_id)
+                rows.exp_phases.append(phase_id)
+                rows.exp_units.append(unit)
+                rows.exp_variations.append(position)
+                rows.exp_ts.append(ts)
+                rows.exp_attrs.append(attrs)
+            else:
+                raise _Reject("invalid_type", "`type` must be 'exposure' or 'event'.")
+        except _Reject as reject:
+            rejected.append(Rejection(index, reject.code, reject.message))
+    return rows, rejected, repeated
+
+
+# Writing -----------------------------------------------------------------------------------
+
+_UNITS_SQL = """
+INSERT INTO experiments_unit (environment_id, key)
+SELECT %(env)s, k FROM unnest(%(units)s::text[]) AS k ORDER BY k
+ON CONFLICT (environment_id, key) DO NOTHING
+"""
+
+_EVENTS_SQL = """
+INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, ts, received_at, properties)
+SELECT %(env)s, s.cid, u.id, s.name, s.value, s.ts, now(), s.props::jsonb
+FROM unnest(%(ids)s::text[], %(units)s::text[], %(names)s::text[], %(values)s::float8[],
+            %(ts)s::timestamptz[], %(props)s::text[]) AS s(cid, ukey, name, value, ts, props)
+JOIN experiments_unit u ON u.environment_id = %(env)s AND u.key = s.ukey
+ON CONFLICT DO NOTHING
+"""
+
+# New exposures (not seen before by id) update the unit's assignment in the phase: the first
+# exposure sets variation, time and attributes; a second variation marks the unit `multiple`.
+_EXPOSURES_SQL = """
+WITH ins AS (
+    INSERT INTO experiments_exposure
+        (environment_id, client_id, experiment_id, phase_id, unit_id, variation, ts, received_at, attributes)
+    SELECT %(env)s, s.cid, s.experiment_id, s.phase_id, u.id, s.variation, s.ts, now(), s.attrs::jsonb
+    FROM unnest(%(ids)s::text[], %(experiments)s::bigint[], %(phases)s::bigint[], %(units)s::text[],
+                %(variations)s::int2[], %(ts)s::timestamptz[], %(attrs)s::text[])
+         AS s(cid, experiment_id, phase_id, ukey, variation, ts, attrs)
+    JOIN experiments_unit u ON u.environment_id = %(env)s AND u.key = s.ukey
+    ON CONFLICT DO NOTHING
+    RETURNING experiment_id, phase_id, unit_id, variation, ts, attributes
+), firsts AS (
+    SELECT DISTINCT ON (phase_id, unit_id)
+           phase_id, unit_id, experiment_id, variation, ts, attributes,
+           min(variation) OVER w <> max(variation) OVER w AS multiple
+    FROM ins
+    WINDOW w AS (PARTITION BY phase_id, unit_id)
+    ORDER BY phase_id, unit_id, ts, variation
+), up AS (
+    INSERT INTO experiments_assignment AS a
+        (phase_id, unit_id, experiment_id, variation, first_seen, attributes, multiple, updated_at)
+    SELECT phase_id, unit_id, experiment_id, variation, ts, attributes, multiple, now() FROM firsts
+    ON CONFLICT (phase_id, unit_id) DO UPDATE SET
+        multiple = a.multiple OR EXCLUDED.multiple OR a.variation <> EXCLUDED.variation,
+        first_seen = least(a.first_seen, EXCLUDED.first_seen),
+        variation = CASE WHEN EXCLUDED.first_seen < a.first_seen THEN EXCLUDED.variation ELSE a.variation END,
+        attributes = CASE WHEN EXCLUDED.first_seen < a.first_seen THEN EXCLUDED.attributes ELSE a.attributes END,
+        updated_at = now()
+    WHERE EXCLUDED.first_seen < a.first_seen OR a.variation <> EXCLUDED.variation
+       OR (EXCLUDED.multiple AND NOT a.multiple)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)
+"""
+
+
+def _raw_cursor() -> psycopg.Cursor[Any]:
+    """A server-side-binding cursor on Django's connection (arrays travel in binary)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    return psycopg.Cursor(raw)
+
+
+def _write(environment_id: int, rows: _Rows) -> int:
+    """Insert the rows; returns how many were new (the rest were already stored)."""
+    if not len(rows):
+        return 0
+    units = sorted(set(rows.event_units) | set(rows.exp_units))
+    inserted = 0
+    # Units first, in their own short transaction and in sorted order: concurrent batches
+    # that bring the same new units then neither deadlock nor wait on each other's events.
+    with transaction.atomic(), _raw_cursor() as cur:
+        cur.execute(_UNITS_SQL, {"env": environment_id, "units": units}, binary=True)
+    with transaction.atomic(), _raw_cursor() as cur:
+        if rows.event_ids:
+            cur.execute(
+                _EVENTS_SQL,
+                {
+                    "env": environment_id, "ids": rows.event_ids, "units": rows.event_units,
+                    "names": rows.event_names, "values": rows.event_values, "ts": rows.event_ts,
+                    "props": rows.event_props,
+                },
+                binary=True,
+            )
+            inserted += max(cur.rowcount, 0)
+        if rows.exp_ids:
+            cur.execute(
+                _EXPOSURES_SQL,
+                {
+                    "env": environment_id, "ids": rows.exp_ids, "experiments": rows.exp_experiments,
+                    "phases": rows.exp_phases, "units": rows.exp_units, "variations": rows.exp_variations,
+                    "ts": rows.exp_ts, "attrs": rows.exp_attrs,
+                },
+                binary=True,
+            )
+            result = cur.fetchone()
+            assert result is not None
+            inserted += int(result[0])
+    return inserted
+
+
+def events_ingest(*, environment: Environment, items: Sequence[Any], now: datetime | None = None) -> IngestResult:
+    """Validate and store a batch of exposures and metric events (the `POST /api/v1/events` body).
+
+    Good items are written even when others are rejected. An item whose id was stored before
+    (or appears twice in the batch) counts as a duplicate and changes nothing.
+    """
+    now = now or datetime.now(tz=UTC)
+    routes = _routes(environment.pk, environment.config_version)
+    rows, rejected, repeated = _validate(items, routes, now)
+    inserted = _write(environment.pk, rows)
+    return IngestResult(accepted=inserted, duplicates=len(rows) - inserted + repeated, rejected=rejected)
+
+
+def _exposure_id(experiment: str, phase_number: int, unit: str, variation: str) -> str:
+    digest = hashlib.sha1(
+        f"{experiment}\x1f{phase_number}\x1f{unit}\x1f{variation}".encode(), usedforsecurity=False
+    ).hexdigest()
+    return f"assign:{digest}"
+
+
+def _as_input(item: ExposureInput | Mapping[str, Any]) -> ExposureInput:
+    if isinstance(item, ExposureInput):
+        return item
+    return ExposureInput(
+        experiment=str(item["experiment"]),
+        variation=str(item["variation"]),
+        unit_id=str(item["unit_id"]),
+        timestamp=item["timestamp"],
+        attributes=item.get("attributes"),
+        environment=item.get("environment"),
+        event_id=item.get("event_id") or item.get("id"),
+    )
+
+
+def exposures_record(
+    *, exposures: Sequence[ExposureInput | Mapping[str, Any]], environment_id: int | None = None
+) -> int:
+    """Record exposures seen outside the events API (the evaluation endpoints, SDK callbacks).
+
+    Bulk and idempotent: an exposure of a unit to the same variation of the same experiment
+    phase is stored once, however often it is recorded. Exposures of unknown or not-running
+    experiments, unknown variations, or outside every phase are skipped. Items may be
+    `ExposureInput` or mappings with the same keys; without `environment_id`, each item names
+    its environment by key. Returns how many exposures were new. Database errors propagate.
+    """
+    by_environment: dict[int, list[ExposureInput]] = {}
+    if environment_id is None:
+        keys = {i.environment if isinstance(i, ExposureInput) else i.get("environment") for i in exposures}
+        ids = dict(Environment.objects.filter(key__in=[k for k in keys if k]).values_list("key", "id"))
+    for raw in exposures:
+        item = _as_input(raw)
+        env_id = environment_id if environment_id is not None else ids.get(item.environment or "")
+        if env_id is not None:
+            by_environment.setdefault(env_id, []).append(item)
+    inserted = 0
+    for env_id, items in by_environment.items():
+        version = Environment.objects.filter(pk=env_id).values_list("config_version", flat=True).first()
+        if version is None:
+            continue
+        routes = _routes(env_id, version)
+        rows = _Rows()
+        for item in items:
+            ts = item.timestamp if item.timestamp.tzinfo else item.timestamp.replace(tzinfo=UTC)
+            try:
+                experiment_id, phase_id, number, position = _route_exposure(
+                    routes, item.experiment, item.variation, ts
+                )
+                unit = _unit(item.unit_id)
+                attrs = _json_object(dict(item.attributes) if item.attributes else None, "attributes")
+            except _Reject:
+                continue
+            rows.exp_ids.append(item.event_id or _exposure_id(item.experiment, number, unit, item.variation))
+            rows.exp_experiments.append(experiment_id)
+            rows.exp_phases.append(phase_id)
+            rows.exp_units.append(unit)
+            rows.exp_variations.append(position)
+            rows.exp_ts.append(ts)
+            rows.exp_attrs.append(attrs)
+        inserted += _write(env_id, rows)
+    return inserted

@@ -1,0 +1,379 @@
+"""Experiments, the metric catalog, and the tables that ingestion and readouts write.
+
+Configuration rows (Metric, Experiment, Variation, ExperimentMetric, Phase) are written by
+the services only. The high-volume tables (Unit, Event, Exposure, Assignment, UnitRollup)
+are written in bulk with SQL by `experiments.ingestion` and `experiments.readout_sql`; they
+carry no database foreign-key constraints because a per-row constraint check would cost more
+than the insert itself, and rows there are never deleted one by one.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from flags.models import KEY_VALIDATOR, Environment, Flag
+from traffic.models import Holdout, Layer
+
+
+class Metric(models.Model):
+    """A catalog entry: what is measured per unit after its first exposure."""
+
+    class Kind(models.TextChoices):
+        CONVERSION = "conversion", "Conversion (fired the event within the window)"
+        MEAN = "mean", "Mean per unit (sum of event values: revenue, GMV)"
+        COUNT = "count", "Count of events per unit"
+        RATIO = "ratio", "Ratio (sum of numerator values / sum of denominator values)"
+        RETENTION = "retention", "Retention (active on day N after exposure)"
+        FUNNEL = "funnel", "Funnel step (reached the last step after the others, in order)"
+
+    class Capping(models.TextChoices):
+        NONE = "none", "No capping"
+        ABSOLUTE = "absolute", "Cap each unit's value at a fixed number"
+        PERCENTILE = "percentile", "Cap each unit's value at a percentile computed per readout"
+
+    class Direction(models.TextChoices):
+        HIGHER = "higher", "Higher is better"
+        LOWER = "lower", "Lower is better"
+
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # The event measured (conversion, mean, count, retention) or the ratio's numerator.
+    event_name = models.CharField(max_length=100, blank=True, default="")
+    denominator_event = models.CharField(max_length=100, blank=True, default="")
+    # Funnel: the event names of the steps, in order (at least two).
+    funnel_steps = models.JSONField(default=list, blank=True)
+    retention_day = models.PositiveIntegerField(null=True, blank=True)
+    # Hours after the first exposure during which events count; None: no limit.
+    window_hours = models.PositiveIntegerField(null=True, blank=True)
+    capping = models.CharField(max_length=12, choices=Capping.choices, default=Capping.NONE)
+    # The cap (absolute) or the percentile in (0, 1) (percentile).
+    capping_value = models.FloatField(null=True, blank=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.HIGHER)
+    owner = models.CharField(max_length=150, blank=True, default="")
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Experiment(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+        ARCHIVED = "archived", "Archived"
+
+    class Decision(models.TextChoices):
+        NONE = "", "No decision yet"
+        SHIP = "ship", "Ship a variation"
+        ROLLBACK = "rollback", "Roll back"
+
+    class Correction(models.TextChoices):
+        NONE = "none", "None"
+        HOLM = "holm", "Holm (family-wise error)"
+        BH = "bh", "Benjamini-Hochberg (false discovery rate)"
+
+    class DifferenceType(models.TextChoices):
+        RELATIVE = "relative", "Relative lift"
+        ABSOLUTE = "absolute", "Absolute difference"
+
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200, blank=True, default="")
+    hypothesis = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    owner = models.CharField(max_length=150, blank=True, default="")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="experiments")
+    flag = models.ForeignKey(Flag, on_delete=models.PROTECT, related_name="experiments")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+
+    # Assignment: written onto the flag as an experiment rule when the experiment starts.
+    hash_attribute = models.CharField(max_length=100, default="id")
+    seed = models.CharField(max_length=100, blank=True, default="")
+    coverage = models.FloatField(default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    condition = models.JSONField(default=dict, blank=True)
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, null=True, blank=True, related_name="experiments")
+    range_start = models.FloatField(null=True, blank=True)
+    range_end = models.FloatField(null=True, blank=True)
+    holdout = models.ForeignKey(Holdout, on_delete=models.PROTECT, null=True, blank=True, related_name="experiments")
+    rule_uid = models.CharField(max_length=40, blank=True, default="")
+
+    # Analysis settings.
+    alpha = models.FloatField(default=0.05, validators=[MinValueValidator(0.001), MaxValueValidator(0.5)])
+    difference_type = models.CharField(max_length=10, choices=DifferenceType.choices, default=DifferenceType.RELATIVE)
+    sequential = models.BooleanField(default=False)
+    sequential_tuning = models.FloatField(default=5000.0)
+    cuped = models.BooleanField(default=True)
+    cuped_lookback_days = models.PositiveIntegerField(default=14, validators=[MaxValueValidator(90)])
+    correction = models.CharField(max_length=6, choices=Correction.choices, default=Correction.NONE)
+    min_sample_per_arm = models.PositiveIntegerField(default=100)
+    # Exposure attributes the results are sliced by (for example country, platform, plan).
+    slice_attributes = models.JSONField(default=list, blank=True)
+
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True, default=Decision.NONE)
+    shipped_variation = models.CharField(max_length=100, blank=True, default="")
+    decision_note = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "key"]
+        indexes = [models.Index(fields=["status", "environment"], name="experiment_status_env")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Variation(models.Model):
+    """One arm; its key is a variant of the experiment's flag. The first is the control."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variations")
+    key = models.CharField(max_length=100, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200, blank=True, default="")
+    weight = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "key"], name="variation_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}:{self.key}"
+
+
+class ExperimentMetric(models.Model):
+    class Role(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        SECONDARY = "secondary", "Secondary"
+        GUARDRAIL = "guardrail", "Guardrail"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="experiment_metrics")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="experiment_metrics")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.SECONDARY)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "metric"], name="experiment_metric_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key}:{self.metric.key} ({self.role})"
+
+
+class Phase(models.Model):
+    """A period with one configuration; a weight, coverage or targeting change starts the next."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    weights = models.JSONField(default=list)
+    coverage = models.FloatField(default=1.0)
+    condition = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["experiment_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="phase_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key} phase {self.number}"
+
+
+# High-volume tables -------------------------------------------------------------------------
+
+
+class Unit(models.Model):
+    """A unit id (an SDK's targetingKey) of one environment, mapped to an integer key.
+
+    Events and exposures refer to units by this integer so that the readout joins compare
+    eight-byte integers instead of text.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    key = models.CharField(max_length=256)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["environment", "key"], name="unit_unique_key")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Event(models.Model):
+    """A metric event; idempotent by the client's event id within the environment."""
+
+    pk = models.CompositePrimaryKey("environment", "client_id")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    client_id = models.CharField(max_length=128)
+    unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    name = models.CharField(max_length=100)
+    value = models.FloatField(default=1.0)
+    ts = models.DateTimeField()
+    received_at = models.DateTimeField()
+    properties = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Readouts recompute the units that saw new activity: their events, by time.
+            models.Index(fields=["unit", "ts"], name="event_unit_ts"),
+            # What arrived since the last readout; BRIN because rows arrive in time order.
+            BrinIndex(fields=["received_at"], name="event_received_brin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class Exposure(models.Model):
+    """One reported exposure, as sent; the per-unit view the readouts use is `Assignment`."""
+
+    pk = models.CompositePrimaryKey("environment", "client_id")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    client_id = models.CharField(max_length=160)
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    phase = models.ForeignKey(Phase, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    variation = models.SmallIntegerField()
+    ts = models.DateTimeField()
+    received_at = models.DateTimeField()
+    attributes = models.JSONField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"exposure {self.client_id}"
+
+
+class Assignment(models.Model):
+    """A unit's first exposure in a phase: its variation, when, and the attributes for slicing.
+
+    `multiple` is set once the unit has been seen in two variations of the phase; such units
+    are counted and left out of the analysis.
+    """
+
+    pk = models.CompositePrimaryKey("phase", "unit")
+    phase = models.ForeignKey(Phase, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    variation = models.SmallIntegerField()
+    first_seen = models.DateTimeField()
+    attributes = models.JSONField(null=True, blank=True)
+    multiple = models.BooleanField(default=False)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["phase", "updated_at"], name="assignment_phase_updated")]
+
+    def __str__(self) -> str:
+        return f"unit {self.unit_id} in phase {self.phase_id}"
+
+
+class UnitRollup(models.Model):
+    """Per-unit metric values of one phase, kept up to date by the readouts.
+
+    `vals` holds, per metric, the slots described by the readout layout (value, pre-period
+    covariate, denominator, pre-period denominator), uncapped: capping is applied when the
+    readout aggregates, because percentile caps change with every readout.
+    """
+
+    pk = models.CompositePrimaryKey("phase", "unit")
+    phase = models.ForeignKey(Phase, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    variation = models.SmallIntegerField()
+    first_seen = models.DateTimeField()
+    slices = ArrayField(models.TextField(null=True), default=list)
+    vals = ArrayField(models.FloatField(null=True), default=list)
+
+    def __str__(self) -> str:
+        return f"rollup of unit {self.unit_id} in phase {self.phase_id}"
+
+
+class ReadoutState(models.Model):
+    """Bookkeeping of a phase's rollup: which layout it was built with and how fresh it is."""
+
+    phase = models.OneToOneField(Phase, on_delete=models.CASCADE, primary_key=True, related_name="readout_state")
+    layout_hash = models.CharField(max_length=64)
+    # Rows received from this moment on (minus a safety overlap) are looked at next time.
+    watermark = models.DateTimeField()
+    rebuilt_at = models.DateTimeField()
+    refreshed_at = models.DateTimeField()
+    units = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"readout state of phase {self.phase_id}"
+
+
+class ResultSnapshot(models.Model):
+    """One readout of an experiment: kept as a time series for trends, failures included."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        STOP = "stop", "Experiment stopped"
+        COMMAND = "command", "Command"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="snapshots")
+    phase = models.ForeignKey(Phase, on_delete=models.SET_NULL, null=True, blank=True, related_name="snapshots")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    analysis_end = models.DateTimeField(null=True, blank=True)
+    rollup_mode = models.CharField(max_length=12, blank=True, default="")
+    error_code = models.CharField(max_length=60, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    units = models.BigIntegerField(null=True, blank=True)
+    multiple_exposure_units = models.BigIntegerField(null=True, blank=True)
+    multiple_exposure_share = models.FloatField(null=True, blank=True)
+    srm_p_value = models.FloatField(null=True, blank=True)
+    srm_warning = models.BooleanField(default=False)
+    guardrail_status = models.CharField(max_length=10, blank=True, default="")
+    # Per variation: units; per metric: fixed, CUPED and sequential comparisons; slices; inputs.
+    variations = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=list, blank=True)
+    slices = models.JSONField(default=list, blank=True)
+    inputs = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    settings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["experiment", "-created_at"], name="snapshot_experiment_created")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key} readout {self.pk} ({self.status})"

@@ -1,0 +1,84 @@
+"""Reads of experiments, metrics and result snapshots (no writes here)."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from config.errors import NotFound
+from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
+
+
+def metric_list(
+    *, archived: bool | None = False, kind: str | None = None, search: str | None = None
+) -> QuerySet[Metric]:
+    qs = Metric.objects.all()
+    if archived is not None:
+        qs = qs.filter(archived_at__isnull=not archived)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if search:
+        qs = qs.filter(key__icontains=search)
+    return qs
+
+
+def metric_get(*, key: str) -> Metric:
+    metric = Metric.objects.filter(key=key).first()
+    if metric is None:
+        raise NotFound(f"Metric '{key}' does not exist.", code="metric_not_found")
+    return metric
+
+
+def experiment_list(
+    *, status: str | None = None, environment: str | None = None, flag: str | None = None, search: str | None = None
+) -> QuerySet[Experiment]:
+    qs = Experiment.objects.select_related("environment", "flag", "layer", "holdout").prefetch_related(
+        "variations",
+        "phases",
+        Prefetch("experiment_metrics", queryset=ExperimentMetric.objects.select_related("metric")),
+    )
+    if status:
+        qs = qs.filter(status=status)
+    if environment:
+        qs = qs.filter(environment__key=environment)
+    if flag:
+        qs = qs.filter(flag__key=flag)
+    if search:
+        qs = qs.filter(key__icontains=search)
+    return qs
+
+
+def experiment_get(*, key: str) -> Experiment:
+    experiment = experiment_list().filter(key=key).first()
+    if experiment is None:
+        raise NotFound(f"Experiment '{key}' does not exist.", code="experiment_not_found")
+    return experiment
+
+
+def phase_get(*, experiment: Experiment, number: int | None = None) -> Phase | None:
+    """The phase with this number, or the current (latest) one."""
+    phases = Phase.objects.filter(experiment=experiment)
+    if number is None:
+        return phases.order_by("-number").first()
+    phase = phases.filter(number=number).first()
+    if phase is None:
+        raise NotFound(f"Experiment '{experiment.key}' has no phase {number}.", code="phase_not_found")
+    return phase
+
+
+def snapshot_history(*, experiment: Experiment, phase: Phase | None = None) -> QuerySet[ResultSnapshot]:
+    """Snapshots of the experiment (of one phase when given), newest first."""
+    qs = ResultSnapshot.objects.filter(experiment=experiment).select_related("phase", "experiment")
+    if phase is not None:
+        qs = qs.filter(phase=phase)
+    return qs.order_by("-created_at", "-id")
+
+
+def snapshot_latest(*, experiment: Experiment, phase: Phase | None = None) -> ResultSnapshot | None:
+    """The newest finished readout (successful or failed), so a failure is never hidden."""
+    return snapshot_history(experiment=experiment, phase=phase).filter(
+        status__in=[ResultSnapshot.Status.SUCCESS, ResultSnapshot.Status.FAILED]
+    ).first()
+
+
+def snapshot_latest_success(*, experiment: Experiment, phase: Phase | None = None) -> ResultSnapshot | None:
+    return snapshot_history(experiment=experiment, phase=phase).filter(status=ResultSnapshot.Status.SUCCESS).first()

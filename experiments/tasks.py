@@ -1,0 +1,72 @@
+"""Celery tasks: thin wrappers that take ids and call `experiments.readouts`.
+
+Both are safe to run twice: a finished snapshot is not computed again, and a scheduled
+refresh does not queue a second readout while one is still queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from celery import shared_task
+from django.db import DatabaseError, close_old_connections, connection
+
+from experiments.models import ResultSnapshot
+from experiments.readouts import ReadoutBusy, experiments_refresh_running, readout_mark, readout_run
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+BUSY_COUNTDOWN = 15  # seconds to wait for the readout that holds the lock
+
+
+def _backoff(retries: int) -> int:
+    # 5 s, 10 s, 20 s, 40 s, 80 s: long enough for a database restart or failover.
+    return int(min(600, 5 * 2**retries))
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def experiment_readout_task(self: Any, experiment_id: int, snapshot_id: int | None = None,
+                            force_full: bool = False) -> str:
+    """Compute one readout of an experiment and store it as a snapshot."""
+    close_old_connections()
+    retries = int(self.request.retries or 0)
+    try:
+        snapshot = readout_run(experiment_id=experiment_id, snapshot_id=snapshot_id, force_full=force_full)
+    except ReadoutBusy as exc:
+        if snapshot_id is None:
+            return "busy"
+        if retries >= MAX_RETRIES:
+            readout_mark(snapshot_id=snapshot_id, status=ResultSnapshot.Status.SKIPPED,
+                         error="Another readout of this experiment kept running.", error_code="readout_busy")
+            return "skipped"
+        readout_mark(snapshot_id=snapshot_id, status=ResultSnapshot.Status.QUEUED,
+                     error="Waiting for the readout in progress.", error_code="readout_busy")
+        raise self.retry(exc=exc, countdown=BUSY_COUNTDOWN) from exc
+    except (DatabaseError, psycopg.Error) as exc:
+        logger.warning("Readout of experiment %s hit a database error (attempt %d): %s", experiment_id,
+                       retries + 1, exc)
+        connection.close()
+        if snapshot_id is not None:
+            final = retries >= MAX_RETRIES
+            try:
+                readout_mark(
+                    snapshot_id=snapshot_id,
+                    status=ResultSnapshot.Status.FAILED if final else ResultSnapshot.Status.QUEUED,
+                    error=f"{type(exc).__name__}: {exc}", error_code="database_error",
+                )
+            except DatabaseError:
+                logger.exception("Could not record the failure of readout %s.", snapshot_id)
+            if final:
+                return "failed"
+        raise self.retry(exc=exc, countdown=_backoff(retries)) from exc
+    return "done" if snapshot is None else snapshot.status
+
+
+@shared_task(acks_late=True)
+def experiment_refresh_running_task() -> int:
+    """Queue a readout of every running experiment (scheduled by Celery beat)."""
+    close_old_connections()
+    return experiments_refresh_running()

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from experiments import apis
+
+urlpatterns = [
+    path("events", apis.EventIngestApi.as_view(), name="events-ingest"),
+    path("metrics", apis.MetricListApi.as_view(), name="metric-list"),
+    path("metrics/<str:key>", apis.MetricDetailApi.as_view(), name="metric-detail"),
+    path("metrics/<str:key>/archive", apis.MetricArchiveApi.as_view(), name="metric-archive"),
+    path("metrics/<str:key>/restore", apis.MetricRestoreApi.as_view(), name="metric-restore"),
+    path("experiments", apis.ExperimentListApi.as_view(), name="experiment-list"),
+    path("experiments/<str:key>", apis.ExperimentDetailApi.as_view(), name="experiment-detail"),
+    path("experiments/<str:key>/start", apis.ExperimentStartApi.as_view(), name="experiment-start"),
+    path("experiments/<str:key>/stop", apis.ExperimentStopApi.as_view(), name="experiment-stop"),
+    path("experiments/<str:key>/archive", apis.ExperimentArchiveApi.as_view(), name="experiment-archive"),
+    path("experiments/<str:key>/refresh", apis.ExperimentRefreshApi.as_view(), name="experiment-refresh"),
+    path("experiments/<str:key>/results", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
+]

@@ -315,3 +315,21 @@ def test_view_only_staff__can_open_pages__but_not_change_anything(
                               ).status_code in (200, 302, 403)
     assert snapshot() == before
     assert Flag.objects.get(pk=flag.pk).archived_at is None
+
+
+def test_token_add__by_staff_without_superuser__token_is_their_own_and_others_stay_hidden(
+    admin_user: User, environments: Any
+) -> None:
+    staff = User.objects.create_user("pm", password="pw-pm-12345", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
+    services.api_token_create(actor=SYSTEM, user=admin_user, name="boss token")
+    client = Client()
+    client.force_login(staff)
+
+    response = client.post(reverse("admin:flags_apitoken_add"), {"name": "mine", "user": str(admin_user.pk),
+                                                                  "scope": "read"})
+
+    assert response.status_code == 302, errors_of(response)
+    assert ApiToken.objects.get(name="mine").user == staff
+    listing = text_of(client.get(reverse("admin:flags_apitoken_changelist")))
+    assert "mine" in listing and "boss token" not in listing

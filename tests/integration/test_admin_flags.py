@@ -92,7 +92,7 @@ def test_flag_add__string_variants__created_in_the_order_typed(admin_client: Cli
         (flag_add_data("bad key!"), "letters, digits"),
         (flag_add_data("price", value_type="number", variants=[("a", "ten")]), "Use a number"),
         (flag_add_data("payload", value_type="json", variants=[("a", "{oops")]), "This is not valid JSON"),
-        (flag_add_data("color", value_type="string", variants=[("a", "x"), ("a", "y")]), "a"),
+        (flag_add_data("color", value_type="string", variants=[("a", "x"), ("a", "y")]), "duplicate data for key"),
         (flag_add_data("color", value_type="string"), "A flag needs at least one variant."),
         (flag_add_data(default_variant="missing"), "Unknown variant 'missing'."),
         (flag_add_data(prerequisites="[{\"flag\": \"nope\"}]"), "Unknown flag 'nope'."),

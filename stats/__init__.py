@@ -9,7 +9,7 @@ from stats.corrections import adjust_p_values
 from stats.engine import ArmArrays, ComparisonArrays, compare_arrays
 from stats.parse import parse_analysis, parse_request, result_to_dict
 from stats.power import baseline_moments, minimum_detectable_effect, power, users_needed
-from stats.readout import analyze, analyze_many, validate
+from stats.readout import analyze, analyze_many, analyze_records, validate
 from stats.srm import srm_test
 from stats.types import (
     ERROR_CODES,
@@ -46,6 +46,7 @@ __all__ = [
     "adjust_p_values",
     "analyze",
     "analyze_many",
+    "analyze_records",
     "baseline_moments",
     "compare_arrays",
     "minimum_detectable_effect",

@@ -12,8 +12,8 @@ import json
 import sys
 from typing import Any, TextIO
 
-from stats.parse import parse_request, result_to_dict
-from stats.readout import analyze_many
+from stats.parse import parse_request
+from stats.readout import analyze_records
 from stats.types import InputError
 
 EXIT_INPUT_ERROR = 2
@@ -24,15 +24,14 @@ def run_analyze(stdin: TextIO, stdout: TextIO) -> None:
         raw = json.load(stdin)
     except json.JSONDecodeError as exc:
         raise InputError("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    analyses, correction, shape = parse_request(raw)
-    prefix = {"object": "", "list": "[{}].", "family": "analyses[{}]."}[shape]
-    results = analyze_many(analyses, correction=correction, prefix=prefix)
-    rendered = [result_to_dict(r, with_adjusted=correction is not None) for r in results]
-    out: Any = rendered
-    if shape == "object":
-        out = rendered[0]
-    elif shape == "family":
-        out = {"correction": correction, "analyses": rendered}
+    request = parse_request(raw)
+    prefix = {"object": "", "list": "[{}].", "family": "analyses[{}]."}[request.shape]
+    results = analyze_records(request.records, correction=request.correction, prefix=prefix)
+    out: Any = results
+    if request.shape == "object":
+        out = results[0]
+    elif request.shape == "family":
+        out = {"correction": request.correction, "analyses": results}
     json.dump(out, stdout, indent=2, allow_nan=False)
     stdout.write("\n")
 

@@ -95,15 +95,13 @@ def _moments(c: Mapping[str, FloatArray], metric: IntArray) -> _Moments:
             c["main_covariate_sum_product"] / n - xbar * ybar,
             ratio.sample_covariance(n, sy, sx, c["main_covariate_sum_product"]),
         )
-    post, var_post, pre, var_pre, cov = ybar, var_y, xbar, var_x, cov_xy
-    if is_ratio.any():
-        r = ratio.ratio_covariate_moments(c["users"], **{f: c[f] for f in NUMERIC_FIELDS[1:]})
-        post = np.where(is_ratio, r.ratio_post, post)
-        var_post = np.where(is_ratio, r.variance_post, var_post)
-        pre = np.where(is_ratio, r.ratio_pre, pre)
-        var_pre = np.where(is_ratio, r.variance_pre, var_pre)
-        cov = np.where(is_ratio, r.covariance, cov)
-    return _Moments(post, var_post, pre, var_pre, cov)
+    m = _Moments(ybar, var_y, xbar, var_x, cov_xy)
+    rows = np.flatnonzero(is_ratio)
+    if rows.size:
+        r = ratio.ratio_covariate_moments(c["users"][rows], **{f: c[f][rows] for f in NUMERIC_FIELDS[1:]})
+        for target, source in zip(m, r, strict=True):
+            target[rows] = source
+    return m
 
 
 def _theta(
@@ -182,13 +180,19 @@ def _run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment
     variance_plain = np.where(rel, v_rel_plain, v_abs_plain)
     alpha = settings.alpha[g]
 
-    fixed = frequentist.t_interval(estimate, variance, frequentist.welch_dof(adj_var[a], na, adj_var[b], nb), alpha)
+    # Each comparison gets either the fixed-horizon t test or the confidence sequence;
+    # compute each only on its own rows (the t quantile is the costliest function here).
     seq = settings.sequential[g]
-    low, high, p = fixed
-    if seq.any():
-        s_low, s_high = sequential.confidence_sequence(estimate, variance, na + nb, alpha, settings.tuning[g])
-        s_p = sequential.sequential_p_value(estimate, variance, na + nb, alpha, settings.tuning[g])
-        low, high, p = np.where(seq, s_low, low), np.where(seq, s_high, high), np.where(seq, s_p, p)
+    low, high, p = np.full_like(estimate, np.nan), np.full_like(estimate, np.nan), np.full_like(estimate, np.nan)
+    fx = np.flatnonzero(~seq)
+    if fx.size:
+        dof = frequentist.welch_dof(adj_var[a[fx]], na[fx], adj_var[b[fx]], nb[fx])
+        low[fx], high[fx], p[fx] = frequentist.t_interval(estimate[fx], variance[fx], dof, alpha[fx])
+    sq = np.flatnonzero(seq)
+    if sq.size:
+        total, tuning = na[sq] + nb[sq], settings.tuning[g[sq]]
+        low[sq], high[sq] = sequential.confidence_sequence(estimate[sq], variance[sq], total, alpha[sq], tuning)
+        p[sq] = sequential.sequential_p_value(estimate[sq], variance[sq], total, alpha[sq], tuning)
     ctw = frequentist.chance_to_win(estimate, variance)
     reduction = np.where(applied[g], cuped.variance_reduction(variance, variance_plain), np.nan)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from stats.types import (
     CORRECTION_METHODS,
@@ -112,7 +112,9 @@ def parse_analysis(raw: Any, path: str = "") -> AnalysisInput:
     difference: DifferenceType = _choice(  # type: ignore[assignment]
         obj.get("difference_type", "relative"), DIFFERENCE_TYPES, _join(path, "difference_type")
     )
-    variations_raw = _list(obj.get("variations"), _join(path, "variations"))
+    if "variations" not in obj:
+        raise InputError(_join(path, "variations"), "is required")
+    variations_raw = _list(obj["variations"], _join(path, "variations"))
     variations_path = _join(path, "variations")
     variations = tuple(parse_variation(v, _join(variations_path, i)) for i, v in enumerate(variations_raw))
     weights: tuple[float, ...] | None = None
@@ -134,25 +136,32 @@ def parse_analysis(raw: Any, path: str = "") -> AnalysisInput:
     )
 
 
-def parse_request(raw: Any) -> tuple[list[AnalysisInput], CorrectionMethod | None, str]:
-    """Any accepted top-level shape -> (analyses, correction, shape).
+class Request(NamedTuple):
+    """A decoded request: the analysis records, the correction and the top-level shape.
 
     shape is "object" (one analysis), "list" (a list of them) or "family" (an object with
-    "analyses" and "correction").
+    "analyses" and optionally "correction"). Records are checked when analysed.
     """
+
+    records: list[Any]
+    correction: CorrectionMethod | None
+    shape: str
+
+
+def parse_request(raw: Any) -> Request:
+    """Tell the accepted top-level shapes apart."""
     if isinstance(raw, list):
-        return [parse_analysis(a, f"[{i}]") for i, a in enumerate(raw)], None, "list"
+        return Request(raw, None, "list")
     obj = _object(raw, "")
-    if "analyses" in obj:
-        unknown = sorted(set(obj) - {"analyses", "correction"})
-        if unknown:
-            raise InputError(unknown[0], "is not a known key next to 'analyses'")
-        correction: CorrectionMethod | None = None
-        if obj.get("correction") is not None:
-            correction = _choice(obj["correction"], CORRECTION_METHODS, "correction")  # type: ignore[assignment]
-        items = _list(obj["analyses"], "analyses")
-        return [parse_analysis(a, f"analyses[{i}]") for i, a in enumerate(items)], correction, "family"
-    return [parse_analysis(obj)], None, "object"
+    if "analyses" not in obj:
+        return Request([obj], None, "object")
+    unknown = sorted(set(obj) - {"analyses", "correction"})
+    if unknown:
+        raise InputError(unknown[0], "is not a known key next to 'analyses'")
+    correction: CorrectionMethod | None = None
+    if obj.get("correction") is not None:
+        correction = _choice(obj["correction"], CORRECTION_METHODS, "correction")  # type: ignore[assignment]
+    return Request(list(_list(obj["analyses"], "analyses")), correction, "family")
 
 
 def _num(x: float | None) -> float | None:

@@ -90,8 +90,9 @@ class LookSums:
         )
 
 
-def _arm(rng: np.random.Generator, kind: Kind, experiments: int, looks: int, per_look: int,
-         rho: float | None, chunk: int) -> LookSums:  # fmt: skip
+def _arm(
+    rng: np.random.Generator, kind: Kind, experiments: int, looks: int, per_look: int, rho: float | None, chunk: int
+) -> LookSums:
     mean, sd = population_moments(kind)
     parts: dict[str, list[FloatArray]] = {k: [] for k in ("s", "q", "sx", "qx", "pxy")}
     for start in range(0, experiments, chunk):

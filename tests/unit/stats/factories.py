@@ -121,13 +121,17 @@ def gb_statistic(v: VariationData, kind: str) -> Any:
     if kind in ("cuped", "cuped_binomial"):
         pre = base(v.covariate_sum, v.covariate_sum_squares, binomial)
         return RegressionAdjustedStatistic(
-            n=v.users, post_statistic=main, pre_statistic=pre,
-            post_pre_sum_of_products=v.main_covariate_sum_product, theta=0,
-        )  # fmt: skip
+            n=v.users,
+            post_statistic=main,
+            pre_statistic=pre,
+            post_pre_sum_of_products=v.main_covariate_sum_product,
+            theta=0,
+        )
     if kind == "ratio":
         den = base(v.denominator_sum, v.denominator_sum_squares, False)
-        return RatioStatistic(n=v.users, m_statistic=main, d_statistic=den,
-                              m_d_sum_of_products=v.main_denominator_sum_product)  # fmt: skip
+        return RatioStatistic(
+            n=v.users, m_statistic=main, d_statistic=den, m_d_sum_of_products=v.main_denominator_sum_product
+        )
     return main
 
 
@@ -142,8 +146,9 @@ def gb_result(a: AnalysisInput, kind: str, arm: int = 1) -> Any:
 
     stat_a, stat_b = gb_statistic(a.variations[0], kind), gb_statistic(a.variations[arm], kind)
     if a.sequential:
-        config = SequentialConfig(alpha=a.alpha, difference_type=a.difference_type,
-                                  sequential_tuning_parameter=a.sequential_tuning_parameter)  # fmt: skip
+        config = SequentialConfig(
+            alpha=a.alpha, difference_type=a.difference_type, sequential_tuning_parameter=a.sequential_tuning_parameter
+        )
         return SequentialTwoSidedTTest(stat_a, stat_b, config).compute_result()
     return TwoSidedTTest(
         stat_a, stat_b, FrequentistConfig(alpha=a.alpha, difference_type=a.difference_type)

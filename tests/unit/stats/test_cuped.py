@@ -23,8 +23,14 @@ def test_pooled_theta__pooled_sample__equals_ols_slope() -> None:
     (x_a, y_a), (x_b, y_b) = _two_arms(rng, 700, 900, 0.6, effect=0.3)
     x, y = np.concatenate([x_a, x_b]), np.concatenate([y_a, y_b])
     s = sums(y, x)
-    theta = cuped.pooled_theta(s["users"], s["main_sum"], s["main_sum_squares"], s["covariate_sum"],
-                               s["covariate_sum_squares"], s["main_covariate_sum_product"])  # fmt: skip
+    theta = cuped.pooled_theta(
+        s["users"],
+        s["main_sum"],
+        s["main_sum_squares"],
+        s["covariate_sum"],
+        s["covariate_sum_squares"],
+        s["main_covariate_sum_product"],
+    )
     assert float(theta) == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
 
 
@@ -57,8 +63,15 @@ def test_cuped_binomial__theta__uses_bernoulli_moments_with_n() -> None:
     x = (rng.random(4000) < 0.3).astype(float)
     y = np.where(rng.random(4000) < 0.8, x, (rng.random(4000) < 0.3).astype(float))
     s = sums(y, x)
-    theta = cuped.pooled_theta(4000, s["main_sum"], s["main_sum"], s["covariate_sum"], s["covariate_sum"],
-                               s["main_covariate_sum_product"], binomial=True)  # fmt: skip
+    theta = cuped.pooled_theta(
+        4000,
+        s["main_sum"],
+        s["main_sum"],
+        s["covariate_sum"],
+        s["covariate_sum"],
+        s["main_covariate_sum_product"],
+        binomial=True,
+    )
     expected = (np.mean(x * y) - x.mean() * y.mean()) / (x.mean() * (1 - x.mean()))
     assert float(theta) == pytest.approx(expected, rel=1e-12)
 
@@ -84,8 +97,7 @@ def test_cuped_variance_reduction__correlation_rho__close_to_rho_squared(rho: fl
     reps, n = 2000, 2000
     x_a, y_a = correlated(rng, (reps, n), rho)
     x_b, y_b = correlated(rng, (reps, n), rho)
-    arrays = [stats.ArmArrays(**{k: v for k, v in sums(y, x).items()})
-              for x, y in ((x_a, y_a), (x_b, y_b))]  # fmt: skip
+    arrays = [stats.ArmArrays(**{k: v for k, v in sums(y, x).items()}) for x, y in ((x_a, y_a), (x_b, y_b))]
     adjusted = stats.compare_arrays(*arrays, metric="mean", difference_type="absolute", cuped=True)
     plain = stats.compare_arrays(*arrays, metric="mean", difference_type="absolute")
     assert np.mean(adjusted.variance_reduction) == pytest.approx(rho**2, rel=0.10)

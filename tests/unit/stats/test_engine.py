@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -21,11 +22,14 @@ def test_analyze_many__mixed_batch__same_as_one_at_a_time() -> None:
         kind = KINDS[i % len(KINDS)]
         batch.append(
             random_analysis(
-                rng, kind, arms=int(rng.integers(2, 5)),
+                rng,
+                kind,
+                arms=int(rng.integers(2, 5)),
                 difference_type=str(rng.choice(["absolute", "relative"])),
-                sequential=bool(rng.random() < 0.5), alpha=float(rng.choice([0.01, 0.05])),
+                sequential=bool(rng.random() < 0.5),
+                alpha=float(rng.choice([0.01, 0.05])),
             )
-        )  # fmt: skip
+        )
     together = stats.analyze_many(batch)
     for a, result in zip(batch, together, strict=True):
         assert stats.analyze(a) == result
@@ -89,8 +93,9 @@ def test_analyze__degenerate_input__error_code_and_null_numbers(
 def test_analyze__ratio_with_zero_denominator__zero_denominator_error() -> None:
     ratio_arm = {"denominator_sum": 0.0, "denominator_sum_squares": 0.0, "main_denominator_sum_product": 0.0}
     c = VariationData("c", 10, 0.0, 0.0, **ratio_arm)
-    t = VariationData("t", 10, 5.0, 9.0, denominator_sum=10.0, denominator_sum_squares=12.0,
-                      main_denominator_sum_product=6.0)  # fmt: skip
+    t = VariationData(
+        "t", 10, 5.0, 9.0, denominator_sum=10.0, denominator_sum_squares=12.0, main_denominator_sum_product=6.0
+    )
     result = stats.analyze(AnalysisInput(metric="ratio", variations=(c, t)))
     assert result.comparisons[0].error == ErrorCode.ZERO_DENOMINATOR
     assert result.variations[0].mean is None
@@ -139,3 +144,30 @@ def test_analyze__binomial_summary__mean_is_rate_stddev_is_bernoulli() -> None:
     )
     assert result.variations[0].mean == pytest.approx(0.25)
     assert result.variations[0].stddev == pytest.approx(np.sqrt(0.25 * 0.75))
+
+
+def _as_record(a: AnalysisInput) -> dict[str, object]:
+    fields = stats.types.NUMERIC_FIELDS
+    return {
+        "metric": a.metric,
+        "alpha": a.alpha,
+        "difference_type": a.difference_type,
+        "sequential": a.sequential,
+        "sequential_tuning_parameter": a.sequential_tuning_parameter,
+        "cuped": a.cuped,
+        "weights": None if a.weights is None else list(a.weights),
+        "variations": [
+            {"name": v.name, **{f: getattr(v, f) for f in fields if getattr(v, f) is not None}} for v in a.variations
+        ],
+    }
+
+
+@pytest.mark.parametrize("correction", [None, "bh"])
+def test_analyze_records__mixed_batch__same_dicts_as_dataclass_path(correction: str | None) -> None:
+    rng = np.random.default_rng(59)
+    batch = [random_analysis(rng, KINDS[i % len(KINDS)], arms=int(rng.integers(2, 4))) for i in range(30)]
+    records = [_as_record(a) for a in batch]
+    records[3] = types.MappingProxyType(records[3])  # not a dict: takes the full parser, same result
+    via_records = stats.analyze_records(records, correction=correction)  # type: ignore[arg-type]
+    via_classes = stats.analyze_many(batch, correction=correction)  # type: ignore[arg-type]
+    assert via_records == [stats.result_to_dict(r, with_adjusted=correction is not None) for r in via_classes]

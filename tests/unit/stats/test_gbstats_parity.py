@@ -162,9 +162,10 @@ def test_p_value__strong_effect_vs_gbstats__ours_stays_positive() -> None:
     from scipy import stats as sps
 
     a = AnalysisInput(
-        metric="mean", variations=(_arm("control", 5000, 10.0, 1.0), _arm("t", 5000, 10.19, 1.0)),
+        metric="mean",
+        variations=(_arm("control", 5000, 10.0, 1.0), _arm("t", 5000, 10.19, 1.0)),
         difference_type="absolute",
-    )  # fmt: skip
+    )
     ours = stats.analyze(a).comparisons[0]
     reference = sps.ttest_ind_from_stats(10.0, 1.0, 5000, 10.19, 1.0, 5000, equal_var=False)
     assert gb_result(a, "mean").p_value == 0.0
@@ -216,8 +217,14 @@ def test_cuped_three_arms__vs_gbstats__theta_pooled_over_all_variations() -> Non
     a = random_analysis(rng, "cuped", arms=3, difference_type="absolute")
     pooled: dict[str, Any] = {}
     for v in a.variations:
-        for key in ("users", "main_sum", "main_sum_squares", "covariate_sum", "covariate_sum_squares",
-                    "main_covariate_sum_product"):  # fmt: skip
+        for key in (
+            "users",
+            "main_sum",
+            "main_sum_squares",
+            "covariate_sum",
+            "covariate_sum_squares",
+            "main_covariate_sum_product",
+        ):
             pooled[key] = pooled.get(key, 0.0) + getattr(v, key)
     n = pooled["users"]
     cov = (pooled["main_covariate_sum_product"] - pooled["main_sum"] * pooled["covariate_sum"] / n) / (n - 1)

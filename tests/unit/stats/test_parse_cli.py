@@ -18,9 +18,21 @@ ROOT = Path(__file__).resolve().parents[3]
 OUTPUT_KEYS = {"srm_p_value", "srm_warning", "variations", "comparisons"}
 VARIATION_KEYS = {"name", "users", "mean", "stddev"}
 COMPARISON_KEYS = {
-    "variation", "difference_type", "estimate", "ci_low", "ci_high", "p_value", "chance_to_win",
-    "cuped_applied", "variance_reduction", "sequential", "error",
-}  # fmt: skip
+    "variation",
+    "difference_type",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "chance_to_win",
+    "cuped_applied",
+    "variance_reduction",
+    "sequential",
+    "error",
+}
+
+
+OTHER = {"name": "t", "users": 10, "main_sum": 20, "main_sum_squares": 100}
 
 
 def _analysis(**overrides: Any) -> dict[str, Any]:
@@ -33,12 +45,26 @@ def _analysis(**overrides: Any) -> dict[str, Any]:
         "cuped": True,
         "weights": [0.5, 0.5],
         "variations": [
-            {"name": "control", "users": 5000, "main_sum": 50000, "main_sum_squares": 1000000,
-             "covariate_sum": 48000, "covariate_sum_squares": 900000, "main_covariate_sum_product": 700000},
-            {"name": "treatment", "users": 5100, "main_sum": 53000, "main_sum_squares": 1080000,
-             "covariate_sum": 49000, "covariate_sum_squares": 910000, "main_covariate_sum_product": 730000},
+            {
+                "name": "control",
+                "users": 5000,
+                "main_sum": 50000,
+                "main_sum_squares": 1000000,
+                "covariate_sum": 48000,
+                "covariate_sum_squares": 900000,
+                "main_covariate_sum_product": 700000,
+            },
+            {
+                "name": "treatment",
+                "users": 5100,
+                "main_sum": 53000,
+                "main_sum_squares": 1080000,
+                "covariate_sum": 49000,
+                "covariate_sum_squares": 910000,
+                "main_covariate_sum_product": 730000,
+            },
         ],
-    }  # fmt: skip
+    }
     base.update(overrides)
     return base
 
@@ -79,8 +105,10 @@ def test_cli__family_with_correction__adds_adjusted_p_values() -> None:
 
 
 def test_cli__undefined_result__nulls_and_error_code_not_exception() -> None:
-    variations = [{"name": "c", "users": 1, "main_sum": 3, "main_sum_squares": 9},
-                  {"name": "t", "users": 10, "main_sum": 5, "main_sum_squares": 9}]  # fmt: skip
+    variations = [
+        {"name": "c", "users": 1, "main_sum": 3, "main_sum_squares": 9},
+        {"name": "t", "users": 10, "main_sum": 5, "main_sum_squares": 9},
+    ]
     code, out, _ = _run({"metric": "mean", "variations": variations})
     comparison = out["comparisons"][0]
     assert code == 0 and comparison["error"] == "too_few_users"
@@ -96,10 +124,14 @@ def test_cli__undefined_result__nulls_and_error_code_not_exception() -> None:
         (_analysis(cupd=True), "cupd"),
         (_analysis(weights=[1.0]), "weights"),
         (_analysis(variations=[_analysis()["variations"][0]]), "variations"),
-        ({**_analysis(), "variations": [{"name": "c", "users": -3, "main_sum": 1}]}, "variations[0].users"),
-        ({**_analysis(), "variations": [{"name": "c", "users": 3.5, "main_sum": 1}]}, "variations[0].users"),
-        ({**_analysis(), "variations": [{"name": "c", "users": 3, "main_sum": "x"}]}, "variations[0].main_sum"),
-        ({**_analysis(), "variations": [{"users": 3, "main_sum": 1}]}, "variations[0].name"),
+        (_analysis(cuped=False, variations=[{"name": "c", "users": -3, "main_sum": 1}, OTHER]), "variations[0].users"),
+        (_analysis(cuped=False, variations=[{"name": "c", "users": 3.5, "main_sum": 1}, OTHER]), "variations[0].users"),
+        (_analysis(variations=[{"name": "c", "users": 3, "main_sum": "x"}, OTHER]), "variations[0].main_sum"),
+        (_analysis(variations=[{"users": 3, "main_sum": 1}, OTHER]), "variations[0].name"),
+        (
+            _analysis(variations=[OTHER, {"name": "t", "users": 3, "main_sum": 1, "main_sum_squares": True}]),
+            "variations[1].main_sum_squares",
+        ),
         (_analysis(sequential="yes"), "sequential"),
     ],
 )
@@ -145,8 +177,10 @@ def test_cli__error_inside_list__path_has_index() -> None:
 
 
 def test_cli__binomial_converters_above_users__exit_2() -> None:
-    payload = {"metric": "binomial", "variations": [{"name": "c", "users": 10, "main_sum": 11},
-                                                    {"name": "t", "users": 10, "main_sum": 3}]}  # fmt: skip
+    payload = {
+        "metric": "binomial",
+        "variations": [{"name": "c", "users": 10, "main_sum": 11}, {"name": "t", "users": 10, "main_sum": 3}],
+    }
     code, _, err = _run(payload)
     assert code == 2 and "variations[0].main_sum" in err
 
@@ -164,10 +198,22 @@ def test_parse_analysis__extra_warehouse_columns__ignored() -> None:
 
 
 def test_python_m_stats__subprocess__reads_stdin_and_exits_2_on_bad_input() -> None:
-    ok = subprocess.run([sys.executable, "-m", "stats", "analyze"], input=json.dumps(_analysis()),
-                        capture_output=True, text=True, cwd=ROOT, check=False)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, "-m", "stats", "analyze"],
+        input=json.dumps(_analysis()),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert set(json.loads(ok.stdout)) == OUTPUT_KEYS
-    bad = subprocess.run([sys.executable, "-m", "stats", "analyze"], input=json.dumps(_analysis(alpha="x")),
-                         capture_output=True, text=True, cwd=ROOT, check=False)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "stats", "analyze"],
+        input=json.dumps(_analysis(alpha="x")),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert bad.returncode == 2 and "alpha" in bad.stderr

@@ -65,10 +65,16 @@ def test_relative_mde__any_metric__power_at_mde_equals_target(metric: str) -> No
     moments = {
         "mean": (20.0, 400.0),
         "binomial": stats.baseline_moments("binomial", users=10000, main_sum=1200),
-        "ratio": stats.baseline_moments("ratio", users=1000, main_sum=5000, main_sum_squares=40000,
-                                        denominator_sum=2500, denominator_sum_squares=8000,
-                                        main_denominator_sum_product=15000),
-    }[metric]  # fmt: skip
+        "ratio": stats.baseline_moments(
+            "ratio",
+            users=1000,
+            main_sum=5000,
+            main_sum_squares=40000,
+            denominator_sum=2500,
+            denominator_sum_squares=8000,
+            main_denominator_sum_product=15000,
+        ),
+    }[metric]
     mean, variance = moments
     for users in (2000, 20000, 200000):
         mde = stats.minimum_detectable_effect(users=users, variance=variance, mean=mean, relative=True)

@@ -13,14 +13,21 @@ EXPERIMENTS, USERS_PER_ARM, LOOKS, ALPHA = 2000, 5000, 20, 0.05
 
 @pytest.fixture(scope="module")
 def revenue() -> tuple[LookSums, LookSums]:
-    return simulate_arms(np.random.default_rng(61), experiments=EXPERIMENTS, users_per_arm=USERS_PER_ARM,
-                         looks=LOOKS, kind="revenue", rho=0.5)  # fmt: skip
+    return simulate_arms(
+        np.random.default_rng(61),
+        experiments=EXPERIMENTS,
+        users_per_arm=USERS_PER_ARM,
+        looks=LOOKS,
+        kind="revenue",
+        rho=0.5,
+    )
 
 
 @pytest.fixture(scope="module")
 def conversion() -> tuple[LookSums, LookSums]:
-    return simulate_arms(np.random.default_rng(62), experiments=EXPERIMENTS, users_per_arm=USERS_PER_ARM,
-                         looks=LOOKS, kind="conversion")  # fmt: skip
+    return simulate_arms(
+        np.random.default_rng(62), experiments=EXPERIMENTS, users_per_arm=USERS_PER_ARM, looks=LOOKS, kind="conversion"
+    )
 
 
 def _rejections(control: LookSums, treatment: LookSums, metric: str, **options: object) -> np.ndarray:

@@ -79,7 +79,7 @@ def record_with_experiments(exposures: Sequence[Exposure]) -> None:
     """The default recorder: the experiments app's bulk, idempotent ``exposures_record``
     (it skips experiments that are not running and deduplicates per unit and experiment)."""
     try:
-        from experiments.ingestion import exposures_record
+        from experiments.services import exposures_record
     except ImportError as exc:
         raise RecorderUnavailable("The experiments app does not provide exposures_record.") from exc
     exposures_record(

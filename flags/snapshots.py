@@ -104,6 +104,8 @@ class SnapshotStore:
             self._check()
         info = self._keys.get(key_digest(raw_key))
         if info is None:
+            if not self._keys and self._degraded_since is not None:
+                raise SnapshotUnavailable("No key can be checked: the database is down and no snapshot is on disk.")
             return None
         compiled = self._compiled.get(info.environment_id)
         if compiled is None or compiled.version < self._versions.get(info.environment_id, 0):

@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v1/", include("flags.urls")),
     path("api/v1/", include("audit.urls")),
     path("api/v1/", include("experiments.urls")),
+    path("experiments/", include("experiments.pages.urls")),
+    path("flags/", include("experiments.pages.flag_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

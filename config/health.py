@@ -35,6 +35,7 @@ def _evaluation_ok() -> tuple[bool, Any]:
     """Degraded while this process answers SDKs from its last good snapshot (database down)."""
     from flags.snapshots import store
 
+    store.refresh()
     status = store.status()
     return status["state"] == "ok", status
 

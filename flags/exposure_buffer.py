@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
@@ -177,8 +178,10 @@ class ExposureBuffer:
     def _record(self, batch: Sequence[Exposure]) -> bool:
         try:
             _recorder()(batch)
-        except RecorderUnavailable as exc:
-            logger.warning("Exposures kept for later: %s", exc)
+        except (RecorderUnavailable, DatabaseError) as exc:
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            logger.warning("%d exposure(s) kept for later: %s", len(batch), first_line)
+            _discard_connection()
             return False
         except Exception:
             logger.exception("Writing %d exposure(s) failed; they are kept for later.", len(batch))
@@ -289,7 +292,6 @@ def _process_alive(pid: int) -> bool:
 
 
 def _discard_connection() -> None:
-    from django.db import Error as DatabaseError
     from django.db import connection
 
     try:

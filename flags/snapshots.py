@@ -128,6 +128,12 @@ class SnapshotStore:
             out["error"] = self._error
         return out
 
+    def refresh(self) -> None:
+        """Run the version check now if it is due (the readiness probe calls this, so that a
+        process without SDK traffic still notices the database coming back)."""
+        if time.monotonic() >= self._next_check:
+            self._check()
+
     @property
     def degraded(self) -> bool:
         return self._degraded_since is not None

@@ -312,7 +312,8 @@ def rollup_refresh(
     else:
         assert state is not None
         since = state[1] - WATERMARK_OVERLAP
-        cur.execute("CREATE TEMP TABLE experiments_dirty (unit_id bigint PRIMARY KEY) ON COMMIT DROP")
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS experiments_dirty (unit_id bigint PRIMARY KEY) ON COMMIT DROP")
+        cur.execute("TRUNCATE experiments_dirty")
         cur.execute(
             """
             INSERT INTO experiments_dirty (unit_id)

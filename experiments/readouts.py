@@ -208,15 +208,15 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
     snapshot.multiple_exposure_units = multiple
     share = multiple / exposed if exposed else None
     snapshot.multiple_exposure_share = share
-    snapshot.srm_p_value = result.srm_p_value
+    snapshot.srm_p_value = _finite(result.srm_p_value)
     snapshot.srm_warning = result.srm_warning
     snapshot.guardrail_status = result.guardrail_status
-    snapshot.variations = result.variations
-    snapshot.metrics = result.metrics
-    snapshot.slices = result.slices
-    snapshot.inputs = {"analysis_end": analysis_end.isoformat(), "phase": phase.number, "caps": caps,
-                       "rollup": {"mode": rollup.mode, "units_recomputed": rollup.units_recomputed},
-                       "metrics": result.inputs}
+    snapshot.variations = _clean(result.variations)
+    snapshot.metrics = _clean(result.metrics)
+    snapshot.slices = _clean(result.slices)
+    snapshot.inputs = _clean({"analysis_end": analysis_end.isoformat(), "phase": phase.number, "caps": caps,
+                              "rollup": {"mode": rollup.mode, "units_recomputed": rollup.units_recomputed},
+                              "metrics": result.inputs})
     warnings = list(result.warnings)
     if share is not None and share > MULTIPLE_EXPOSURE_WARNING:
         warnings.append({"code": "multiple_exposures",
@@ -294,6 +294,21 @@ def _harm(direction: str, comparison: dict[str, Any]) -> str:
     if significant:
         return "failing"
     return "warning" if worse else "ok"
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: a non-finite number (the engine may give inf for a degenerate slice) becomes null."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _comparison_dict(c: stats.Comparison, direction: str) -> dict[str, Any]:

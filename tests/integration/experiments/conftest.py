@@ -1,0 +1,184 @@
+"""Fixtures of the experiments tests: a flag with two variants, the metric catalog, experiment
+factories, SDK calls, and a real Celery worker process bound to the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from audit.types import Actor
+from experiments import ingestion
+from experiments import services as experiment_services
+from experiments.models import Experiment, Metric, Phase
+from flags import services as flag_services
+from flags.models import Environment, Flag
+from tests.conftest import require_service
+
+ROOT = Path(__file__).resolve().parents[3]
+# A Redis database of its own, so that no other worker on the machine takes these tasks.
+WORKER_REDIS_DB = int(os.environ.get("EXPERIMENTS_TEST_REDIS_DB", "11"))
+
+METRICS: dict[str, dict[str, Any]] = {
+    "purchase": {"kind": "conversion", "event_name": "purchase", "window_hours": 72},
+    "revenue": {"kind": "mean", "event_name": "purchase", "capping": "percentile", "capping_value": 0.95},
+    "ctr": {"kind": "ratio", "event_name": "click", "denominator_event": "impression", "window_hours": 336},
+    "retention-d7": {"kind": "retention", "event_name": "page_view", "retention_day": 7},
+    "checkout-funnel": {"kind": "funnel", "funnel_steps": ["view_item", "add_to_cart", "checkout"],
+                        "window_hours": 72},
+    "clicks": {"kind": "count", "event_name": "click", "capping": "absolute", "capping_value": 5,
+               "window_hours": 336, "direction": "higher"},
+    "errors": {"kind": "count", "event_name": "error", "direction": "lower", "window_hours": 336},
+}
+ROLES = {"purchase": "primary", "revenue": "secondary", "errors": "guardrail"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_routes() -> Iterator[None]:
+    """Ingestion caches experiments per environment version; tests start without that cache."""
+    ingestion._routes_cache.clear()
+    yield
+    ingestion._routes_cache.clear()
+
+
+@pytest.fixture
+def production(environments: dict[str, Environment]) -> Environment:
+    return environments["production"]
+
+
+@pytest.fixture
+def checkout_flag(environments: dict[str, Environment], actor: Actor) -> Flag:
+    flag = flag_services.flag_create(
+        actor=actor, key="checkout", value_type="string",
+        variants=[{"key": "control", "value": "old"}, {"key": "treatment", "value": "new"}],
+    )
+    for env in environments.values():
+        flag_services.flag_state_update(actor=actor, flag=flag, environment=env, enabled=True)
+    return flag
+
+
+def create_metrics(actor: Actor, keys: Sequence[str] | None = None) -> dict[str, Metric]:
+    return {
+        key: experiment_services.metric_create(actor=actor, key=key, **dict(METRICS[key]))
+        for key in (keys or METRICS)
+    }
+
+
+@pytest.fixture
+def metrics(db: Any, actor: Actor) -> dict[str, Metric]:
+    return create_metrics(actor)
+
+
+def create_experiment(
+    actor: Actor, flag: Flag, environment: Environment, metric_keys: Sequence[str], *, key: str = "checkout-test",
+    start: bool = True, started_days_ago: float = 30.0, **fields: Any,
+) -> Experiment:
+    fields.setdefault("variations", [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}])
+    fields.setdefault("slice_attributes", ["country", "platform"])
+    experiment = experiment_services.experiment_create(
+        actor=actor, key=key, flag=flag, environment=environment,
+        metrics=[{"metric": k, "role": ROLES.get(k, "secondary")} for k in metric_keys], **fields,
+    )
+    if start:
+        experiment = experiment_services.experiment_start(actor=actor, experiment=experiment)
+        backdate(experiment, days=started_days_ago)
+    return experiment
+
+
+def backdate(experiment: Experiment, *, days: float) -> None:
+    """Move the experiment's start into the past, so that traffic of the last weeks belongs to it."""
+    started = timezone.now() - timedelta(days=days)
+    Phase.objects.filter(experiment=experiment, number=1).update(started_at=started)
+    Experiment.objects.filter(pk=experiment.pk).update(started_at=started)
+    flag_services.environments_bump(environment_ids=[experiment.environment_id])
+
+
+@pytest.fixture
+def experiment(actor: Actor, checkout_flag: Flag, production: Environment, metrics: dict[str, Metric]) -> Experiment:
+    return create_experiment(actor, checkout_flag, production, list(metrics))
+
+
+def sdk_client(environment: Environment) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=environment.client_key)
+    return client
+
+
+def post_events(client: APIClient, items: Any) -> Any:
+    return client.post("/api/v1/events", {"events": items}, format="json")
+
+
+# A real worker ---------------------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] or ""
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    host = s["HOST"] or "127.0.0.1"
+    port = s["PORT"] or "5432"
+    return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery -A config worker` in a subprocess, on the test database and a private broker.
+
+    Skipped when Redis is not running locally; a failure under CI.
+    """
+    require_service("127.0.0.1", 6379, "Redis")
+    import redis
+
+    from config.celery import app
+
+    broker = f"redis://127.0.0.1:6379/{WORKER_REDIS_DB}"
+    # The worker queues tasks itself (the scheduled refresh queues readouts), so the isolation
+    # is by Redis database, with the default queue; leftovers of an earlier run are dropped.
+    redis.Redis.from_url(broker).flushdb()
+    previous = app.conf.broker_url
+    app.conf.broker_url = broker
+    # The producer pool is created on first use with the broker of that moment; start afresh.
+    app._pool = None
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": broker,
+        "DATABASE_CONN_MAX_AGE": "0",
+    })
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "--hostname", f"experiments-test-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while b"ready." not in (tmp_path / "worker.log").read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("The Celery worker did not start:\n" + (tmp_path / "worker.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        app.conf.broker_url = previous
+        app._pool = None
+        redis.Redis.from_url(broker).flushdb()

@@ -131,28 +131,74 @@ def _fast_setting(r: Any) -> Setting | None:
     return Setting(metric, alpha, difference == "relative", sequential, tuning, cuped)
 
 
+def _all_at_once(batch: Batch, records: Sequence[Any]) -> bool:
+    """Add a batch of well-formed records with whole-column operations; False to go one by one.
+
+    Settings are read column by column and type-checked with set operations, so a large
+    batch costs a few list comprehensions rather than a Python loop with many branches.
+    """
+    if set(map(type, records)) != {dict} or not all(map(ANALYSIS_KEYS.issuperset, records)):
+        return False
+    metric = [_METRIC_INDEX.get(r.get("metric"), -1) for r in records]
+    difference = [r.get("difference_type", "relative") for r in records]
+    alpha = [r.get("alpha", DEFAULT_ALPHA) for r in records]
+    tuning = [r.get("sequential_tuning_parameter", DEFAULT_SEQUENTIAL_TUNING_PARAMETER) for r in records]
+    sequential = [r.get("sequential", False) for r in records]
+    cuped = [r.get("cuped", False) for r in records]
+    weights = [r.get("weights") for r in records]
+    variations = [r.get("variations") for r in records]
+    if (
+        min(metric) < 0
+        or not set(difference) <= set(DIFFERENCE_TYPES)
+        or not set(map(type, alpha)) | set(map(type, tuning)) <= {int, float}
+        or set(map(type, sequential)) | set(map(type, cuped)) != {bool}
+        or set(map(type, variations)) != {list}
+        or not set(map(type, weights)) <= {list, type(None)}
+    ):
+        return False
+    sizes = list(map(len, variations))
+    given = [-1 if w is None else len(w) for w in weights]
+    flat_weights = list(chain.from_iterable(w or [1.0] * n for w, n in zip(weights, sizes, strict=True)))
+    flat = list(chain.from_iterable(variations))
+    if (
+        set(map(type, flat)) != {dict}
+        or not set(map(type, flat_weights)) <= {int, float}
+        or any(g >= 0 and g != n for g, n in zip(given, sizes, strict=True))
+    ):
+        return False
+    relative = [d == "relative" for d in difference]
+    batch.settings.extend(map(Setting, metric, alpha, relative, sequential, tuning, cuped))
+    batch.rows.extend([tuple(map(v.get, NUMERIC_FIELDS, _ABSENT)) for v in flat])
+    batch.names.extend([v.get("name") for v in flat])
+    batch.sizes.extend(sizes)
+    batch.weights.extend(flat_weights)
+    batch.weights_given.extend(given)
+    return True
+
+
 def add_records(batch: Batch, records: Sequence[Any], prefix: str) -> None:
     """JSON-shaped analyses, well-formed ones without building dataclasses.
 
     Types are checked once for the whole batch (C-level set operations); only when they
     fail, or a record is unusual, does the full parser run to name the offending field.
     """
-    for k, r in enumerate(records):
-        setting = _fast_setting(r)
-        try:
-            variations = r["variations"]
-            rows = [tuple(map(v.get, NUMERIC_FIELDS, _ABSENT)) for v in variations]
-            names = [v.get("name") for v in variations]
-        except (AttributeError, KeyError, TypeError):
-            setting = None
-        if setting is None:
-            add_input(batch, parse_analysis(r, prefix.format(k).rstrip(".")), prefix.format(k))
-            continue
-        batch.settings.append(setting)
-        batch.rows.extend(rows)
-        batch.names.extend(names)
-        batch.sizes.append(len(rows))
-        _add_weights(batch, r.get("weights"), len(rows))
+    if not _all_at_once(batch, records):
+        for k, r in enumerate(records):
+            setting = _fast_setting(r)
+            try:
+                variations = r["variations"]
+                rows = [tuple(map(v.get, NUMERIC_FIELDS, _ABSENT)) for v in variations]
+                names = [v.get("name") for v in variations]
+            except (AttributeError, KeyError, TypeError):
+                setting = None
+            if setting is None:
+                add_input(batch, parse_analysis(r, prefix.format(k).rstrip(".")), prefix.format(k))
+                continue
+            batch.settings.append(setting)
+            batch.rows.extend(rows)
+            batch.names.extend(names)
+            batch.sizes.append(len(rows))
+            _add_weights(batch, r.get("weights"), len(rows))
     names_ok = set(map(type, batch.names)) <= {str} and all(batch.names)
     if not names_ok or not _ROW_TYPES.issuperset(map(type, chain.from_iterable(batch.rows))):
         for k, r in enumerate(records):

@@ -49,12 +49,14 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _number(value: Any, path: str) -> float:
+def _number(value: Any, path: str, key: str | int | None = None) -> float:
+    """A finite JSON number; the field path is only built when there is an error."""
     # bool is an int subclass in Python; true/false is never a count or a sum.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(path, f"must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise InputError(path, "must be finite")
+    if type(value) not in (int, float) or not math.isfinite(value):
+        where = path if key is None else _join(path, key)
+        if type(value) not in (int, float):
+            raise InputError(where, f"must be a number, got {type(value).__name__}")
+        raise InputError(where, "must be finite")
     return float(value)
 
 
@@ -91,13 +93,11 @@ def parse_variation(raw: Any, path: str) -> VariationData:
     for key in ("users", "main_sum"):
         if key not in obj:
             raise InputError(_join(path, key), "is required")
-    users = _number(obj["users"], _join(path, "users"))
+    users = _number(obj["users"], path, "users")
     if users < 0 or users != int(users):
         raise InputError(_join(path, "users"), "must be a non-negative integer")
-    extra = {key: _number(obj[key], _join(path, key)) for key in _OPTIONAL_NUMBERS if obj.get(key) is not None}
-    return VariationData(
-        name=name, users=int(users), main_sum=_number(obj["main_sum"], _join(path, "main_sum")), **extra
-    )
+    extra = {key: _number(obj[key], path, key) for key in _OPTIONAL_NUMBERS if obj.get(key) is not None}
+    return VariationData(name=name, users=int(users), main_sum=_number(obj["main_sum"], path, "main_sum"), **extra)
 
 
 def parse_analysis(raw: Any, path: str = "") -> AnalysisInput:
@@ -120,16 +120,17 @@ def parse_analysis(raw: Any, path: str = "") -> AnalysisInput:
     weights: tuple[float, ...] | None = None
     if obj.get("weights") is not None:
         weights_path = _join(path, "weights")
-        weights = tuple(_number(w, _join(weights_path, i)) for i, w in enumerate(_list(obj["weights"], weights_path)))
+        weights = tuple(_number(w, weights_path, i) for i, w in enumerate(_list(obj["weights"], weights_path)))
     return AnalysisInput(
         metric=metric,
         variations=variations,
-        alpha=_number(obj.get("alpha", DEFAULT_ALPHA), _join(path, "alpha")),
+        alpha=_number(obj.get("alpha", DEFAULT_ALPHA), path, "alpha"),
         difference_type=difference,
         sequential=_boolean(obj.get("sequential", False), _join(path, "sequential")),
         sequential_tuning_parameter=_number(
             obj.get("sequential_tuning_parameter", DEFAULT_SEQUENTIAL_TUNING_PARAMETER),
-            _join(path, "sequential_tuning_parameter"),
+            path,
+            "sequential_tuning_parameter",
         ),
         cuped=_boolean(obj.get("cuped", False), _join(path, "cuped")),
         weights=weights,

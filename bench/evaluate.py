@@ -258,8 +258,8 @@ def measure(
     sdk: Callable[[list[dict[str, Any]]], list[list[Any]]],
     units: list[dict[str, Any]],
     chunk: int,
-) -> tuple[float, float, int]:
-    """Seconds of each engine and the count of agreeing values.
+) -> tuple[float, float, int, list[float]]:
+    """Seconds of each engine, the count of agreeing values and the per-chunk speed ratios.
 
     The engines alternate on chunks of units, so that load from other processes
     on a shared machine weighs on both alike; values are compared and dropped
@@ -268,6 +268,7 @@ def measure(
     """
     ours_seconds = sdk_seconds = 0.0
     same = 0
+    ratios = []
     for offset in range(0, len(units), chunk):
         block = units[offset : offset + chunk]
         start = time.perf_counter()
@@ -277,8 +278,9 @@ def measure(
         end = time.perf_counter()
         sdk_seconds += middle - start
         ours_seconds += end - middle
+        ratios.append((middle - start) / (end - middle))
         same += _agreeing(ours_values, theirs_values)
-    return ours_seconds, sdk_seconds, same
+    return ours_seconds, sdk_seconds, same, ratios
 
 
 def main() -> int:
@@ -295,7 +297,7 @@ def main() -> int:
     flags = len(snapshot.features)
     evaluations = flags * len(units)
 
-    ours_seconds, sdk_seconds, same = measure(make_ours(snapshot), make_sdk(snapshot), units, args.chunk)
+    ours_seconds, sdk_seconds, same, ratios = measure(make_ours(snapshot), make_sdk(snapshot), units, args.chunk)
     ours_rate = evaluations / ours_seconds
     sdk_rate = evaluations / sdk_seconds
     print(f"python {platform.python_version()} on {platform.machine()}, growthbook {growthbook.__version__}")
@@ -308,7 +310,10 @@ def main() -> int:
     print(f"|{'-' * 36}|{'-' * 10}|{'-' * 15}|{'-' * 8}|")
     for name, elapsed, rate, ratio in rows:
         print(f"| {name:<34} | {elapsed:>8.2f} | {rate:>13,.0f} | {ratio:>5.2f}x |")
-    print(f"\nidentical values: {same:,} / {evaluations:,}")
+    ratios.sort()
+    print(f"\nper-chunk ratio ({len(ratios)} chunks of {args.chunk:,} units): ", end="")
+    print(f"min {ratios[0]:.2f}x, median {ratios[len(ratios) // 2]:.2f}x, max {ratios[-1]:.2f}x")
+    print(f"identical values: {same:,} / {evaluations:,}")
     if same != evaluations:
         print("MISMATCH: the engines disagree", file=sys.stderr)
         return 1

@@ -129,6 +129,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The SDK endpoints are plain Django views; their description is added here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flags.sdk_schema.add_sdk_endpoints",
+    ],
 }
 
 # Serving (flag evaluation for SDKs): see docs/sdk.md.

@@ -80,21 +80,20 @@ def _moments(c: Mapping[str, FloatArray], metric: IntArray) -> _Moments:
     n = c["users"]
     is_bin, is_ratio = metric == BINOMIAL, metric == RATIO
     sy, sx = c["main_sum"], c["covariate_sum"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ybar, xbar = sy / n, sx / n
-        var_y = np.where(
-            is_bin, frequentist.binomial_variance(ybar), frequentist.sample_variance(n, sy, c["main_sum_squares"])
-        )
-        var_x = np.where(
-            is_bin, frequentist.binomial_variance(xbar), frequentist.sample_variance(n, sx, c["covariate_sum_squares"])
-        )
-        # Binomial pairs use E[xy] - p_x p_y (n denominator), matching p(1-p)
-        # (STATISTICS.md section 11.3); other metrics the unbiased covariance.
-        cov_xy = np.where(
-            is_bin,
-            c["main_covariate_sum_product"] / n - xbar * ybar,
-            ratio.sample_covariance(n, sy, sx, c["main_covariate_sum_product"]),
-        )
+    ybar, xbar = sy / n, sx / n
+    var_y = np.where(
+        is_bin, frequentist.binomial_variance(ybar), frequentist.sample_variance(n, sy, c["main_sum_squares"])
+    )
+    var_x = np.where(
+        is_bin, frequentist.binomial_variance(xbar), frequentist.sample_variance(n, sx, c["covariate_sum_squares"])
+    )
+    # Binomial pairs use E[xy] - p_x p_y (n denominator), matching p(1-p)
+    # (STATISTICS.md section 11.3); other metrics the unbiased covariance.
+    cov_xy = np.where(
+        is_bin,
+        c["main_covariate_sum_product"] / n - xbar * ybar,
+        frequentist.sample_covariance(n, sy, sx, c["main_covariate_sum_product"]),
+    )
     m = _Moments(ybar, var_y, xbar, var_x, cov_xy)
     rows = np.flatnonzero(is_ratio)
     if rows.size:
@@ -170,11 +169,10 @@ def _run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment
     rel = settings.relative[g]
     th = theta[g]
     diff = adj[b] - adj[a]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v_abs = frequentist.absolute_variance(adj_var[a], na, adj_var[b], nb)
-        v_abs_plain = frequentist.absolute_variance(m.var_post[a], na, m.var_post[b], nb)
-        v_rel = cuped.relative_variance(m.post[a], m.var_post[a], var_pre[a], cov[a], na, m.post[b], adj_var[b], nb, th)
-        v_rel_plain = frequentist.relative_variance(m.post[a], m.var_post[a], na, m.post[b], m.var_post[b], nb)
+    v_abs = frequentist.absolute_variance(adj_var[a], na, adj_var[b], nb)
+    v_abs_plain = frequentist.absolute_variance(m.var_post[a], na, m.var_post[b], nb)
+    v_rel = cuped.relative_variance(m.post[a], m.var_post[a], var_pre[a], cov[a], na, m.post[b], adj_var[b], nb, th)
+    v_rel_plain = frequentist.relative_variance(m.post[a], m.var_post[a], na, m.post[b], m.var_post[b], nb)
     estimate = np.where(rel, frequentist.relative_lift(m.post[a], diff), diff)
     variance = np.where(rel, v_rel, v_abs)
     variance_plain = np.where(rel, v_rel_plain, v_abs_plain)
@@ -196,24 +194,22 @@ def _run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment
     ctw = frequentist.chance_to_win(estimate, variance)
     reduction = np.where(applied[g], cuped.variance_reduction(variance, variance_plain), np.nan)
 
-    is_ratio = metric == RATIO
-    with np.errstate(invalid="ignore"):
-        zero_den = is_ratio & (c["denominator_sum"] == 0)
-        finite = np.isfinite(estimate) & np.isfinite(variance) & (variance > 0)
-        finite &= np.isfinite(low) & np.isfinite(high) & np.isfinite(p) & np.isfinite(ctw)
-        error = _first_error(
-            [
-                (ErrorCode.NO_USERS, (na == 0) | (nb == 0)),
-                (ErrorCode.TOO_FEW_USERS, (na < 2) | (nb < 2)),
-                (ErrorCode.ZERO_DENOMINATOR, zero_den[a] | zero_den[b]),
-                (ErrorCode.ZERO_VARIANCE, (adj_var[a] <= 0) | (adj_var[b] <= 0)),
-                (ErrorCode.ZERO_CONTROL_MEAN, rel & (m.post[a] == 0)),
-                (ErrorCode.NUMERICAL_ERROR, ~finite),
-            ],
-            a.shape[0],
-        )
-        mean = np.where((n > 0) & ~zero_den, m.post, np.nan)
-        stddev = np.sqrt(np.where(m.var_post >= 0, m.var_post, np.nan))
+    zero_den = (metric == RATIO) & (c["denominator_sum"] == 0)
+    finite = np.isfinite(estimate) & np.isfinite(variance) & (variance > 0)
+    finite &= np.isfinite(low) & np.isfinite(high) & np.isfinite(p) & np.isfinite(ctw)
+    error = _first_error(
+        [
+            (ErrorCode.NO_USERS, (na == 0) | (nb == 0)),
+            (ErrorCode.TOO_FEW_USERS, (na < 2) | (nb < 2)),
+            (ErrorCode.ZERO_DENOMINATOR, zero_den[a] | zero_den[b]),
+            (ErrorCode.ZERO_VARIANCE, (adj_var[a] <= 0) | (adj_var[b] <= 0)),
+            (ErrorCode.ZERO_CONTROL_MEAN, rel & (m.post[a] == 0)),
+            (ErrorCode.NUMERICAL_ERROR, ~finite),
+        ],
+        a.shape[0],
+    )
+    mean = np.where((n > 0) & ~zero_den, m.post, np.nan)
+    stddev = np.sqrt(np.where(m.var_post >= 0, m.var_post, np.nan))
     return CoreResult(mean, stddev, theta, applied, estimate, variance, low, high, p, ctw, reduction, error)
 
 

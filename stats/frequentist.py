@@ -37,12 +37,19 @@ class WelchResult(NamedTuple):
     p_value: FloatArray
 
 
-def sample_variance(n: npt.ArrayLike, total: npt.ArrayLike, sum_squares: npt.ArrayLike) -> FloatArray:
-    """Unbiased per-unit variance from n, the sum and the sum of squares."""
-    n_, s, q = _f(n), _f(total), _f(sum_squares)
+def sample_covariance(
+    n: npt.ArrayLike, sum_a: npt.ArrayLike, sum_b: npt.ArrayLike, sum_ab: npt.ArrayLike
+) -> FloatArray:
+    """Unbiased covariance of two per-unit quantities from their sums."""
+    n_ = _f(n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # s^2 = (sum y^2 - (sum y)^2 / n) / (n - 1): textbook sample variance from moments.
-        return (q - s * s / n_) / (n_ - 1.0)
+        # c = (sum ab - sum a * sum b / n) / (n - 1): sample covariance from moments.
+        return (_f(sum_ab) - _f(sum_a) * _f(sum_b) / n_) / (n_ - 1.0)
+
+
+def sample_variance(n: npt.ArrayLike, total: npt.ArrayLike, sum_squares: npt.ArrayLike) -> FloatArray:
+    """Unbiased per-unit variance from n, the sum and the sum of squares (s^2 = c_yy)."""
+    return sample_covariance(n, total, total, sum_squares)
 
 
 def binomial_variance(proportion: npt.ArrayLike) -> FloatArray:

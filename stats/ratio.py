@@ -14,21 +14,12 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from stats.frequentist import sample_covariance, sample_variance
 from stats.types import FloatArray
 
 
 def _f(x: npt.ArrayLike) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
-
-
-def sample_covariance(
-    n: npt.ArrayLike, sum_a: npt.ArrayLike, sum_b: npt.ArrayLike, sum_ab: npt.ArrayLike
-) -> FloatArray:
-    """Unbiased covariance of two per-unit quantities from their sums."""
-    n_ = _f(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # c = (sum ab - sum a * sum b / n) / (n - 1): sample covariance from moments.
-        return (_f(sum_ab) - _f(sum_a) * _f(sum_b) / n_) / (n_ - 1.0)
 
 
 class RatioMoments(NamedTuple):
@@ -47,8 +38,8 @@ def ratio_moments(
     """Ratio and its per-unit delta-method variance for each arm."""
     n_ = _f(n)
     sy, sd = _f(main_sum), _f(denominator_sum)
-    var_y = sample_covariance(n_, sy, sy, main_sum_squares)
-    var_d = sample_covariance(n_, sd, sd, denominator_sum_squares)
+    var_y = sample_variance(n_, sy, main_sum_squares)
+    var_d = sample_variance(n_, sd, denominator_sum_squares)
     cov = sample_covariance(n_, sy, sd, main_denominator_sum_product)
     with np.errstate(divide="ignore", invalid="ignore"):
         ybar, dbar = sy / n_, sd / n_

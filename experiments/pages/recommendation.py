@@ -74,6 +74,14 @@ class PowerPanel:
         return fmt_estimate(self.target_mde, self.relative).lstrip("+") if self.target_mde is not None else "—"
 
     @property
+    def users_now_text(self) -> str:
+        return f"{self.users_now:,}"
+
+    @property
+    def users_more_text(self) -> str:
+        return "—" if self.users_more is None else f"{self.users_more:,}"
+
+    @property
     def reached(self) -> bool:
         return self.users_more is not None and self.users_more <= 0
 

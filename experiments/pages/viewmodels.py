@@ -515,6 +515,7 @@ def result_rows(snapshot: SnapshotData, toggles: Toggles, roles: Iterable[str]) 
 class SliceRow:
     value: str
     variation: str
+    variation_name: str
     units: str
     control_mean: str
     treatment_mean: str
@@ -531,6 +532,7 @@ class SliceRow:
 def slice_rows(
     slices: Sequence[Mapping[str, Any]], *, metric: MetricResult, snapshot: SnapshotData
 ) -> list[SliceRow]:
+    names = {a.key: a.name for a in snapshot.arms}
     """Rows of one slice dimension for one metric. `slices` are the snapshot's slice entries
     of that dimension, each with `metrics` holding at least the chosen metric."""
     relative = snapshot.difference_type == "relative"
@@ -557,6 +559,7 @@ def slice_rows(
                 SliceRow(
                     value=str(entry.get("value", "")),
                     variation=key,
+                    variation_name=names.get(key, key),
                     units=" / ".join(f"{u:,}" for u in units),
                     control_mean=fmt_mean(control_mean, metric.kind),
                     treatment_mean=fmt_mean(_float(arms.get(key, {}).get("mean")), metric.kind),

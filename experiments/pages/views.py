@@ -52,6 +52,7 @@ from experiments.pages.viewmodels import (
     slice_rows,
     srm_explanation,
 )
+from flags.models import FlagState
 
 TARGET_MDE_RE = re.compile(r"Target MDE:\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<percent>%?)", re.IGNORECASE)
 STATUS_CHOICES = [("", "Any status"), *Experiment.Status.choices]
@@ -160,7 +161,7 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
         "experiment": e,
         "phase": getattr(e, "phase_number", None),
         "days": _days(started, end) if e.started_at else None,
-        "arms": [(str(a.get("name") or a.get("key")), int(a.get("units") or 0)) for a in arms],
+        "arms": [(str(a.get("name") or a.get("key")), f"{int(a.get('units') or 0):,}") for a in arms],
         "primary_name": primary_name,
         "primary": primary_text,
         "primary_tone": primary_tone,
@@ -296,6 +297,9 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                       experiment.stopped_at if experiment.status != Experiment.Status.RUNNING else None)
         if experiment.started_at else None,
         "can_change": can(request, EXPERIMENT_CHANGE),
+        "flag_off": experiment.status == Experiment.Status.RUNNING
+        and FlagState.objects.filter(flag_id=experiment.flag_id, environment_id=experiment.environment_id,
+                                     enabled=False).exists(),
         "start_problems": services.experiment_start_problems(experiment=experiment)
         if experiment.status == Experiment.Status.DRAFT else {},
     }
@@ -326,7 +330,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
             entries = queries.slice_entries(snapshot_id=snapshot.id, attribute=slice_attr, metric_key=slice_metric.key)
             slice_table = slice_rows(entries, metric=slice_metric, snapshot=snapshot)
             slice_svg = charts.forest_plot(
-                [charts.ForestRow(f"{r.value} · {names.get(r.variation, r.variation)}",
+                [charts.ForestRow(f"{r.value} · {r.variation_name}",
                                   r.numbers.estimate if r.numbers and not r.numbers.error else None,
                                   r.numbers.ci_low if r.numbers and not r.numbers.error else None,
                                   r.numbers.ci_high if r.numbers and not r.numbers.error else None, r.tone,
@@ -364,6 +368,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
             show_adjusted=snapshot.settings.get("correction") not in (None, "", "none")
             and toggles.mode == snapshot.headline,
             multiple_share=fmt_share(snapshot.multiple_exposure_share),
+            units_text=f"{snapshot.units:,}",
             query=request.GET.copy(),
         )
     context["power"] = power

@@ -28,7 +28,7 @@ from experiments.pages.access import EXPERIMENT_ADD, EXPERIMENT_CHANGE, can, pag
 from experiments.pages.forms import CONDITION_HELP, JSONObjectField, parse_weights, place_service_errors
 from experiments.pages.views import page_context
 from flags import services as flag_services
-from flags.models import Environment, Flag
+from flags.models import Environment, Flag, FlagState
 
 SESSION_KEY = "experiment_wizard"
 STEPS = (
@@ -345,6 +345,12 @@ def _description(answers: Mapping[str, Any], estimate: Mapping[str, Any] | None)
     return "\n".join(lines)
 
 
+def _flag_off(answers: Mapping[str, Any]) -> bool:
+    key = (answers.get("flag") or {}).get("flag")
+    env = (answers.get("basics") or {}).get("environment")
+    return bool(key) and FlagState.objects.filter(flag__key=key, environment__key=env, enabled=False).exists()
+
+
 def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
     estimate = plan(answers)
     error = ""
@@ -375,7 +381,7 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
         request,
         "experiments/wizard_review.html",
         page_context(request, steps=_step_states("review", answers), answers=answers, plan=estimate, error=error,
-                     can_start=can(request, EXPERIMENT_CHANGE)),
+                     can_start=can(request, EXPERIMENT_CHANGE), flag_off=_flag_off(answers)),
     )
 
 
@@ -388,6 +394,9 @@ def _create(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[
     if flag_step.get("new_flag"):
         flag = flag_services.flag_create(actor=actor, key=flag_step["new_flag"], owner=basics.get("owner", ""),
                                          description=f"Created for the experiment {basics['key']}.")
+        # A new flag starts off everywhere; on, it serves its default ('off', the control) until the
+        # experiment's rule splits traffic, so turning it on changes nothing for users by itself.
+        flag_services.flag_state_update(actor=actor, flag=flag, environment=environment, enabled=True)
     else:
         flag = Flag.objects.get(key=flag_step["flag"])
     keys = [split["control"], *split["treatments"]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +23,10 @@ from audit.types import Actor
 from experiments import services as experiment_services
 from experiments.mappers import metric_spec
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
-from experiments.readout_sql import AggregateRow, metric_columns
+from experiments.readout_sql import AggregateRow
 from experiments.readouts import _MetricRef, build_results
 from flags import services as flag_services
-from flags.models import Environment, Flag
+from flags.models import Environment
 
 ACTOR = Actor(label="pages-tests", via="system")
 BINARY = ("conversion", "retention", "funnel")
@@ -67,7 +67,7 @@ class ExperimentPlan:
     weights: Sequence[float] | None = None
     users: int = 20_000  # exposed units in the last readout
     arrival_skew: Sequence[float] | None = None  # per-variation factor on units (an SRM)
-    slices: dict[str, Sequence[str]] = field(default_factory=dict)
+    slices: Mapping[str, Sequence[str]] = field(default_factory=dict)
     combos: int = 60  # distinct combinations of slice values (rows per variation)
     sequential: bool = True
     cuped: bool = True
@@ -145,12 +145,14 @@ def _sums(plan: MetricPlan, arm: int, n: int, jitter: float) -> tuple[float | No
     mean = plan.base * lift * jitter
     pre = plan.base * jitter
     sd = plan.spread * plan.base
-    main = (n, n * mean, n * (sd * sd + mean * mean), n * pre, n * (sd * sd + pre * pre), n * (mean * pre + rho * sd * sd))
+    main = (n, n * mean, n * (sd * sd + mean * mean), n * pre, n * (sd * sd + pre * pre),
+            n * (mean * pre + rho * sd * sd))
     if plan.kind != "ratio":
         return main
     d = plan.denominator
     sd_d = d * 0.5
-    return (*main, n * d, n * (sd_d * sd_d + d * d), n * (mean * d + 0.3 * sd * sd_d), None, None, None, None, None, None)
+    # Ratio sums without the pre-period denominator: the readout then runs ratios without CUPED.
+    return (*main, n * d, n * (sd_d * sd_d + d * d), n * (mean * d + 0.3 * sd * sd_d), *([None] * 6))
 
 
 def aggregate_rows(plan: ExperimentPlan, users: int, *, with_slices: bool, rng: random.Random) -> list[AggregateRow]:

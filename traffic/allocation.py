@@ -1,7 +1,7 @@
 """Hash-range bookkeeping for layers.
 
 Experiments in one layer own disjoint parts of the layer's hash space, so a
-unit is in at most one of them. These helpers find clashes between owned
+unit is in at most one of them. These functions find clashes between owned
 ranges and the first gap wide enough for a new experiment; the caller decides
 what to do with the answer (reject the write, suggest a range).
 

@@ -100,7 +100,7 @@ def power_table(revenue: tuple[LookSums, LookSums], k: int) -> list[str]:
     mean, sd = population_moments("revenue")
     rows = [
         "| true lift | fixed | CUPED | sequential (any look) | sequential + CUPED (any look) "
-        "| planned: stats.power fixed | planned: CUPED (r = 0.25) |"
+        "| planned (detection_power), fixed | planned, CUPED r = 0.25 |"
     ]
     rows.append("|---:|---:|---:|---:|---:|---:|---:|")
     for lift in LIFTS:
@@ -110,7 +110,7 @@ def power_table(revenue: tuple[LookSums, LookSums], k: int) -> list[str]:
         seq = _compare(c, treated, slice(None), metric="mean", sequential=True)
         seq_cuped = _compare(c, treated, slice(None), metric="mean", sequential=True, cuped=True)
         planned = [
-            stats.power(
+            stats.detection_power(
                 effect=lift, variance=sd**2, users=2 * USERS_PER_ARM, mean=mean, relative=True, variance_reduction=r
             )
             for r in (0.0, 0.25)

@@ -8,7 +8,7 @@ See docs/statistics.md for every method in plain words with its formula and sour
 from stats.corrections import adjust_p_values
 from stats.engine import ArmArrays, ComparisonArrays, compare_arrays
 from stats.parse import parse_analysis, parse_request, result_to_dict
-from stats.power import baseline_moments, minimum_detectable_effect, power, users_needed
+from stats.power import baseline_moments, detection_power, minimum_detectable_effect, users_needed
 from stats.readout import analyze, analyze_many, analyze_records, validate
 from stats.srm import srm_test
 from stats.types import (
@@ -49,10 +49,10 @@ __all__ = [
     "analyze_records",
     "baseline_moments",
     "compare_arrays",
+    "detection_power",
     "minimum_detectable_effect",
     "parse_analysis",
     "parse_request",
-    "power",
     "result_to_dict",
     "srm_test",
     "users_needed",

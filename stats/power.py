@@ -74,7 +74,7 @@ def _scaled_variance(
     return var / mean**2 * (1.0 / n_b + q * q / n_a)
 
 
-def power(
+def detection_power(
     *,
     effect: float,
     variance: float,

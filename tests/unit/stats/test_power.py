@@ -19,7 +19,7 @@ def test_power__random_designs__matches_statsmodels_normal_ind_power(w_a: float,
     for _ in range(30):
         sigma, delta, users = rng.uniform(0.5, 20), rng.uniform(0.01, 2), rng.uniform(100, 1e5)
         alpha = float(rng.choice([0.01, 0.05, 0.1]))
-        ours = stats.power(effect=delta, variance=sigma**2, users=users, weights=(w_a, w_b), alpha=alpha)
+        ours = stats.detection_power(effect=delta, variance=sigma**2, users=users, weights=(w_a, w_b), alpha=alpha)
         ref = NormalIndPower().power(effect_size=delta / sigma, nobs1=users * w_a, alpha=alpha, ratio=w_b / w_a)
         assert ours == pytest.approx(ref, rel=RTOL)
 
@@ -79,7 +79,7 @@ def test_relative_mde__any_metric__power_at_mde_equals_target(metric: str) -> No
     for users in (2000, 20000, 200000):
         mde = stats.minimum_detectable_effect(users=users, variance=variance, mean=mean, relative=True)
         assert mde is not None and mde > 0
-        achieved = stats.power(effect=mde, variance=variance, users=users, mean=mean, relative=True)
+        achieved = stats.detection_power(effect=mde, variance=variance, users=users, mean=mean, relative=True)
         assert achieved == pytest.approx(0.8, rel=1e-9)
         needed = stats.users_needed(effect=mde, variance=variance, mean=mean, relative=True)
         assert needed == pytest.approx(users, rel=1e-9)
@@ -93,7 +93,9 @@ def test_sequential_power__same_design__needs_more_users_and_hits_target() -> No
     fixed = stats.users_needed(effect=0.1, variance=1.0)
     seq = stats.users_needed(effect=0.1, variance=1.0, sequential_tuning_parameter=5000)
     assert seq > 1.5 * fixed
-    assert stats.power(effect=0.1, variance=1.0, users=seq, sequential_tuning_parameter=5000) == pytest.approx(0.8)
+    assert stats.detection_power(
+        effect=0.1, variance=1.0, users=seq, sequential_tuning_parameter=5000
+    ) == pytest.approx(0.8)
     mde = stats.minimum_detectable_effect(users=seq, variance=1.0, sequential_tuning_parameter=5000)
     assert mde == pytest.approx(0.1, rel=1e-6)
 
@@ -103,16 +105,16 @@ def test_baseline_moments__binomial_counts__p_and_bernoulli_variance() -> None:
 
 
 def test_power__unequal_multi_arm_weights__uses_smallest_treatment_share() -> None:
-    three = stats.power(effect=0.1, variance=1.0, users=9000, weights=(0.5, 0.3, 0.2))
-    two = stats.power(effect=0.1, variance=1.0, users=9000 * 0.7, weights=(0.5, 0.2))
+    three = stats.detection_power(effect=0.1, variance=1.0, users=9000, weights=(0.5, 0.3, 0.2))
+    two = stats.detection_power(effect=0.1, variance=1.0, users=9000 * 0.7, weights=(0.5, 0.2))
     assert three == pytest.approx(two, rel=1e-12)
 
 
 def test_power__bad_inputs__raise_input_error() -> None:
     with pytest.raises(stats.InputError):
-        stats.power(effect=0.1, variance=-1.0, users=100)
+        stats.detection_power(effect=0.1, variance=-1.0, users=100)
     with pytest.raises(stats.InputError):
-        stats.power(effect=0.1, variance=1.0, users=100, relative=True)
+        stats.detection_power(effect=0.1, variance=1.0, users=100, relative=True)
     with pytest.raises(stats.InputError):
         stats.users_needed(effect=0.0, variance=1.0)
-    assert math.isfinite(stats.power(effect=0.0, variance=1.0, users=100))
+    assert math.isfinite(stats.detection_power(effect=0.0, variance=1.0, users=100))

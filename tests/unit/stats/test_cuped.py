@@ -79,7 +79,7 @@ def test_cuped_binomial__theta__uses_bernoulli_moments_with_n() -> None:
 def test_cuped_relative__simulated_replications__full_delta_se_matches_spread() -> None:
     """The full delta-method SE of the CUPED lift matches its spread across replications."""
     rng = np.random.default_rng(14)
-    reps, n = 3000, 1000
+    reps, n = 3000, 500
     x_a, y_a = correlated(rng, (reps, n), 0.7)
     x_b, y_b = correlated(rng, (reps, n), 0.7)
     control = stats.ArmArrays(**{k: v for k, v in sums(5 + y_a, 5 + x_a).items()})
@@ -94,7 +94,7 @@ def test_cuped_relative__simulated_replications__full_delta_se_matches_spread() 
 @pytest.mark.parametrize("rho", [0.3, 0.5, 0.7])
 def test_cuped_variance_reduction__correlation_rho__close_to_rho_squared(rho: float) -> None:
     rng = np.random.default_rng(int(rho * 100))
-    reps, n = 2000, 2000
+    reps, n = 2000, 1000
     x_a, y_a = correlated(rng, (reps, n), rho)
     x_b, y_b = correlated(rng, (reps, n), rho)
     arrays = [stats.ArmArrays(**{k: v for k, v in sums(y, x).items()}) for x, y in ((x_a, y_a), (x_b, y_b))]
@@ -149,7 +149,7 @@ def test_ratio_cuped__per_user_linearisation__matches_covariance() -> None:
 
 def test_ratio_cuped__a_a_replications__unbiased_narrower_and_covering() -> None:
     rng = np.random.default_rng(18)
-    reps, n = 2000, 1000
+    reps, n = 2000, 500
 
     def arm() -> stats.ArmArrays:
         d, q = rng.poisson(3, (reps, n)) + 1.0, rng.poisson(3, (reps, n)) + 1.0

@@ -171,3 +171,13 @@ def test_analyze_records__mixed_batch__same_dicts_as_dataclass_path(correction: 
     via_records = stats.analyze_records(records, correction=correction)  # type: ignore[arg-type]
     via_classes = stats.analyze_many(batch, correction=correction)  # type: ignore[arg-type]
     assert via_records == [stats.result_to_dict(r, with_adjusted=correction is not None) for r in via_classes]
+
+
+def test_validate__bad_variation_in_batch__names_index_and_field() -> None:
+    rng = np.random.default_rng(60)
+    good = random_analysis(rng, "ratio")
+    bad = replace(good, variations=(good.variations[0], replace(good.variations[1], denominator_sum=None)))
+    stats.validate([good])
+    with pytest.raises(stats.InputError) as err:
+        stats.validate([good, bad])
+    assert err.value.field == "[1].variations[1].denominator_sum"

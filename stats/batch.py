@@ -33,7 +33,6 @@ from stats.types import (
 
 COLUMN = {name: i for i, name in enumerate(NUMERIC_FIELDS)}
 _METRIC_INDEX: dict[Any, int] = {m: i for i, m in enumerate(METRIC_TYPES)}
-_NUMBER_TYPES = (int, float)
 # Types a JSON number (or an absent field) may have; bool is its own type, so it is excluded.
 _ROW_TYPES = frozenset({int, float, type(None)})
 # Default for a field a record leaves out: NaN, so rows convert with np.fromiter.
@@ -109,28 +108,6 @@ def _add_weights(batch: Batch, weights: Sequence[float] | None, size: int) -> No
         batch.weights_given.append(len(weights))
 
 
-def _fast_setting(r: Any) -> Setting | None:
-    """Settings of a well-formed record, or None to send it through the full parser."""
-    if type(r) is not dict or not r.keys() <= ANALYSIS_KEYS or type(r.get("variations")) is not list:
-        return None
-    metric = _METRIC_INDEX.get(r.get("metric"), -1)
-    difference = r.get("difference_type", "relative")
-    alpha = r.get("alpha", DEFAULT_ALPHA)
-    tuning = r.get("sequential_tuning_parameter", DEFAULT_SEQUENTIAL_TUNING_PARAMETER)
-    sequential, cuped, weights = r.get("sequential", False), r.get("cuped", False), r.get("weights")
-    if (
-        metric < 0
-        or difference not in DIFFERENCE_TYPES
-        or type(alpha) not in _NUMBER_TYPES
-        or type(tuning) not in _NUMBER_TYPES
-        or type(sequential) is not bool
-        or type(cuped) is not bool
-        or not (weights is None or (type(weights) is list and _ROW_TYPES.issuperset(map(type, weights))))
-    ):
-        return None
-    return Setting(metric, alpha, difference == "relative", sequential, tuning, cuped)
-
-
 def _all_at_once(batch: Batch, records: Sequence[Any]) -> bool:
     """Add a batch of well-formed records with whole-column operations; False to go one by one.
 
@@ -177,28 +154,16 @@ def _all_at_once(batch: Batch, records: Sequence[Any]) -> bool:
 
 
 def add_records(batch: Batch, records: Sequence[Any], prefix: str) -> None:
-    """JSON-shaped analyses, well-formed ones without building dataclasses.
+    """JSON-shaped analyses, read column by column without building dataclasses.
 
-    Types are checked once for the whole batch (C-level set operations); only when they
-    fail, or a record is unusual, does the full parser run to name the offending field.
+    Types are checked once for the whole batch (C-level set operations). When anything is
+    unusual, every record goes through the full parser instead, which names the offending
+    field if there is one.
     """
     if not _all_at_once(batch, records):
         for k, r in enumerate(records):
-            setting = _fast_setting(r)
-            try:
-                variations = r["variations"]
-                rows = [tuple(map(v.get, NUMERIC_FIELDS, _ABSENT)) for v in variations]
-                names = [v.get("name") for v in variations]
-            except (AttributeError, KeyError, TypeError):
-                setting = None
-            if setting is None:
-                add_input(batch, parse_analysis(r, prefix.format(k).rstrip(".")), prefix.format(k))
-                continue
-            batch.settings.append(setting)
-            batch.rows.extend(rows)
-            batch.names.extend(names)
-            batch.sizes.append(len(rows))
-            _add_weights(batch, r.get("weights"), len(rows))
+            add_input(batch, parse_analysis(r, prefix.format(k).rstrip(".")), prefix.format(k))
+        return
     names_ok = set(map(type, batch.names)) <= {str} and all(batch.names)
     if not names_ok or not _ROW_TYPES.issuperset(map(type, chain.from_iterable(batch.rows))):
         for k, r in enumerate(records):

@@ -30,6 +30,9 @@ from stats.types import (
     VariationSummary,
 )
 
+# Error code index -> label; index -1 (no error) picks the trailing None.
+_ERROR_LABELS = np.array([*ERROR_CODES, None], dtype=object)
+
 
 class _Columns(NamedTuple):
     """Results as plain Python lists, None where undefined, ready to wrap."""
@@ -89,10 +92,6 @@ def _compute(t: Table, correction: CorrectionMethod | None) -> _Columns:
         _nullable(core.stddev),
         srm_p.tolist(),
     )
-
-
-# Error code index -> label; index -1 (no error) picks the trailing None.
-_ERROR_LABELS = np.array([*ERROR_CODES, None], dtype=object)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ The differences are the choices listed in STATISTICS.md section 11 (and docs/sta
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -16,9 +17,13 @@ import stats
 from stats.types import AnalysisInput, VariationData
 from tests.unit.stats.factories import gb_result, gb_statistic, random_analysis, sums, variation
 
-gb_tests = pytest.importorskip("gbstats.frequentist.tests")
-gb_models = pytest.importorskip("gbstats.models.statistics")
-gb_utils = pytest.importorskip("gbstats.utils")
+try:
+    import gbstats.models.statistics as gb_models
+    import gbstats.utils as gb_utils
+except ImportError:  # pragma: no cover - gbstats is a test dependency (make install-dev)
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip("gbstats 0.8.0 is not installed", allow_module_level=True)
 
 RTOL = 1e-6
 # gbstats computes p = 2 (1 - cdf), which loses all relative precision below ~1e-12

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -127,6 +128,9 @@ def _database_url() -> str:
     if s.get("PASSWORD"):
         auth += f":{s['PASSWORD']}"
     host = s["HOST"] or "127.0.0.1"
+    if host.startswith("/"):
+        # A Unix socket directory (the embedded server): percent-encoded, without a port.
+        return f"postgres://{auth}@{quote(host, safe='')}/{s['NAME']}"
     port = s["PORT"] or "5432"
     return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
 

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import time
-from urllib.parse import quote
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.db import connection

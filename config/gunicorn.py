@@ -1,7 +1,10 @@
-"""gunicorn settings: sync workers, one per core plus one, recycled to bound memory.
+"""gunicorn settings, read from the environment (docs/sdk.md explains each choice).
 
-Evaluation is CPU-bound and answered from an in-process snapshot, so sync workers with
-no threads give the best latency; keep-alive lets SDKs reuse connections.
+Evaluation is CPU-bound Python answered from an in-process snapshot, so the default is one
+sync worker per core plus one (to cover a worker blocked on the database or a slow client),
+no threads: a sync worker serves one request at a time with no GIL contention, which gave the
+best throughput and tail latency on this workload (docs/benchmarks.md, Serving). Workers are
+recycled to bound memory; the jitter keeps them from restarting together.
 """
 
 import multiprocessing
@@ -10,8 +13,14 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# Only used by the gthread class; sync workers handle one request at a time.
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Keep-alive applies to gthread workers (sync workers close the connection after each response).
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Connections the kernel queues while every worker is busy.
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "5000"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None

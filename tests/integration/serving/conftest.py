@@ -14,7 +14,7 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from audit.types import Actor
 from flags import services
@@ -56,7 +56,7 @@ def serving_state(settings: Any, tmp_path: Path) -> Iterator[Path]:
 
 
 def sdk_post(client: Client, path: str, body: Any, key: str | None, **headers: str) -> Any:
-    extra = {"HTTP_X_API_KEY": key} if key else {}
+    extra: dict[str, Any] = {"HTTP_X_API_KEY": key} if key else {}
     extra.update(headers)
     return client.post(path, body, content_type="application/json", **extra)
 
@@ -241,7 +241,8 @@ def catalog(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Catalog]:
 @cache
 def _ofrep_components() -> dict[str, Any]:
     spec = yaml.safe_load(shared_path("protocols/ofrep-openapi.yaml").read_text(encoding="utf-8"))
-    return _one_of_as_any_of(spec["components"])
+    components: dict[str, Any] = _one_of_as_any_of(spec["components"])
+    return components
 
 
 def _one_of_as_any_of(node: Any) -> Any:

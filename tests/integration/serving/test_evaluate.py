@@ -155,7 +155,7 @@ def test_evaluate__unknown_flag__404_listing_it_and_nothing_recorded(client: Cli
     ],
 )
 def test_evaluate__missing_or_wrong_key__401_or_403(
-    client: Client, catalog: Catalog, headers: dict[str, str], status: int
+    client: Client, catalog: Catalog, headers: dict[str, Any], status: int
 ) -> None:
     response = client.post(URL, {"context": {}}, content_type="application/json", **headers)
     assert response.status_code == status

@@ -63,7 +63,7 @@ def test_exposures__running_experiment__one_row_per_unit_with_its_variation(
     assert len(rows) == 20
     keys = [v.key for v in running.variations.order_by("position")]
     assert {row.unit.key: keys[row.variation] for row in rows} == answers
-    assert rows[0].attributes["plan"] == "pro"
+    assert (rows[0].attributes or {})["plan"] == "pro"
     # Recorded again by another process (the in-process dedup forgotten): still one row each.
     exposure_buffer.reset()
     for i in range(20):

@@ -136,7 +136,7 @@ def test_ofrep_bulk__if_none_match__304_until_context_or_config_changes(client: 
     ],
 )
 def test_ofrep__bad_key__401_or_403(
-    client: Client, catalog: Catalog, path: str, headers: dict[str, str], status: int
+    client: Client, catalog: Catalog, path: str, headers: dict[str, Any], status: int
 ) -> None:
     response = client.post(path, {"context": {"targetingKey": "u"}}, content_type="application/json", **headers)
     assert response.status_code == status

@@ -161,3 +161,12 @@ def test_ofrep__over_rate_limit__429_integer_retry_after(client: Client, catalog
 
 def test_ofrep__get__405(client: Client, catalog: Catalog) -> None:
     assert client.get(BULK, HTTP_X_API_KEY=catalog.client_key).status_code == 405
+
+
+def test_ofrep__oversized_body__413(client: Client, catalog: Catalog, settings: Any) -> None:
+    settings.SDK_MAX_BODY_BYTES = 500
+    body = {"context": {"targetingKey": "u", "blob": "x" * 1000}}
+    for path in (SINGLE.format("kill-switch"), BULK):
+        response = sdk_post(client, path, body, catalog.client_key)
+        assert response.status_code == 413
+        assert response.json()["errorCode"] == "GENERAL"

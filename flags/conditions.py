@@ -270,8 +270,9 @@ def _compile_object(condition: object) -> Matcher:
     preds: list[_ValuePred] = []
     for key, value in condition.items():
         if key in ("$or", "$nor"):
+            # A malformed list never matches, whichever way it is negated.
             either = _compile_or(value)
-            preds.append(either if key == "$or" else _negate(either))
+            preds.append(either if key == "$or" or not isinstance(value, list) else _negate(either))
         elif key == "$and":
             preds.append(_all_of([_compile_object(c) for c in value]) if isinstance(value, list) else _never)
         elif key == "$not":

@@ -29,6 +29,7 @@ from flags.conditions import compile_condition, eval_condition, index_groups, va
         ({"x": {"$eq": [1]}}, {"x": [1]}, False),
         ({"x": {"$bogus": 1}}, {"x": 1}, False),
         ({"$or": "not a list"}, {}, False),
+        ({"$nor": {"a": 1}}, {}, False),
         ({"nums": {"$elemMatch": {"$lt": 1}}}, {"nums": [0]}, False),
     ],
 )

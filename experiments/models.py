@@ -290,24 +290,35 @@ class Assignment(models.Model):
         return f"unit {self.unit_id} in phase {self.phase_id}"
 
 
+# Value columns of a rollup row: metrics are packed into them (a metric takes one to four:
+# its value, the pre-exposure covariate, the ratio denominator and its pre-exposure value);
+# an experiment with more metrics than fit uses several rows per unit ("parts").
+ROLLUP_COLUMNS = 64
+
+
 class UnitRollup(models.Model):
     """Per-unit metric values of one phase, kept up to date by the readouts.
 
-    `vals` holds, per metric, the slots described by the readout layout (value, pre-period
-    covariate, denominator, pre-period denominator), uncapped: capping is applied when the
-    readout aggregates, because percentile caps change with every readout.
+    Derived data, rebuilt from events whenever needed, so the table is unlogged (see the
+    migration). Values are uncapped: capping is applied when the readout aggregates, because
+    percentile caps change with every readout. Plain columns rather than an array keep the
+    aggregation cheap and parallel.
     """
 
-    pk = models.CompositePrimaryKey("phase", "unit")
+    pk = models.CompositePrimaryKey("phase", "part", "unit")
     phase = models.ForeignKey(Phase, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    part = models.SmallIntegerField(default=0)
     unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
     variation = models.SmallIntegerField()
     first_seen = models.DateTimeField()
     slices = ArrayField(models.TextField(null=True), default=list)
-    vals = ArrayField(models.FloatField(null=True), default=list)
 
     def __str__(self) -> str:
         return f"rollup of unit {self.unit_id} in phase {self.phase_id}"
+
+
+for _column in range(ROLLUP_COLUMNS):
+    UnitRollup.add_to_class(f"v{_column}", models.FloatField(null=True, blank=True))
 
 
 class ReadoutState(models.Model):

@@ -41,24 +41,28 @@ import psycopg
 from psycopg import sql
 
 __all__ = [
-    "SLOTS",
     "AggregateRow",
     "MetricSpec",
     "ReadoutSpec",
     "RollupResult",
+    "Slot",
     "aggregate",
+    "exposure_counts",
+    "layout",
     "metric_columns",
     "percentile_caps",
+    "rollup_query",
     "rollup_refresh",
 ]
 
-# Per metric, the rollup's `vals` array holds four slots: y, x (covariate), d, dx.
-SLOTS = 4
+# Columns v0..v63 of a rollup row (experiments.models.ROLLUP_COLUMNS).
+COLUMNS = 64
 # Rows received this long before the previous readout began are looked at again: an ingest
 # transaction that began before it but committed after it is caught by the next readout.
 WATERMARK_OVERLAP = timedelta(minutes=5)
 BINARY_KINDS = frozenset({"conversion", "retention", "funnel"})
 CAPPABLE_KINDS = frozenset({"mean", "count", "ratio"})
+KINDS = frozenset({"conversion", "mean", "count", "ratio", "retention", "funnel"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +94,26 @@ class ReadoutSpec:
 
     def layout_hash(self) -> str:
         """Identifies what the rollup holds; capping is applied later and does not count."""
-        layout = {
+        described = {
             "metrics": [
                 {k: v for k, v in asdict(m).items() if k not in ("capping", "capping_value")} for m in self.metrics
             ],
             "lookback_hours": self.lookback_hours,
             "slices": list(self.slice_attributes),
+            "columns": COLUMNS,
         }
-        return hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where a metric's per-unit values live: a part and the columns of y, x, d and dx."""
+
+    part: int
+    y: int
+    x: int | None
+    d: int | None
+    dx: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,174 +132,167 @@ class AggregateRow:
     sums: tuple[tuple[float | None, ...], ...]
 
 
+def layout(spec: ReadoutSpec) -> tuple[Slot, ...]:
+    """Pack the metrics into the value columns, part after part."""
+    slots: list[Slot] = []
+    part, used = 0, 0
+    cov = spec.lookback_hours > 0
+    for m in spec.metrics:
+        ratio = m.kind == "ratio"
+        need = 1 + int(cov) + (1 + int(cov) if ratio else 0)
+        if used + need > COLUMNS:
+            part, used = part + 1, 0
+        cols = iter(range(used, used + need))
+        y = next(cols)
+        x = next(cols) if cov else None
+        d = next(cols) if ratio else None
+        dx = next(cols) if ratio and cov else None
+        slots.append(Slot(part, y, x, d, dx))
+        used += need
+    return tuple(slots)
+
+
 def _lit(value: Any) -> sql.Composable:
     return sql.Literal(value)
 
 
-def _hours(hours: float) -> sql.Composable:
+def _col(index: int) -> sql.Composable:
+    return sql.Identifier(f"v{index}")
+
+
+def _after(hours: float) -> sql.Composable:
     # Hours, not days: timestamptz + '<n> hours' is plain arithmetic, without time-zone rules.
-    return sql.SQL("interval {}").format(_lit(f"{hours} hours"))
-
-
-class _Bounds:
-    """Per-unit time bounds computed once per unit (columns of the unit subquery)."""
-
-    def __init__(self) -> None:
-        self.columns: dict[float, str] = {}
-
-    def after(self, hours: float) -> sql.Composable:
-        name = self.columns.setdefault(hours, f"b{len(self.columns)}")
-        return sql.SQL("u.{}").format(sql.Identifier(name))
-
-    def select_list(self) -> sql.Composable:
-        parts = [
-            sql.SQL("a2.first_seen + {} AS {}").format(_hours(h), sql.Identifier(name))
-            for h, name in self.columns.items()
-        ]
-        return sql.SQL("").join(sql.SQL(", ") + p for p in parts)
-
-
-def _window(m: MetricSpec, bounds: _Bounds) -> sql.Composable:
-    if m.window_hours is None:
-        return sql.SQL("e.ts >= u.fe")
-    return sql.SQL("e.ts >= u.fe AND e.ts < {}").format(bounds.after(m.window_hours))
+    if hours == 0:
+        return sql.SQL("a.first_seen")
+    return sql.SQL("a.first_seen + interval {}").format(_lit(f"{hours:g} hours"))
 
 
 def _is(name: str) -> sql.Composable:
     return sql.SQL("e.name = {}").format(_lit(name))
 
 
-PRE = sql.SQL("e.ts < u.fe")
+def _window(m: MetricSpec) -> sql.Composable:
+    if m.window_hours is None:
+        return sql.SQL("e.ts >= a.first_seen")
+    return sql.SQL("e.ts >= a.first_seen AND e.ts < {}").format(_after(m.window_hours))
 
 
-def _per_unit(spec: ReadoutSpec) -> tuple[list[sql.Composable], list[sql.Composable], _Bounds]:
-    """Aggregates over a unit's events, and the expressions of the `vals` slots built from them."""
-    bounds = _Bounds()
-    aggs: list[sql.Composable] = []
-    slots: list[sql.Composable] = []
-    cov = spec.lookback_hours > 0
-    null = sql.SQL("NULL")
+PRE = sql.SQL("e.ts < a.first_seen")
 
-    def agg(expr: str, cond: sql.Composable, alias: str) -> sql.Composable:
-        aggs.append(sql.SQL(expr + " FILTER (WHERE {}) AS {}").format(cond, sql.Identifier(alias)))
-        return sql.SQL("p.{}").format(sql.Identifier(alias))
 
-    def any_of(ref: sql.Composable) -> sql.Composable:
-        return sql.SQL("CASE WHEN {} > 0 THEN 1 ELSE 0 END").format(ref)
+def _filtered(aggregate: str, *conditions: sql.Composable) -> sql.Composable:
+    return sql.SQL(aggregate + " FILTER (WHERE {})").format(sql.SQL(" AND ").join(conditions))
 
-    def total(ref: sql.Composable) -> sql.Composable:
-        return sql.SQL("coalesce({}, 0)").format(ref)
 
-    for i, m in enumerate(spec.metrics):
-        p = f"m{i}_"
-        win = _window(m, bounds)
-        y: sql.Composable
-        x: sql.Composable = null
-        d: sql.Composable = null
-        dx: sql.Composable = null
-        if m.kind == "conversion":
-            y = any_of(agg("count(*)", sql.SQL("{} AND {}").format(_is(m.event), win), p + "y"))
+def _any(*conditions: sql.Composable) -> sql.Composable:
+    return sql.SQL("CASE WHEN {} > 0 THEN 1 ELSE 0 END").format(_filtered("count(*)", *conditions))
+
+
+def _total(*conditions: sql.Composable) -> sql.Composable:
+    return sql.SQL("coalesce({}, 0)").format(_filtered("sum(e.value)", *conditions))
+
+
+def _values(m: MetricSpec, cov: bool) -> list[sql.Composable]:
+    """Per-unit expressions (aggregates over the unit's events) of y, then x, d, dx as present."""
+    win = _window(m)
+    out: list[sql.Composable] = []
+    if m.kind == "conversion":
+        out.append(_any(_is(m.event), win))
+        if cov:
+            out.append(_any(_is(m.event), PRE))
+    elif m.kind in ("mean", "ratio"):
+        out.append(_total(_is(m.event), win))
+        if cov:
+            out.append(_total(_is(m.event), PRE))
+        if m.kind == "ratio":
+            out.append(_total(_is(m.denominator), win))
             if cov:
-                x = any_of(agg("count(*)", sql.SQL("{} AND {}").format(_is(m.event), PRE), p + "x"))
-        elif m.kind in ("mean", "ratio"):
-            y = total(agg("sum(e.value)", sql.SQL("{} AND {}").format(_is(m.event), win), p + "y"))
-            if cov:
-                x = total(agg("sum(e.value)", sql.SQL("{} AND {}").format(_is(m.event), PRE), p + "x"))
-            if m.kind == "ratio":
-                d = total(agg("sum(e.value)", sql.SQL("{} AND {}").format(_is(m.denominator), win), p + "d"))
-                if cov:
-                    dx = total(agg("sum(e.value)", sql.SQL("{} AND {}").format(_is(m.denominator), PRE), p + "dx"))
-        elif m.kind == "count":
-            y = agg("count(*)", sql.SQL("{} AND {}").format(_is(m.event), win), p + "y")
-            y = total(y)
-            if cov:
-                x = total(agg("count(*)", sql.SQL("{} AND {}").format(_is(m.event), PRE), p + "x"))
-        elif m.kind == "retention":
-            day = m.retention_day or 0
-            cond = sql.SQL("{} AND e.ts >= {} AND e.ts < {}").format(
-                _is(m.event), bounds.after(24 * day), bounds.after(24 * (day + 1))
-            )
-            y = any_of(agg("count(*)", cond, p + "y"))
-            if cov:
-                x = any_of(agg("count(*)", sql.SQL("{} AND {}").format(_is(m.event), PRE), p + "x"))
-        elif m.kind == "funnel":
-            steps = m.steps
-            first = agg("min(e.ts)", sql.SQL("{} AND {}").format(_is(steps[0]), win), p + "t0")
-            reached = first
-            for j, step in enumerate(steps[1:-1], start=1):
-                times = agg("array_agg(e.ts)", sql.SQL("{} AND {}").format(_is(step), win), f"{p}a{j}")
-                # The first time step j was reached at or after step j-1.
-                reached = sql.SQL("(SELECT min(t) FROM unnest({}) AS t WHERE t >= {})").format(times, reached)
-            last = agg("max(e.ts)", sql.SQL("{} AND {}").format(_is(steps[-1]), win), p + "tl")
-            y = sql.SQL("CASE WHEN {} >= {} THEN 1 ELSE 0 END").format(last, reached)
-            if cov:
-                x = any_of(agg("count(*)", sql.SQL("{} AND {}").format(_is(steps[-1]), PRE), p + "x"))
-        else:
-            raise ValueError(f"Unknown metric kind {m.kind!r}.")
-        slots.extend([y, x, d, dx])
-    return aggs, slots, bounds
+                out.append(_total(_is(m.denominator), PRE))
+    elif m.kind == "count":
+        out.append(_filtered("count(*)", _is(m.event), win))
+        if cov:
+            out.append(_filtered("count(*)", _is(m.event), PRE))
+    elif m.kind == "retention":
+        day = m.retention_day or 0
+        on_day = sql.SQL("e.ts >= {} AND e.ts < {}").format(_after(24 * day), _after(24 * (day + 1)))
+        out.append(_any(_is(m.event), on_day))
+        if cov:
+            out.append(_any(_is(m.event), PRE))
+    elif m.kind == "funnel":
+        steps = m.steps
+        # The time each step was first reached at or after the previous one: the first step's
+        # earliest time, then for each middle step the earliest of its times not before that.
+        reached = _filtered("min(e.ts)", _is(steps[0]), win)
+        for step in steps[1:-1]:
+            times = _filtered("array_agg(e.ts)", _is(step), win)
+            reached = sql.SQL("(SELECT min(t) FROM unnest({}) AS t WHERE t >= {})").format(times, reached)
+        last = _filtered("max(e.ts)", _is(steps[-1]), win)
+        out.append(sql.SQL("CASE WHEN {} >= {} THEN 1 ELSE 0 END").format(last, reached))
+        if cov:
+            out.append(_any(_is(steps[-1]), PRE))
+    else:
+        raise ValueError(f"Unknown metric kind {m.kind!r}.")
+    return out
 
 
-def _upper_bound(spec: ReadoutSpec, bounds: _Bounds) -> sql.Composable:
-    """Events later than every metric's window are skipped (none when a window is open)."""
+def _upper_hours(metrics: Sequence[MetricSpec]) -> float | None:
+    """Events later than every metric's window are skipped (None when a window is open)."""
     ends: list[float] = []
-    for m in spec.metrics:
+    for m in metrics:
         if m.kind == "retention":
             ends.append(24.0 * ((m.retention_day or 0) + 1))
         elif m.window_hours is None:
-            return sql.SQL("")
+            return None
         else:
             ends.append(float(m.window_hours))
-    return sql.SQL(" AND e.ts < {}").format(bounds.after(max(ends)))
+    return max(ends) if ends else 0.0
 
 
-def rollup_query(spec: ReadoutSpec, *, dirty_table: str | None) -> sql.Composed:
-    """INSERT of the rollup rows of the phase's units (all, or those listed in `dirty_table`)."""
-    aggs, slots, bounds = _per_unit(spec)
-    upper = _upper_bound(spec, bounds)
-    lower = (
-        sql.SQL("a2.first_seen - {}").format(_hours(spec.lookback_hours))
-        if spec.lookback_hours > 0
-        else sql.SQL("a2.first_seen")
-    )
-    names = sorted(set().union(*(m.events() for m in spec.metrics)))
+def rollup_query(spec: ReadoutSpec, part: int, *, dirty_table: str | None) -> sql.Composed:
+    """INSERT of one part of the rollup rows of the phase's units (all, or those in `dirty_table`).
+
+    One pass: assignments left-joined to their events (by the integer unit key), grouped by
+    the assignment's primary key, every metric a filtered aggregate.
+    """
+    slots = layout(spec)
+    metrics = [m for m, s in zip(spec.metrics, slots, strict=True) if s.part == part]
+    part_slots = [s for s in slots if s.part == part]
+    cov = spec.lookback_hours > 0
+    columns: list[sql.Composable] = []
+    values: list[sql.Composable] = []
+    for m, slot in zip(metrics, part_slots, strict=True):
+        targets = [c for c in (slot.y, slot.x, slot.d, slot.dx) if c is not None]
+        columns.extend(_col(c) for c in targets)
+        values.extend(_values(m, cov))
+    names = sorted(set().union(*(m.events() for m in metrics))) if metrics else []
+    lower = sql.SQL("a.first_seen - interval {}").format(_lit(f"{spec.lookback_hours} hours")) if cov else \
+        sql.SQL("a.first_seen")
+    upper_hours = _upper_hours(metrics)
+    upper = sql.SQL("") if upper_hours is None else sql.SQL(" AND e.ts < {}").format(_after(upper_hours))
     scope: sql.Composable = sql.SQL("")
-    scope2: sql.Composable = sql.SQL("")
     if dirty_table is not None:
         scope = sql.SQL(" JOIN {} dirty ON dirty.unit_id = a.unit_id").format(sql.Identifier(dirty_table))
-        scope2 = sql.SQL(" JOIN {} dirty ON dirty.unit_id = a2.unit_id").format(sql.Identifier(dirty_table))
-    slices = sql.SQL(", ").join(
-        sql.SQL("a.attributes ->> {}").format(_lit(attr)) for attr in spec.slice_attributes
-    )
+    slices = sql.SQL(", ").join(sql.SQL("a.attributes ->> {}").format(_lit(attr)) for attr in spec.slice_attributes)
     return sql.SQL(
         """
-INSERT INTO experiments_unitrollup (phase_id, unit_id, variation, first_seen, slices, vals)
-SELECT a.phase_id, a.unit_id, a.variation, a.first_seen, ARRAY[{slices}]::text[], ARRAY[{slots}]::float8[]
+INSERT INTO experiments_unitrollup (phase_id, part, unit_id, variation, first_seen, slices{columns})
+SELECT a.phase_id, {part}, a.unit_id, a.variation, a.first_seen, ARRAY[{slices}]::text[]{values}
 FROM experiments_assignment a{scope}
-LEFT JOIN (
-    SELECT u.unit_id, {aggs}
-    FROM (
-        SELECT a2.unit_id, a2.first_seen AS fe, {lower} AS lo{bounds}
-        FROM experiments_assignment a2{scope2}
-        WHERE a2.phase_id = {phase} AND NOT a2.multiple
-    ) u
-    JOIN experiments_event e ON e.unit_id = u.unit_id
-    WHERE e.name = ANY({names}) AND e.ts >= u.lo{upper}
-    GROUP BY u.unit_id
-) p ON p.unit_id = a.unit_id
+LEFT JOIN experiments_event e
+    ON e.unit_id = a.unit_id AND e.name = ANY({names}) AND e.ts >= {lower}{upper}
 WHERE a.phase_id = {phase} AND NOT a.multiple
+GROUP BY a.phase_id, a.unit_id
 """
     ).format(
+        columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
+        part=_lit(part),
         slices=slices,
-        slots=sql.SQL(", ").join(slots),
+        values=sql.SQL("").join(sql.SQL(", ") + v for v in values),
         scope=scope,
-        scope2=scope2,
-        aggs=sql.SQL(", ").join(aggs),
-        lower=lower,
-        bounds=bounds.select_list(),
-        phase=_lit(spec.phase_id),
         names=_lit(names),
+        lower=lower,
         upper=upper,
+        phase=_lit(spec.phase_id),
     )
 
 
@@ -293,22 +302,37 @@ def _scalar(cur: psycopg.Cursor[Any], query: sql.SQL | sql.Composed, params: Any
     return None if row is None else row[0]
 
 
+def _parts(spec: ReadoutSpec) -> range:
+    slots = layout(spec)
+    return range((max(s.part for s in slots) + 1) if slots else 1)
+
+
 def rollup_refresh(
     cur: psycopg.Cursor[Any], spec: ReadoutSpec, *, force_full: bool = False, work_mem: str = "256MB"
 ) -> RollupResult:
     """Bring the phase's rollup up to date; call inside a transaction (holding the readout lock)."""
+    for metric in spec.metrics:
+        if metric.kind not in KINDS:
+            raise ValueError(f"Metric {metric.key!r} has an unknown kind {metric.kind!r}.")
     cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(_lit(work_mem)))
-    layout = spec.layout_hash()
-    cur.execute(
-        "SELECT layout_hash, watermark FROM experiments_readoutstate WHERE phase_id = %s", (spec.phase_id,)
-    )
+    digest = spec.layout_hash()
+    cur.execute("SELECT layout_hash, watermark, units FROM experiments_readoutstate WHERE phase_id = %s",
+                (spec.phase_id,))
     state = cur.fetchone()
     now: datetime = _scalar(cur, sql.SQL("SELECT now()"))
-    full = force_full or state is None or state[0] != layout
+    full = force_full or state is None or state[0] != digest
+    if not full and state is not None and state[2] > 0:
+        # An unlogged table is emptied by a crash: rebuild rather than trust the bookkeeping.
+        present = _scalar(cur, sql.SQL("SELECT EXISTS (SELECT 1 FROM experiments_unitrollup WHERE phase_id = {})")
+                          .format(_lit(spec.phase_id)))
+        full = not present
+    parts = _parts(spec)
     if full:
         cur.execute("DELETE FROM experiments_unitrollup WHERE phase_id = %s", (spec.phase_id,))
-        cur.execute(rollup_query(spec, dirty_table=None))
-        recomputed = max(cur.rowcount, 0)
+        recomputed = 0
+        for part in parts:
+            cur.execute(rollup_query(spec, part, dirty_table=None))
+            recomputed = max(recomputed, max(cur.rowcount, 0))
     else:
         assert state is not None
         since = state[1] - WATERMARK_OVERLAP
@@ -319,7 +343,7 @@ def rollup_refresh(
             INSERT INTO experiments_dirty (unit_id)
             SELECT unit_id FROM experiments_assignment WHERE phase_id = %(phase)s AND updated_at >= %(since)s
             UNION
-            SELECT DISTINCT a.unit_id
+            SELECT a.unit_id
             FROM experiments_event e
             JOIN experiments_assignment a ON a.phase_id = %(phase)s AND a.unit_id = e.unit_id
             WHERE e.received_at >= %(since)s
@@ -327,16 +351,20 @@ def rollup_refresh(
             {"phase": spec.phase_id, "since": since},
         )
         recomputed = max(cur.rowcount, 0)
-        cur.execute("ANALYZE experiments_dirty")
-        cur.execute(
-            "DELETE FROM experiments_unitrollup r USING experiments_dirty d "
-            "WHERE r.phase_id = %s AND r.unit_id = d.unit_id",
-            (spec.phase_id,),
-        )
         if recomputed:
-            cur.execute(rollup_query(spec, dirty_table="experiments_dirty"))
-    units = int(_scalar(cur, sql.SQL("SELECT count(*) FROM experiments_unitrollup WHERE phase_id = {}").format(
-        _lit(spec.phase_id))))
+            cur.execute("ANALYZE experiments_dirty")
+            cur.execute(
+                "DELETE FROM experiments_unitrollup r USING experiments_dirty d "
+                "WHERE r.phase_id = %s AND r.unit_id = d.unit_id",
+                (spec.phase_id,),
+            )
+            for part in parts:
+                cur.execute(rollup_query(spec, part, dirty_table="experiments_dirty"))
+    units = int(_scalar(cur, sql.SQL(
+        "SELECT count(*) FROM experiments_unitrollup WHERE phase_id = {} AND part = 0").format(_lit(spec.phase_id))))
+    if full or recomputed > units // 10:
+        # Fresh statistics keep the aggregation on a hash plan.
+        cur.execute("ANALYZE experiments_unitrollup")
     cur.execute(
         """
         INSERT INTO experiments_readoutstate (phase_id, layout_hash, watermark, rebuilt_at, refreshed_at, units)
@@ -346,7 +374,7 @@ def rollup_refresh(
             rebuilt_at = CASE WHEN %(full)s THEN EXCLUDED.rebuilt_at ELSE experiments_readoutstate.rebuilt_at END,
             refreshed_at = EXCLUDED.refreshed_at, units = EXCLUDED.units
         """,
-        {"phase": spec.phase_id, "layout": layout, "now": now, "units": units, "full": full},
+        {"phase": spec.phase_id, "layout": digest, "now": now, "units": units, "full": full},
     )
     return RollupResult(mode="full" if full else "incremental", units_recomputed=recomputed, units=units)
 
@@ -356,26 +384,31 @@ def percentile_caps(cur: psycopg.Cursor[Any], spec: ReadoutSpec) -> dict[str, fl
 
     percentile_cont interpolates linearly between the closest ranks, as numpy's default does.
     """
-    wanted = [
-        (i, m) for i, m in enumerate(spec.metrics)
-        if m.capping == "percentile" and m.capping_value is not None and m.kind in CAPPABLE_KINDS
-    ]
-    if not wanted:
-        return {}
-    parts = [
-        sql.SQL("percentile_cont({q}) WITHIN GROUP (ORDER BY vals[{k}]) FILTER (WHERE vals[{k}] <> 0)").format(
-            q=_lit(float(m.capping_value or 0)), k=_lit(i * SLOTS + 1)
+    caps: dict[str, float | None] = {}
+    slots = layout(spec)
+    for part in _parts(spec):
+        wanted = [
+            (m, s) for m, s in zip(spec.metrics, slots, strict=True)
+            if s.part == part and m.capping == "percentile" and m.capping_value is not None
+            and m.kind in CAPPABLE_KINDS
+        ]
+        if not wanted:
+            continue
+        parts = [
+            sql.SQL("percentile_cont({q}) WITHIN GROUP (ORDER BY {c}) FILTER (WHERE {c} <> 0)").format(
+                q=_lit(float(m.capping_value or 0)), c=_col(s.y)
+            )
+            for m, s in wanted
+        ]
+        cur.execute(
+            sql.SQL("SELECT {} FROM experiments_unitrollup WHERE phase_id = {} AND part = {}").format(
+                sql.SQL(", ").join(parts), _lit(spec.phase_id), _lit(part)
+            )
         )
-        for i, m in wanted
-    ]
-    cur.execute(
-        sql.SQL("SELECT {} FROM experiments_unitrollup WHERE phase_id = {}").format(
-            sql.SQL(", ").join(parts), _lit(spec.phase_id)
-        )
-    )
-    row = cur.fetchone()
-    assert row is not None
-    return {m.key: (None if v is None else float(v)) for (_, m), v in zip(wanted, row, strict=True)}
+        row = cur.fetchone()
+        assert row is not None
+        caps.update({m.key: (None if v is None else float(v)) for (m, _), v in zip(wanted, row, strict=True)})
+    return caps
 
 
 def metric_columns(kind: str) -> tuple[str, ...]:
@@ -390,82 +423,79 @@ def metric_columns(kind: str) -> tuple[str, ...]:
     return tuple(columns)
 
 
+def _cap(m: MetricSpec, caps: dict[str, float | None]) -> float | None:
+    if m.kind not in CAPPABLE_KINDS:
+        return None
+    if m.capping == "percentile":
+        return caps.get(m.key)
+    if m.capping == "absolute":
+        return m.capping_value
+    return None
+
+
 def aggregate(
     cur: psycopg.Cursor[Any], spec: ReadoutSpec, *, caps: dict[str, float | None], analysis_end: datetime
 ) -> list[AggregateRow]:
     """Sufficient statistics per variation and combination of slice values."""
-    extract: list[sql.Composable] = []
-    sums: list[sql.Composable] = []
-    for i, m in enumerate(spec.metrics):
-        base = i * SLOTS
-        cap = caps.get(m.key) if m.capping == "percentile" else m.capping_value if m.capping == "absolute" else None
-        if m.kind not in CAPPABLE_KINDS:
-            cap = None
+    slots = layout(spec)
+    merged: dict[tuple[int, tuple[str | None, ...]], tuple[int, list[tuple[float | None, ...] | None]]] = {}
+    null = sql.SQL("NULL::float8")
+    for part in _parts(spec):
+        sums: list[sql.Composable] = []
+        members = [(i, m, s) for i, (m, s) in enumerate(zip(spec.metrics, slots, strict=True)) if s.part == part]
+        for _, m, s in members:
+            cap = _cap(m, caps)
 
-        def slot(k: int, capped: bool, cap: float | None = cap, base: int = base) -> sql.Composable:
-            ref = sql.SQL("r.vals[{}]").format(_lit(base + k + 1))
-            return sql.SQL("least({}, {})").format(ref, _lit(cap)) if capped and cap is not None else ref
+            def ref(column: int | None, capped: bool, cap: float | None = cap) -> sql.Composable:
+                if column is None:
+                    return null
+                if capped and cap is not None:
+                    return sql.SQL("least({}, {})").format(_col(column), _lit(cap))
+                return _col(column)
 
-        y, x, d, dx = (f"m{i}{s}" for s in ("y", "x", "d", "dx"))
-        extract += [
-            sql.SQL("{} AS {}").format(slot(0, True), sql.Identifier(y)),
-            sql.SQL("{} AS {}").format(slot(1, True), sql.Identifier(x)),
-        ]
-        if m.kind == "ratio":
-            extract += [
-                sql.SQL("{} AS {}").format(slot(2, False), sql.Identifier(d)),
-                sql.SQL("{} AS {}").format(slot(3, False), sql.Identifier(dx)),
-            ]
-        cond: sql.Composable = sql.SQL("")
-        if m.kind == "retention":
-            # Only units whose day N has ended by the analysis end.
-            mature = analysis_end - timedelta(days=(m.retention_day or 0) + 1)
-            cond = sql.SQL(" FILTER (WHERE r.first_seen <= {})").format(_lit(mature))
-        v = {name: sql.SQL("v.{}").format(sql.Identifier(name)) for name in (y, x, d, dx)}
-        binary = m.kind in BINARY_KINDS
-        terms: list[sql.Composable] = [
-            sql.SQL("count(*)"),
-            sql.SQL("sum({})").format(v[y]),
-            sql.SQL("sum({})").format(v[y]) if binary else sql.SQL("sum({} * {})").format(v[y], v[y]),
-            sql.SQL("sum({})").format(v[x]),
-            sql.SQL("sum({})").format(v[x]) if binary else sql.SQL("sum({} * {})").format(v[x], v[x]),
-            sql.SQL("sum({} * {})").format(v[x], v[y]),
-        ]
-        if m.kind == "ratio":
-            terms += [
-                sql.SQL("sum({})").format(v[d]),
-                sql.SQL("sum({} * {})").format(v[d], v[d]),
-                sql.SQL("sum({} * {})").format(v[y], v[d]),
-                sql.SQL("sum({})").format(v[dx]),
-                sql.SQL("sum({} * {})").format(v[dx], v[dx]),
-                sql.SQL("sum({} * {})").format(v[y], v[dx]),
-                sql.SQL("sum({} * {})").format(v[x], v[d]),
-                sql.SQL("sum({} * {})").format(v[x], v[dx]),
-                sql.SQL("sum({} * {})").format(v[d], v[dx]),
-            ]
-        sums += [t + cond for t in terms]
-    query = sql.SQL(
-        """
-SELECT r.variation, r.slices, count(*), {sums}
-FROM experiments_unitrollup r
-CROSS JOIN LATERAL (SELECT {extract}) v
-WHERE r.phase_id = {phase}
-GROUP BY r.variation, r.slices
-ORDER BY r.variation, r.slices
+            y, x, d, dx = ref(s.y, True), ref(s.x, True), ref(s.d, False), ref(s.dx, False)
+            cond: sql.Composable = sql.SQL("")
+            if m.kind == "retention":
+                # Only units whose day N has ended by the analysis end.
+                mature = analysis_end - timedelta(days=(m.retention_day or 0) + 1)
+                cond = sql.SQL(" FILTER (WHERE first_seen <= {})").format(_lit(mature))
+            binary = m.kind in BINARY_KINDS
+
+            def total(*factors: sql.Composable) -> sql.Composable:
+                return sql.SQL("sum({})").format(sql.SQL(" * ").join(factors))
+
+            terms = [sql.SQL("count(*)"), total(y), total(y) if binary else total(y, y), total(x),
+                     total(x) if binary else total(x, x), total(x, y)]
+            if m.kind == "ratio":
+                terms += [total(d), total(d, d), total(y, d), total(dx), total(dx, dx), total(y, dx), total(x, d),
+                          total(x, dx), total(d, dx)]
+            sums += [t + cond for t in terms]
+        query = sql.SQL(
+            """
+SELECT variation, slices, count(*){sums}
+FROM experiments_unitrollup
+WHERE phase_id = {phase} AND part = {part}
+GROUP BY variation, slices
 """
-    ).format(sums=sql.SQL(", ").join(sums), extract=sql.SQL(", ").join(extract), phase=_lit(spec.phase_id))
-    cur.execute(query)
-    rows: list[AggregateRow] = []
-    widths = [len(metric_columns(m.kind)) for m in spec.metrics]
-    for record in cur.fetchall():
-        values = list(record[3:])
-        per_metric: list[tuple[float | None, ...]] = []
-        start = 0
-        for width in widths:
-            per_metric.append(tuple(None if v is None else float(v) for v in values[start:start + width]))
-            start += width
-        rows.append(AggregateRow(variation=int(record[0]), slices=tuple(record[1] or ()), units=int(record[2]),
-                                 sums=tuple(per_metric)))
+        ).format(sums=sql.SQL("").join(sql.SQL(", ") + t for t in sums), phase=_lit(spec.phase_id),
+                 part=_lit(part))
+        cur.execute(query)
+        for record in cur.fetchall():
+            key = (int(record[0]), tuple(record[1] or ()))
+            units, per_metric = merged.get(key, (int(record[2]), [None] * len(spec.metrics)))
+            values = list(record[3:])
+            start = 0
+            for i, m, _ in members:
+                width = len(metric_columns(m.kind))
+                per_metric[i] = tuple(None if v is None else float(v) for v in values[start:start + width])
+                start += width
+            merged[key] = (units, per_metric)
+    rows = []
+    for (variation, slice_values), (units, per_metric) in sorted(merged.items(), key=lambda kv: (kv[0][0], [
+            (v is None, v or "") for v in kv[0][1]])):
+        filled = tuple(p if p is not None else (0.0,) * len(metric_columns(m.kind))
+                       for p, m in zip(per_metric, spec.metrics, strict=True))
+        rows.append(AggregateRow(variation=variation, slices=slice_values, units=units, sums=filled))
     return rows
 
 
@@ -478,7 +508,3 @@ def exposure_counts(cur: psycopg.Cursor[Any], phase_id: int) -> tuple[int, int]:
     row = cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
-
-
-def metric_names(metrics: Sequence[MetricSpec]) -> list[str]:
-    return sorted(set().union(*(m.events() for m in metrics))) if metrics else []

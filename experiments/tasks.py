@@ -22,6 +22,15 @@ MAX_RETRIES = 5
 BUSY_COUNTDOWN = 15  # seconds to wait for the readout that holds the lock
 
 
+def _fresh_connection() -> None:
+    """Drop a broken or expired connection before work (workers have no request cycle doing it).
+
+    Not inside a transaction: a task run eagerly there (in tests) must keep its caller's.
+    """
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 def _backoff(retries: int) -> int:
     # 5 s, 10 s, 20 s, 40 s, 80 s: long enough for a database restart or failover.
     return int(min(600, 5 * 2**retries))
@@ -31,7 +40,7 @@ def _backoff(retries: int) -> int:
 def experiment_readout_task(self: Any, experiment_id: int, snapshot_id: int | None = None,
                             force_full: bool = False) -> str:
     """Compute one readout of an experiment and store it as a snapshot."""
-    close_old_connections()
+    _fresh_connection()
     retries = int(self.request.retries or 0)
     try:
         snapshot = readout_run(experiment_id=experiment_id, snapshot_id=snapshot_id, force_full=force_full)
@@ -48,7 +57,8 @@ def experiment_readout_task(self: Any, experiment_id: int, snapshot_id: int | No
     except (DatabaseError, psycopg.Error) as exc:
         logger.warning("Readout of experiment %s hit a database error (attempt %d): %s", experiment_id,
                        retries + 1, exc)
-        connection.close()
+        if not connection.in_atomic_block:
+            connection.close()
         if snapshot_id is not None:
             final = retries >= MAX_RETRIES
             try:
@@ -68,5 +78,5 @@ def experiment_readout_task(self: Any, experiment_id: int, snapshot_id: int | No
 @shared_task(acks_late=True)
 def experiment_refresh_running_task() -> int:
     """Queue a readout of every running experiment (scheduled by Celery beat)."""
-    close_old_connections()
+    _fresh_connection()
     return experiments_refresh_running()

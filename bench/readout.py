@@ -1,0 +1,334 @@
+"""Readout time of one experiment against a bare scan of the events table, in the same run.
+
+The data is generated in SQL (generate_series) in a database of its own: N exposed units
+(three slice attributes, 1% seen in both variations) and M events around their exposures
+(before them for the CUPED covariate, inside and after the windows), for five metrics:
+conversion, revenue with CUPED and a percentile cap, a click-through ratio, 7-day retention
+and a 3-step funnel. Then, each timed several times (median):
+
+- baseline: a warm `SELECT count(*), sum(value)` over the events table;
+- cold readout: `readout_run(force_full=True)`, which rebuilds the per-unit rollup from all
+  events, aggregates, runs the statistics and stores the snapshot;
+- refresh after new traffic: K new events arrive (about 15 minutes of this experiment's
+  traffic by default), then `readout_run()`, which updates the rollup incrementally;
+- refresh without new traffic.
+
+Peak memory is the benchmark process's maximum RSS (the readout runs in-process, as in a
+worker). Usage:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/splitbase python bench/readout.py \\
+        [--units 1000000] [--events 10000000] [--new-events 10000] [--repeat 3] [--reuse]
+
+The benchmark works in the database named by --database (default: DATABASE_URL's name +
+`_readout_bench`) on the same server, creating it when missing; --reuse keeps data generated earlier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+EXPERIMENT = "bench-readout"
+
+
+def _configure(database: str | None) -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/splitbase")
+    parts = urlsplit(base)
+    database = database or f"{parts.path.lstrip('/') or 'splitbase'}_readout_bench"
+    url = urlunsplit(parts._replace(path=f"/{database}"))
+    import psycopg
+
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{database}"')
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("DJANGO_DEBUG", "true")
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return url
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def _setup_experiment() -> Any:
+    from audit.types import Actor
+    from experiments import services
+    from experiments.models import Experiment, Metric
+    from flags import services as flag_services
+    from flags.models import Environment, Flag
+
+    actor = Actor.system("bench")
+    env = Environment.objects.filter(key="bench").first() or flag_services.environment_create(actor=actor, key="bench")
+    flag = Flag.objects.filter(key="bench-checkout").first() or flag_services.flag_create(
+        actor=actor, key="bench-checkout", value_type="string",
+        variants=[{"key": "control", "value": "a"}, {"key": "treatment", "value": "b"}],
+    )
+    definitions = {
+        "bench-purchase": {"kind": "conversion", "event_name": "purchase", "window_hours": 72},
+        "bench-revenue": {"kind": "mean", "event_name": "purchase", "window_hours": 336,
+                          "capping": "percentile", "capping_value": 0.99},
+        "bench-ctr": {"kind": "ratio", "event_name": "click", "denominator_event": "impression",
+                      "window_hours": 336},
+        "bench-d7": {"kind": "retention", "event_name": "page_view", "retention_day": 7},
+        "bench-funnel": {"kind": "funnel", "funnel_steps": ["view_item", "add_to_cart", "checkout"],
+                         "window_hours": 72},
+    }
+    for key, data in definitions.items():
+        if not Metric.objects.filter(key=key).exists():
+            services.metric_create(actor=actor, key=key, **data)
+    experiment = Experiment.objects.filter(key=EXPERIMENT).first()
+    if experiment is None:
+        experiment = services.experiment_create(
+            actor=actor, key=EXPERIMENT, flag=flag, environment=env,
+            variations=[{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
+            metrics=[{"metric": k, "role": "primary" if k == "bench-purchase" else "secondary"}
+                     for k in definitions],
+            slice_attributes=["country", "platform", "plan"], cuped=True, cuped_lookback_days=14,
+        )
+        experiment = services.experiment_start(actor=actor, experiment=experiment)
+    return experiment
+
+
+# Exposure times spread over 14 days before T0, derived from the unit id so that events can
+# be placed around a unit's exposure without a join. T0 is a fixed point in the recent past.
+FIRST_SEEN = "(({t0})::timestamptz - interval '14 days' + ((({u}) * 7919) %% 1209600) * interval '1 second')"
+
+
+def _generate(experiment: Any, units: int, events: int) -> None:
+    from django.db import connection
+
+    from experiments.models import Phase
+
+    phase = Phase.objects.get(experiment=experiment, number=1)
+    env_id = experiment.environment_id
+    t0 = "date_trunc('hour', now()) - interval '1 hour'"
+    Phase.objects.filter(pk=phase.pk).update(started_at=datetime(2000, 1, 1, tzinfo=UTC))
+    fs = FIRST_SEEN.format(t0=t0, u="g")
+    with connection.cursor() as cur:
+        cur.execute("SET maintenance_work_mem = '512MB'")
+        cur.execute("DELETE FROM experiments_unitrollup")
+        cur.execute("DELETE FROM experiments_readoutstate")
+        cur.execute("DELETE FROM experiments_resultsnapshot")
+        cur.execute("TRUNCATE experiments_event, experiments_assignment, experiments_exposure, experiments_unit")
+        print(f"generating {units:,} units ...", flush=True)
+        cur.execute(
+            "INSERT INTO experiments_unit (id, environment_id, key) "
+            "SELECT g, %s, 'unit-' || g FROM generate_series(1::bigint, %s::bigint) g", (env_id, units),
+        )
+        cur.execute("SELECT setval(pg_get_serial_sequence('experiments_unit', 'id'), %s)", (units,))
+        cur.execute(
+            f"""
+            INSERT INTO experiments_assignment
+                (phase_id, unit_id, experiment_id, variation, first_seen, attributes, multiple, updated_at)
+            SELECT %(phase)s, g, %(experiment)s, (hashint8(g) & 1)::int2, {fs},
+                   jsonb_build_object(
+                       'country', (ARRAY['US','DE','FR','GB','BR','IN','JP','CA'])[1 + (hashint8(g * 3) & 7)],
+                       'platform', (ARRAY['ios','android','web'])[1 + abs(hashint8(g * 5)) %% 3],
+                       'plan', (ARRAY['free','pro','team'])[1 + abs(hashint8(g * 7)) %% 3]),
+                   g %% 100 = 0, now() - interval '1 day'
+            FROM generate_series(1::bigint, %(units)s::bigint) g
+            """,
+            {"phase": phase.pk, "experiment": experiment.pk, "units": units},
+        )
+        # Drop the event indexes for the load and build them afterwards (much faster).
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'experiments_event' "
+            "AND indexname NOT LIKE '%%pkey'"
+        )
+        indexes = cur.fetchall()
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'experiments_event'::regclass AND contype = 'p'"
+        )
+        pkey = cur.fetchone()
+        for name, _ in indexes:
+            cur.execute(f'DROP INDEX "{name}"')
+        if pkey:
+            cur.execute(f'ALTER TABLE experiments_event DROP CONSTRAINT "{pkey[0]}"')
+        print(f"generating {events:,} events ...", flush=True)
+        start = time.perf_counter()
+        # Names: impressions 30 %, page views 25 %, clicks 10 %, funnel steps 20 %, purchases
+        # 10 %, other 5 %. Times: from 14 days before the unit's exposure to 16 days after,
+        # capped at T0; the treatment converts a little more often.
+        fs_u = FIRST_SEEN.format(t0=t0, u="s.u")
+        cur.execute(
+            f"""
+            INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, ts, received_at)
+            SELECT %(env)s, 'ev-' || s.g, s.u,
+                   s.name,
+                   CASE WHEN s.name = 'purchase' THEN round((random() * 80 + 5)::numeric, 2)::float8 ELSE 1 END,
+                   least({t0}, {fs_u} + (s.r2 * 30 - 14) * interval '1 day'),
+                   now() - interval '1 day'
+            FROM (
+                SELECT g, 1 + ((hashint8(g) & 2147483647) %% %(units)s)::bigint AS u, random() AS r2,
+                       CASE WHEN r < 0.30 THEN 'impression' WHEN r < 0.55 THEN 'page_view'
+                            WHEN r < 0.65 THEN 'click' WHEN r < 0.73 THEN 'view_item'
+                            WHEN r < 0.79 THEN 'add_to_cart' WHEN r < 0.85 THEN 'checkout'
+                            WHEN r < 0.95 THEN 'purchase' ELSE 'other' END AS name
+                FROM (SELECT g, random() AS r FROM generate_series(1::bigint, %(events)s::bigint) g) x
+            ) s
+            """,
+            {"env": env_id, "units": units, "events": events},
+        )
+        print(f"  loaded in {time.perf_counter() - start:.0f} s; building indexes ...", flush=True)
+        if pkey:
+            cur.execute(f'ALTER TABLE experiments_event ADD CONSTRAINT "{pkey[0]}" {pkey[1]}')
+        for _, definition in indexes:
+            cur.execute(definition)
+    with connection.cursor() as cur:
+        connection.set_autocommit(True)
+        cur.execute("VACUUM ANALYZE experiments_event")
+        cur.execute("VACUUM ANALYZE experiments_assignment")
+        cur.execute("VACUUM ANALYZE experiments_unit")
+    print(f"  data ready in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _add_events(experiment: Any, units: int, count: int, batch: int) -> None:
+    """New traffic: `count` events for random exposed units, received now."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, ts, received_at)
+            SELECT %(env)s, 'new-' || %(batch)s || '-' || g,
+                   1 + (hashint8(g + %(batch)s * 1000003) & 2147483647) %% %(units)s,
+                   (ARRAY['impression','page_view','click','purchase','view_item'])[1 + g %% 5],
+                   1, now() - interval '1 minute', now()
+            FROM generate_series(1::bigint, %(count)s::bigint) g
+            """,
+            {"env": experiment.environment_id, "units": units, "count": count, "batch": batch},
+        )
+
+
+def _baseline() -> tuple[int, float]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*), sum(value) FROM experiments_event")
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1])
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    version = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python " \
+           f"{platform.python_version()}, {version or 'PostgreSQL'}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--units", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--new-events", type=int, default=10_000,
+                        help="events arriving between two refreshes (default: ~15 minutes of this traffic)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database", default=None, help="default: <DATABASE_URL name>_readout_bench")
+    parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run with the same sizes")
+    args = parser.parse_args()
+
+    _configure(args.database)
+    from experiments.models import Assignment, Event
+    from experiments.readouts import readout_run
+
+    experiment = _setup_experiment()
+    have = (Assignment.objects.filter(experiment=experiment).count(), Event.objects.count())
+    if not args.reuse or have[0] != args.units or have[1] < args.events:
+        _generate(experiment, args.units, args.events)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    rows: list[tuple[str, float, str]] = []
+    _baseline()  # warm the cache
+    scan, (count, _) = _timed(_baseline, args.repeat)
+    rows.append((f"baseline: count(*), sum(value) over {count:,} events", scan, ""))
+
+    def cold() -> Any:
+        snapshot = readout_run(experiment_id=experiment.pk, force_full=True)
+        assert snapshot is not None and snapshot.status == "success", snapshot and snapshot.error
+        return snapshot
+
+    cold_time, snapshot = _timed(cold, max(1, args.repeat - 1))
+    rows.append(("readout, rollup rebuilt from all events (cold)", cold_time, ""))
+
+    batches = iter(range(1, 1000))
+
+    def refresh_after_traffic() -> Any:
+        _add_events(experiment, args.units, args.new_events, next(batches))
+        start = time.perf_counter()
+        result = readout_run(experiment_id=experiment.pk)
+        assert result is not None and result.status == "success" and result.rollup_mode == "incremental"
+        return time.perf_counter() - start, result
+
+    refresh_times = []
+    recomputed = 0
+    for _ in range(args.repeat):
+        elapsed, result = refresh_after_traffic()
+        refresh_times.append(elapsed)
+        recomputed = result.inputs["rollup"]["units_recomputed"]
+    refresh = statistics.median(refresh_times)
+    rows.append((f"readout after {args.new_events:,} new events ({recomputed:,} units recomputed)", refresh, ""))
+
+    def quiet() -> Any:
+        result = readout_run(experiment_id=experiment.pk)
+        assert result is not None and result.status == "success"
+        return result
+
+    quiet_time, _ = _timed(quiet, args.repeat)
+    rows.append(("readout with no new events", quiet_time, ""))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    print()
+    print(f"Readout benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, {_machine()}")
+    print(f"{args.units:,} exposed units, {count:,} events, 5 metrics (conversion, revenue with CUPED, ratio, "
+          "7-day retention, 3-step funnel), 3 slice attributes")
+    print()
+    print(f"| {'step':<62} | {'seconds':>8} | {'x scan':>7} |")
+    print(f"|{'-' * 64}|{'-' * 10}|{'-' * 9}|")
+    for label, seconds, _ in rows:
+        print(f"| {label:<62} | {seconds:>8.2f} | {seconds / scan:>7.2f} |")
+    print()
+    print(f"Peak RSS of the process running the readouts: {peak / 1024:.0f} MiB (before the readouts: "
+          f"{rss_before / 1024:.0f} MiB)")
+    print(f"Snapshot: {snapshot.units:,} units analysed, {snapshot.multiple_exposure_units:,} with multiple "
+          f"exposures, SRM p = {snapshot.srm_p_value:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

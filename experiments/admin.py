@@ -1,0 +1,441 @@
+"""Admin for product managers: the metric catalog and experiments.
+
+The experiment page follows the PM flow: create a draft (flag, environment, variations and
+their weights, metrics and their roles), review what still blocks the start, start it, read
+the latest results, stop it with a decision (ship a variation, or roll back) and archive it.
+Every write goes through `experiments.services`, as from the API, so the same validation and
+audit entries apply; the admin never saves these rows itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from audit.admin import (
+    AuditHistoryMixin,
+    ErrorTarget,
+    ModelAdmin,
+    ServiceAdmin,
+    ServiceModelForm,
+    ServiceTabularInline,
+    admin_actor,
+)
+from config.errors import ApplicationError
+from experiments import selectors, services
+from experiments.lifecycle import EXPERIMENT_FIELDS, METRIC_FIELDS
+from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot, Variation
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+
+    def action(*, description: str, url_path: str) -> Callable[[F], F]: ...
+
+else:
+    # unfold's detail-page buttons (it ships no type information).
+    from unfold.decorators import action
+
+# Metrics ------------------------------------------------------------------------------------
+
+
+class MetricForm(ServiceModelForm):
+    class Meta:
+        model = Metric
+        fields = ("key", "name", "description", "kind", "event_name", "denominator_event", "funnel_steps",
+                  "retention_day", "window_hours", "capping", "capping_value", "direction", "owner")
+        help_texts = {
+            "event_name": "The event measured; for a ratio, the numerator.",
+            "denominator_event": "Ratio metrics only: the event whose values sum to the denominator.",
+            "funnel_steps": 'Funnel metrics only: the event names of the steps in order, e.g. '
+                            '["view_item", "add_to_cart", "checkout"].',
+            "retention_day": "Retention metrics only: a unit is retained when active on day N after exposure.",
+            "window_hours": "Hours after the first exposure during which events count; empty for no limit.",
+            "capping_value": "The cap (absolute), or the percentile between 0 and 1, e.g. 0.99 (percentile).",
+        }
+
+
+@admin.register(Metric)
+class MetricAdmin(AuditHistoryMixin, ServiceAdmin[Metric]):
+    audit_object_type = "metric"
+    form = MetricForm
+    list_display = ("key", "name", "kind", "events", "window", "capping_shown", "direction", "status")
+    list_filter = ("kind", "direction")
+    search_fields = ("key", "name", "event_name", "description")
+    actions = ("archive_metrics", "restore_metrics")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Metric | None = None) -> Any:
+        return () if obj is None else ("key",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Metric | None = None) -> bool:
+        return False  # archived, never deleted: experiments and their snapshots refer to metrics
+
+    @admin.display(description="Events")
+    def events(self, obj: Metric) -> str:
+        if obj.kind == Metric.Kind.FUNNEL:
+            return " → ".join(map(str, obj.funnel_steps or []))
+        if obj.kind == Metric.Kind.RATIO:
+            return f"{obj.event_name} / {obj.denominator_event}"
+        if obj.kind == Metric.Kind.RETENTION:
+            return f"{obj.event_name} on day {obj.retention_day}"
+        return obj.event_name
+
+    @admin.display(description="Window")
+    def window(self, obj: Metric) -> str:
+        return "no limit" if obj.window_hours is None else f"{obj.window_hours} h"
+
+    @admin.display(description="Capping")
+    def capping_shown(self, obj: Metric) -> str:
+        if obj.capping == Metric.Capping.ABSOLUTE:
+            return f"at {obj.capping_value:g}"
+        if obj.capping == Metric.Capping.PERCENTILE and obj.capping_value is not None:
+            return f"at the {obj.capping_value * 100:g}th percentile"
+        return "—"
+
+    @admin.display(description="Status")
+    def status(self, obj: Metric) -> str:
+        return "Archived" if obj.archived_at else "Active"
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        data = {name: form.cleaned_data.get(name) for name in METRIC_FIELDS}
+        data["funnel_steps"] = data.get("funnel_steps") or []
+        for name in ("event_name", "denominator_event", "name", "description", "owner"):
+            data[name] = data.get(name) or ""
+        if not change:
+            metric = self.call(ErrorTarget(), services.metric_create, actor=admin_actor(request),
+                               key=form.cleaned_data["key"], **data)
+            form.instance.pk = metric.pk
+            return
+        changes = {name: data[name] for name in METRIC_FIELDS if name in form.changed_data}
+        if changes:
+            self.call(ErrorTarget(), services.metric_update, actor=admin_actor(request),
+                      metric=Metric.objects.get(pk=form.instance.pk), **changes)
+
+    @admin.action(description="Archive the selected metrics")
+    def archive_metrics(self, request: HttpRequest, queryset: QuerySet[Metric]) -> None:
+        self.run_each(request, queryset, services.metric_archive, "metric", "{count} metric(s) archived.")
+
+    @admin.action(description="Restore the selected metrics")
+    def restore_metrics(self, request: HttpRequest, queryset: QuerySet[Metric]) -> None:
+        self.run_each(request, queryset, services.metric_archive, "metric", "{count} metric(s) restored.",
+                      archived=False)
+
+
+# Experiments --------------------------------------------------------------------------------
+
+
+class VariationInline(ServiceTabularInline[Variation, Experiment]):
+    model = Variation
+    fields = ("key", "name", "weight")
+    verbose_name_plural = "Variations (keys are the flag's variants; the first is the control; weights sum to 1)"
+
+    def get_extra(self, request: HttpRequest, obj: Experiment | None = None, **kwargs: Any) -> int:
+        return 2 if obj is None else 0
+
+
+class ExperimentMetricInline(ServiceTabularInline[ExperimentMetric, Experiment]):
+    model = ExperimentMetric
+    fields = ("metric", "role")
+    verbose_name_plural = "Metrics (one primary; guardrails watch for harm)"
+
+    def get_extra(self, request: HttpRequest, obj: Experiment | None = None, **kwargs: Any) -> int:
+        return 2 if obj is None else 0
+
+
+class ExperimentForm(ServiceModelForm):
+    decision = forms.ChoiceField(
+        required=False, label="Stop with a decision",
+        choices=[("", "— keep running —"), ("ship", "Stop and ship a variation"), ("rollback", "Stop and roll back")],
+        help_text="Shipping makes the variation the flag's default in this environment; rolling back serves "
+                  "what the flag served before. The experiment rule is removed either way.",
+    )
+    ship_variation = forms.CharField(required=False, label="Variation to ship")
+    decision_note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Why")
+
+    class Meta:
+        model = Experiment
+        fields = ("key", "name", "hypothesis", "description", "owner", "environment", "flag", "hash_attribute",
+                  "seed", "coverage", "condition", "layer", "range_start", "range_end", "holdout", "alpha",
+                  "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
+                  "correction", "min_sample_per_arm", "slice_attributes")
+        help_texts = {
+            "seed": "Leave empty to use the key.",
+            "condition": 'Targeting: who may enter, e.g. {"country": {"$in": ["US", "CA"]}}.',
+            "range_start": "With a layer: the part of the layer's hash space this experiment owns.",
+            "slice_attributes": 'Exposure attributes to slice results by, e.g. ["country", "platform"].',
+            "sequential": "Always-valid results: safe to look at any time, at the cost of wider intervals.",
+            "cuped": "Reduce variance with each unit's metric values before its exposure.",
+        }
+
+
+ASSIGNMENT_LOCKED = ("key", "environment", "flag", "hash_attribute", "seed", "layer", "range_start", "range_end",
+                     "holdout")
+SETTINGS_FIELDS = ("alpha", "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
+                   "correction", "min_sample_per_arm", "slice_attributes")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:+.1f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
+    audit_object_type = "experiment"
+    form = ExperimentForm
+    inlines = (VariationInline, ExperimentMetricInline)
+    list_display = ("key", "name", "status", "environment", "flag", "started_at", "latest_readout")
+    list_filter = ("status", "environment")
+    search_fields = ("key", "name", "hypothesis", "owner")
+    actions = ("start_experiments", "refresh_results", "archive_experiments")
+    actions_detail = ("start_detail", "refresh_detail", "archive_detail")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
+        return super().get_queryset(request).select_related("environment", "flag")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
+        sets: list[Any] = [
+            (None, {"fields": ("key", "name", "hypothesis", "description", "owner", "environment", "flag")}),
+            ("Assignment", {"fields": ("hash_attribute", "seed", "coverage", "condition", "layer", "range_start",
+                                       "range_end", "holdout")}),
+            ("Analysis", {"fields": SETTINGS_FIELDS, "classes": ["collapse"]}),
+        ]
+        if obj is not None:
+            sets.insert(0, ("Status", {"fields": ("status", "start_checks", "phases_shown", "results_shown")}))
+            if obj.status == Experiment.Status.RUNNING:
+                sets.append(("Stop", {"fields": ("decision", "ship_variation", "decision_note")}))
+            elif obj.status in (Experiment.Status.STOPPED, Experiment.Status.ARCHIVED):
+                sets.append(("Decision", {"fields": ("decision_shown",)}))
+        return sets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
+        if obj is None:
+            return ()
+        shown = ("status", "start_checks", "phases_shown", "results_shown", "decision_shown")
+        if obj.status == Experiment.Status.DRAFT:
+            return (*shown, "key")
+        if obj.status == Experiment.Status.RUNNING:
+            return (*shown, *ASSIGNMENT_LOCKED)
+        return (*shown, *ASSIGNMENT_LOCKED, "coverage", "condition")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False  # archived, never deleted: the audit log and snapshots refer to it
+
+    # Read-only panels ----------------------------------------------------------------
+
+    @admin.display(description="Latest readout")
+    def latest_readout(self, obj: Experiment) -> str:
+        snapshot = selectors.snapshot_latest(experiment=obj)
+        if snapshot is None:
+            return "—"
+        when = snapshot.finished_at or snapshot.created_at
+        return f"{snapshot.status} {when:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Ready to start?")
+    def start_checks(self, obj: Experiment) -> SafeString | str:
+        if obj.status != Experiment.Status.DRAFT:
+            return "Started." if obj.started_at else "—"
+        problems = services.experiment_start_problems(experiment=obj)
+        if not problems:
+            return "Yes: use “Start” at the top of the page."
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li>{}</li>", ((message,) for messages_ in problems.values() for message in messages_)))
+
+    @admin.display(description="Phases")
+    def phases_shown(self, obj: Experiment) -> SafeString | str:
+        phases = list(obj.phases.all())
+        if not phases:
+            return "Not started."
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} {}: {} → {}, weights {}, coverage {}</li>", (
+            ("Phase", p.number, f"{p.started_at:%Y-%m-%d %H:%M}",
+             f"{p.ended_at:%Y-%m-%d %H:%M}" if p.ended_at else "now", p.weights, p.coverage) for p in phases)))
+
+    @admin.display(description="Decision")
+    def decision_shown(self, obj: Experiment) -> str:
+        if obj.decision == Experiment.Decision.SHIP:
+            return f"Shipped '{obj.shipped_variation}'. {obj.decision_note}".strip()
+        if obj.decision == Experiment.Decision.ROLLBACK:
+            return f"Rolled back. {obj.decision_note}".strip()
+        return "—"
+
+    @admin.display(description="Results")
+    def results_shown(self, obj: Experiment) -> SafeString | str:
+        snapshot = selectors.snapshot_latest(experiment=obj)
+        if snapshot is None:
+            pending = selectors.snapshot_history(experiment=obj).first()
+            return f"No readout yet ({pending.status})." if pending else "No readout yet."
+        head = format_html(
+            "<p>Readout {} of {} ({}), {} units, SRM p = {}, multiple exposures {}{}</p>",
+            snapshot.pk, f"{(snapshot.finished_at or snapshot.created_at):%Y-%m-%d %H:%M}", snapshot.status,
+            snapshot.units if snapshot.units is not None else "—", _num(snapshot.srm_p_value),
+            _pct(snapshot.multiple_exposure_share).lstrip("+"),
+            f", guardrails {snapshot.guardrail_status}" if snapshot.guardrail_status else "",
+        )
+        if snapshot.status == ResultSnapshot.Status.FAILED:
+            return format_html("{}<p><b>The readout failed:</b> {}</p>", head, snapshot.error)
+        rows = []
+        for metric in snapshot.metrics:
+            for comparison in metric.get("comparisons", []):
+                ci = "—"
+                if comparison.get("ci_low") is not None:
+                    ci = f"[{_pct(comparison['ci_low'])}, {_pct(comparison['ci_high'])}]"
+                    if comparison.get("difference_type") == "absolute":
+                        ci = f"[{_num(comparison['ci_low'])}, {_num(comparison['ci_high'])}]"
+                estimate = comparison.get("estimate")
+                shown = _pct(estimate) if comparison.get("difference_type") != "absolute" else _num(estimate)
+                rows.append((metric["key"], metric["role"], comparison["variation"], shown, ci,
+                             _num(comparison.get("p_value")), _num(comparison.get("chance_to_win"), 2),
+                             "yes" if comparison.get("significant") else "no",
+                             comparison.get("error") or metric.get("guardrail") or ""))
+        warnings = format_html_join("", "<li>{}</li>", ((w["message"],) for w in snapshot.warnings))
+        table = format_html_join("", "<tr>" + "<td>{}</td>" * 9 + "</tr>", rows)
+        return format_html(
+            "{}<ul>{}</ul><table><tr><th>metric</th><th>role</th><th>variation</th><th>lift</th><th>interval</th>"
+            "<th>p</th><th>chance to win</th><th>significant</th><th>note</th></tr>{}</table>",
+            head, warnings, table,
+        )
+
+    # Writes ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _rows(formset: Any, names: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[int]]:
+        rows, indexes = [], []
+        for index, form in enumerate(formset.forms if formset is not None else []):
+            data = getattr(form, "cleaned_data", None)
+            if data and not data.get("DELETE") and any(data.get(n) not in (None, "") for n in names):
+                rows.append({n: data.get(n) for n in names})
+                indexes.append(index)
+        return rows, indexes
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        actor = admin_actor(request)
+        data = form.cleaned_data
+        variations_formset, metrics_formset = formsets.get("variations"), formsets.get("experiment_metrics")
+        variations, v_index = self._rows(variations_formset, ("key", "name", "weight"))
+        links, m_index = self._rows(metrics_formset, ("metric", "role"))
+        metric_links = [{"metric": row["metric"].key, "role": row["role"]} for row in links if row.get("metric")]
+        for row in variations:
+            row["name"] = row.get("name") or ""
+        target = ErrorTarget(items={"variations": ("variations", v_index), "metrics": ("experiment_metrics", m_index)})
+        editable = [f for f in EXPERIMENT_FIELDS if f not in ("variations", "metrics")]
+        if data.get("condition") is None:
+            data["condition"] = {}
+        if data.get("slice_attributes") is None:
+            data["slice_attributes"] = []
+        if not change:
+            fields = {f: data[f] for f in editable if f in data}
+            experiment = self.call(target, services.experiment_create, actor=actor, key=data["key"],
+                                   flag=data["flag"], environment=data["environment"], variations=variations,
+                                   metrics=metric_links, **fields)
+            form.instance.pk = experiment.pk
+            return
+        experiment = Experiment.objects.get(pk=form.instance.pk)
+        changes: dict[str, Any] = {f: data[f] for f in editable if f in form.changed_data and f in data}
+        for f in ("flag", "environment"):
+            if f in form.changed_data and f in data:
+                changes[f] = data[f]
+        if variations_formset is not None and variations_formset.has_changed():
+            changes["variations"] = variations
+        if metrics_formset is not None and metrics_formset.has_changed():
+            changes["metrics"] = metric_links
+        if changes:
+            experiment = self.call(target, services.experiment_update, actor=actor, experiment=experiment, **changes)
+        if data.get("decision"):
+            self.call(ErrorTarget(fields={"variation": "ship_variation", "note": "decision_note"}),
+                      services.experiment_stop, actor=actor, experiment=experiment, decision=data["decision"],
+                      variation=data.get("ship_variation") or None, note=data.get("decision_note") or "")
+
+    # Actions --------------------------------------------------------------------------
+
+    def _refresh(self, request: HttpRequest, experiment: Experiment) -> None:
+        services.experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.ADMIN,
+                                    requested_by=admin_actor(request).label)
+
+    @admin.action(description="Start the selected experiments")
+    def start_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        self.run_each(request, queryset, services.experiment_start, "experiment", "{count} experiment(s) started.")
+
+    @admin.action(description="Refresh the results of the selected experiments now")
+    def refresh_results(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        count = 0
+        for experiment in queryset:
+            if experiment.phases.exists():
+                self._refresh(request, experiment)
+                count += 1
+        self.message_user(request, f"{count} readout(s) queued; results appear within a minute.", messages.SUCCESS)
+
+    @admin.action(description="Archive the selected experiments")
+    def archive_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        self.run_each(request, queryset, services.experiment_archive, "experiment",
+                      "{count} experiment(s) archived.")
+
+    def _detail(self, request: HttpRequest, object_id: Any, do: Any, done: str) -> HttpResponse:
+        url = reverse("admin:experiments_experiment_change", args=[object_id])
+        if not self.has_change_permission(request):
+            self.message_user(request, "You may not change experiments.", messages.ERROR)
+            return HttpResponseRedirect(url)
+        experiment = Experiment.objects.get(pk=object_id)
+        try:
+            do(experiment)
+        except ApplicationError as exc:
+            details = "; ".join(f"{', '.join(map(str, v))}" for v in dict(exc.details or {}).values())
+            self.message_user(request, f"{exc.message} {details}".strip(), messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(url)
+
+    @action(description="Start", url_path="start")
+    def start_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        return self._detail(request, object_id,
+                            lambda e: services.experiment_start(actor=admin_actor(request), experiment=e),
+                            "Started: the flag now splits traffic between the variations.")
+
+    @action(description="Refresh results now", url_path="refresh")
+    def refresh_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        def refresh(experiment: Experiment) -> None:
+            if not experiment.phases.exists():
+                raise ApplicationError("The experiment has not started: there is nothing to read out yet.")
+            self._refresh(request, experiment)
+
+        return self._detail(request, object_id, refresh, "Readout queued; reload the page in a moment.")
+
+    @action(description="Archive", url_path="archive")
+    def archive_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        return self._detail(request, object_id,
+                            lambda e: services.experiment_archive(actor=admin_actor(request), experiment=e),
+                            "Archived.")
+
+
+@admin.register(ResultSnapshot)
+class ResultSnapshotAdmin(ModelAdmin[ResultSnapshot]):
+    """Read-only list of readouts, failures included."""
+
+    list_display = ("id", "experiment", "phase", "status", "trigger", "created_at", "duration_ms", "units",
+                    "srm_p_value", "guardrail_status", "error_code")
+    list_filter = ("status", "trigger")
+    search_fields = ("experiment__key", "error")
+    readonly_fields = ("experiment", "phase", "status", "trigger", "requested_by", "attempts", "created_at",
+                       "started_at", "finished_at", "duration_ms", "analysis_end", "rollup_mode", "error_code",
+                       "error", "units", "multiple_exposure_units", "multiple_exposure_share", "srm_p_value",
+                       "srm_warning", "guardrail_status", "variations", "metrics", "slices", "warnings",
+                       "settings", "inputs")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ResultSnapshot | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ResultSnapshot | None = None) -> bool:
+        return False

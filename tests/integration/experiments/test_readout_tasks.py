@@ -1,0 +1,130 @@
+"""Readout tasks and their edges: the per-experiment lock, retries on database errors, idempotency,
+the scheduled refresh, many metrics (several rollup parts) and the demo seed command."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from io import StringIO
+from typing import Any
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from audit.types import Actor
+from experiments import readout_sql, services, tasks
+from experiments.models import Experiment, Metric, ResultSnapshot
+from experiments.readouts import LOCK_CLASS, ReadoutBusy
+from flags.models import Environment, Flag
+from tests.integration.experiments.conftest import METRICS, create_experiment
+from tests.integration.experiments.simulation import expected_statistics, simulate
+from tests.integration.experiments.test_readout_correctness import LOOKBACK, _assert_statistics, _ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def _queued(experiment: Experiment) -> ResultSnapshot:
+    with transaction.atomic():
+        return services.experiment_refresh(experiment=experiment, trigger="api")
+
+
+def _other_session() -> psycopg.Connection[Any]:
+    s = connection.settings_dict
+    return psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"],
+                           password=s["PASSWORD"] or None, dbname=s["NAME"], autocommit=True)
+
+
+def test_readout_run__lock_held_by_another_readout__readout_busy(experiment: Experiment) -> None:
+    snapshot = _queued(experiment)
+    with _other_session() as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, experiment.pk))
+        with pytest.raises(ReadoutBusy):
+            services.readout_run(experiment_id=experiment.pk, snapshot_id=snapshot.pk)
+
+
+def test_readout_task__lock_held_throughout__retried_then_marked_skipped(experiment: Experiment) -> None:
+    snapshot = _queued(experiment)
+    with _other_session() as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, experiment.pk))
+        tasks.experiment_readout_task.apply(args=(experiment.pk, snapshot.pk))
+    snapshot.refresh_from_db()
+    assert snapshot.status == ResultSnapshot.Status.SKIPPED
+    assert snapshot.error_code == "readout_busy"
+    assert snapshot.attempts == tasks.MAX_RETRIES + 1
+
+
+def test_readout_task__database_errors__retried_with_backoff_then_failed_and_visible(
+    experiment: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = _queued(experiment)
+    calls: list[int] = []
+
+    def broken(**kwargs: Any) -> None:
+        calls.append(1)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(tasks, "readout_run", broken)
+    tasks.experiment_readout_task.apply(args=(experiment.pk, snapshot.pk))
+    snapshot.refresh_from_db()
+    assert len(calls) == tasks.MAX_RETRIES + 1
+    assert snapshot.status == ResultSnapshot.Status.FAILED
+    assert snapshot.error_code == "database_error"
+    assert "server closed" in snapshot.error
+    assert [tasks._backoff(r) for r in range(5)] == [5, 10, 20, 40, 80]
+
+
+def test_readout_task__snapshot_already_finished__nothing_recomputed(experiment: Experiment) -> None:
+    snapshot = _queued(experiment)
+    assert tasks.experiment_readout_task.apply(args=(experiment.pk, snapshot.pk)).get() == "success"
+    snapshot.refresh_from_db()
+    finished = snapshot.finished_at
+    assert tasks.experiment_readout_task.apply(args=(experiment.pk, snapshot.pk)).get() == "done"
+    snapshot.refresh_from_db()
+    assert snapshot.finished_at == finished and snapshot.attempts == 1
+
+
+def test_experiments_refresh_running__twice__one_queued_readout_per_running_experiment(
+    experiment: Experiment, actor: Actor, checkout_flag: Flag, production: Environment
+) -> None:
+    create_experiment(actor, checkout_flag, production, ["purchase"], key="draft-only", start=False)
+    assert services.experiments_refresh_running() == 1
+    assert services.experiments_refresh_running() == 1
+    assert ResultSnapshot.objects.filter(status="queued").count() == 1
+    assert ResultSnapshot.objects.get().trigger == "schedule"
+
+
+def test_readout__more_metrics_than_one_rollup_row_holds__every_part_correct(
+    actor: Actor, checkout_flag: Flag, production: Environment
+) -> None:
+    keys = [f"ctr-{i}" for i in range(17)]  # 17 ratio metrics with CUPED: 68 columns, two parts
+    for key in keys:
+        services.metric_create(actor=actor, key=key, **METRICS["ctr"])
+    services.metric_create(actor=actor, key="purchase", **METRICS["purchase"])
+    experiment = create_experiment(actor, checkout_flag, production, ["purchase", *keys])
+    spec_parts = {s.part for s in readout_sql.layout(
+        readout_sql.ReadoutSpec(phase_id=0, metrics=tuple(readout_sql.MetricSpec(k, "ratio") for k in keys),
+                                lookback_hours=1))}
+    assert spec_parts == {0, 1}
+    sim = simulate(n_units=300, now=datetime.now(tz=UTC), seed=5)
+    _ingest(production, sim.items)
+    snapshot = services.readout_run(experiment_id=experiment.pk)
+    assert snapshot is not None and snapshot.status == "success", snapshot and snapshot.error
+    assert snapshot.analysis_end is not None
+    expected, _ = expected_statistics(sim, "ctr", lookback=LOOKBACK, analysis_end=snapshot.analysis_end)
+    for key in keys:
+        _assert_statistics(snapshot.inputs["metrics"][key]["overall"], expected, key)
+
+
+def test_seed_experiments__run_twice__demo_with_results_then_left_alone(db: Any) -> None:
+    out = StringIO()
+    call_command("seed_experiments", "--users", "400", stdout=out)
+    experiment = Experiment.objects.get(key="checkout-redesign")
+    snapshot = ResultSnapshot.objects.get(experiment=experiment)
+    assert snapshot.status == "success" and snapshot.units == 400
+    assert {m["key"] for m in snapshot.metrics} == {"checkout-conversion", "revenue-per-user", "page-views",
+                                                    "checkout-errors"}
+    metrics = Metric.objects.count()
+    call_command("seed_experiments", stdout=out)
+    assert "exists already" in out.getvalue()
+    assert ResultSnapshot.objects.count() == 1 and Metric.objects.count() == metrics

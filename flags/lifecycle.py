@@ -28,8 +28,10 @@ __all__ = [
     "DEFAULT_STALE_FLAG_DAYS",
     "FlagLifecycle",
     "LastEvaluatedSource",
+    "flag_lifecycle_assess",
     "flag_lifecycle_get",
     "flag_lifecycle_list",
+    "flags_with_rules",
     "served_variants",
     "stale_flag_days",
     "stale_flag_list",
@@ -146,7 +148,8 @@ def _assess(
     )
 
 
-def _flags_with_rules(flags: QuerySet[Flag] | None) -> QuerySet[Flag]:
+def flags_with_rules(flags: QuerySet[Flag] | None = None) -> QuerySet[Flag]:
+    """Non-archived flags (of `flags`) with their states, environments and rules prefetched."""
     qs = Flag.objects.all() if flags is None else flags
     return qs.filter(archived_at__isnull=True).prefetch_related(
         Prefetch(
@@ -166,16 +169,30 @@ def flag_lifecycle_list(
     last_evaluated: LastEvaluatedSource = no_evaluation_record,
 ) -> list[FlagLifecycle]:
     """Lifecycle of every non-archived flag (or of `flags`), in a fixed number of queries."""
+    return flag_lifecycle_assess(
+        list(flags_with_rules(flags)), now=now, days=days, last_evaluated=last_evaluated, every_flag=flags is None
+    )
+
+
+def flag_lifecycle_assess(
+    rows: Sequence[Flag],
+    *,
+    now: datetime | None = None,
+    days: int | None = None,
+    last_evaluated: LastEvaluatedSource = no_evaluation_record,
+    every_flag: bool = False,
+) -> list[FlagLifecycle]:
+    """Lifecycle of flags loaded by `flags_with_rules` (one more query, for the audit log).
+
+    `every_flag` says the rows are all flags, which spares the key filter on the audit query.
+    """
     moment = now or timezone.now()
     horizon_days = stale_flag_days() if days is None else days
-    rows = list(_flags_with_rules(flags))
     keys = [f.key for f in rows]
-    audits = dict(
-        AuditEntry.objects.filter(object_type="flag", object_key__in=keys)
-        .values("object_key")
-        .annotate(last=Max("created_at"))
-        .values_list("object_key", "last")
-    )
+    entries = AuditEntry.objects.filter(object_type="flag")
+    if not every_flag:
+        entries = entries.filter(object_key__in=keys)
+    audits = dict(entries.values("object_key").annotate(last=Max("created_at")).values_list("object_key", "last"))
     evaluated = last_evaluated(keys)
     return [
         _assess(

@@ -113,7 +113,8 @@ def _scale(lo: float, hi: float, a: float, b: float) -> tuple[float, float]:
 def _open(width: int, height: int, css: str, label: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css}" viewBox="0 0 {width} {height}" '
-        f'width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(label)}" '
+        f'width="{width}" height="{height}" preserveAspectRatio="xMinYMin meet" role="img" '
+        f'aria-label="{escape(label)}" '
         f'font-family="{FONT}" font-size="12">',
         f"<title>{escape(label)}</title>",
     ]
@@ -128,7 +129,7 @@ def _empty(width: int, height: int, css: str, label: str, message: str) -> str:
     return "".join(parts)
 
 
-def forest_plot(rows: Sequence[ForestRow], *, percent: bool, width: int = 760, label: str = "Forest plot") -> str:
+def forest_plot(rows: Sequence[ForestRow], *, percent: bool, width: int = 1100, label: str = "Forest plot") -> str:
     """Intervals of every comparison on one shared axis, zero marked; dot = estimate."""
     drawable = [r for r in rows if r.estimate is not None and r.low is not None and r.high is not None]
     if not drawable:
@@ -199,7 +200,7 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _date_ticks(start: float, end: float, target: int = 6) -> list[float]:
+def _date_ticks(start: float, end: float, target: int = 8) -> list[float]:
     span = end - start
     if span <= 0:
         return [start]
@@ -224,8 +225,8 @@ def trend_chart(
     series: Sequence[tuple[str, Sequence[TrendPoint]]],
     *,
     percent: bool,
-    width: int = 760,
-    height: int = 260,
+    width: int = 1100,
+    height: int = 280,
     label: str = "Cumulative lift over time",
 ) -> str:
     """One line per treatment with its shaded interval band; zero dashed."""
@@ -302,7 +303,7 @@ def _legend(index: int, name: str, colour: str, width: int, right: int, top: int
 
 
 def users_chart(
-    series: Sequence[Series], *, width: int = 760, height: int = 220, label: str = "Users per arm over time"
+    series: Sequence[Series], *, width: int = 560, height: int = 240, label: str = "Users per arm over time"
 ) -> str:
     """Cumulative users per arm; dashed lines, when given, are what the configured split expects."""
     points = [pt for s in series for pt in s.points]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,6 +19,7 @@ from config.errors import ApplicationError
 from experiments.models import Experiment
 from experiments.pages.access import FLAG_CHANGE, can, page_actor, permission_required, staff_required
 from experiments.pages.forms import RampForm, place_service_errors
+from experiments.pages.rows import KEY_PLACEHOLDER, flag_rows
 from experiments.pages.views import page_context
 from flags import lifecycle, ramps, services
 from flags.models import Environment, Flag, FlagState, Rule
@@ -50,26 +51,25 @@ def flag_list(request: HttpRequest) -> HttpResponse:
     flags = Flag.objects.all()
     if search:
         flags = flags.filter(key__icontains=search)
-    assessed = lifecycle.flag_lifecycle_list(flags=flags)
-    states = {
-        (s.flag_id, s.environment.key): s
-        for s in FlagState.objects.filter(flag__in=flags, flag__archived_at__isnull=True).select_related("environment")
-    }
+    loaded = list(lifecycle.flags_with_rules(flags))
+    assessed = lifecycle.flag_lifecycle_assess(loaded, every_flag=not search)
     environments = list(Environment.objects.values_list("key", flat=True))
-    ids = dict(Flag.objects.filter(key__in=[a.key for a in assessed]).values_list("key", "id"))
-    usage: dict[int, int] = {}
-    for flag_id in Experiment.objects.filter(flag_id__in=ids.values()).values_list("flag_id", flat=True):
-        usage[flag_id] = usage.get(flag_id, 0) + 1
+    usage = dict(
+        Experiment.objects.filter(flag__archived_at__isnull=True)
+        .values("flag_id")
+        .annotate(n=Count("id"))
+        .values_list("flag_id", "n")
+    )
     rows = []
-    for item in assessed:
+    for flag, item in zip(loaded, assessed, strict=True):
         if only_stale and not item.stale:
             continue
-        flag_id = ids[item.key]
+        states = {s.environment.key: s for s in flag.states.all()}
         rows.append(
             {
                 "lifecycle": item,
-                "environments": [(env, states.get((flag_id, env))) for env in environments],
-                "experiments": usage.get(flag_id, 0),
+                "environments": [(env, states.get(env)) for env in environments],
+                "experiments": usage.get(flag.pk, 0),
             }
         )
     return render(
@@ -77,7 +77,8 @@ def flag_list(request: HttpRequest) -> HttpResponse:
         "experiments/flag_list.html",
         page_context(
             request,
-            rows=rows,
+            rows_html=flag_rows(rows, detail_url=reverse("flag-pages:detail", args=[KEY_PLACEHOLDER]),
+                                only_stale=only_stale),
             environments=environments,
             only_stale=only_stale,
             search=search,

@@ -45,6 +45,10 @@ def experiments_for_list(
     current = Phase.objects.filter(experiment=OuterRef("pk")).order_by("-number")
     qs = (
         Experiment.objects.select_related("environment", "flag")
+        .only(
+            "key", "name", "owner", "status", "decision", "shipped_variation", "started_at", "stopped_at",
+            "min_sample_per_arm", "created_at", "environment__key", "flag__key",
+        )
         .annotate(
             phase_number=Subquery(current.values("number")[:1]),
             phase_started=Subquery(current.values("started_at")[:1]),

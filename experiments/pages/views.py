@@ -35,6 +35,7 @@ from experiments.pages.access import (
 )
 from experiments.pages.forms import StopForm, place_service_errors
 from experiments.pages.recommendation import power_panel, recommend
+from experiments.pages.rows import KEY_PLACEHOLDER, experiment_rows
 from experiments.pages.viewmodels import (
     ListFacts,
     MetricResult,
@@ -97,6 +98,7 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     for e in experiments:
         snap = latest.get(e.pk)
         rows.append(_list_row(e, snap))
+    rows_html = experiment_rows(rows, detail_url=reverse("experiment-pages:detail", args=[KEY_PLACEHOLDER]))
     owners = sorted({o for o in Experiment.objects.values_list("owner", flat=True).distinct() if o})
     tags = sorted({t for tags in Experiment.objects.values_list("flag__tags", flat=True) for t in tags or ()})
     return render(
@@ -104,7 +106,7 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
         "experiments/experiment_list.html",
         page_context(
             request,
-            rows=rows,
+            rows_html=rows_html,
             status=status,
             owner=owner,
             tag=tag,
@@ -231,7 +233,7 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
         return [{"title": "", "svg": mark_safe(charts.forest_plot(rows, percent=True))}]  # noqa: S308
     return [
         {"title": item["metric"].name,
-         "svg": mark_safe(charts.forest_plot(item["rows"], percent=False, width=760,  # noqa: S308
+         "svg": mark_safe(charts.forest_plot(item["rows"], percent=False,  # noqa: S308
                                              label=f"Forest plot: {item['metric'].name}"))}
         for item in per_metric
     ]

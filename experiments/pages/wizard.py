@@ -221,7 +221,9 @@ def plan(answers: Mapping[str, Any]) -> dict[str, Any] | None:
     users = math.ceil(needed)
     return {
         "users": users,
+        "users_text": f"{users:,}",
         "fixed_users": math.ceil(fixed),
+        "fixed_text": f"{math.ceil(fixed):,}",
         "days": math.ceil(users / per_day) if per_day > 0 else None,
         "per_day": per_day,
         "tuning": float(math.ceil(fixed)),
@@ -338,7 +340,7 @@ def _description(answers: Mapping[str, Any], estimate: Mapping[str, Any] | None)
     lines = [f"Target MDE: {float(power.get('mde', 0)):g}%"]
     if estimate and "users" in estimate:
         lines.append(
-            f"Planned: about {estimate['users']:,} users"
+            f"Planned: about {estimate['users_text']} users"
             + (f", about {estimate['days']} days" if estimate.get("days") else "")
             + f" at {power.get('daily_users')} eligible users per day."
         )

@@ -13,7 +13,7 @@ from typing import Any
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from experiments.pages.viewmodels import Badge
+from experiments.pages.checks import Badge
 
 KEY_PLACEHOLDER = "__key__"
 DASH = '<span class="muted">—</span>'

@@ -33,11 +33,11 @@ from experiments.pages.access import (
     permission_required,
     staff_required,
 )
+from experiments.pages.checks import ListFacts, list_badges, srm_explanation
 from experiments.pages.forms import StopForm, place_service_errors
 from experiments.pages.recommendation import power_panel, recommend
 from experiments.pages.rows import KEY_PLACEHOLDER, experiment_rows
 from experiments.pages.viewmodels import (
-    ListFacts,
     MetricResult,
     SnapshotData,
     Toggles,
@@ -46,12 +46,10 @@ from experiments.pages.viewmodels import (
     fmt_interval,
     fmt_share,
     judge,
-    list_badges,
     parse_metric,
     parse_snapshot,
     result_rows,
     slice_rows,
-    srm_explanation,
 )
 from flags.models import FlagState
 

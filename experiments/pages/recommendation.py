@@ -78,6 +78,10 @@ class PowerPanel:
         return f"{self.users_now:,}"
 
     @property
+    def rate_text(self) -> str:
+        return "—" if self.rate_per_day is None else f"{self.rate_per_day:,.0f}"
+
+    @property
     def users_more_text(self) -> str:
         return "—" if self.users_more is None else f"{self.users_more:,}"
 
@@ -272,6 +276,9 @@ def recommend(
         reasons = [f"{interval[0].upper() + interval[1:]} excludes zero on the primary metric: "
                    f"{_describe(primary, n, relative)}."]
         reasons.append("No guardrail harmed." if guardrails else "No guardrail metrics are configured.")
+        if headline != "sequential" and status == "running" and (power is None or power.users_more is None):
+            reasons.append("This is a fixed-horizon test with no planned sample on record: decide only if it has "
+                           "run as long as planned, since looking early inflates false positives.")
         if n.chance_to_win is not None:
             reasons.append(f"Chance to beat the control: {fmt_share(n.chance_to_win)}.")
         if len(winners) > 1:

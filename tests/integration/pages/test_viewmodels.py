@@ -117,6 +117,9 @@ def test_recommend__fixed_horizon_win_before_planned_sample__keep_running() -> N
     rec = decide(data, mde=0.01)  # a 1% target needs far more than 10,000 users
     assert rec.verdict == "keep_running" and "fixed-horizon test" in rec.reasons[1]
     assert decide(data, mde=0.5).verdict == "ship"  # planned sample reached
+    unplanned = decide(data, mde=None)
+    assert unplanned.verdict == "ship"
+    assert any("no planned sample on record" in r for r in unplanned.reasons)
 
 
 def test_recommend__draft_none__no_snapshot_keep_running() -> None:

@@ -236,9 +236,20 @@ def _answers(request: HttpRequest) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
+# Answers that depend on an earlier one: a different flag has other variants, a different
+# primary metric another baseline.
+DEPENDANTS = {"flag": ("split",), "metrics": ("power",)}
+
+
 def _save(request: HttpRequest, step: str, data: Mapping[str, Any]) -> None:
     answers = _answers(request)
+    previous = answers.get(step)
     answers[step] = dict(data)
+    if previous is not None:
+        changed = previous != answers[step] if step == "flag" else previous.get("primary") != data.get("primary")
+        if changed:
+            for later in DEPENDANTS.get(step, ()):
+                answers.pop(later, None)
     request.session[SESSION_KEY] = answers
 
 

@@ -119,6 +119,22 @@ def test_wizard__invalid_answers__errors_shown_and_nothing_written(
     assert not Flag.objects.filter(key="ok-flag").exists()
 
 
+def test_wizard__changing_the_flag__asks_for_the_split_again(
+    client_for: Any, analyst: User, catalog: dict[str, Metric]
+) -> None:
+    client = client_for(analyst)
+    services.flag_create(actor=factories.ACTOR, key="colour", value_type="string",
+                         variants=[{"key": "blue", "value": "b"}, {"key": "green", "value": "g"}])
+    client.post("/experiments/new/basics/", {"key": "k2", "hypothesis": "h", "environment": "production"})
+    client.post("/experiments/new/flag/", {"new_flag": "k2-flag"})
+    client.post("/experiments/new/split/", {"control": "off", "treatments": ["on"], "weights": "50/50",
+                                            "coverage": "100", "hash_attribute": "id"})
+    client.post("/experiments/new/flag/", {"flag": "colour"})
+    assert client.get("/experiments/new/metrics/")["Location"] == "/experiments/new/split/"
+    html = client.get("/experiments/new/split/").content.decode()
+    assert 'value="blue"' in html and 'value="off"' not in html
+
+
 def test_wizard__power_step__estimates_users_and_days(
     client_for: Any, analyst: User, catalog: dict[str, Metric]
 ) -> None:

@@ -12,6 +12,7 @@ Scenarios: OFREP single flag; OFREP bulk (50 flags); ``/api/v1/evaluate`` (50 fl
 tracking on, a new unit on every request); the GrowthBook payload with a warm ETag (304).
 
     python bench/serve.py [--duration 10] [--connections 8,64] [--workers N] [--worker-class sync]
+                          [--threads N] [--only 1,2]
 
 Requires ``wrk`` (Debian: ``apt-get install wrk``); the script installs nothing. gunicorn's
 other settings come from the environment as ``config/gunicorn.py`` reads them.
@@ -292,6 +293,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: config/gunicorn.py)")
     parser.add_argument("--worker-class", default=None, help="gunicorn worker class (default: config/gunicorn.py)")
     parser.add_argument("--threads", type=int, default=None, help="threads per gthread worker")
+    parser.add_argument("--only", default="", help="comma-separated scenario numbers to run (1-4; default all)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     if shutil.which("wrk") is None:
@@ -335,6 +337,8 @@ def main() -> None:
             Scenario("SDK payload, warm ETag (304)", "GET", payload_path, "",
                      {"If-None-Match": _etag(base, payload_path)}, 304),
         ]
+        if args.only:
+            scenarios = [scenarios[int(i) - 1] for i in args.only.split(",")]
         baseline = Scenario("baseline (bare Django JSON view)", "GET", BASELINE_PATH, "", {}, 200)
         for scenario in [baseline, *scenarios]:
             _check(base, scenario)

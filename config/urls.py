@@ -5,9 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.health import healthz, readyz
 
 urlpatterns = [
+    # The SDK endpoints come first: they take most of the traffic, and Django tries patterns in order.
+    path("", include("flags.sdk_urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("", include("flags.sdk_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("flags.urls")),
     path("api/v1/", include("audit.urls")),

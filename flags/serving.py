@@ -25,7 +25,7 @@ from flags.types import Evaluation
 from traffic.bucketing import hash_string
 
 __all__ = [
-    "CORS_HEADERS",
+    "EXPOSED_HEADERS",
     "Denied",
     "Rejected",
     "attributes_of",
@@ -41,10 +41,7 @@ __all__ = [
     "track",
 ]
 
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "ETag, Retry-After",
-}
+EXPOSED_HEADERS = "ETag, Retry-After"
 _PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -79,9 +76,10 @@ class Denied(Rejected):
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     response = HttpResponse(raw, status=status, content_type="application/json")
-    for name, value in CORS_HEADERS.items():
-        response[name] = value
+    response["Access-Control-Allow-Origin"] = "*"
     if headers:
+        # Browsers only show a cross-origin script the headers listed as exposed.
+        response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         for name, value in headers.items():
             response[name] = value
     return response
@@ -90,8 +88,8 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
 def not_modified(etag: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
     response = HttpResponse(status=304)
     response["ETag"] = etag
-    for name, value in CORS_HEADERS.items():
-        response[name] = value
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     if headers:
         for name, value in headers.items():
             response[name] = value

@@ -9,15 +9,18 @@ and a 3-step funnel. Then, each timed several times (median):
 - baseline: a warm `SELECT count(*), sum(value)` over the events table;
 - cold readout: `readout_run(force_full=True)`, which rebuilds the per-unit rollup from all
   events, aggregates, runs the statistics and stores the snapshot;
-- refresh after new traffic: K new events arrive (about 15 minutes of this experiment's
-  traffic by default), then `readout_run()`, which updates the rollup incrementally;
-- refresh without new traffic.
+- refresh after new traffic: as if 15 minutes had passed since the previous readout (its
+  watermark and the arrival times of rows received since are moved back), K new events
+  arrive (10,000 by default: more than 15 minutes of this experiment's traffic, which is
+  about 10M events over 30 days), then `readout_run()`, which updates the rollup
+  incrementally;
+- refresh without new traffic, also 15 minutes after the previous one.
 
 Peak memory is the benchmark process's maximum RSS (the readout runs in-process, as in a
 worker). Usage:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/splitbase python bench/readout.py \\
-        [--units 1000000] [--events 10000000] [--new-events 10000] [--repeat 3] [--reuse]
+        [--units 1000000] [--events 10000000] [--new-events 10000] [--interval 15] [--repeat 3] [--reuse]
 
 The benchmark works in the database named by --database (default: DATABASE_URL's name +
 `_readout_bench`) on the same server, creating it when missing; --reuse keeps data generated earlier.
@@ -43,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 EXPERIMENT = "bench-readout"
+RUN = f"{os.getpid()}-{int(time.time())}"
 
 
 def _configure(database: str | None) -> str:
@@ -210,22 +214,38 @@ def _generate(experiment: Any, units: int, events: int) -> None:
     print(f"  data ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def _add_events(experiment: Any, units: int, count: int, batch: int) -> None:
-    """New traffic: `count` events for random exposed units, received now."""
+def _add_events(experiment: Any, units: int, count: int, batch: int, interval: int) -> None:
+    """New traffic: `count` events for random exposed units, received over the last `interval` minutes."""
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(
             """
             INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, ts, received_at)
-            SELECT %(env)s, 'new-' || %(batch)s || '-' || g,
+            SELECT %(env)s, 'new-' || %(run)s || '-' || %(batch)s || '-' || g,
                    1 + (hashint8(g + %(batch)s * 1000003) & 2147483647) %% %(units)s,
                    (ARRAY['impression','page_view','click','purchase','view_item'])[1 + g %% 5],
-                   1, now() - interval '1 minute', now()
+                   1, now() - interval '1 minute', now() - random() * %(interval)s * interval '1 minute'
             FROM generate_series(1::bigint, %(count)s::bigint) g
             """,
-            {"env": experiment.environment_id, "units": units, "count": count, "batch": batch},
+            {"env": experiment.environment_id, "units": units, "count": count, "batch": batch, "run": RUN,
+             "interval": interval},
         )
+
+
+def _pass_time(minutes: int) -> None:
+    """Make it as if `minutes` had passed since the previous readout: its watermark and the
+    arrival times of the rows received since then move back (the refresh step otherwise runs
+    seconds after the previous one, and the watermark overlap would count its traffic twice)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        shift = f"interval '{int(minutes)} minutes'"
+        cur.execute(f"UPDATE experiments_readoutstate SET watermark = watermark - {shift}")
+        cur.execute(f"UPDATE experiments_event SET received_at = received_at - {shift} "
+                    "WHERE received_at > now() - interval '1 hour'")
+        cur.execute(f"UPDATE experiments_assignment SET updated_at = updated_at - {shift} "
+                    "WHERE updated_at > now() - interval '1 hour'")
 
 
 def _baseline() -> tuple[int, float]:
@@ -258,6 +278,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--new-events", type=int, default=10_000,
                         help="events arriving between two refreshes (default: ~15 minutes of this traffic)")
+    parser.add_argument("--interval", type=int, default=15, help="minutes between two refreshes (default 15)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database", default=None, help="default: <DATABASE_URL name>_readout_bench")
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run with the same sizes")
@@ -289,7 +310,8 @@ def main() -> int:
     batches = iter(range(1, 1000))
 
     def refresh_after_traffic() -> Any:
-        _add_events(experiment, args.units, args.new_events, next(batches))
+        _pass_time(args.interval)
+        _add_events(experiment, args.units, args.new_events, next(batches), args.interval)
         start = time.perf_counter()
         result = readout_run(experiment_id=experiment.pk)
         assert result is not None and result.status == "success" and result.rollup_mode == "incremental"
@@ -302,15 +324,17 @@ def main() -> int:
         refresh_times.append(elapsed)
         recomputed = result.inputs["rollup"]["units_recomputed"]
     refresh = statistics.median(refresh_times)
-    rows.append((f"readout after {args.new_events:,} new events ({recomputed:,} units recomputed)", refresh, ""))
+    rows.append((f"readout {args.interval} min later, {args.new_events:,} new events ({recomputed:,} units)",
+                 refresh, ""))
 
     def quiet() -> Any:
+        _pass_time(args.interval)
         result = readout_run(experiment_id=experiment.pk)
         assert result is not None and result.status == "success"
         return result
 
     quiet_time, _ = _timed(quiet, args.repeat)
-    rows.append(("readout with no new events", quiet_time, ""))
+    rows.append((f"readout with no new events ({args.interval} minutes later)", quiet_time, ""))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     print()

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -21,6 +21,7 @@ from audit.types import Actor
 from config.errors import Conflict, ValidationFailed
 from experiments.mappers import experiment_document, metric_document
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
+from experiments.readout_sql import rollup_drop
 from flags import services as flag_services
 from flags import validation
 from flags.models import Environment, Flag, Rule
@@ -616,6 +617,9 @@ def experiment_archive(*, actor: Actor, experiment: Experiment) -> Experiment:
     experiment.status = Experiment.Status.ARCHIVED
     experiment.archived_at = timezone.now()
     experiment.save()
+    # The per-unit rollups are derived data: free the space (snapshots keep the results).
+    with connection.cursor() as cur:
+        rollup_drop(cur.cursor, list(experiment.phases.values_list("pk", flat=True)))
     flag_services.environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.archive", experiment, before)
     return experiment

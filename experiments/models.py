@@ -232,8 +232,9 @@ class Event(models.Model):
 
     class Meta:
         indexes = [
-            # Readouts recompute the units that saw new activity: their events, by time.
-            models.Index(fields=["unit", "ts"], name="event_unit_ts"),
+            # Readouts recompute the units that saw new activity: their events, by time, read
+            # from the index alone (name and value included).
+            models.Index(fields=["unit", "ts"], include=["name", "value"], name="event_unit_ts_cover"),
             # What arrived since the last readout; BRIN because rows arrive in time order.
             BrinIndex(fields=["received_at"], name="event_received_brin"),
         ]
@@ -284,7 +285,10 @@ class Assignment(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["phase", "updated_at"], name="assignment_phase_updated")]
+        indexes = [
+            models.Index(fields=["phase", "updated_at"], name="assignment_phase_updated"),
+            models.Index(fields=["phase"], condition=models.Q(multiple=True), name="assignment_multiple"),
+        ]
 
     def __str__(self) -> str:
         return f"unit {self.unit_id} in phase {self.phase_id}"
@@ -296,13 +300,32 @@ class Assignment(models.Model):
 ROLLUP_COLUMNS = 64
 
 
+class SliceKey(models.Model):
+    """A combination of slice values seen in a phase (e.g. country DE, platform ios), by number.
+
+    Rollup rows refer to it by this integer, so that summing a million units per combination
+    groups by an integer instead of hashing text arrays.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    phase = models.ForeignKey(Phase, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    slices = ArrayField(models.TextField(null=True), default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["phase", "slices"], name="slicekey_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.slices} in phase {self.phase_id}"
+
+
 class UnitRollup(models.Model):
     """Per-unit metric values of one phase, kept up to date by the readouts.
 
-    Derived data, rebuilt from events whenever needed, so the table is unlogged (see the
-    migration). Values are uncapped: capping is applied when the readout aggregates, because
-    percentile caps change with every readout. Plain columns rather than an array keep the
-    aggregation cheap and parallel.
+    Derived data, rebuilt from events whenever needed: the table is partitioned by phase and
+    every partition is unlogged (see migration 0004), so a rebuild empties one partition
+    instantly and leaves no dead rows. Values are uncapped: capping is applied when the
+    readout aggregates, because percentile caps change with every readout. Plain columns
+    rather than an array keep the aggregation cheap and parallel.
     """
 
     pk = models.CompositePrimaryKey("phase", "part", "unit")
@@ -311,7 +334,8 @@ class UnitRollup(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
     variation = models.SmallIntegerField()
     first_seen = models.DateTimeField()
-    slices = ArrayField(models.TextField(null=True), default=list)
+    slice = models.ForeignKey(SliceKey, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                              related_name="+")
 
     def __str__(self) -> str:
         return f"rollup of unit {self.unit_id} in phase {self.phase_id}"

@@ -47,19 +47,23 @@ __all__ = [
     "RollupResult",
     "Slot",
     "aggregate",
-    "exposure_counts",
     "layout",
     "metric_columns",
+    "multiple_exposures",
     "percentile_caps",
+    "rollup_drop",
     "rollup_query",
     "rollup_refresh",
+    "rollup_table",
+    "rollup_units_record",
+    "slice_keys_query",
 ]
 
 # Columns v0..v63 of a rollup row (experiments.models.ROLLUP_COLUMNS).
 COLUMNS = 64
 # Rows received this long before the previous readout began are looked at again: an ingest
 # transaction that began before it but committed after it is caught by the next readout.
-WATERMARK_OVERLAP = timedelta(minutes=5)
+WATERMARK_OVERLAP = timedelta(minutes=2)
 BINARY_KINDS = frozenset({"conversion", "retention", "funnel"})
 CAPPABLE_KINDS = frozenset({"mean", "count", "ratio"})
 KINDS = frozenset({"conversion", "mean", "count", "ratio", "retention", "funnel"})
@@ -150,6 +154,11 @@ def layout(spec: ReadoutSpec) -> tuple[Slot, ...]:
         slots.append(Slot(part, y, x, d, dx))
         used += need
     return tuple(slots)
+
+
+def rollup_table(phase_id: int) -> sql.Identifier:
+    """The phase's partition of experiments_unitrollup."""
+    return sql.Identifier(f"experiments_unitrollup_p{int(phase_id)}")
 
 
 def _lit(value: Any) -> sql.Composable:
@@ -249,10 +258,13 @@ def _upper_hours(metrics: Sequence[MetricSpec]) -> float | None:
 
 
 def rollup_query(spec: ReadoutSpec, part: int, *, dirty_table: str | None) -> sql.Composed:
-    """INSERT of one part of the rollup rows of the phase's units (all, or those in `dirty_table`).
+    """INSERT of one part of the rollup rows of the phase's units (all, or, replacing their
+    rows, those listed in `dirty_table`).
 
-    One pass: assignments left-joined to their events (by the integer unit key), grouped by
-    the assignment's primary key, every metric a filtered aggregate.
+    Per unit, one aggregate over the unit's events (a lateral subquery read from the
+    (unit, ts) index that includes name and value), every metric a filtered aggregate. This
+    avoids a hash aggregation with one group per unit, which would spill to disk at a million
+    units, and it costs the same per unit for a full rebuild as for a few recomputed units.
     """
     slots = layout(spec)
     metrics = [m for m, s in zip(spec.metrics, slots, strict=True) if s.part == part]
@@ -272,22 +284,39 @@ def rollup_query(spec: ReadoutSpec, part: int, *, dirty_table: str | None) -> sq
     scope: sql.Composable = sql.SQL("")
     if dirty_table is not None:
         scope = sql.SQL(" JOIN {} dirty ON dirty.unit_id = a.unit_id").format(sql.Identifier(dirty_table))
-    slices = sql.SQL(", ").join(sql.SQL("a.attributes ->> {}").format(_lit(attr)) for attr in spec.slice_attributes)
+    slices = _slices(spec)
+    conflict: sql.Composable = sql.SQL("")
+    if dirty_table is not None:
+        # An upsert probes the primary key per unit, where deleting the old rows first would scan.
+        updates = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in
+                   ("variation", "first_seen", "slice_id")]
+        updates += [sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in columns]
+        conflict = sql.SQL("ON CONFLICT (phase_id, part, unit_id) DO UPDATE SET {}").format(
+            sql.SQL(", ").join(updates))
     return sql.SQL(
         """
-INSERT INTO experiments_unitrollup (phase_id, part, unit_id, variation, first_seen, slices{columns})
-SELECT a.phase_id, {part}, a.unit_id, a.variation, a.first_seen, ARRAY[{slices}]::text[]{values}
+INSERT INTO {table} (phase_id, part, unit_id, variation, first_seen, slice_id{columns})
+SELECT a.phase_id, {part}, a.unit_id, a.variation, a.first_seen, s.id{outputs}
 FROM experiments_assignment a{scope}
-LEFT JOIN experiments_event e
-    ON e.unit_id = a.unit_id AND e.name = ANY({names}) AND e.ts >= {lower}{upper}
+JOIN experiments_slicekey s ON s.phase_id = {phase} AND s.slices = {slices}
+CROSS JOIN LATERAL (
+    SELECT {values}
+    FROM experiments_event e
+    WHERE e.unit_id = a.unit_id AND e.name = ANY({names}) AND e.ts >= {lower}{upper}
+) p
 WHERE a.phase_id = {phase} AND NOT a.multiple
-GROUP BY a.phase_id, a.unit_id
+{conflict}
 """
     ).format(
+        table=rollup_table(spec.phase_id),
+        conflict=conflict,
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         part=_lit(part),
         slices=slices,
-        values=sql.SQL("").join(sql.SQL(", ") + v for v in values),
+        outputs=sql.SQL("").join(sql.SQL(", p.{}").format(sql.Identifier(f"c{i}")) for i in range(len(values))),
+        values=sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(v, sql.Identifier(f"c{i}")) for i, v in enumerate(values)
+        ) if values else sql.SQL("1 AS c"),
         scope=scope,
         names=_lit(names),
         lower=lower,
@@ -296,7 +325,37 @@ GROUP BY a.phase_id, a.unit_id
     )
 
 
-def _scalar(cur: psycopg.Cursor[Any], query: sql.SQL | sql.Composed, params: Any = None) -> Any:
+def _slices(spec: ReadoutSpec) -> sql.Composable:
+    """The unit's slice values, as stored in experiments_slicekey."""
+    values = sql.SQL(", ").join(sql.SQL("a.attributes ->> {}").format(_lit(attr)) for attr in spec.slice_attributes)
+    return sql.SQL("ARRAY[{}]::text[]").format(values)
+
+
+def slice_keys_query(spec: ReadoutSpec, *, dirty_table: str | None) -> sql.Composed:
+    """Number the slice combinations of the phase's units (all, or those in `dirty_table`)."""
+    scope: sql.Composable = sql.SQL("")
+    if dirty_table is not None:
+        scope = sql.SQL(" JOIN {} dirty ON dirty.unit_id = a.unit_id").format(sql.Identifier(dirty_table))
+    return sql.SQL(
+        """
+INSERT INTO experiments_slicekey (phase_id, slices)
+SELECT DISTINCT {phase}::bigint, {slices}
+FROM experiments_assignment a{scope}
+WHERE a.phase_id = {phase} AND NOT a.multiple
+ON CONFLICT (phase_id, slices) DO NOTHING
+"""
+    ).format(phase=_lit(spec.phase_id), slices=_slices(spec), scope=scope)
+
+
+def rollup_drop(cur: psycopg.Cursor[Any], phase_ids: Sequence[int]) -> None:
+    """Forget the rollups of these phases (the next readout of one rebuilds it)."""
+    for phase_id in phase_ids:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rollup_table(phase_id)))
+    cur.execute("DELETE FROM experiments_slicekey WHERE phase_id = ANY(%s)", (list(phase_ids),))
+    cur.execute("DELETE FROM experiments_readoutstate WHERE phase_id = ANY(%s)", (list(phase_ids),))
+
+
+def _scalar(cur: psycopg.Cursor[Any], query: str | sql.SQL | sql.Composed, params: Any = None) -> Any:
     cur.execute(query, params)
     row = cur.fetchone()
     return None if row is None else row[0]
@@ -315,24 +374,36 @@ def rollup_refresh(
         if metric.kind not in KINDS:
             raise ValueError(f"Metric {metric.key!r} has an unknown kind {metric.kind!r}.")
     cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(_lit(work_mem)))
+    # A readout's statements run once each: compiling them (JIT) costs more than it saves.
+    cur.execute("SET LOCAL jit = off")
     digest = spec.layout_hash()
     cur.execute("SELECT layout_hash, watermark, units FROM experiments_readoutstate WHERE phase_id = %s",
                 (spec.phase_id,))
     state = cur.fetchone()
     now: datetime = _scalar(cur, sql.SQL("SELECT now()"))
     full = force_full or state is None or state[0] != digest
+    table = rollup_table(spec.phase_id)
+    exists = _scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (f"experiments_unitrollup_p{int(spec.phase_id)}",))
+    if not exists:
+        cur.execute(sql.SQL(
+            "CREATE UNLOGGED TABLE {} PARTITION OF experiments_unitrollup FOR VALUES IN ({})"
+        ).format(table, _lit(spec.phase_id)))
+        full = True
     if not full and state is not None and state[2] > 0:
         # An unlogged table is emptied by a crash: rebuild rather than trust the bookkeeping.
-        present = _scalar(cur, sql.SQL("SELECT EXISTS (SELECT 1 FROM experiments_unitrollup WHERE phase_id = {})")
-                          .format(_lit(spec.phase_id)))
-        full = not present
+        full = not _scalar(cur, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table))
     parts = _parts(spec)
+    units = int(state[2]) if state is not None else 0
     if full:
-        cur.execute("DELETE FROM experiments_unitrollup WHERE phase_id = %s", (spec.phase_id,))
+        # Emptying the partition leaves no dead rows behind, unlike deleting a million of them.
+        cur.execute(sql.SQL("TRUNCATE {}").format(table))
+        cur.execute("DELETE FROM experiments_slicekey WHERE phase_id = %s", (spec.phase_id,))
+        cur.execute(slice_keys_query(spec, dirty_table=None))
         recomputed = 0
         for part in parts:
             cur.execute(rollup_query(spec, part, dirty_table=None))
             recomputed = max(recomputed, max(cur.rowcount, 0))
+        units = recomputed
     else:
         assert state is not None
         since = state[1] - WATERMARK_OVERLAP
@@ -353,18 +424,21 @@ def rollup_refresh(
         recomputed = max(cur.rowcount, 0)
         if recomputed:
             cur.execute("ANALYZE experiments_dirty")
+            # Units newly seen in a second variation leave the analysis.
             cur.execute(
-                "DELETE FROM experiments_unitrollup r USING experiments_dirty d "
-                "WHERE r.phase_id = %s AND r.unit_id = d.unit_id",
-                (spec.phase_id,),
+                sql.SQL("""
+                DELETE FROM {} r USING experiments_assignment a
+                WHERE a.phase_id = %(phase)s AND a.multiple AND a.updated_at >= %(since)s
+                  AND r.unit_id = a.unit_id
+                """).format(table),
+                {"phase": spec.phase_id, "since": since},
             )
+            cur.execute(slice_keys_query(spec, dirty_table="experiments_dirty"))
             for part in parts:
                 cur.execute(rollup_query(spec, part, dirty_table="experiments_dirty"))
-    units = int(_scalar(cur, sql.SQL(
-        "SELECT count(*) FROM experiments_unitrollup WHERE phase_id = {} AND part = 0").format(_lit(spec.phase_id))))
-    if full or recomputed > units // 10:
+    if full or recomputed > max(units, 1) // 10:
         # Fresh statistics keep the aggregation on a hash plan.
-        cur.execute("ANALYZE experiments_unitrollup")
+        cur.execute(sql.SQL("ANALYZE {}").format(table))
     cur.execute(
         """
         INSERT INTO experiments_readoutstate (phase_id, layout_hash, watermark, rebuilt_at, refreshed_at, units)
@@ -377,6 +451,11 @@ def rollup_refresh(
         {"phase": spec.phase_id, "layout": digest, "now": now, "units": units, "full": full},
     )
     return RollupResult(mode="full" if full else "incremental", units_recomputed=recomputed, units=units)
+
+
+def rollup_units_record(cur: psycopg.Cursor[Any], phase_id: int, units: int) -> None:
+    """Store the phase's unit count once the aggregate has counted them."""
+    cur.execute("UPDATE experiments_readoutstate SET units = %s WHERE phase_id = %s", (units, phase_id))
 
 
 def percentile_caps(cur: psycopg.Cursor[Any], spec: ReadoutSpec) -> dict[str, float | None]:
@@ -401,8 +480,8 @@ def percentile_caps(cur: psycopg.Cursor[Any], spec: ReadoutSpec) -> dict[str, fl
             for m, s in wanted
         ]
         cur.execute(
-            sql.SQL("SELECT {} FROM experiments_unitrollup WHERE phase_id = {} AND part = {}").format(
-                sql.SQL(", ").join(parts), _lit(spec.phase_id), _lit(part)
+            sql.SQL("SELECT {} FROM {} WHERE part = {}").format(
+                sql.SQL(", ").join(parts), rollup_table(spec.phase_id), _lit(part)
             )
         )
         row = cur.fetchone()
@@ -472,16 +551,19 @@ def aggregate(
             sums += [t + cond for t in terms]
         query = sql.SQL(
             """
-SELECT variation, slices, count(*){sums}
-FROM experiments_unitrollup
-WHERE phase_id = {phase} AND part = {part}
-GROUP BY variation, slices
+SELECT variation, slice_id, count(*){sums}
+FROM {table}
+WHERE part = {part}
+GROUP BY variation, slice_id
 """
-        ).format(sums=sql.SQL("").join(sql.SQL(", ") + t for t in sums), phase=_lit(spec.phase_id),
+        ).format(sums=sql.SQL("").join(sql.SQL(", ") + t for t in sums), table=rollup_table(spec.phase_id),
                  part=_lit(part))
         cur.execute(query)
-        for record in cur.fetchall():
-            key = (int(record[0]), tuple(record[1] or ()))
+        records = cur.fetchall()
+        cur.execute("SELECT id, slices FROM experiments_slicekey WHERE phase_id = %s", (spec.phase_id,))
+        names = {int(i): tuple(values or ()) for i, values in cur.fetchall()}
+        for record in records:
+            key = (int(record[0]), names.get(int(record[1]), ()))
             units, per_metric = merged.get(key, (int(record[2]), [None] * len(spec.metrics)))
             values = list(record[3:])
             start = 0
@@ -499,12 +581,9 @@ GROUP BY variation, slices
     return rows
 
 
-def exposure_counts(cur: psycopg.Cursor[Any], phase_id: int) -> tuple[int, int]:
-    """(units exposed in the phase, of which seen in more than one variation)."""
-    cur.execute(
-        "SELECT count(*), count(*) FILTER (WHERE multiple) FROM experiments_assignment WHERE phase_id = %s",
-        (phase_id,),
-    )
+def multiple_exposures(cur: psycopg.Cursor[Any], phase_id: int) -> int:
+    """Units of the phase seen in more than one variation (a partial index keeps this cheap)."""
+    cur.execute("SELECT count(*) FROM experiments_assignment WHERE phase_id = %s AND multiple", (phase_id,))
     row = cur.fetchone()
     assert row is not None
-    return int(row[0]), int(row[1])
+    return int(row[0])

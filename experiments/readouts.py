@@ -194,7 +194,10 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
     rollup = readout_sql.rollup_refresh(cur, spec, force_full=force_full)
     caps = readout_sql.percentile_caps(cur, spec)
     rows = readout_sql.aggregate(cur, spec, caps=caps, analysis_end=analysis_end)
-    exposed, multiple = readout_sql.exposure_counts(cur, phase.pk)
+    analysed = sum(row.units for row in rows)
+    readout_sql.rollup_units_record(cur, phase.pk, analysed)
+    multiple = readout_sql.multiple_exposures(cur, phase.pk)
+    exposed = analysed + multiple
 
     weights = [float(w) for w in phase.weights] if phase.weights else [v.weight for v in variations]
     result = build_results(

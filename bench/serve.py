@@ -5,13 +5,15 @@ created again on every run), seeds one environment with 50 flags of mixed rule t
 running experiment, starts gunicorn with ``config/gunicorn.py`` and production settings, and
 drives it with ``wrk`` from the same machine. The baseline is a minimal Django view returning a
 fixed JSON object, served by the same gunicorn, the same settings and middleware, in the same
-run (its path is added to the URLconf of the benchmarked process only). Each block of
-scenarios is bracketed by two baseline runs; their mean is the reference.
+run (its path is added to the URLconf of the benchmarked process only). The runs alternate:
+each round runs the baseline and then every scenario, and a scenario's ratio to the baseline is
+the median over rounds of its rate over the same round's baseline rate, which keeps a busy
+neighbour on the machine from favouring one side.
 
 Scenarios: OFREP single flag; OFREP bulk (50 flags); ``/api/v1/evaluate`` (50 flags, exposure
 tracking on, a new unit on every request); the GrowthBook payload with a warm ETag (304).
 
-    python bench/serve.py [--duration 10] [--connections 8,64] [--workers N] [--worker-class sync]
+    python bench/serve.py [--rounds 5] [--duration 4] [--connections 8,64] [--workers N] [--worker-class sync]
                           [--threads N] [--only 1,2]
 
 Requires ``wrk`` (Debian: ``apt-get install wrk``); the script installs nothing. gunicorn's
@@ -28,6 +30,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,28 +269,54 @@ def _start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 # --- report ------------------------------------------------------------------------------
 
 
-def _table(results: list[Result], baselines: dict[int, Result]) -> str:
+@dataclass(frozen=True)
+class Summary:
+    """One scenario at one connection count over all rounds."""
+
+    scenario: str
+    connections: int
+    rps: float  # all requests over all seconds
+    p50_ms: float  # medians over the rounds
+    p99_ms: float
+    errors: int
+    ratio: float  # median over rounds of rps / the same round's baseline rps
+    p99_ratio: float  # median over rounds of p99 / the same round's baseline p99
+
+
+def _summarise(runs: dict[str, list[Result]], baseline: str) -> list[Summary]:
+    base = runs[baseline]
+    out = []
+    for name, results in runs.items():
+        ratios = [r.rps / b.rps for r, b in zip(results, base, strict=True)]
+        p99s = [r.p99_ms / b.p99_ms for r, b in zip(results, base, strict=True)]
+        out.append(Summary(
+            scenario=name,
+            connections=results[0].connections,
+            rps=sum(r.requests for r in results) / sum(r.seconds for r in results),
+            p50_ms=statistics.median(r.p50_ms for r in results),
+            p99_ms=statistics.median(r.p99_ms for r in results),
+            errors=sum(r.errors for r in results),
+            ratio=statistics.median(ratios),
+            p99_ratio=statistics.median(p99s),
+        ))
+    return out
+
+
+def _table(summaries: list[Summary]) -> str:
     lines = [
         "| endpoint | connections | req/s | p50 ms | p99 ms | errors | req/s vs baseline | p99 vs baseline |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
-        base = baselines[r.connections]
-        ratio = f"{r.rps / base.rps:.0%}" if r.scenario != "baseline (bare Django JSON view)" else "100%"
-        p99 = f"{r.p99_ms / base.p99_ms:.2f}x" if base.p99_ms else "-"
-        lines.append(f"| {r.scenario} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                     f"{r.errors} | {ratio} | {p99} |")
+    for s in summaries:
+        lines.append(f"| {s.scenario} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | "
+                     f"{s.errors} | {s.ratio:.0%} | {s.p99_ratio:.2f}x |")
     return "\n".join(lines)
-
-
-def _mean_baseline(a: Result, b: Result) -> Result:
-    return Result("baseline (bare Django JSON view)", a.connections, a.requests + b.requests, a.seconds + b.seconds,
-                  a.errors + b.errors, (a.p50_ms + b.p50_ms) / 2, (a.p99_ms + b.p99_ms) / 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per run (default 4)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds alternating all scenarios (default 5)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of discarded load before each run")
     parser.add_argument("--connections", default="8,64", help="comma-separated connection counts")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: config/gunicorn.py)")
@@ -342,20 +371,19 @@ def main() -> None:
         baseline = Scenario("baseline (bare Django JSON view)", "GET", BASELINE_PATH, "", {}, 200)
         for scenario in [baseline, *scenarios]:
             _check(base, scenario)
-        results: list[Result] = []
-        baselines: dict[int, Result] = {}
+        summaries: list[Summary] = []
         for connections in (int(c) for c in args.connections.split(",")):
-            _wrk(base, baseline, connections, args.warmup, workdir)
-            first = _wrk(base, baseline, connections, args.duration, workdir)
-            block = []
-            for scenario in scenarios:
+            for scenario in [baseline, *scenarios]:
                 _wrk(base, scenario, connections, args.warmup, workdir)
-                block.append(_wrk(base, scenario, connections, args.duration, workdir))
-                print(f"  {scenario.name} @ {connections}: {block[-1].rps:,.0f} req/s", flush=True)
-            last = _wrk(base, baseline, connections, args.duration, workdir)
-            baselines[connections] = _mean_baseline(first, last)
-            print(f"  baseline @ {connections}: {first.rps:,.0f} then {last.rps:,.0f} req/s", flush=True)
-            results += [baselines[connections], *block]
+            # Rounds alternate the baseline with every scenario, so that a neighbour's load
+            # falls on both sides of each comparison.
+            runs: dict[str, list[Result]] = {s.name: [] for s in [baseline, *scenarios]}
+            for round_number in range(args.rounds):
+                for scenario in [baseline, *scenarios]:
+                    runs[scenario.name].append(_wrk(base, scenario, connections, args.duration, workdir))
+                line = ", ".join(f"{name.split(' (')[0]} {results[-1].rps:,.0f}" for name, results in runs.items())
+                print(f"  {connections} connections, round {round_number + 1}: {line}", flush=True)
+            summaries += _summarise(runs, baseline.name)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -370,12 +398,13 @@ def main() -> None:
           f"{platform.processor() or platform.platform()}; Python {platform.python_version()}; "
           f"load average before: {load_before:.1f}")
     print(f"gunicorn: config/gunicorn.py, workers {workers}, class {env.get('GUNICORN_WORKER_CLASS', 'sync')}; "
-          f"wrk {args.duration:.0f} s per run after {args.warmup:.0f} s warm-up, 2 threads; "
+          f"wrk, 2 threads, {args.rounds} rounds of {args.duration:.0f} s per scenario after a "
+          f"{args.warmup:.0f} s warm-up; "
           f"exposures recorded during the run: {exposures:,}")
     print()
-    print(_table(results, baselines))
+    print(_table(summaries))
     print()
-    print(json.dumps({"results": [r.__dict__ | {"rps": r.rps} for r in results]}, default=str))
+    print(json.dumps({"results": [s.__dict__ for s in summaries]}, default=str))
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -38,9 +38,10 @@ logger = logging.getLogger(__name__)
 Recorder = Callable[[Sequence["Exposure"]], None]
 
 # A unit seen in an experiment is not queued again for this long (the recorder deduplicates
-# anyway; this only spares it the repeats of busy units).
+# anyway; this only spares it the repeats of busy units). Entries are 64-bit hashes, so two
+# generations of DEDUP_MAX cost a few megabytes.
 DEDUP_SECONDS = 60.0
-DEDUP_MAX = 200_000
+DEDUP_MAX = 100_000
 # A claimed spool file whose process died, or that was claimed this long ago, is retried.
 STALE_CLAIM_SECONDS = 300.0
 
@@ -103,8 +104,8 @@ class ExposureBuffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending: list[Exposure] = []
-        self._seen: set[tuple[str, str, str]] = set()
-        self._seen_before: set[tuple[str, str, str]] = set()
+        self._seen: set[int] = set()
+        self._seen_before: set[int] = set()
         self._seen_rotated = time.monotonic()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
@@ -120,7 +121,7 @@ class ExposureBuffer:
         with self._lock:
             self._rotate_seen()
             for exposure in exposures:
-                dedup = (exposure.environment, exposure.experiment, exposure.unit_id)
+                dedup = hash((exposure.environment, exposure.experiment, exposure.unit_id))
                 if dedup in self._seen or dedup in self._seen_before:
                     continue
                 self._seen.add(dedup)

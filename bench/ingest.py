@@ -130,6 +130,7 @@ def _copy(batches: list[list[dict[str, Any]]], env_id: int, binary: bool) -> flo
     """Raw COPY of the same event rows into experiments_event; returns seconds."""
     import psycopg
     from django.db import connection
+    from psycopg.types.json import Jsonb
 
     from experiments.models import Unit
 
@@ -140,9 +141,10 @@ def _copy(batches: list[list[dict[str, Any]]], env_id: int, binary: bool) -> flo
         for item in batch:
             if item["type"] != "event":
                 continue
+            props = item.get("properties")
             rows.append((env_id, "copy-" + item["id"], ids[item["unit_id"]], item["name"], item.get("value", 1.0),
                          datetime.fromisoformat(item["timestamp"]),
-                         orjson.dumps(item["properties"]).decode() if "properties" in item else None))
+                         (Jsonb(props) if binary else orjson.dumps(props).decode()) if props else None))
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
@@ -153,7 +155,7 @@ def _copy(batches: list[list[dict[str, Any]]], env_id: int, binary: bool) -> flo
         received = datetime.now(tz=UTC)
         with cur.copy(statement) as copy:
             if binary:
-                copy.set_types(["integer", "text", "bigint", "text", "float8", "timestamptz", "timestamptz", "jsonb"])
+                copy.set_types(["bigint", "text", "bigint", "text", "float8", "timestamptz", "timestamptz", "jsonb"])
             for r in rows:
                 copy.write_row((r[0], r[1], r[2], r[3], r[4], r[5], received, r[6]))
     return time.perf_counter() - start

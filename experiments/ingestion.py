@@ -1,11 +1,14 @@
 """Exposure and metric-event ingestion: validate every item, write the good ones in bulk.
 
 A batch is validated item by item in Python (a bad item is rejected with its index, a code
-and a message; the others are kept), then written with three statements whatever its size:
-the unit ids are upserted into `experiments_unit`, and events and exposures are inserted from
-arrays bound as parameters (`unnest`), with `ON CONFLICT DO NOTHING` on the client's id, which
-makes a re-sent batch add nothing. New exposures update the per-unit `experiments_assignment`
-rows in the same statement. Measured alternatives are in docs/benchmarks.md (Ingestion).
+and a message; the others are kept), then written in one transaction of at most three
+statements whatever its size: the unit ids are upserted into `experiments_unit`, and events
+and exposures are inserted from arrays bound as parameters (`unnest`), with
+`ON CONFLICT DO NOTHING` on the client's id, which makes a re-sent batch add nothing. New
+exposures update the per-unit `experiments_assignment` rows in the same statement. Unit ids
+are looked up one by one through the unique index (a lateral subquery with LIMIT 1, which the
+planner cannot turn into a join), whatever the planner thinks of the table's size. Measured
+alternatives are in docs/benchmarks.md (Ingestion).
 """
 
 from __future__ import annotations
@@ -335,7 +338,9 @@ INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, 
 SELECT %(env)s, s.cid, u.id, s.name, s.value, s.ts, now(), s.props::jsonb
 FROM unnest(%(ids)s::text[], %(units)s::text[], %(names)s::text[], %(values)s::float8[],
             %(ts)s::timestamptz[], %(props)s::text[]) AS s(cid, ukey, name, value, ts, props)
-JOIN experiments_unit u ON u.environment_id = %(env)s AND u.key = s.ukey
+CROSS JOIN LATERAL (
+    SELECT id FROM experiments_unit WHERE environment_id = %(env)s AND key = s.ukey LIMIT 1
+) u
 ON CONFLICT DO NOTHING
 """
 
@@ -349,7 +354,9 @@ WITH ins AS (
     FROM unnest(%(ids)s::text[], %(experiments)s::bigint[], %(phases)s::bigint[], %(units)s::text[],
                 %(variations)s::int2[], %(ts)s::timestamptz[], %(attrs)s::text[])
          AS s(cid, experiment_id, phase_id, ukey, variation, ts, attrs)
-    JOIN experiments_unit u ON u.environment_id = %(env)s AND u.key = s.ukey
+    CROSS JOIN LATERAL (
+        SELECT id FROM experiments_unit WHERE environment_id = %(env)s AND key = s.ukey LIMIT 1
+    ) u
     ON CONFLICT DO NOTHING
     RETURNING experiment_id, phase_id, unit_id, variation, ts, attributes
 ), firsts AS (
@@ -385,36 +392,46 @@ def _raw_cursor() -> psycopg.Cursor[Any]:
     return psycopg.Cursor(raw)
 
 
+def _in_order(keys: list[str], *columns: list[Any]) -> list[list[Any]]:
+    """The columns reordered by key: every transaction then takes row locks in the same order."""
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return [[column[i] for i in order] for column in (keys, *columns)]
+
+
 def _write(environment_id: int, rows: _Rows) -> int:
-    """Insert the rows; returns how many were new (the rest were already stored)."""
+    """Insert the rows in one transaction; returns how many were new (the rest were stored before).
+
+    New units, events and exposures are written in sorted order (units, then events, then
+    exposures), so concurrent batches that share new units or ids wait for each other at
+    worst, and never deadlock.
+    """
     if not len(rows):
         return 0
     units = sorted(set(rows.event_units) | set(rows.exp_units))
     inserted = 0
-    # Units first, in their own short transaction and in sorted order: concurrent batches
-    # that bring the same new units then neither deadlock nor wait on each other's events.
     with transaction.atomic(), _raw_cursor() as cur:
         cur.execute(_UNITS_SQL, {"env": environment_id, "units": units}, binary=True)
-    with transaction.atomic(), _raw_cursor() as cur:
         if rows.event_ids:
+            ids, units_, names, values, ts, props = _in_order(
+                rows.event_ids, rows.event_units, rows.event_names, rows.event_values, rows.event_ts,
+                rows.event_props,
+            )
             cur.execute(
                 _EVENTS_SQL,
-                {
-                    "env": environment_id, "ids": rows.event_ids, "units": rows.event_units,
-                    "names": rows.event_names, "values": rows.event_values, "ts": rows.event_ts,
-                    "props": rows.event_props,
-                },
+                {"env": environment_id, "ids": ids, "units": units_, "names": names, "values": values, "ts": ts,
+                 "props": props},
                 binary=True,
             )
             inserted += max(cur.rowcount, 0)
         if rows.exp_ids:
+            ids, experiments, phases, units_, variations, ts, attrs = _in_order(
+                rows.exp_ids, rows.exp_experiments, rows.exp_phases, rows.exp_units, rows.exp_variations,
+                rows.exp_ts, rows.exp_attrs,
+            )
             cur.execute(
                 _EXPOSURES_SQL,
-                {
-                    "env": environment_id, "ids": rows.exp_ids, "experiments": rows.exp_experiments,
-                    "phases": rows.exp_phases, "units": rows.exp_units, "variations": rows.exp_variations,
-                    "ts": rows.exp_ts, "attrs": rows.exp_attrs,
-                },
+                {"env": environment_id, "ids": ids, "experiments": experiments, "phases": phases, "units": units_,
+                 "variations": variations, "ts": ts, "attrs": attrs},
                 binary=True,
             )
             result = cur.fetchone()

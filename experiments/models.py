@@ -206,7 +206,8 @@ class Unit(models.Model):
     environment = models.ForeignKey(
         Environment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    key = models.CharField(max_length=256)
+    # Opaque ids: byte order ("C") makes every index probe a memcmp instead of a locale compare.
+    key = models.CharField(max_length=256, db_collation="C")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["environment", "key"], name="unit_unique_key")]
@@ -222,7 +223,7 @@ class Event(models.Model):
     environment = models.ForeignKey(
         Environment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    client_id = models.CharField(max_length=128)
+    client_id = models.CharField(max_length=128, db_collation="C")
     unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
     name = models.CharField(max_length=100)
     value = models.FloatField(default=1.0)
@@ -250,7 +251,7 @@ class Exposure(models.Model):
     environment = models.ForeignKey(
         Environment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    client_id = models.CharField(max_length=160)
+    client_id = models.CharField(max_length=160, db_collation="C")
     experiment = models.ForeignKey(
         Experiment, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )

@@ -19,7 +19,7 @@ from tests.integration.experiments.conftest import backdate, create_metrics, pos
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
-def _wait_for(client: APIClient, key: str, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
+def _wait_for(client: APIClient, key: str, predicate: Any, timeout: float = 120.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:

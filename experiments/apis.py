@@ -10,7 +10,13 @@ from typing import Any
 
 import orjson
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -65,7 +71,9 @@ class EventIngestApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
+    @extend_schema_serializer(component_name="EventBatch")
     class InputSerializer(serializers.Serializer[Any]):
+        @extend_schema_serializer(component_name="EventItem")
         class ItemSerializer(serializers.Serializer[Any]):
             id = serializers.CharField(max_length=128, help_text="Client-generated id; a re-sent id adds nothing.")
             type = serializers.ChoiceField(choices=["exposure", "event"])
@@ -80,7 +88,9 @@ class EventIngestApi(APIView):
 
         events = ItemSerializer(many=True, help_text=f"At most {MAX_BATCH_ITEMS} items.")
 
+    @extend_schema_serializer(component_name="EventBatchResult")
     class OutputSerializer(serializers.Serializer[Any]):
+        @extend_schema_serializer(component_name="EventRejection")
         class RejectionSerializer(serializers.Serializer[Any]):
             index = serializers.IntegerField()
             code = serializers.CharField()
@@ -166,6 +176,7 @@ class EventIngestApi(APIView):
 METRIC_KINDS = [c[0] for c in Metric.Kind.choices]
 
 
+@extend_schema_serializer(component_name="Metric")
 class MetricOutput(serializers.Serializer[Any]):
     key = serializers.CharField()
     name = serializers.CharField()
@@ -199,6 +210,7 @@ class _MetricFields(serializers.Serializer[Any]):
 
 
 class MetricListApi(APIView):
+    @extend_schema_serializer(component_name="MetricCreate")
     class InputSerializer(_MetricFields):
         key = serializers.CharField(max_length=100)
 
@@ -220,6 +232,7 @@ class MetricListApi(APIView):
 
 
 class MetricDetailApi(APIView):
+    @extend_schema_serializer(component_name="MetricUpdate")
     class InputSerializer(_MetricFields):
         pass
 
@@ -252,17 +265,20 @@ class MetricRestoreApi(MetricArchiveApi):
 # Experiments -----------------------------------------------------------------------------
 
 
+@extend_schema_serializer(component_name="ExperimentVariation")
 class VariationSerializer(serializers.Serializer[Any]):
     key = serializers.CharField(max_length=100, help_text="A variant key of the flag; the first is the control.")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     weight = serializers.FloatField(min_value=0.0, max_value=1.0)
 
 
+@extend_schema_serializer(component_name="ExperimentMetricLink")
 class MetricLinkSerializer(serializers.Serializer[Any]):
     metric = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=[c[0] for c in ExperimentMetric.Role.choices], default="secondary")
 
 
+@extend_schema_serializer(component_name="Experiment")
 class ExperimentOutput(serializers.Serializer[Any]):
     key = serializers.CharField()
     name = serializers.CharField()
@@ -330,6 +346,7 @@ def _document(key: str) -> dict[str, Any]:
 
 
 class ExperimentListApi(APIView):
+    @extend_schema_serializer(component_name="ExperimentCreate")
     class InputSerializer(_ExperimentFields):
         key = serializers.CharField(max_length=100)
         flag = serializers.CharField(max_length=100)
@@ -358,6 +375,7 @@ class ExperimentListApi(APIView):
 
 
 class ExperimentDetailApi(APIView):
+    @extend_schema_serializer(component_name="ExperimentUpdate")
     class InputSerializer(_ExperimentFields):
         pass
 
@@ -380,6 +398,7 @@ class ExperimentStartApi(APIView):
 
 
 class ExperimentStopApi(APIView):
+    @extend_schema_serializer(component_name="ExperimentStop")
     class InputSerializer(serializers.Serializer[Any]):
         decision = serializers.ChoiceField(choices=["ship", "rollback"])
         variation = serializers.CharField(max_length=100, required=False, allow_null=True,
@@ -403,9 +422,11 @@ class ExperimentArchiveApi(APIView):
 class ExperimentRefreshApi(APIView):
     """Queue a readout now; poll the results endpoint for it."""
 
+    @extend_schema_serializer(component_name="ExperimentRefresh")
     class InputSerializer(serializers.Serializer[Any]):
         phase = serializers.IntegerField(required=False, min_value=1)
 
+    @extend_schema_serializer(component_name="ExperimentRefreshQueued")
     class OutputSerializer(serializers.Serializer[Any]):
         snapshot = serializers.IntegerField()
         status = serializers.CharField()

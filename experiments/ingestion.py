@@ -214,13 +214,6 @@ def _json_object(raw: Any, name: str) -> str | None:
     return orjson.dumps(raw).decode()
 
 
-def _required(item: dict[str, Any], name: str) -> Any:
-    value = item.get(name)
-    if value is None:
-        raise _Reject("missing_field", f"`{name}` is required.")
-    return value
-
-
 @dataclass(slots=True)
 class _Rows:
     """Column lists of the rows to write, bound as arrays."""
@@ -263,50 +256,70 @@ def _route_exposure(
     return route.id, phase[0], phase[1], position
 
 
+def _missing(item: dict[str, Any], names: tuple[str, ...]) -> _Reject:
+    name = next(n for n in names if item.get(n) is None)
+    return _Reject("missing_field", f"`{name}` is required.")
+
+
+COMMON = ("type", "id", "unit_id", "timestamp")
+
+
 def _validate(
     items: Sequence[Any], routes: Mapping[str, _Route], now: datetime
 ) -> tuple[_Rows, list[Rejection], int]:
+    """Check every item; collect the good ones as columns. The loop is the hot path of
+    ingestion (a few microseconds per item), hence the local names."""
     rows = _Rows()
     rejected: list[Rejection] = []
     seen_events: set[str] = set()
     seen_exposures: set[str] = set()
     repeated = 0
     earliest, latest = now - MAX_PAST, now + MAX_FUTURE
+    ev_ids, ev_units, ev_names = rows.event_ids.append, rows.event_units.append, rows.event_names.append
+    ev_values, ev_ts, ev_props = rows.event_values.append, rows.event_ts.append, rows.event_props.append
     for index, item in enumerate(items):
         try:
             if type(item) is not dict:
                 raise _Reject("invalid_item", "Each item must be a JSON object.")
-            kind = _required(item, "type")
-            client_id = _required(item, "id")
+            get = item.get
+            kind, client_id, unit, raw_ts = get("type"), get("id"), get("unit_id"), get("timestamp")
+            if kind is None or client_id is None or unit is None or raw_ts is None:
+                raise _missing(item, COMMON)
             if type(client_id) is not str or not 0 < len(client_id) <= MAX_ID_LENGTH:
                 raise _Reject("invalid_id", f"`id` must be a string of 1 to {MAX_ID_LENGTH} characters.")
-            unit = _unit(_required(item, "unit_id"))
-            ts = _timestamp(_required(item, "timestamp"), earliest, latest)
+            if type(unit) is not str or not 0 < len(unit) <= MAX_UNIT_LENGTH:
+                unit = _unit(unit)
+            ts = _timestamp(raw_ts, earliest, latest)
             if kind == "event":
-                name = _required(item, "name")
+                name = get("name")
+                if name is None:
+                    raise _missing(item, ("name",))
                 if type(name) is not str or not 0 < len(name) <= MAX_NAME_LENGTH:
                     raise _Reject("invalid_name", f"`name` must be a string of 1 to {MAX_NAME_LENGTH} characters.")
-                value = item.get("value", 1.0)
+                value = get("value")
                 if value is None:
                     value = 1.0
                 elif (type(value) is not float and type(value) is not int) or not math.isfinite(value):
                     raise _Reject("invalid_value", "`value` must be a finite number.")
-                props = _json_object(item.get("properties"), "properties")
+                props = get("properties")
+                if props is not None:
+                    props = _json_object(props, "properties")
                 if client_id in seen_events:
                     repeated += 1
                     continue
                 seen_events.add(client_id)
-                rows.event_ids.append(client_id)
-                rows.event_units.append(unit)
-                rows.event_names.append(name)
-                rows.event_values.append(float(value))
-                rows.event_ts.append(ts)
-                rows.event_props.append(props)
+                ev_ids(client_id)
+                ev_units(unit)
+                ev_names(name)
+                ev_values(float(value))
+                ev_ts(ts)
+                ev_props(props)
             elif kind == "exposure":
-                experiment_id, phase_id, _, position = _route_exposure(
-                    routes, _required(item, "experiment"), _required(item, "variation"), ts
-                )
-                attrs = _json_object(item.get("attributes"), "attributes")
+                experiment, variation = get("experiment"), get("variation")
+                if experiment is None or variation is None:
+                    raise _missing(item, ("experiment", "variation"))
+                experiment_id, phase_id, _, position = _route_exposure(routes, experiment, variation, ts)
+                attrs = _json_object(get("attributes"), "attributes")
                 if client_id in seen_exposures:
                     repeated += 1
                     continue
@@ -329,17 +342,17 @@ def _validate(
 
 _UNITS_SQL = """
 INSERT INTO experiments_unit (environment_id, key)
-SELECT %(env)s, k FROM unnest(%(units)s::text[]) AS k ORDER BY k
+SELECT %(env)b, k FROM unnest(%(units)b::text[]) AS k ORDER BY k
 ON CONFLICT (environment_id, key) DO NOTHING
 """
 
 _EVENTS_SQL = """
 INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, ts, received_at, properties)
-SELECT %(env)s, s.cid, u.id, s.name, s.value, s.ts, now(), s.props::jsonb
-FROM unnest(%(ids)s::text[], %(units)s::text[], %(names)s::text[], %(values)s::float8[],
-            %(ts)s::timestamptz[], %(props)s::text[]) AS s(cid, ukey, name, value, ts, props)
+SELECT %(env)b, s.cid, u.id, s.name, s.value, s.ts, now(), s.props::jsonb
+FROM unnest(%(ids)b::text[], %(units)b::text[], %(names)b::text[], %(values)b::float8[],
+            %(ts)b::timestamptz[], %(props)b::text[]) AS s(cid, ukey, name, value, ts, props)
 CROSS JOIN LATERAL (
-    SELECT id FROM experiments_unit WHERE environment_id = %(env)s AND key = s.ukey LIMIT 1
+    SELECT id FROM experiments_unit WHERE environment_id = %(env)b AND key = s.ukey LIMIT 1
 ) u
 ON CONFLICT DO NOTHING
 """
@@ -350,12 +363,12 @@ _EXPOSURES_SQL = """
 WITH ins AS (
     INSERT INTO experiments_exposure
         (environment_id, client_id, experiment_id, phase_id, unit_id, variation, ts, received_at, attributes)
-    SELECT %(env)s, s.cid, s.experiment_id, s.phase_id, u.id, s.variation, s.ts, now(), s.attrs::jsonb
-    FROM unnest(%(ids)s::text[], %(experiments)s::bigint[], %(phases)s::bigint[], %(units)s::text[],
-                %(variations)s::int2[], %(ts)s::timestamptz[], %(attrs)s::text[])
+    SELECT %(env)b, s.cid, s.experiment_id, s.phase_id, u.id, s.variation, s.ts, now(), s.attrs::jsonb
+    FROM unnest(%(ids)b::text[], %(experiments)b::bigint[], %(phases)b::bigint[], %(units)b::text[],
+                %(variations)b::int2[], %(ts)b::timestamptz[], %(attrs)b::text[])
          AS s(cid, experiment_id, phase_id, ukey, variation, ts, attrs)
     CROSS JOIN LATERAL (
-        SELECT id FROM experiments_unit WHERE environment_id = %(env)s AND key = s.ukey LIMIT 1
+        SELECT id FROM experiments_unit WHERE environment_id = %(env)b AND key = s.ukey LIMIT 1
     ) u
     ON CONFLICT DO NOTHING
     RETURNING experiment_id, phase_id, unit_id, variation, ts, attributes
@@ -385,7 +398,11 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)
 
 
 def _raw_cursor() -> psycopg.Cursor[Any]:
-    """A server-side-binding cursor on Django's connection (arrays travel in binary)."""
+    """A server-side-binding cursor on Django's connection.
+
+    The statements use `%(name)b` placeholders: parameters travel in binary, which for
+    1,000-element arrays is several times cheaper to prepare than the text format.
+    """
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None

@@ -9,18 +9,17 @@ and a 3-step funnel. Then, each timed several times (median):
 - baseline: a warm `SELECT count(*), sum(value)` over the events table;
 - cold readout: `readout_run(force_full=True)`, which rebuilds the per-unit rollup from all
   events, aggregates, runs the statistics and stores the snapshot;
-- refresh after new traffic: as if 15 minutes had passed since the previous readout (its
-  watermark and the arrival times of rows received since are moved back), K new events
-  arrive (10,000 by default: more than 15 minutes of this experiment's traffic, which is
-  about 10M events over 30 days), then `readout_run()`, which updates the rollup
+- refresh after new traffic: K new events arrive (10,000 by default: more than 15 minutes
+  of this experiment's traffic, which is about 10M events over 30 days), dated as traffic
+  received between two readouts, then `readout_run()`, which updates the rollup
   incrementally;
-- refresh without new traffic, also 15 minutes after the previous one.
+- refresh without new traffic.
 
 Peak memory is the benchmark process's maximum RSS (the readout runs in-process, as in a
 worker). Usage:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/splitbase python bench/readout.py \\
-        [--units 1000000] [--events 10000000] [--new-events 10000] [--interval 15] [--repeat 3] [--reuse]
+        [--units 1000000] [--events 10000000] [--new-events 10000] [--repeat 3] [--reuse]
 
 The benchmark works in the database named by --database (default: DATABASE_URL's name +
 `_readout_bench`) on the same server, creating it when missing; --reuse keeps data generated earlier.
@@ -214,8 +213,13 @@ def _generate(experiment: Any, units: int, events: int) -> None:
     print(f"  data ready in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def _add_events(experiment: Any, units: int, count: int, batch: int, interval: int) -> None:
-    """New traffic: `count` events for random exposed units, received over the last `interval` minutes."""
+def _add_events(experiment: Any, units: int, count: int, batch: int) -> None:
+    """New traffic: `count` events for random exposed units, received since the previous readout.
+
+    They are dated just over two minutes back (the watermark overlap), as traffic arriving
+    between two readouts 15 minutes apart mostly is: the next readout takes them, the one
+    after it no longer looks at them.
+    """
     from django.db import connection
 
     with connection.cursor() as cur:
@@ -225,27 +229,11 @@ def _add_events(experiment: Any, units: int, count: int, batch: int, interval: i
             SELECT %(env)s, 'new-' || %(run)s || '-' || %(batch)s || '-' || g,
                    1 + (hashint8(g + %(batch)s * 1000003) & 2147483647) %% %(units)s,
                    (ARRAY['impression','page_view','click','purchase','view_item'])[1 + g %% 5],
-                   1, now() - interval '1 minute', now() - random() * %(interval)s * interval '1 minute'
+                   1, now() - interval '3 minutes', now() - interval '121 seconds'
             FROM generate_series(1::bigint, %(count)s::bigint) g
             """,
-            {"env": experiment.environment_id, "units": units, "count": count, "batch": batch, "run": RUN,
-             "interval": interval},
+            {"env": experiment.environment_id, "units": units, "count": count, "batch": batch, "run": RUN},
         )
-
-
-def _pass_time(minutes: int) -> None:
-    """Make it as if `minutes` had passed since the previous readout: its watermark and the
-    arrival times of the rows received since then move back (the refresh step otherwise runs
-    seconds after the previous one, and the watermark overlap would count its traffic twice)."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        shift = f"interval '{int(minutes)} minutes'"
-        cur.execute(f"UPDATE experiments_readoutstate SET watermark = watermark - {shift}")
-        cur.execute(f"UPDATE experiments_event SET received_at = received_at - {shift} "
-                    "WHERE received_at > now() - interval '1 hour'")
-        cur.execute(f"UPDATE experiments_assignment SET updated_at = updated_at - {shift} "
-                    "WHERE updated_at > now() - interval '1 hour'")
 
 
 def _baseline() -> tuple[int, float]:
@@ -278,7 +266,6 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--new-events", type=int, default=10_000,
                         help="events arriving between two refreshes (default: ~15 minutes of this traffic)")
-    parser.add_argument("--interval", type=int, default=15, help="minutes between two refreshes (default 15)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database", default=None, help="default: <DATABASE_URL name>_readout_bench")
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run with the same sizes")
@@ -310,8 +297,7 @@ def main() -> int:
     batches = iter(range(1, 1000))
 
     def refresh_after_traffic() -> Any:
-        _pass_time(args.interval)
-        _add_events(experiment, args.units, args.new_events, next(batches), args.interval)
+        _add_events(experiment, args.units, args.new_events, next(batches))
         start = time.perf_counter()
         result = readout_run(experiment_id=experiment.pk)
         assert result is not None and result.status == "success" and result.rollup_mode == "incremental"
@@ -324,17 +310,15 @@ def main() -> int:
         refresh_times.append(elapsed)
         recomputed = result.inputs["rollup"]["units_recomputed"]
     refresh = statistics.median(refresh_times)
-    rows.append((f"readout {args.interval} min later, {args.new_events:,} new events ({recomputed:,} units)",
-                 refresh, ""))
+    rows.append((f"readout after {args.new_events:,} new events ({recomputed:,} units recomputed)", refresh, ""))
 
     def quiet() -> Any:
-        _pass_time(args.interval)
         result = readout_run(experiment_id=experiment.pk)
         assert result is not None and result.status == "success"
         return result
 
     quiet_time, _ = _timed(quiet, args.repeat)
-    rows.append((f"readout with no new events ({args.interval} minutes later)", quiet_time, ""))
+    rows.append(("readout with no new events", quiet_time, ""))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     print()

@@ -281,9 +281,8 @@ def rollup_query(spec: ReadoutSpec, part: int, *, dirty_table: str | None) -> sq
         sql.SQL("a.first_seen")
     upper_hours = _upper_hours(metrics)
     upper = sql.SQL("") if upper_hours is None else sql.SQL(" AND e.ts < {}").format(_after(upper_hours))
-    scope: sql.Composable = sql.SQL("")
-    if dirty_table is not None:
-        scope = sql.SQL(" JOIN {} dirty ON dirty.unit_id = a.unit_id").format(sql.Identifier(dirty_table))
+    # The recomputed units' assignments were copied into the dirty table: read them there.
+    source = sql.Identifier(dirty_table or "experiments_assignment")
     slices = _slices(spec)
     conflict: sql.Composable = sql.SQL("")
     if dirty_table is not None:
@@ -297,7 +296,7 @@ def rollup_query(spec: ReadoutSpec, part: int, *, dirty_table: str | None) -> sq
         """
 INSERT INTO {table} (phase_id, part, unit_id, variation, first_seen, slice_id{columns})
 SELECT a.phase_id, {part}, a.unit_id, a.variation, a.first_seen, s.id{outputs}
-FROM experiments_assignment a{scope}
+FROM {source} a
 JOIN experiments_slicekey s ON s.phase_id = {phase} AND s.slices = {slices}
 CROSS JOIN LATERAL (
     SELECT {values}
@@ -309,6 +308,7 @@ WHERE a.phase_id = {phase} AND NOT a.multiple
 """
     ).format(
         table=rollup_table(spec.phase_id),
+        source=source,
         conflict=conflict,
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         part=_lit(part),
@@ -317,7 +317,6 @@ WHERE a.phase_id = {phase} AND NOT a.multiple
         values=sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(v, sql.Identifier(f"c{i}")) for i, v in enumerate(values)
         ) if values else sql.SQL("1 AS c"),
-        scope=scope,
         names=_lit(names),
         lower=lower,
         upper=upper,
@@ -333,18 +332,16 @@ def _slices(spec: ReadoutSpec) -> sql.Composable:
 
 def slice_keys_query(spec: ReadoutSpec, *, dirty_table: str | None) -> sql.Composed:
     """Number the slice combinations of the phase's units (all, or those in `dirty_table`)."""
-    scope: sql.Composable = sql.SQL("")
-    if dirty_table is not None:
-        scope = sql.SQL(" JOIN {} dirty ON dirty.unit_id = a.unit_id").format(sql.Identifier(dirty_table))
     return sql.SQL(
         """
 INSERT INTO experiments_slicekey (phase_id, slices)
 SELECT DISTINCT {phase}::bigint, {slices}
-FROM experiments_assignment a{scope}
+FROM {source} a
 WHERE a.phase_id = {phase} AND NOT a.multiple
 ON CONFLICT (phase_id, slices) DO NOTHING
 """
-    ).format(phase=_lit(spec.phase_id), slices=_slices(spec), scope=scope)
+    ).format(phase=_lit(spec.phase_id), slices=_slices(spec),
+             source=sql.Identifier(dirty_table or "experiments_assignment"))
 
 
 def rollup_drop(cur: psycopg.Cursor[Any], phase_ids: Sequence[int]) -> None:
@@ -385,8 +382,9 @@ def rollup_refresh(
     table = rollup_table(spec.phase_id)
     exists = _scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (f"experiments_unitrollup_p{int(spec.phase_id)}",))
     if not exists:
+        # Room on every page lets the upserts of recomputed units update in place (HOT).
         cur.execute(sql.SQL(
-            "CREATE UNLOGGED TABLE {} PARTITION OF experiments_unitrollup FOR VALUES IN ({})"
+            "CREATE UNLOGGED TABLE {} PARTITION OF experiments_unitrollup FOR VALUES IN ({}) WITH (fillfactor = 85)"
         ).format(table, _lit(spec.phase_id)))
         full = True
     if not full and state is not None and state[2] > 0:
@@ -407,31 +405,33 @@ def rollup_refresh(
     else:
         assert state is not None
         since = state[1] - WATERMARK_OVERLAP
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS experiments_dirty (unit_id bigint PRIMARY KEY) ON COMMIT DROP")
+        # The units to recompute, with their assignment rows: those exposed or re-exposed, and
+        # those with events received, since the previous readout (minus the overlap).
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS experiments_dirty (unit_id bigint PRIMARY KEY, phase_id bigint, "
+            "variation smallint, first_seen timestamptz, attributes jsonb, multiple boolean) ON COMMIT DROP"
+        )
         cur.execute("TRUNCATE experiments_dirty")
         cur.execute(
             """
-            INSERT INTO experiments_dirty (unit_id)
-            SELECT unit_id FROM experiments_assignment WHERE phase_id = %(phase)s AND updated_at >= %(since)s
-            UNION
-            SELECT a.unit_id
-            FROM experiments_event e
-            JOIN experiments_assignment a ON a.phase_id = %(phase)s AND a.unit_id = e.unit_id
-            WHERE e.received_at >= %(since)s
+            INSERT INTO experiments_dirty (unit_id, phase_id, variation, first_seen, attributes, multiple)
+            SELECT a.unit_id, a.phase_id, a.variation, a.first_seen, a.attributes, a.multiple
+            FROM experiments_assignment a
+            WHERE a.phase_id = %(phase)s AND a.unit_id IN (
+                SELECT unit_id FROM experiments_assignment WHERE phase_id = %(phase)s AND updated_at >= %(since)s
+                UNION
+                SELECT unit_id FROM experiments_event WHERE received_at >= %(since)s
+            )
             """,
             {"phase": spec.phase_id, "since": since},
         )
         recomputed = max(cur.rowcount, 0)
         if recomputed:
-            cur.execute("ANALYZE experiments_dirty")
             # Units newly seen in a second variation leave the analysis.
             cur.execute(
-                sql.SQL("""
-                DELETE FROM {} r USING experiments_assignment a
-                WHERE a.phase_id = %(phase)s AND a.multiple AND a.updated_at >= %(since)s
-                  AND r.unit_id = a.unit_id
-                """).format(table),
-                {"phase": spec.phase_id, "since": since},
+                sql.SQL("DELETE FROM {} r USING experiments_dirty d WHERE d.multiple AND r.phase_id = {} "
+                        "AND r.part = ANY({}) AND r.unit_id = d.unit_id")
+                .format(table, _lit(spec.phase_id), _lit(list(parts)))
             )
             cur.execute(slice_keys_query(spec, dirty_table="experiments_dirty"))
             for part in parts:

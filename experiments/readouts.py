@@ -39,6 +39,8 @@ STATS_METRIC: dict[str, stats.MetricType] = {"conversion": "binomial", "retentio
 MULTIPLE_EXPOSURE_WARNING = 0.01
 # Slices with more distinct values than this keep the largest and merge the rest into "(other)".
 MAX_SLICE_VALUES = 20
+# A queued readout not started after this long is sent to the broker again.
+RESEND_AFTER = timedelta(minutes=2)
 OTHER = "(other)"
 
 
@@ -55,23 +57,38 @@ def experiment_refresh(
 ) -> ResultSnapshot:
     """Queue a readout now; the Celery task is sent once the surrounding transaction commits.
 
-    A readout already queued for the same experiment and phase is returned instead of a new one.
+    A readout already queued for the same experiment and phase is returned instead of a new one
+    (and sent again when it has waited too long).
     """
-    from experiments.tasks import experiment_readout_task
 
     phase = phase or experiment.phases.order_by("-number").first()
+    now = timezone.now()
     pending = ResultSnapshot.objects.filter(
         experiment=experiment, phase=phase, status=ResultSnapshot.Status.QUEUED,
-        created_at__gte=timezone.now() - timedelta(minutes=30),
+        created_at__gte=now - timedelta(minutes=30),
     ).first()
     if pending is not None:
+        if pending.created_at < now - RESEND_AFTER:
+            # Probably lost (a broker outage): send it again; a second run of a finished
+            # snapshot does nothing.
+            _enqueue(experiment.pk, pending.pk)
         return pending
     snapshot = ResultSnapshot.objects.create(
         experiment=experiment, phase=phase, trigger=trigger, requested_by=requested_by,
     )
-    experiment_id, snapshot_id = experiment.pk, snapshot.pk
-    transaction.on_commit(lambda: experiment_readout_task.delay(experiment_id, snapshot_id))
+    _enqueue(experiment.pk, snapshot.pk)
     return snapshot
+
+
+def _enqueue(experiment_id: int, snapshot_id: int) -> None:
+    from experiments.tasks import experiment_readout_task
+
+    def send() -> None:
+        experiment_readout_task.delay(experiment_id, snapshot_id)
+
+    # robust: a broker outage must not turn a committed write (a stop, say) into an error;
+    # the snapshot stays queued, visibly, and the next refresh sends it again.
+    transaction.on_commit(send, robust=True)
 
 
 def experiments_refresh_running() -> int:

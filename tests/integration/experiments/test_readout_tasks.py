@@ -3,7 +3,7 @@ the scheduled refresh, many metrics (several rollup parts) and the demo seed com
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -128,3 +128,25 @@ def test_seed_experiments__run_twice__demo_with_results_then_left_alone(db: Any)
     call_command("seed_experiments", stdout=out)
     assert "exists already" in out.getvalue()
     assert ResultSnapshot.objects.count() == 1 and Metric.objects.count() == metrics
+
+
+def test_experiment_refresh__broker_down__snapshot_stays_queued_and_is_resent_later(
+    experiment: Experiment, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    def down(*args: Any) -> None:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.experiment_readout_task, "delay", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        snapshot = services.experiment_refresh(experiment=experiment, trigger="api")
+    assert ResultSnapshot.objects.get(pk=snapshot.pk).status == "queued"
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.experiment_readout_task, "delay", lambda *args: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.experiment_refresh(experiment=experiment).pk == snapshot.pk
+    assert sent == []  # just queued: not sent twice
+    ResultSnapshot.objects.filter(pk=snapshot.pk).update(created_at=snapshot.created_at - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.experiment_refresh(experiment=experiment).pk == snapshot.pk
+    assert sent == [(experiment.pk, snapshot.pk)]

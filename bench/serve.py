@@ -14,7 +14,7 @@ Scenarios: OFREP single flag; OFREP bulk (50 flags); ``/api/v1/evaluate`` (50 fl
 tracking on, a new unit on every request); the GrowthBook payload with a warm ETag (304).
 
     python bench/serve.py [--rounds 5] [--duration 4] [--connections 8,64] [--workers N] [--worker-class sync]
-                          [--threads N] [--only 1,2]
+                          [--threads N] [--only 1,2] [--compare VAR=VALUE,...]
 
 Requires ``wrk`` (Debian: ``apt-get install wrk``); the script installs nothing. gunicorn's
 other settings come from the environment as ``config/gunicorn.py`` reads them.
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -323,6 +323,8 @@ def main() -> None:
     parser.add_argument("--worker-class", default=None, help="gunicorn worker class (default: config/gunicorn.py)")
     parser.add_argument("--threads", type=int, default=None, help="threads per gthread worker")
     parser.add_argument("--only", default="", help="comma-separated scenario numbers to run (1-4; default all)")
+    parser.add_argument("--compare", default="", help="also run a second server with these environment "
+                        "overrides, interleaved (e.g. GUNICORN_WORKER_CLASS=gthread,GUNICORN_THREADS=2)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     if shutil.which("wrk") is None:
@@ -338,11 +340,8 @@ def main() -> None:
     keys = _seed()
 
     workdir = Path(tempfile.mkdtemp(prefix="splitbase-bench-"))
-    port = _free_port()
     env = {
         **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "SNAPSHOT_DIR": str(workdir / "serving"),
         # The limiter still runs on every request, with a limit the load cannot reach.
         "RATE_LIMIT_PER_SECOND": "1000000000",
         "RATE_LIMIT_BURST": "1000000000",
@@ -353,8 +352,18 @@ def main() -> None:
         env["GUNICORN_WORKER_CLASS"] = args.worker_class
     if args.threads:
         env["GUNICORN_THREADS"] = str(args.threads)
-    process = _start_server(env, workdir / "gunicorn.log")
-    base = f"http://127.0.0.1:{port}"
+    variants = [("", env)]
+    if args.compare:
+        overrides = dict(item.split("=", 1) for item in args.compare.split(","))
+        variants.append((f"[{args.compare.replace('GUNICORN_', '')}] ", {**env, **overrides}))
+    servers: list[tuple[str, str, Path, subprocess.Popen[bytes]]] = []
+    for index, (label, server_env) in enumerate(variants):
+        port = _free_port()
+        snapshot_dir = workdir / f"serving-{index}"
+        server_env = {**server_env, "GUNICORN_BIND": f"127.0.0.1:{port}", "SNAPSHOT_DIR": str(snapshot_dir)}
+        process = _start_server(server_env, workdir / f"gunicorn-{index}.log")
+        servers.append((label, f"http://127.0.0.1:{port}", snapshot_dir, process))
+    base = servers[0][1]
     context = '{"context": {"targetingKey": "user-%d", "country": "DE", "plan": "pro", "age": 31, "company": "acme"}}'
     sdk = {"Content-Type": "application/json", "X-API-Key": keys["client_key"]}
     try:
@@ -362,34 +371,51 @@ def main() -> None:
         scenarios = [
             Scenario("OFREP single flag", "POST", "/ofrep/v1/evaluate/flags/rollout-3", context, sdk, 200),
             Scenario("OFREP bulk (50 flags)", "POST", "/ofrep/v1/evaluate/flags", context, sdk, 200),
-            Scenario("/api/v1/evaluate (50 flags, tracking on)", "POST", "/api/v1/evaluate", context, sdk, 200),
             Scenario("SDK payload, warm ETag (304)", "GET", payload_path, "",
                      {"If-None-Match": _etag(base, payload_path)}, 304),
+            # Last in each round: the exposures it queues are written after the run, and the
+            # next round waits for that, so that their writing does not slow other scenarios.
+            Scenario("/api/v1/evaluate (50 flags, tracking on)", "POST", "/api/v1/evaluate", context, sdk, 200),
         ]
         if args.only:
             scenarios = [scenarios[int(i) - 1] for i in args.only.split(",")]
         baseline = Scenario("baseline (bare Django JSON view)", "GET", BASELINE_PATH, "", {}, 200)
-        for scenario in [baseline, *scenarios]:
-            _check(base, scenario)
-        summaries: list[Summary] = []
-        for connections in (int(c) for c in args.connections.split(",")):
+        for _, url, _, _ in servers:
             for scenario in [baseline, *scenarios]:
-                _wrk(base, scenario, connections, args.warmup, workdir)
-            # Rounds alternate the baseline with every scenario, so that a neighbour's load
-            # falls on both sides of each comparison.
-            runs: dict[str, list[Result]] = {s.name: [] for s in [baseline, *scenarios]}
-            for round_number in range(args.rounds):
+                _check(url, scenario)
+        summaries: list[Summary] = []
+        drained: list[tuple[int, float]] = []
+        for connections in (int(c) for c in args.connections.split(",")):
+            for _, url, snapshot_dir, _ in servers:
                 for scenario in [baseline, *scenarios]:
-                    runs[scenario.name].append(_wrk(base, scenario, connections, args.duration, workdir))
-                line = ", ".join(f"{name.split(' (')[0]} {results[-1].rps:,.0f}" for name, results in runs.items())
-                print(f"  {connections} connections, round {round_number + 1}: {line}", flush=True)
-            summaries += _summarise(runs, baseline.name)
+                    _wrk(url, scenario, connections, args.warmup, workdir)
+                _drain(snapshot_dir)
+            # Rounds alternate the baseline with every scenario (and the servers, when two are
+            # compared), so that a neighbour's load falls on both sides of each comparison.
+            runs: dict[str, dict[str, list[Result]]] = {
+                label: {s.name: [] for s in [baseline, *scenarios]} for label, _, _, _ in servers
+            }
+            for round_number in range(args.rounds):
+                for label, url, snapshot_dir, _ in servers:
+                    for scenario in [baseline, *scenarios]:
+                        before = _count_exposures()
+                        runs[label][scenario.name].append(_wrk(url, scenario, connections, args.duration, workdir))
+                        if scenario.path == "/api/v1/evaluate":
+                            seconds = _drain(snapshot_dir)
+                            drained.append((_count_exposures() - before, seconds))
+                    line = ", ".join(f"{n.split(' (')[0]} {r[-1].rps:,.0f}" for n, r in runs[label].items())
+                    print(f"  {label}{connections} connections, round {round_number + 1}: {line}", flush=True)
+            for label, _, _, _ in servers:
+                summaries += [replace(s, scenario=label + s.scenario)
+                              for s in _summarise(runs[label], baseline.name)]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for _, _, _, process in servers:
+            process.send_signal(signal.SIGTERM)
+        for _, _, _, process in servers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
     exposures = _count_exposures()
     workers = env.get("GUNICORN_WORKERS") or f"{os.cpu_count()} + 1 (default)"
@@ -399,13 +425,34 @@ def main() -> None:
           f"load average before: {load_before:.1f}")
     print(f"gunicorn: config/gunicorn.py, workers {workers}, class {env.get('GUNICORN_WORKER_CLASS', 'sync')}; "
           f"wrk, 2 threads, {args.rounds} rounds of {args.duration:.0f} s per scenario after a "
-          f"{args.warmup:.0f} s warm-up; "
-          f"exposures recorded during the run: {exposures:,}")
+          f"{args.warmup:.0f} s warm-up; exposures recorded: {exposures:,}")
+    if drained:
+        written = sum(n for n, _ in drained)
+        busy = len(drained) * args.duration + sum(t for _, t in drained)
+        print(f"exposure writing: after each tracked run, {statistics.median(t for _, t in drained):.1f} s "
+              f"(median) until every queued exposure was in the database; {written:,} exposures in {busy:.0f} s "
+              f"of load plus drain = {written / busy:,.0f} exposures/s sustained")
     print()
     print(_table(summaries))
     print()
     print(json.dumps({"results": [s.__dict__ for s in summaries]}, default=str))
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drain(snapshot_dir: Path, timeout: float = 180.0) -> float:
+    """Wait until the server has written every queued exposure (the count in the database
+    stops moving and no spool file is left); returns the seconds it took."""
+    start = time.monotonic()
+    last, stable_since = _count_exposures(), time.monotonic()
+    spool = snapshot_dir / "exposures"
+    while time.monotonic() - start < timeout:
+        time.sleep(0.25)
+        count = _count_exposures()
+        if count != last or any(spool.glob("*.jsonl")):
+            last, stable_since = count, time.monotonic()
+        elif time.monotonic() - stable_since >= 1.5:
+            break
+    return stable_since - start
 
 
 def _count_exposures() -> int:

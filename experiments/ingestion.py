@@ -1,13 +1,12 @@
 """Exposure and metric-event ingestion: validate every item, write the good ones in bulk.
 
 A batch is validated item by item in Python (a bad item is rejected with its index, a code
-and a message; the others are kept), then written in one transaction of at most three
-statements whatever its size: the unit ids are upserted into `experiments_unit`, and events
+and a message; the others are kept), then written in one transaction of a few statements
+whatever its size: the unit ids are looked up in `experiments_unit`, and events
 and exposures are inserted from arrays bound as parameters (`unnest`), with
 `ON CONFLICT DO NOTHING` on the client's id, which makes a re-sent batch add nothing. New
-exposures update the per-unit `experiments_assignment` rows in the same statement. Unit ids
-are looked up one by one through the unique index (a lateral subquery with LIMIT 1, which the
-planner cannot turn into a join), whatever the planner thinks of the table's size. Measured
+exposures update the per-unit `experiments_assignment` rows in the same statement. Unit keys
+become integer ids with one lookup per batch (new keys are added first). Measured
 alternatives are in docs/benchmarks.md (Ingestion).
 """
 
@@ -340,7 +339,11 @@ def _validate(
 
 # Writing -----------------------------------------------------------------------------------
 
-_UNITS_SQL = """
+_UNITS_FIND_SQL = """
+SELECT key, id FROM experiments_unit WHERE environment_id = %(env)b AND key = ANY(%(units)b::text[])
+"""
+
+_UNITS_ADD_SQL = """
 INSERT INTO experiments_unit (environment_id, key)
 SELECT %(env)b, k FROM unnest(%(units)b::text[]) AS k ORDER BY k
 ON CONFLICT (environment_id, key) DO NOTHING
@@ -348,28 +351,20 @@ ON CONFLICT (environment_id, key) DO NOTHING
 
 _EVENTS_SQL = """
 INSERT INTO experiments_event (environment_id, client_id, unit_id, name, value, ts, received_at, properties)
-SELECT %(env)b, s.cid, u.id, s.name, s.value, s.ts, now(), s.props::jsonb
-FROM unnest(%(ids)b::text[], %(units)b::text[], %(names)b::text[], %(values)b::float8[],
-            %(ts)b::timestamptz[], %(props)b::text[]) AS s(cid, ukey, name, value, ts, props)
-CROSS JOIN LATERAL (
-    SELECT id FROM experiments_unit WHERE environment_id = %(env)b AND key = s.ukey LIMIT 1
-) u
+SELECT %(env)b, s.cid, s.unit_id, s.name, s.value, s.ts, now(), s.props::jsonb
+FROM unnest(%(ids)b::text[], %(units)b::bigint[], %(names)b::text[], %(values)b::float8[],
+            %(ts)b::timestamptz[], %(props)b::text[]) AS s(cid, unit_id, name, value, ts, props)
 ON CONFLICT DO NOTHING
 """
 
-# New exposures (not seen before by id) update the unit's assignment in the phase: the first
-# exposure sets variation, time and attributes; a second variation marks the unit `multiple`.
 _EXPOSURES_SQL = """
 WITH ins AS (
     INSERT INTO experiments_exposure
         (environment_id, client_id, experiment_id, phase_id, unit_id, variation, ts, received_at, attributes)
-    SELECT %(env)b, s.cid, s.experiment_id, s.phase_id, u.id, s.variation, s.ts, now(), s.attrs::jsonb
-    FROM unnest(%(ids)b::text[], %(experiments)b::bigint[], %(phases)b::bigint[], %(units)b::text[],
+    SELECT %(env)b, s.cid, s.experiment_id, s.phase_id, s.unit_id, s.variation, s.ts, now(), s.attrs::jsonb
+    FROM unnest(%(ids)b::text[], %(experiments)b::bigint[], %(phases)b::bigint[], %(units)b::bigint[],
                 %(variations)b::int2[], %(ts)b::timestamptz[], %(attrs)b::text[])
-         AS s(cid, experiment_id, phase_id, ukey, variation, ts, attrs)
-    CROSS JOIN LATERAL (
-        SELECT id FROM experiments_unit WHERE environment_id = %(env)b AND key = s.ukey LIMIT 1
-    ) u
+         AS s(cid, experiment_id, phase_id, unit_id, variation, ts, attrs)
     ON CONFLICT DO NOTHING
     RETURNING experiment_id, phase_id, unit_id, variation, ts, attributes
 ), firsts AS (
@@ -415,6 +410,23 @@ def _in_order(keys: list[str], *columns: list[Any]) -> list[list[Any]]:
     return [[column[i] for i in order] for column in (keys, *columns)]
 
 
+def _unit_ids(cur: psycopg.Cursor[Any], environment_id: int, keys: set[str]) -> dict[str, int]:
+    """Integer ids of the unit keys, adding the keys seen for the first time.
+
+    Most units of a batch are known already: one lookup finds them, and only the new ones are
+    inserted (in sorted order, so that concurrent batches bringing the same new units wait
+    for each other instead of deadlocking). A key another batch added meanwhile is found by
+    the second lookup.
+    """
+    params = {"env": environment_id, "units": list(keys)}
+    found: dict[str, int] = dict(cur.execute(_UNITS_FIND_SQL, params).fetchall())
+    if len(found) < len(keys):
+        missing = sorted(keys.difference(found))
+        cur.execute(_UNITS_ADD_SQL, {"env": environment_id, "units": missing})
+        found.update(cur.execute(_UNITS_FIND_SQL, {"env": environment_id, "units": missing}).fetchall())
+    return found
+
+
 def _write(environment_id: int, rows: _Rows) -> int:
     """Insert the rows in one transaction; returns how many were new (the rest were stored before).
 
@@ -424,15 +436,15 @@ def _write(environment_id: int, rows: _Rows) -> int:
     """
     if not len(rows):
         return 0
-    units = sorted(set(rows.event_units) | set(rows.exp_units))
     inserted = 0
     with transaction.atomic(), _raw_cursor() as cur:
-        cur.execute(_UNITS_SQL, {"env": environment_id, "units": units}, binary=True)
+        unit_ids = _unit_ids(cur, environment_id, set(rows.event_units) | set(rows.exp_units))
         if rows.event_ids:
-            ids, units_, names, values, ts, props = _in_order(
+            ids, keys, names, values, ts, props = _in_order(
                 rows.event_ids, rows.event_units, rows.event_names, rows.event_values, rows.event_ts,
                 rows.event_props,
             )
+            units_ = [unit_ids[k] for k in keys]
             cur.execute(
                 _EVENTS_SQL,
                 {"env": environment_id, "ids": ids, "units": units_, "names": names, "values": values, "ts": ts,
@@ -441,10 +453,11 @@ def _write(environment_id: int, rows: _Rows) -> int:
             )
             inserted += max(cur.rowcount, 0)
         if rows.exp_ids:
-            ids, experiments, phases, units_, variations, ts, attrs = _in_order(
+            ids, experiments, phases, keys, variations, ts, attrs = _in_order(
                 rows.exp_ids, rows.exp_experiments, rows.exp_phases, rows.exp_units, rows.exp_variations,
                 rows.exp_ts, rows.exp_attrs,
             )
+            units_ = [unit_ids[k] for k in keys]
             cur.execute(
                 _EXPOSURES_SQL,
                 {"env": environment_id, "ids": ids, "experiments": experiments, "phases": phases, "units": units_,

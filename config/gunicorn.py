@@ -3,8 +3,11 @@
 Evaluation is CPU-bound Python answered from an in-process snapshot, so the default is one
 sync worker per core plus one (to cover a worker blocked on the database or a slow client),
 no threads: a sync worker serves one request at a time with no GIL contention, which gave the
-best throughput and tail latency on this workload (docs/benchmarks.md, Serving). Workers are
-recycled to bound memory; the jitter keeps them from restarting together.
+shortest tail latency on this workload, and is what gunicorn recommends behind a buffering
+proxy. gthread workers (GUNICORN_WORKER_CLASS=gthread, GUNICORN_THREADS=2) keep connections
+alive and served more requests from directly connected clients, with a longer tail
+(docs/benchmarks.md, Serving). Workers are recycled to bound memory; the jitter keeps them
+from restarting together.
 """
 
 import multiprocessing

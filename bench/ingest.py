@@ -88,6 +88,11 @@ def _setup() -> Any:
             metrics=[{"metric": "bench-conv", "role": "primary"}],
         )
         services.experiment_start(actor=actor, experiment=experiment)
+    # Exposures of the last hour must fall in the experiment's phase.
+    from experiments.models import Phase
+
+    Phase.objects.filter(experiment__key="bench-ingest").update(started_at=datetime.now(tz=UTC) - timedelta(days=1))
+    flag_services.environments_bump(environment_ids=[env.pk])
     env.refresh_from_db()
     return env
 

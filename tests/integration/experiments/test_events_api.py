@@ -219,3 +219,12 @@ def test_events_post__integer_unit_id_and_default_value__stored_as_text_and_one(
     assert post_events(client, [item]).json()["accepted"] == 1
     event = Event.objects.select_related("unit").get()
     assert event.unit.key == "42" and event.value == 1.0
+
+
+def test_events_post__body_over_django_form_limit_but_under_4_mib__accepted(
+    client: APIClient, experiment: Experiment
+) -> None:
+    items = [_event(i, properties={"blob": "x" * 2000}) for i in range(1000)]  # about 2.1 MiB
+    response = post_events(client, items)
+    assert response.status_code == 202, response.json()
+    assert response.json()["accepted"] == 1000

@@ -1,22 +1,33 @@
 """Readout throughput: the statistics engine against gbstats 0.8.0 on the same comparisons.
 
-N two-arm analyses with one comparison each (a mix of mean, binomial, CUPED, ratio and
-sequential, absolute and relative) start as the same JSON-like dicts, as the readout task
-and the CLI receive them. Ours checks and analyses them in one batch with
-``stats.analyze_records`` (dicts out); gbstats builds its statistic objects and runs
-``compute_result`` plus ``check_srm`` for each. For reference the table also times the
-typed path (``parse_analysis`` + ``analyze_many``, dataclasses out) and the numpy core
-alone. Results must agree wherever the methods are the same (relative CUPED differs by
-design; see docs/statistics.md).
+N two-arm to four-arm analyses (a mix of mean, binomial, CUPED, ratio and sequential,
+absolute and relative) start as the same JSON-like dicts, as the readout task and the CLI
+receive them, and both engines end with JSON-like dicts of the documented output shape:
 
-    python bench/stats.py [--comparisons 10000] [--repeat 3] [--seed 7]
+- ours checks and analyses them in one batch with ``stats.analyze_records``;
+- gbstats builds its statistic objects, runs ``compute_result`` for each comparison and
+  ``check_srm`` for each analysis, and its results are put into the same dict shape.
+
+Every engine runs once untimed first (imports, first-call caches, memory), then all are
+timed in alternating rounds on the same inputs, so a busy neighbour slows them alike. Each timing is process CPU
+time, starts after a full garbage collection and ends with a collection of the youngest
+generation, so collector work an engine defers (ours pauses the collector while it
+builds its output) is charged to it. The table gives the minimum and the median over the
+rounds. For reference it also times the typed path (``parse_analysis`` + ``analyze_many``,
+dataclasses out) and the numpy core alone on columns prepared outside the timer. Results
+must agree wherever the methods are the same (relative CUPED differs by design; see
+docs/statistics.md).
+
+    python bench/stats.py [--comparisons 10000] [--rounds 5] [--seed 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -92,16 +103,16 @@ def make_inputs(comparisons: int, seed: int) -> list[tuple[str, dict[str, Any]]]
     return inputs
 
 
-def run_records(inputs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    return stats.analyze_records([d for _, d in inputs])
+def run_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return stats.analyze_records(records)
 
 
-def run_dataclasses(inputs: list[tuple[str, dict[str, Any]]]) -> list[stats.AnalysisResult]:
-    return stats.analyze_many([stats.parse_analysis(d) for _, d in inputs])
+def run_dataclasses(records: list[dict[str, Any]]) -> list[stats.AnalysisResult]:
+    return stats.analyze_many([stats.parse_analysis(d) for d in records])
 
 
-def run_arrays(inputs: list[tuple[str, dict[str, Any]]]) -> float:
-    """The numpy core alone, on columns prepared outside the timer (an upper bound)."""
+def prepare_arrays(inputs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, list[stats.ArmArrays], bool]]:
+    """Columns for the numpy core, one set per (metric, CUPED), built outside the timer."""
     pairs: dict[tuple[str, bool], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for _, d in inputs:
         control = d["variations"][0]
@@ -115,13 +126,16 @@ def run_arrays(inputs: list[tuple[str, dict[str, Any]]]) -> float:
             fields = {f: np.array([r.get(f, np.nan) for r in rows]) for f in stats.types.NUMERIC_FIELDS}
             arms.append(stats.ArmArrays(**fields))
         prepared.append((metric, arms, cuped))
-    start = time.process_time()
-    for metric, arms, cuped in prepared:
-        stats.compare_arrays(*arms, metric=metric, cuped=cuped)  # type: ignore[arg-type]
-    return time.process_time() - start
+    return prepared
 
 
-def run_gbstats(inputs: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, float]]:
+def run_arrays(prepared: list[tuple[str, list[stats.ArmArrays], bool]]) -> list[stats.ComparisonArrays]:
+    """The numpy core alone (arrays in, arrays out): an upper bound, not a readout."""
+    return [stats.compare_arrays(*arms, metric=metric, cuped=cuped) for metric, arms, cuped in prepared]  # type: ignore[arg-type]
+
+
+def run_gbstats(inputs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """gbstats on every comparison, results in the documented output shape."""
     from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
     from gbstats.models.statistics import (
         ProportionStatistic,
@@ -154,7 +168,7 @@ def run_gbstats(inputs: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, flo
 
     out = []
     for kind, d in inputs:
-        control, results = d["variations"][0], []
+        control, comparisons, summaries = d["variations"][0], [], []
         for treatment in d["variations"][1:]:
             # Fresh statistics per comparison, as gbstats' own runner does (CUPED writes theta into them).
             a, b = statistic(kind, control), statistic(kind, treatment)
@@ -162,70 +176,111 @@ def run_gbstats(inputs: list[tuple[str, dict[str, Any]]]) -> list[tuple[Any, flo
                 test: Any = SequentialTwoSidedTTest(a, b, SequentialConfig(difference_type=d["difference_type"]))
             else:
                 test = TwoSidedTTest(a, b, FrequentistConfig(difference_type=d["difference_type"]))
-            results.append(test.compute_result())
-        out.append((results, check_srm([v["users"] for v in d["variations"]], d["weights"])))
+            r = test.compute_result()
+            if not summaries:
+                summaries.append({"name": control["name"], "users": a.n, "mean": a.unadjusted_mean, "stddev": a.stddev})
+            summaries.append({"name": treatment["name"], "users": b.n, "mean": b.unadjusted_mean, "stddev": b.stddev})
+            comparisons.append(
+                {
+                    "variation": treatment["name"],
+                    "difference_type": d["difference_type"],
+                    "estimate": r.expected,
+                    "ci_low": r.ci[0],
+                    "ci_high": r.ci[1],
+                    "p_value": r.p_value,
+                    "chance_to_win": None,  # not part of gbstats' frequentist result
+                    "cuped_applied": kind == "cuped",
+                    "variance_reduction": None,
+                    "sequential": d["sequential"],
+                    "error": r.error_message,
+                }
+            )
+        srm = check_srm([v["users"] for v in d["variations"]], d["weights"])
+        out.append(
+            {"srm_p_value": srm, "srm_warning": srm < 0.001, "variations": summaries, "comparisons": comparisons}
+        )
     return out
 
 
 def check_agreement(
-    inputs: list[tuple[str, dict[str, Any]]], ours: list[dict[str, Any]], theirs: list[tuple[list[Any], float]]
+    inputs: list[tuple[str, dict[str, Any]]], ours: list[dict[str, Any]], theirs: list[dict[str, Any]]
 ) -> float:
-    """Largest relative difference over estimates and intervals where the methods agree."""
+    """Largest relative difference over SRM p-values, estimates and intervals where the methods agree."""
     worst = 0.0
-    for (kind, d), r, (gs, srm) in zip(inputs, ours, theirs, strict=True):
-        worst = max(worst, abs(r["srm_p_value"] - srm) / max(srm, 1e-300))
-        for c, g in zip(r["comparisons"], gs, strict=True):
-            if c["error"] is not None or g.error_message is not None:
-                if (c["error"] is None) != (g.error_message is None):
-                    raise AssertionError(f"{kind}: one engine errored: {c['error']} / {g.error_message}")
+    for (kind, d), r, g in zip(inputs, ours, theirs, strict=True):
+        worst = max(worst, abs(r["srm_p_value"] - g["srm_p_value"]) / max(g["srm_p_value"], 1e-300))
+        for c, gc_ in zip(r["comparisons"], g["comparisons"], strict=True):
+            if c["error"] is not None or gc_["error"] is not None:
+                if (c["error"] is None) != (gc_["error"] is None):
+                    raise AssertionError(f"{kind}: one engine errored: {c['error']} / {gc_['error']}")
                 continue
             if kind == "cuped" and (d["difference_type"] == "relative" or len(d["variations"]) > 2):
                 continue  # by design: full delta method, and one theta from all variations
-            for a, b in ((c["estimate"], g.expected), (c["ci_low"], g.ci[0]), (c["ci_high"], g.ci[1])):
+            for field in ("estimate", "ci_low", "ci_high"):
+                a, b = c[field], gc_[field]
                 worst = max(worst, abs(a - b) / max(abs(b), 1e-12))
     return worst
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - start)
-    return best, result
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """CPU seconds of one call, after a full collection and including a young-generation one."""
+    gc.collect()
+    start = time.process_time()
+    result = fn()
+    gc.collect(0)
+    return time.process_time() - start, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comparisons", type=int, default=10000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each engine, alternating")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
     inputs = make_inputs(args.comparisons, args.seed)
-    run_records(inputs[:100])  # warm imports and caches before timing
-    ours_s, ours = timed(lambda: run_records(inputs), args.repeat)
-    classes_s, _ = timed(lambda: run_dataclasses(inputs), args.repeat)
-    arrays_s = min(run_arrays(inputs) for _ in range(args.repeat))
+    records = [d for _, d in inputs]
+    prepared = prepare_arrays(inputs)
+    engines: dict[str, Callable[[], Any]] = {
+        "gbstats": lambda: run_gbstats(inputs),
+        "records": lambda: run_records(records),
+        "dataclasses": lambda: run_dataclasses(records),
+        "arrays": lambda: run_arrays(prepared),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # gbstats' exp() overflows on strong effects
-        theirs_s, theirs = timed(lambda: run_gbstats(inputs), 1)
-    worst = check_agreement(inputs, ours, theirs)
+        for fn in engines.values():
+            fn()  # imports, first-call caches and memory, for every engine, before timing
+        seconds: dict[str, list[float]] = {name: [] for name in engines}
+        results: dict[str, Any] = {}
+        for _ in range(args.rounds):
+            for name, fn in engines.items():
+                results.pop(name, None)  # each timed call starts without its previous result alive
+                elapsed, results[name] = timed(fn)
+                seconds[name].append(elapsed)
+    worst = check_agreement(inputs, results["records"], results["gbstats"])
 
     n = args.comparisons
+    low = {name: min(s) for name, s in seconds.items()}
+    mid = {name: statistics.median(s) for name, s in seconds.items()}
     print(f"# statistics engine vs gbstats 0.8.0: {n} comparisons in {len(inputs)} analyses ({', '.join(KINDS)})")
-    print("# CPU seconds (time.process_time), best of --repeat for ours, one run for gbstats")
+    print(f"# CPU seconds (time.process_time), min and median of {args.rounds} alternating rounds per engine")
     print(f"# python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cpus, {platform.machine()}")
-    print("| engine | seconds | comparisons/s | vs gbstats |")
-    print("|---|---:|---:|---:|")
-    print(f"| gbstats 0.8.0 (per comparison) | {theirs_s:.3f} | {n / theirs_s:,.0f} | 1.0x |")
-    rows = [
-        ("stats.analyze_records (JSON in/out, one batch)", ours_s),
-        ("stats.analyze_many (parse_analysis + dataclasses out)", classes_s),
-        ("stats.compare_arrays (numpy core only)", arrays_s),
-    ]
-    for label, seconds in rows:
-        print(f"| {label} | {seconds:.3f} | {n / seconds:,.0f} | {theirs_s / seconds:.0f}x |")
+    print("| engine | CPU s (min) | CPU s (median) | comparisons/s (median) | vs gbstats (min) | vs gbstats (median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    labels = {
+        "gbstats": "gbstats 0.8.0 (per comparison, dicts out)",
+        "records": "stats.analyze_records (JSON in/out, one batch)",
+        "dataclasses": "stats.analyze_many (parse_analysis + dataclasses out)",
+        "arrays": "stats.compare_arrays (numpy core only, arrays out)",
+    }
+    for name, label in labels.items():
+        print(
+            f"| {label} | {low[name]:.3f} | {mid[name]:.3f} | {n / mid[name]:,.0f} "
+            f"| {low['gbstats'] / low[name]:.1f}x | {mid['gbstats'] / mid[name]:.1f}x |"
+        )
+    for name in engines:
+        print(f"# {name} rounds: {', '.join(f'{s:.4f}' for s in seconds[name])}")
     print(f"largest relative difference where methods agree: {worst:.1e}")
     if worst > 1e-6:
         raise SystemExit("results disagree")

@@ -90,6 +90,8 @@ def main() -> int:
     _manage(env, "migrate", "--noinput")
     _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     seed = json.loads(_manage(env, "seed_demo", "--json"))
+    # A demo experiment with simulated traffic, so result pages have data on first start.
+    _manage(env, "seed_experiments")
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py", "--bind", f"{HOST}:{PORT}"],

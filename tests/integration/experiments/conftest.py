@@ -154,6 +154,7 @@ def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.
     app.conf.broker_url = broker
     # The producer pool is created on first use with the broker of that moment; start afresh.
     app._pool = None
+    app.amqp._producer_pool = None
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -185,4 +186,5 @@ def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.
         log.close()
         app.conf.broker_url = previous
         app._pool = None
+        app.amqp._producer_pool = None
         redis.Redis.from_url(broker).flushdb()

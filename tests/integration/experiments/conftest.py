@@ -136,7 +136,9 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(
+    transactional_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[subprocess.Popen[bytes]]:
     """`celery -A config worker` in a subprocess, on the test database and a private broker.
 
     Skipped when Redis is not running locally; a failure under CI.
@@ -151,6 +153,11 @@ def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.
     # is by Redis database, with the default queue; leftovers of an earlier run are dropped.
     redis.Redis.from_url(broker).flushdb()
     previous = app.conf.broker_url
+    # Celery reads the broker from the CELERY_BROKER_URL environment variable before its
+    # configuration, so both point at the private database.
+    for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CELERY_BROKER_URL", broker)
     app.conf.broker_url = broker
     # The producer pool is created on first use with the broker of that moment; start afresh.
     app._pool = None

@@ -19,13 +19,6 @@ from tests.integration.experiments.conftest import backdate, create_metrics, pos
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 
-# Known failure: in a full-suite run the queued readout does not reach the test worker
-# (the message goes to another broker connection); under investigation.
-pytestmark = [
-    *pytestmark,
-    pytest.mark.xfail(reason="readout message not delivered to the test worker in full-suite runs", strict=False),
-]
-
 def _wait_for(client: APIClient, key: str, predicate: Any, timeout: float = 120.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import queue
 import random
 import signal
@@ -31,54 +30,22 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+import benchdb
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = benchdb.ROOT
 
 NAMES = ["page_view", "impression", "click", "purchase", "add_to_cart", "view_item"]
 
 
-def _configure(database: str | None) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/splitbase")
-    parts = urlsplit(base)
-    database = database or f"{parts.path.lstrip('/') or 'splitbase'}_ingest_bench"
-    url = urlunsplit(parts._replace(path=f"/{database}"))
-    import psycopg
-
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{database}"')
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return url
-
-
 def _setup() -> Any:
-    from audit.types import Actor
     from experiments import services
     from experiments.models import Experiment, Metric
     from flags import services as flag_services
-    from flags.models import Environment, Flag
 
-    actor = Actor.system("bench")
-    env = Environment.objects.filter(key="bench").first() or flag_services.environment_create(actor=actor, key="bench")
-    flag = Flag.objects.filter(key="bench-ingest").first() or flag_services.flag_create(
-        actor=actor, key="bench-ingest", value_type="string",
-        variants=[{"key": "control", "value": "a"}, {"key": "treatment", "value": "b"}],
-    )
+    actor, env, flag = benchdb.bench_flag("bench-ingest")
     if not Experiment.objects.filter(key="bench-ingest").exists():
         if not Metric.objects.filter(key="bench-conv").exists():
             services.metric_create(actor=actor, key="bench-conv", kind="conversion", event_name="purchase")
@@ -238,19 +205,6 @@ def _post_all(port: int, key: str, bodies: list[bytes], clients: int) -> tuple[f
     return time.perf_counter() - start, totals
 
 
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=200, help="batches of 1,000 items (default 200)")
@@ -261,7 +215,7 @@ def main() -> int:
     parser.add_argument("--database", default=None, help="default: <DATABASE_URL name>_ingest_bench")
     args = parser.parse_args()
 
-    url = _configure(args.database)
+    url = benchdb.configure("ingest_bench", args.database)
     env = _setup()
     _truncate()
     print(f"generating {args.batches} batches of 1,000 items ...", flush=True)
@@ -307,7 +261,7 @@ def main() -> int:
             proc.kill()
 
     print()
-    print(f"Ingestion benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, {_machine()}")
+    print(f"Ingestion benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, {benchdb.machine()}")
     print(f"{n_events:,} items per row, {args.units:,} distinct units, exposures {args.exposure_share:.0%}")
     print()
     print(f"| {'path':<52} | {'seconds':>8} | {'items/s':>10} | {'vs CSV COPY':>11} |")

@@ -29,46 +29,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import benchdb
 
 EXPERIMENT = "bench-readout"
 RUN = f"{os.getpid()}-{int(time.time())}"
-
-
-def _configure(database: str | None) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/splitbase")
-    parts = urlsplit(base)
-    database = database or f"{parts.path.lstrip('/') or 'splitbase'}_readout_bench"
-    url = urlunsplit(parts._replace(path=f"/{database}"))
-    import psycopg
-
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{database}"')
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    os.environ.setdefault("DJANGO_DEBUG", "true")
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return url
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -81,18 +52,10 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def _setup_experiment() -> Any:
-    from audit.types import Actor
     from experiments import services
     from experiments.models import Experiment, Metric
-    from flags import services as flag_services
-    from flags.models import Environment, Flag
 
-    actor = Actor.system("bench")
-    env = Environment.objects.filter(key="bench").first() or flag_services.environment_create(actor=actor, key="bench")
-    flag = Flag.objects.filter(key="bench-checkout").first() or flag_services.flag_create(
-        actor=actor, key="bench-checkout", value_type="string",
-        variants=[{"key": "control", "value": "a"}, {"key": "treatment", "value": "b"}],
-    )
+    actor, env, flag = benchdb.bench_flag("bench-checkout")
     definitions = {
         "bench-purchase": {"kind": "conversion", "event_name": "purchase", "window_hours": 72},
         "bench-revenue": {"kind": "mean", "event_name": "purchase", "window_hours": 336,
@@ -258,20 +221,6 @@ def _baseline() -> tuple[int, float]:
     return int(row[0]), float(row[1])
 
 
-def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    version = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python " \
-           f"{platform.python_version()}, {version or 'PostgreSQL'}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--units", type=int, default=1_000_000)
@@ -283,7 +232,7 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run with the same sizes")
     args = parser.parse_args()
 
-    _configure(args.database)
+    benchdb.configure("readout_bench", args.database, debug=True)
     from experiments.models import Assignment, Event
     from experiments.readouts import readout_run
 
@@ -337,7 +286,7 @@ def main() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     print()
-    print(f"Readout benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, {_machine()}")
+    print(f"Readout benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, {benchdb.machine(postgres=True)}")
     print(f"{args.units:,} exposed units, {count:,} events, 5 metrics (conversion, revenue with CUPED, ratio, "
           "7-day retention, 3-step funnel), 3 slice attributes")
     print()

@@ -3,13 +3,13 @@
 20,000 users are exposed over the last 14 days to a checkout redesign. The treatment truly
 lifts purchases (+15% relative) and leaves page views unchanged, so the first readout shows
 one clear winner metric and one flat one. Traffic goes through the same ingestion service as
-`POST /api/v1/events`; the readout is computed at the end unless `--no-readout`.
+`POST /api/v1/events`, day by day, with a readout at the end of each simulated day (dated
+then), so the trend charts have two weeks of history; `--no-readout` sends it all at once.
 Idempotent: an existing demo experiment is left alone unless `--force`.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from django.db import transaction
 
 from audit.types import Actor
 from experiments import services
-from experiments.models import Experiment, Metric, Phase
+from experiments.models import Experiment, Metric, Phase, ResultSnapshot
 from flags import services as flag_services
 from flags.models import Environment, Flag
 
@@ -40,7 +40,7 @@ PURCHASE_RATE = (0.12, 0.138)  # +15 % relative
 
 
 class Command(BaseCommand):
-    help = "Seed a demo experiment with 14 days of simulated traffic and compute its first readout."
+    help = "Seed a demo experiment with 14 days of simulated traffic and a readout per day."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--users", type=int, default=20_000)
@@ -62,12 +62,30 @@ class Command(BaseCommand):
                 flag_services.environment_create(actor=actor, key=options["environment"])
             experiment = existing or self._experiment(actor, environment, days)
         environment.refresh_from_db()
-        sent = self._traffic(environment, int(options["users"]), days, int(options["seed"]))
-        self.stdout.write(f"Sent {sent:,} exposures and events for '{EXPERIMENT}'.")
-        if not options["no_readout"]:
+        items = self._traffic(int(options["users"]), days, int(options["seed"]))
+        if options["no_readout"]:
+            sent = self._send(environment, items)
+            self.stdout.write(f"Sent {sent:,} exposures and events for '{EXPERIMENT}'.")
+            return
+        # The traffic arrives day by day, with a readout at the end of each day, so that the
+        # result pages show how the estimate and its interval developed over the two weeks.
+        sent, readouts, status = 0, 0, "skipped"
+        start = datetime.now(tz=UTC) - timedelta(days=days)
+        for day in range(1, days + 1):
+            until = min(start + timedelta(days=day), datetime.now(tz=UTC))
+            today = [item for item in items if item["timestamp"] <= until] if day < days else items
+            items = items[len(today):]
+            sent += self._send(environment, today)
             snapshot = services.readout_run(experiment_id=experiment.pk, trigger="command")
-            status = snapshot.status if snapshot is not None else "skipped"
-            self.stdout.write(f"First readout: {status}.")
+            if snapshot is None:
+                continue
+            readouts += 1
+            status = snapshot.status
+            if day < days:
+                ResultSnapshot.objects.filter(pk=snapshot.pk).update(
+                    created_at=until, started_at=until, finished_at=until, analysis_end=until)
+        self.stdout.write(f"Sent {sent:,} exposures and events for '{EXPERIMENT}'.")
+        self.stdout.write(f"Readouts: {readouts}, one per simulated day; the latest: {status}.")
 
     def _experiment(self, actor: Actor, environment: Environment, days: int) -> Experiment:
         flag = Flag.objects.filter(key=FLAG).first() or flag_services.flag_create(
@@ -94,30 +112,15 @@ class Command(BaseCommand):
         flag_services.environments_bump(environment_ids=[environment.pk])
         return experiment
 
-    def _traffic(self, environment: Environment, users: int, days: int, seed: int) -> int:
+    def _traffic(self, users: int, days: int, seed: int) -> list[dict[str, Any]]:
+        """The simulated exposures and events up to now, in time order (timestamps as datetimes)."""
         rng = random.Random(seed)
         now = datetime.now(tz=UTC)
         items: list[dict[str, Any]] = []
-        sent = 0
-        run = f"{seed}-{int(now.timestamp())}"
-        numbers = itertools.count()
 
         def add(item: dict[str, Any]) -> None:
-            ts = item["timestamp"]
-            if ts > now:
-                return
-            item["timestamp"] = ts.isoformat()
-            item["id"] = f"demo-{run}-{next(numbers)}"
-            items.append(item)
-            if len(items) == 1000:
-                flush()
-
-        def flush() -> None:
-            nonlocal sent, items
-            if items:
-                result = services.events_ingest(environment=environment, items=items)
-                sent += result.accepted
-                items = []
+            if item["timestamp"] <= now:
+                items.append(item)
 
         for i in range(users):
             unit = f"demo-user-{i}"
@@ -142,5 +145,17 @@ class Command(BaseCommand):
             if rng.random() < 0.02:
                 add({"type": "event", "unit_id": unit, "name": "checkout_error",
                      "timestamp": first + timedelta(hours=rng.uniform(0, 48))})
-        flush()
+        items.sort(key=lambda item: item["timestamp"])
+        return items
+
+    def _send(self, environment: Environment, items: list[dict[str, Any]]) -> int:
+        """Ingest `items` through the events service in batches of 1,000; the number accepted."""
+        run = f"{int(datetime.now(tz=UTC).timestamp() * 1000)}"
+        sent = 0
+        for start in range(0, len(items), 1000):
+            batch = [
+                {**item, "timestamp": item["timestamp"].isoformat(), "id": f"demo-{run}-{start + n}"}
+                for n, item in enumerate(items[start:start + 1000])
+            ]
+            sent += services.events_ingest(environment=environment, items=batch).accepted
         return sent

@@ -120,14 +120,19 @@ def test_seed_experiments__run_twice__demo_with_results_then_left_alone(db: Any)
     out = StringIO()
     call_command("seed_experiments", "--users", "400", stdout=out)
     experiment = Experiment.objects.get(key="checkout-redesign")
-    snapshot = ResultSnapshot.objects.get(experiment=experiment)
-    assert snapshot.status == "success" and snapshot.units == 400
+    # One readout per simulated day, dated at the end of that day, with a growing sample.
+    history = list(ResultSnapshot.objects.filter(experiment=experiment).order_by("created_at"))
+    assert len(history) == 14 and all(s.status == "success" for s in history)
+    units = [s.units for s in history]
+    assert units == sorted(units) and units[0] < units[-1] == 400
+    assert history[0].created_at < history[-1].created_at - timedelta(days=12)
+    snapshot = history[-1]
     assert {m["key"] for m in snapshot.metrics} == {"checkout-conversion", "revenue-per-user", "page-views",
                                                     "checkout-errors"}
     metrics = Metric.objects.count()
     call_command("seed_experiments", stdout=out)
     assert "exists already" in out.getvalue()
-    assert ResultSnapshot.objects.count() == 1 and Metric.objects.count() == metrics
+    assert ResultSnapshot.objects.count() == 14 and Metric.objects.count() == metrics
 
 
 def test_experiment_refresh__broker_down__snapshot_stays_queued_and_is_resent_later(

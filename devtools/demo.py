@@ -84,7 +84,14 @@ def _banner(seed: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # A SIGTERM (from `kill`, or forwarded by the embedded database's wrapper) stops the server
+    # and the worker as Ctrl-C does, instead of leaving them running without a database.
+    signal.signal(signal.SIGTERM, _interrupt)
     env = _environment()
     os.chdir(ROOT)
     _manage(env, "migrate", "--noinput")

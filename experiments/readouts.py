@@ -375,6 +375,18 @@ def _slice_groups(rows: Sequence[AggregateRow], attributes: Sequence[str]) -> li
     return groups
 
 
+def analysis_modes(*, cuped: bool) -> dict[str, tuple[bool, bool]]:
+    """The overall analyses a snapshot stores, by name: (CUPED, sequential).
+
+    `sequential` follows the experiment's CUPED setting (it is the headline of a sequential
+    experiment); with CUPED on, `sequential_unadjusted` is the same test without it.
+    """
+    modes = {"fixed": (False, False), "cuped": (True, False), "sequential": (cuped, True)}
+    if cuped:
+        modes["sequential_unadjusted"] = (False, True)
+    return modes
+
+
 def build_results(
     *, experiment: Experiment, variations: Sequence[Variation], weights: Sequence[float],
     refs: Sequence[_MetricRef], rows: Sequence[AggregateRow], caps: dict[str, float | None],
@@ -400,24 +412,23 @@ def build_results(
         warnings.append({"code": "no_data", "message": "No exposures in this phase yet."})
 
 
-    def analysis(kind: str, arms: tuple[stats.VariationData, ...], cuped: bool, sequential: bool
-                 ) -> stats.AnalysisInput:
+    def analysis(kind: str, arms: tuple[stats.VariationData, ...], cuped: bool, sequential: bool,
+                 difference_type: stats.DifferenceType) -> stats.AnalysisInput:
         return stats.AnalysisInput(
-            metric=STATS_METRIC[kind], variations=arms, alpha=experiment.alpha,
-            difference_type="absolute" if experiment.difference_type == "absolute" else "relative",
+            metric=STATS_METRIC[kind], variations=arms, alpha=experiment.alpha, difference_type=difference_type,
             sequential=sequential, sequential_tuning_parameter=experiment.sequential_tuning, cuped=cuped,
             weights=tuple(float(w) for w in weights),
         )
 
-    modes = {
-        "fixed": {"cuped": False, "sequential": False},
-        "cuped": {"cuped": True, "sequential": False},
-        "sequential": {"cuped": experiment.cuped, "sequential": True},
-    }
+    modes = analysis_modes(cuped=experiment.cuped)
     headline = "sequential" if experiment.sequential else "cuped" if experiment.cuped else "fixed"
+    own_type: stats.DifferenceType = "absolute" if experiment.difference_type == "absolute" else "relative"
+    # Every overall view is stored in both difference types, the experiment's own first, so that
+    # `mode[0]` stays the experiment's own result for the first treatment.
+    types: tuple[stats.DifferenceType, ...] = (own_type, "relative" if own_type == "absolute" else "absolute")
 
     analyses: list[stats.AnalysisInput] = []
-    index: list[tuple[int, str, int | None]] = []  # (metric index, mode, slice group index)
+    index: list[tuple[int, str, stats.DifferenceType, int | None]] = []  # (metric, mode, type, slice group)
     inputs: dict[str, Any] = {}
     groups = _slice_groups(rows, slice_attributes) if rows else []
     for i, ref in enumerate(refs):
@@ -429,31 +440,34 @@ def build_results(
         inputs[ref.metric.key] = {"overall": [_arm_dict(a) for a in arms]}
         if n < 2:
             continue
-        for mode, flags in modes.items():
-            cuped_on = flags["cuped"] and covariate and arms[0].covariate_sum is not None
-            analyses.append(analysis(kind, arms, cuped_on, flags["sequential"]))
-            index.append((i, mode, None))
+        for mode, (cuped, sequential) in modes.items():
+            cuped_on = cuped and covariate and arms[0].covariate_sum is not None
+            for dtype in types:
+                analyses.append(analysis(kind, arms, cuped_on, sequential, dtype))
+                index.append((i, mode, dtype, None))
         slice_inputs: dict[str, Any] = {}
+        # Slices keep one view (the headline analysis in the experiment's difference type): all
+        # of them would multiply the largest part of a snapshot.
         for g, (attribute, label, keep) in enumerate(groups):
             part = _totals(rows, n, i, len(columns), keep=keep)
             slice_arms = tuple(
                 _variation_data(names[v], kind, columns, part[v].tolist(), covariate) for v in range(n)
             )
             slice_inputs.setdefault(attribute, {})[label] = [_arm_dict(a) for a in slice_arms]
-            flags = modes[headline]
-            cuped_on = flags["cuped"] and covariate and slice_arms[0].covariate_sum is not None
-            analyses.append(analysis(kind, slice_arms, cuped_on, flags["sequential"]))
-            index.append((i, headline, g))
+            cuped, sequential = modes[headline]
+            cuped_on = cuped and covariate and slice_arms[0].covariate_sum is not None
+            analyses.append(analysis(kind, slice_arms, cuped_on, sequential, own_type))
+            index.append((i, headline, own_type, g))
         if slice_inputs:
             inputs[ref.metric.key]["slices"] = slice_inputs
 
     results = stats.analyze_many(analyses) if analyses else []
     metrics: list[dict[str, Any]] = []
-    by_metric: dict[int, dict[str, stats.AnalysisResult]] = {}
+    by_metric: dict[int, dict[str, dict[str, stats.AnalysisResult]]] = {}
     slice_results: dict[tuple[int, int], stats.AnalysisResult] = {}
-    for (i, mode, group), res in zip(index, results, strict=True):
+    for (i, mode, dtype, group), res in zip(index, results, strict=True):
         if group is None:
-            by_metric.setdefault(i, {})[mode] = res
+            by_metric.setdefault(i, {}).setdefault(mode, {})[dtype] = res
         else:
             slice_results[(i, group)] = res
 
@@ -463,7 +477,7 @@ def build_results(
     for i, ref in enumerate(refs):
         if ref.role == ExperimentMetric.Role.GUARDRAIL or i not in by_metric:
             continue
-        for j, comparison in enumerate(by_metric[i][headline].comparisons):
+        for j, comparison in enumerate(by_metric[i][headline][own_type].comparisons):
             family.append((i, j))
             p_values.append(np.nan if comparison.p_value is None else comparison.p_value)
     adjusted: dict[tuple[int, int], float | None] = {}
@@ -483,15 +497,17 @@ def build_results(
                 m.capping_value if m.capping == Metric.Capping.ABSOLUTE else None),
         }
         modes_res = by_metric.get(i, {})
-        base = modes_res.get("fixed")
+        base = modes_res.get("fixed", {}).get(own_type)
         if base is not None:
             entry["variations"] = [
                 {"key": v.name, "users": v.users, "mean": v.mean, "stddev": v.stddev} for v in base.variations
             ]
         for mode in modes:
             if mode in modes_res:
-                entry[mode] = [_comparison_dict(c, m.direction) for c in modes_res[mode].comparisons]
-        comparisons: list[dict[str, Any]] = [dict(c) for c in entry.get(headline, [])]
+                entry[mode] = [_comparison_dict(c, m.direction) for dtype in types
+                               for c in modes_res[mode][dtype].comparisons]
+        own = modes_res.get(headline, {}).get(own_type)
+        comparisons: list[dict[str, Any]] = [_comparison_dict(c, m.direction) for c in own.comparisons] if own else []
         for j, doc in enumerate(comparisons):
             low, high = doc.get("ci_low"), doc.get("ci_high")
             significant = low is not None and high is not None and (low > 0 or high < 0)

@@ -93,7 +93,7 @@ FROM experiments_experiment e
 LEFT JOIN LATERAL (
     SELECT s.id, s.created_at, s.units, s.srm_warning, s.srm_p_value, s.multiple_exposure_share,
            s.guardrail_status, s.variations, s.warnings, s.settings,
-           (SELECT m - 'fixed' - 'cuped' - 'sequential'
+           (SELECT m - 'fixed' - 'cuped' - 'sequential' - 'sequential_unadjusted'
               FROM jsonb_array_elements(s.metrics) AS m
              WHERE m ->> 'role' = 'primary' LIMIT 1) AS prim
       FROM experiments_resultsnapshot s
@@ -173,7 +173,8 @@ WITH h AS (
      WHERE experiment_id = %s AND status = 'success' AND (%s::bigint IS NULL OR phase_id = %s::bigint)
 )
 SELECT s.created_at, s.variations,
-       (SELECT jsonb_build_object('sequential', m -> 'sequential', 'headline', m -> 'comparisons')
+       (SELECT jsonb_build_object('sequential', m -> 'sequential',
+                                  'sequential_unadjusted', m -> 'sequential_unadjusted')
           FROM jsonb_array_elements(s.metrics) AS m WHERE m ->> 'key' = %s LIMIT 1)
   FROM h JOIN experiments_resultsnapshot s ON s.id = h.id
  WHERE (h.rn - 1) %% GREATEST(1, CEIL(h.n::numeric / %s)::int) = 0 OR h.rn = h.n
@@ -184,7 +185,8 @@ SELECT s.created_at, s.variations,
 def trend_history(
     *, experiment_id: int, phase_id: int | None, metric_key: str
 ) -> list[tuple[datetime, list[dict[str, Any]], dict[str, Any] | None]]:
-    """(time, variations, {sequential, headline} of one metric) for up to ~TREND_POINTS readouts."""
+    """(time, variations, {sequential, sequential_unadjusted} of one metric) for up to ~TREND_POINTS
+    readouts (a key is null where the readout did not store that view)."""
     with connection.cursor() as cur:
         cur.execute(_TREND_SQL, [experiment_id, phase_id, phase_id, metric_key, TREND_POINTS])
         return [(row[0], _json(row[1]) or [], _json(row[2])) for row in cur.fetchall()]

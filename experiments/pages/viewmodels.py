@@ -8,7 +8,7 @@ never recompute a statistic.
 Snapshot shape read here (written by `experiments.readouts`):
 - `variations`: [{key, name, weight, units, share}], the first is the control;
 - `metrics`: [{key, name, kind, role, direction, headline, cap,
-  variations: [{key, users, mean, stddev}], fixed|cuped|sequential: [comparison],
+  variations: [{key, users, mean, stddev}], fixed|cuped|sequential|sequential_unadjusted: [comparison],
   comparisons: [headline comparison + p_value_adjusted + significant], guardrail}];
 - a comparison: {variation, difference_type, estimate, ci_low, ci_high, p_value,
   chance_to_win (already flipped for lower-is-better metrics), cuped_applied,
@@ -16,8 +16,12 @@ Snapshot shape read here (written by `experiments.readouts`):
 - `slices`: [{attribute, value, units: [per variation], metrics: [{key, variations, comparisons}]}];
 - `settings`: {alpha, difference_type, sequential, cuped, correction, min_sample_per_arm, weights, ...};
 - `warnings`: [{code, message}].
-A mode may also hold comparisons of both difference types, or be a mapping
-{"relative": [...], "absolute": [...]}; both forms are read.
+`sequential` is the sequential analysis with the experiment's CUPED setting; with CUPED on,
+`sequential_unadjusted` is the same without CUPED. Readouts since both difference types are
+kept hold comparisons of both types in each mode's list (the experiment's own type first);
+older readouts hold one type, and no `sequential_unadjusted`: the pages then fall back to
+what is stored and say so. A mode may also be a mapping {"relative": [...], "absolute": [...]};
+both forms are read.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ __all__ = [
     "slice_rows",
 ]
 
-MODES = ("fixed", "cuped", "sequential")
+MODES = ("fixed", "cuped", "sequential", "sequential_unadjusted")
+ANALYSES = ("fixed", "sequential")
 DIFFERENCE_TYPES = ("relative", "absolute")
 ERROR_WORDS = {
     "no_users": "no users yet",
@@ -336,27 +341,50 @@ class Toggles:
     cuped_note: str
     types_available: tuple[str, ...]
     type_note: str
+    analysis: str = "fixed"  # fixed or sequential
+    analyses_available: tuple[str, ...] = ("fixed",)
+    analysis_note: str = ""
+    # The stored sequential analysis matching the CUPED choice (the trend chart draws it).
+    sequential_mode: str = "sequential"
 
 
-def choose_toggles(snapshot: SnapshotData, *, cuped: bool | None, relative: bool | None) -> Toggles:
-    """Map the reader's toggles onto stored analyses; unavailable choices fall back, with a note."""
+def _stored(snapshot: SnapshotData, mode: str) -> list[str]:
+    return sorted({t for m in snapshot.metrics for (stored_mode, t) in m.results if stored_mode == mode})
+
+
+def choose_toggles(
+    snapshot: SnapshotData, *, cuped: bool | None, relative: bool | None, analysis: str | None = None
+) -> Toggles:
+    """Map the reader's toggles onto stored analyses; unavailable choices fall back, with a note.
+
+    Defaults are the experiment's configured analysis. The analysis (fixed horizon or
+    sequential), CUPED and the difference type can each be switched when the readout stored
+    that view; older readouts stored fewer views, so some choices fall back there.
+    """
     headline = snapshot.headline
     settings_cuped = bool(snapshot.settings.get("cuped"))
-    stored_types = sorted({t for m in snapshot.metrics for t in m.stored_types}) or [snapshot.difference_type]
-    cuped_available = headline != "sequential" and settings_cuped
-    if headline == "sequential":
-        note = (
-            "Sequential results are stored "
-            + ("with CUPED only." if settings_cuped else "without CUPED only (CUPED is off in the settings).")
-        )
-        mode, use_cuped = "sequential", settings_cuped
-    elif not settings_cuped:
-        note = "CUPED is off in this experiment's settings, so there is no adjusted result."
-        mode, use_cuped = "fixed", False
+    own_analysis = "sequential" if headline in ("sequential", "sequential_unadjusted") else "fixed"
+    analyses_available = tuple(a for a in ANALYSES if a == own_analysis or _stored(snapshot, a))
+    chosen = analysis if analysis in analyses_available else own_analysis
+    analysis_note = ""
+    if analysis in ANALYSES and analysis != chosen:
+        analysis_note = "This readout has no sequential results; showing the fixed-horizon analysis."
+    notes: list[str] = []
+    if not settings_cuped:
+        use_cuped = False
+        notes.append("CUPED is off in this experiment's settings, so there is no adjusted result.")
+        mode = chosen
     else:
         use_cuped = True if cuped is None else cuped
-        mode = "cuped" if use_cuped else "fixed"
-        note = ""
+        if chosen == "fixed":
+            mode = "cuped" if use_cuped else "fixed"
+        else:
+            mode = "sequential" if use_cuped else "sequential_unadjusted"
+            if mode == "sequential_unadjusted" and not _stored(snapshot, mode):
+                mode, use_cuped = "sequential", True
+                notes.append("Sequential results without CUPED are not available for this readout (it was "
+                             "stored before they were kept); showing them with CUPED.")
+    stored_types = _stored(snapshot, mode) or [snapshot.difference_type]
     want = snapshot.difference_type if relative is None else ("relative" if relative else "absolute")
     dtype = want if want in stored_types else snapshot.difference_type
     type_note = ""
@@ -370,10 +398,14 @@ def choose_toggles(snapshot: SnapshotData, *, cuped: bool | None, relative: bool
         relative=dtype == "relative",
         mode=mode,
         difference_type=dtype,
-        cuped_available=cuped_available,
-        cuped_note=note,
+        cuped_available=settings_cuped,
+        cuped_note=" ".join(notes),
         types_available=tuple(stored_types),
         type_note=type_note,
+        analysis=chosen,
+        analyses_available=analyses_available,
+        analysis_note=analysis_note,
+        sequential_mode="sequential_unadjusted" if settings_cuped and not use_cuped else "sequential",
     )
 
 

@@ -10,6 +10,7 @@ import json
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
@@ -38,6 +39,7 @@ from experiments.pages.forms import StopForm, place_service_errors
 from experiments.pages.recommendation import power_panel, recommend
 from experiments.pages.rows import KEY_PLACEHOLDER, experiment_rows
 from experiments.pages.viewmodels import (
+    MODES,
     MetricResult,
     SnapshotData,
     Toggles,
@@ -201,6 +203,21 @@ def _flag(request: HttpRequest, name: str, on: str, off: str) -> bool | None:
     return True if value == on else False if value == off else None
 
 
+def _toggles(request: HttpRequest, snapshot: SnapshotData) -> Toggles:
+    return choose_toggles(
+        snapshot,
+        cuped=_flag(request, "cuped", "on", "off"),
+        relative=_flag(request, "diff", "relative", "absolute"),
+        analysis=request.GET.get("analysis"),
+    )
+
+
+def _export_query(toggles: Toggles) -> str:
+    """The toggles as a query string, so that an export marks the view the page shows."""
+    return "?" + urlencode({"analysis": toggles.analysis, "cuped": "on" if toggles.cuped else "off",
+                            "diff": toggles.difference_type})
+
+
 def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> list[dict[str, Any]]:
     """One shared-axis plot for relative lifts; one plot per metric for absolute differences."""
     relative = toggles.difference_type == "relative"
@@ -238,12 +255,13 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
 
 
 def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None, metric: MetricResult,
-           toggles: Toggles, names: dict[str, str]) -> tuple[str, str]:
+           toggles: Toggles, names: dict[str, str]) -> tuple[str, str, str]:
+    """(trend chart, users chart, note): the always-valid intervals of the view the toggles chose."""
     history = queries.trend_history(experiment_id=experiment.pk, phase_id=phase_id, metric_key=metric.key)
     relative = toggles.difference_type == "relative"
-    series: dict[str, list[charts.TrendPoint]] = {}
     users: dict[str, list[tuple[datetime, float]]] = {}
     expected: dict[str, list[tuple[datetime, float]]] = {}
+    parsed: list[tuple[datetime, MetricResult]] = []
     for at, variations, parts in history:
         total = sum(int(v.get("units") or 0) for v in variations)
         weight_sum = sum(float(v.get("weight") or 0) for v in variations) or 1.0
@@ -251,14 +269,15 @@ def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None,
             key = str(v.get("key"))
             users.setdefault(key, []).append((at, float(v.get("units") or 0)))
             expected.setdefault(key, []).append((at, total * float(v.get("weight") or 0) / weight_sum))
-        if not parts:
-            continue
-        entry = parse_metric({"key": metric.key, "sequential": parts.get("sequential")},
-                             default_type=snapshot.difference_type, headline="sequential")
-        for key, n in entry.numbers("sequential", toggles.difference_type).items():
-            if n.error or n.estimate is None:
-                continue
-            series.setdefault(key, []).append(charts.TrendPoint(at, n.estimate, n.ci_low, n.ci_high))
+        if parts:
+            parsed.append((at, parse_metric({"key": metric.key, **parts}, default_type=snapshot.difference_type,
+                                            headline="sequential")))
+    series, missing = _trend_series(parsed, toggles.sequential_mode, toggles.difference_type)
+    note = ""
+    if missing:
+        note = (f"{missing} older readout{'s' if missing != 1 else ''} did not store this view "
+                "(sequential, " + ("without CUPED, " if toggles.sequential_mode != "sequential" else "")
+                + f"{toggles.difference_type}) and {'are' if missing != 1 else 'is'} left out of the trend.")
     trend_svg = charts.trend_chart(
         [(names.get(k, k), pts) for k, pts in series.items()],
         percent=relative,
@@ -269,7 +288,24 @@ def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None,
         user_series += [
             charts.Series(f"expected {names.get(k, k)}", tuple(pts), dashed=True) for k, pts in expected.items()
         ]
-    return trend_svg, charts.users_chart(user_series)
+    return trend_svg, charts.users_chart(user_series), note
+
+
+def _trend_series(parsed: list[tuple[datetime, MetricResult]], mode: str, difference_type: str
+                  ) -> tuple[dict[str, list[charts.TrendPoint]], int]:
+    """Points per variation of one stored view, and how many readouts lack that view."""
+    series: dict[str, list[charts.TrendPoint]] = {}
+    missing = 0
+    for at, entry in parsed:
+        numbers = entry.numbers(mode, difference_type)
+        if not numbers:
+            missing += 1
+            continue
+        for key, n in numbers.items():
+            if n.error or n.estimate is None:
+                continue
+            series.setdefault(key, []).append(charts.TrendPoint(at, n.estimate, n.ci_low, n.ci_high))
+    return series, missing
 
 
 @staff_required
@@ -305,21 +341,17 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     }
     power = None
     if snapshot is not None:
-        toggles = choose_toggles(
-            snapshot,
-            cuped=_flag(request, "cuped", "on", "off"),
-            relative=_flag(request, "diff", "relative", "absolute"),
-        )
+        toggles = _toggles(request, snapshot)
         relative = toggles.difference_type == "relative"
         mde = target_mde(experiment, request.GET.get("mde"), snapshot.difference_type == "relative")
         power = power_panel(snapshot, target_mde=mde, started_at=phase.started_at if phase else None,
                             now=experiment.stopped_at or timezone.now())
         trend_key = request.GET.get("trend") or (snapshot.primary.key if snapshot.primary else "")
         trend_metric = next((m for m in snapshot.metrics if m.key == trend_key), snapshot.primary)
-        trend_svg, users_svg = ("", "")
+        trend_svg, users_svg, trend_note = ("", "", "")
         if trend_metric is not None:
-            trend_svg, users_svg = _trend(experiment, snapshot, phase.pk if phase else None, trend_metric, toggles,
-                                          names)
+            trend_svg, users_svg, trend_note = _trend(experiment, snapshot, phase.pk if phase else None,
+                                                      trend_metric, toggles, names)
         slice_attrs = [str(a) for a in experiment.slice_attributes or []]
         slice_attr = request.GET.get("slice") or (slice_attrs[0] if slice_attrs else "")
         slice_metric_key = request.GET.get("slice_metric") or (snapshot.primary.key if snapshot.primary else "")
@@ -347,6 +379,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
             trend_svg=mark_safe(trend_svg),  # noqa: S308 - built from escaped parts in charts
             users_svg=mark_safe(users_svg),  # noqa: S308
             trend_metric=trend_metric,
+            trend_note=trend_note,
             srm_text=srm_explanation(snapshot),
             slice_attrs=slice_attrs,
             slice_attr=slice_attr,
@@ -361,12 +394,15 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                 "cuped_off": _url_with(request, cuped="off"),
                 "relative": _url_with(request, diff="relative"),
                 "absolute": _url_with(request, diff="absolute"),
+                "fixed": _url_with(request, analysis="fixed"),
+                "sequential": _url_with(request, analysis="sequential"),
+                "export_query": _export_query(toggles),
             },
             alpha=snapshot.alpha,
             confidence=f"{(1 - snapshot.alpha) * 100:g}",
             correction=dict(Experiment.Correction.choices).get(str(snapshot.settings.get("correction")), "none"),
             show_adjusted=snapshot.settings.get("correction") not in (None, "", "none")
-            and toggles.mode == snapshot.headline,
+            and toggles.mode == snapshot.headline and toggles.difference_type == snapshot.difference_type,
             multiple_share=fmt_share(snapshot.multiple_exposure_share),
             units_text=f"{snapshot.units:,}",
             query=request.GET.copy(),
@@ -412,23 +448,33 @@ def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
 
 CSV_HEADER = (
     "experiment", "readout", "created_at", "slice_attribute", "slice_value", "metric", "role", "direction",
-    "analysis", "headline", "difference_type", "variation", "control_users", "variation_users", "control_mean",
-    "variation_mean", "estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "chance_to_win",
+    "analysis", "headline", "selected", "difference_type", "variation", "control_users", "variation_users",
+    "control_mean", "variation_mean", "estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "chance_to_win",
     "variance_reduction", "cuped_applied", "sequential", "error",
 )
 
 
-def _csv_rows(experiment: Experiment, snap: ResultSnapshot) -> list[list[Any]]:
+def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest | None = None
+              ) -> list[list[Any]]:
     data = parse_snapshot({f: getattr(snap, f) for f in EXPORT_FIELDS})
+    selection: tuple[str, str] | None = None
+    if request is not None:
+        toggles = _toggles(request, data)
+        selection = (toggles.mode, toggles.difference_type)
     rows: list[list[Any]] = []
     base = [experiment.key, snap.pk, snap.created_at.isoformat()]
     for metric in data.metrics:
         control = metric.arms[0] if metric.arms else None
-        for (mode, dtype), by_variation in sorted(metric.results.items()):
+        # Every stored view: analyses in a fixed order, the experiment's own difference type first.
+        views = sorted(metric.results.items(), key=lambda item: (
+            MODES.index(item[0][0]) if item[0][0] in MODES else len(MODES), item[0][1] != data.difference_type))
+        for (mode, dtype), by_variation in views:
             for key, n in by_variation.items():
                 arm = metric.arm(key)
+                selected = selection is not None and (mode, dtype) == selection
                 rows.append([*base, "", "", metric.key, metric.role, metric.direction, mode,
-                             mode == metric.headline, dtype, key, control.users if control else "",
+                             mode == metric.headline and dtype == data.difference_type, selected, dtype, key,
+                             control.users if control else "",
                              arm.users if arm else "", control.mean if control else "", arm.mean if arm else "",
                              n.estimate, n.ci_low, n.ci_high, n.p_value, n.p_value_adjusted, n.chance_to_win,
                              n.variance_reduction, n.cuped_applied, n.sequential, n.error or ""])
@@ -444,7 +490,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot) -> list[list[Any]]:
             for c in m.get("comparisons") or []:
                 key = str(c.get("variation"))
                 rows.append([*base, entry.get("attribute"), entry.get("value"), metric.key, metric.role,
-                             metric.direction, metric.headline, True, c.get("difference_type", data.difference_type),
+                             metric.direction, metric.headline, True, "",
+                             c.get("difference_type", data.difference_type),
                              key, arms.get(control_key, {}).get("users", ""), arms.get(key, {}).get("users", ""),
                              arms.get(control_key, {}).get("mean", ""), arms.get(key, {}).get("mean", ""),
                              c.get("estimate"), c.get("ci_low"), c.get("ci_high"), c.get("p_value"), "",
@@ -460,7 +507,7 @@ def experiment_export_csv(request: HttpRequest, key: str) -> HttpResponse:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
-    for row in _csv_rows(experiment, snap):
+    for row in _csv_rows(experiment, snap, request):
         writer.writerow(["" if v is None else v for v in row])
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-readout-{snap.pk}.csv"'

@@ -268,7 +268,8 @@ def test_exports__csv_and_json__parse_and_match_the_snapshot(
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     overall = [r for r in rows if not r["slice_attribute"]]
-    assert len(overall) == 4 * 3  # metrics x analyses (fixed, cuped, sequential) x one treatment
+    # metrics x analyses (fixed, cuped, sequential, sequential_unadjusted) x difference types x one treatment
+    assert len(overall) == 4 * 4 * 2
     seq = next(r for r in overall if r["metric"] == "purchase" and r["analysis"] == "sequential")
     stored = next(c for c in snapshot.metrics[0]["sequential"])
     assert float(seq["estimate"]) == pytest.approx(stored["estimate"])

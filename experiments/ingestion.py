@@ -26,6 +26,7 @@ from django.db import connection, transaction
 
 from experiments.models import Experiment, Phase, Variation
 from flags.models import Environment
+from flags.usage import recorder as flag_usage
 
 __all__ = [
     "MAX_BATCH_ITEMS",
@@ -480,6 +481,7 @@ def events_ingest(*, environment: Environment, items: Sequence[Any], now: dateti
     routes = _routes(environment.pk, environment.config_version)
     rows, rejected, repeated = _validate(items, routes, now)
     inserted = _write(environment.pk, rows)
+    flag_usage.exposures_received(environment.pk, rows.exp_experiments, rows.exp_ts)
     return IngestResult(accepted=inserted, duplicates=len(rows) - inserted + repeated, rejected=rejected)
 
 

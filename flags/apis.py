@@ -1,5 +1,7 @@
 """Management API for environments, flags, rules and segments: validate, call a service, serialize."""
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,7 +14,7 @@ from rest_framework.views import APIView
 from flags import selectors, services
 from flags.authentication import request_actor
 from flags.documents import flag_document, rule_document, segment_document
-from flags.models import Environment
+from flags.models import Environment, Flag
 
 
 def _input(
@@ -81,6 +83,26 @@ class PrerequisiteSerializer(serializers.Serializer[Any]):
     condition = serializers.JSONField(required=False, default={"value": True})
 
 
+def _flag_outputs(flags: Sequence[Flag]) -> list[dict[str, Any]]:
+    """Flag documents plus when the server last evaluated each flag, per environment
+    (``environments.<key>.last_evaluated_at``) and overall (``last_evaluated_at``)."""
+    usage = selectors.flag_usage_by_environment(flag_ids=[f.pk for f in flags])
+    return [_with_usage(flag_document(f), usage.get(f.pk, {})) for f in flags]
+
+
+def _with_usage(document: dict[str, Any], evaluated: Mapping[str, datetime]) -> dict[str, Any]:
+    for env_key, state in document["environments"].items():
+        moment = evaluated.get(env_key)
+        state["last_evaluated_at"] = moment.isoformat() if moment else None
+    latest = max(evaluated.values(), default=None)
+    document["last_evaluated_at"] = latest.isoformat() if latest else None
+    return document
+
+
+def _flag_output(flag: Flag) -> dict[str, Any]:
+    return _flag_outputs([flag])[0]
+
+
 class FlagOutput(serializers.Serializer[Any]):
     key = serializers.CharField()
     name = serializers.CharField()
@@ -92,7 +114,15 @@ class FlagOutput(serializers.Serializer[Any]):
     prerequisites = PrerequisiteSerializer(many=True)
     archived = serializers.BooleanField()
     variants = VariantSerializer(many=True)
-    environments = serializers.DictField(child=serializers.JSONField())
+    environments = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text="Per environment: the state and rules, and `last_evaluated_at` (null: never).",
+    )
+    last_evaluated_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Latest evaluation by the server (REST evaluate, OFREP, exposures sent to the events API) in "
+        "any environment; recorded about once a minute. GrowthBook payload fetches are not evaluations.",
+    )
 
 
 class FlagListApi(APIView):
@@ -122,7 +152,10 @@ class FlagListApi(APIView):
         flags = selectors.flag_list(
             archived=archived, tag=request.query_params.get("tag"), search=request.query_params.get("search")
         )
-        return _paginated(request, self, flags, flag_document)
+        paginator = LimitOffsetPagination()
+        page: list[Flag] | None = paginator.paginate_queryset(flags, request, view=self)
+        assert page is not None
+        return paginator.get_paginated_response(_flag_outputs(page))
 
     @extend_schema(request=InputSerializer, responses={201: FlagOutput})
     def post(self, request: Request) -> Response:
@@ -131,7 +164,7 @@ class FlagListApi(APIView):
             data["variants"] = [dict(v) for v in data["variants"]]
         data["prerequisites"] = [dict(p) for p in data["prerequisites"]]
         flag = services.flag_create(actor=request_actor(request), **data)
-        return Response(flag_document(flag), status=status.HTTP_201_CREATED)
+        return Response(_flag_output(flag), status=status.HTTP_201_CREATED)
 
 
 class FlagDetailApi(APIView):
@@ -146,7 +179,7 @@ class FlagDetailApi(APIView):
 
     @extend_schema(responses=FlagOutput)
     def get(self, request: Request, key: str) -> Response:
-        return Response(flag_document(selectors.flag_get(key=key)))
+        return Response(_flag_output(selectors.flag_get(key=key)))
 
     @extend_schema(request=InputSerializer, responses=FlagOutput)
     def patch(self, request: Request, key: str) -> Response:
@@ -155,7 +188,7 @@ class FlagDetailApi(APIView):
             if field in data:
                 data[field] = [dict(v) for v in data[field]]
         flag = services.flag_update(actor=request_actor(request), flag=selectors.flag_get(key=key), **data)
-        return Response(flag_document(selectors.flag_get(key=flag.key)))
+        return Response(_flag_output(selectors.flag_get(key=flag.key)))
 
 
 class FlagArchiveApi(APIView):
@@ -166,7 +199,7 @@ class FlagArchiveApi(APIView):
         flag = services.flag_archive(
             actor=request_actor(request), flag=selectors.flag_get(key=key), archived=self.archived
         )
-        return Response(flag_document(selectors.flag_get(key=flag.key)))
+        return Response(_flag_output(selectors.flag_get(key=flag.key)))
 
 
 class FlagRestoreApi(FlagArchiveApi):
@@ -186,7 +219,7 @@ class FlagStateApi(APIView):
         services.flag_state_update(
             actor=request_actor(request), flag=flag, environment=selectors.environment_get(key=env), **data
         )
-        return Response(flag_document(selectors.flag_get(key=key)))
+        return Response(_flag_output(selectors.flag_get(key=key)))
 
 
 class RuleSerializer(serializers.Serializer[Any]):

@@ -28,8 +28,9 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import Error as DatabaseError
-from django.db import close_old_connections
 from django.utils.module_loading import import_string
+
+from flags.background import FlushThread, discard_connection
 
 __all__ = ["Exposure", "ExposureBuffer", "RecorderUnavailable", "buffer", "record_with_experiments"]
 
@@ -107,9 +108,7 @@ class ExposureBuffer:
         self._seen: set[int] = set()
         self._seen_before: set[int] = set()
         self._seen_rotated = time.monotonic()
-        self._thread: threading.Thread | None = None
-        self._thread_pid = 0
-        self._wake = threading.Event()
+        self._flusher = FlushThread("exposure-flush", lambda: float(settings.EXPOSURE_FLUSH_INTERVAL), self.flush)
         self.recorded = 0
 
     # --- request side ------------------------------------------------------------------
@@ -144,18 +143,7 @@ class ExposureBuffer:
 
     def ensure_started(self) -> None:
         """Start this process's flush thread (once per process, also after a fork)."""
-        interval = float(settings.EXPOSURE_FLUSH_INTERVAL)
-        if interval <= 0:
-            return
-        pid = os.getpid()
-        if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
-                return
-            self._thread_pid = pid
-            self._thread = threading.Thread(target=self._run, name="exposure-flush", daemon=True)
-            self._thread.start()
+        self._flusher.ensure_started()
 
     # --- flushing ----------------------------------------------------------------------
 
@@ -182,11 +170,11 @@ class ExposureBuffer:
         except (RecorderUnavailable, DatabaseError) as exc:
             first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
             logger.warning("%d exposure(s) kept for later: %s", len(batch), first_line)
-            _discard_connection()
+            discard_connection()
             return False
         except Exception:
             logger.exception("Writing %d exposure(s) failed; they are kept for later.", len(batch))
-            _discard_connection()
+            discard_connection()
             return False
         self.recorded += len(batch)
         return True
@@ -266,16 +254,6 @@ class ExposureBuffer:
     def directory() -> Path:
         return Path(settings.SNAPSHOT_DIR) / "exposures"
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(float(settings.EXPOSURE_FLUSH_INTERVAL))
-            self._wake.clear()
-            try:
-                close_old_connections()
-                self.flush()
-            except Exception:
-                logger.exception("Exposure flush failed.")
-
 
 def _recorder() -> Recorder:
     recorder: Recorder = import_string(settings.EXPOSURE_RECORDER)
@@ -290,16 +268,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _discard_connection() -> None:
-    from django.db import connection
-
-    try:
-        if not connection.in_atomic_block:
-            connection.close()
-    except DatabaseError:
-        pass
 
 
 buffer = ExposureBuffer()

@@ -2,8 +2,10 @@
 variant to everyone for a long time. Both are candidates for removal from the code.
 
 A flag is stale when it is temporary, not archived, and either
-- it has not been evaluated for `STALE_FLAG_DAYS` days (only judged when the time of the
-  last evaluation is known), or
+- it was created more than `STALE_FLAG_DAYS` days ago and the server has not evaluated it for
+  `STALE_FLAG_DAYS` days, or never (evaluations through `POST /api/v1/evaluate`, OFREP and
+  exposures sent to the events API are recorded per environment by `flags.usage`; fetches of
+  the GrowthBook payload are not evaluations, since SDKs evaluate it locally), or
 - every environment has served the same single variant to every unit for `STALE_FLAG_DAYS`
   days ("fully rolled out": no split, no partial rollout, no targeting that serves another
   variant, nothing scheduled).
@@ -23,6 +25,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from flags.models import Flag, FlagState, Rule
+from flags.selectors import flag_last_evaluated
 
 __all__ = [
     "DEFAULT_STALE_FLAG_DAYS",
@@ -47,12 +50,6 @@ LastEvaluatedSource = Callable[[Sequence[str]], Mapping[str, datetime]]
 
 def stale_flag_days() -> int:
     return int(getattr(settings, "STALE_FLAG_DAYS", DEFAULT_STALE_FLAG_DAYS))
-
-
-def no_evaluation_record(keys: Sequence[str]) -> Mapping[str, datetime]:
-    """No table records when a flag was last evaluated: the evaluation endpoints answer from
-    an in-process snapshot and only experiment exposures are written. Nothing is known."""
-    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +129,11 @@ def _assess(
     horizon = now - timedelta(days=days)
     reasons: list[str] = []
     if flag.lifecycle != Flag.Lifecycle.PERMANENT:
+        # An evaluation before the horizon implies the flag is older than it.
         if last_evaluated is not None and last_evaluated < horizon:
             reasons.append(f"not evaluated for {(now - last_evaluated).days} days")
+        elif last_evaluated is None and flag.created_at < horizon:
+            reasons.append(f"never evaluated, created {(now - flag.created_at).days} days ago")
         if rolled_out is not None and since < horizon:
             reasons.append(f"served '{rolled_out}' to everyone in every environment for {(now - since).days} days")
     return FlagLifecycle(
@@ -166,7 +166,7 @@ def flag_lifecycle_list(
     flags: QuerySet[Flag] | None = None,
     now: datetime | None = None,
     days: int | None = None,
-    last_evaluated: LastEvaluatedSource = no_evaluation_record,
+    last_evaluated: LastEvaluatedSource = flag_last_evaluated,
 ) -> list[FlagLifecycle]:
     """Lifecycle of every non-archived flag (or of `flags`), in a fixed number of queries."""
     return flag_lifecycle_assess(
@@ -179,7 +179,7 @@ def flag_lifecycle_assess(
     *,
     now: datetime | None = None,
     days: int | None = None,
-    last_evaluated: LastEvaluatedSource = no_evaluation_record,
+    last_evaluated: LastEvaluatedSource = flag_last_evaluated,
     every_flag: bool = False,
 ) -> list[FlagLifecycle]:
     """Lifecycle of flags loaded by `flags_with_rules` (one more query, for the audit log).
@@ -207,7 +207,7 @@ def flag_lifecycle_assess(
 
 
 def flag_lifecycle_get(
-    *, flag: Flag, now: datetime | None = None, last_evaluated: LastEvaluatedSource = no_evaluation_record
+    *, flag: Flag, now: datetime | None = None, last_evaluated: LastEvaluatedSource = flag_last_evaluated
 ) -> FlagLifecycle:
     found = flag_lifecycle_list(flags=Flag.objects.filter(pk=flag.pk), now=now, last_evaluated=last_evaluated)
     if found:
@@ -225,7 +225,7 @@ def flag_lifecycle_get(
 
 
 def stale_flag_list(
-    *, now: datetime | None = None, days: int | None = None, last_evaluated: LastEvaluatedSource = no_evaluation_record
+    *, now: datetime | None = None, days: int | None = None, last_evaluated: LastEvaluatedSource = flag_last_evaluated
 ) -> list[FlagLifecycle]:
     """Flags to clean up, oldest change first."""
     stale = [f for f in flag_lifecycle_list(now=now, days=days, last_evaluated=last_evaluated) if f.stale]

@@ -176,3 +176,32 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} rule {self.uid}"
+
+
+
+class FlagUsage(models.Model):
+    """When a flag was last evaluated by the server in one environment (REST evaluate, OFREP,
+    exposures sent to the events API). Written in batches by ``flags.usage``, never per request."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="usage")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="flag_usage")
+    last_evaluated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flag", "environment"], name="flagusage_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id}@{self.environment_id}: {self.last_evaluated_at}"
+
+
+class EnvironmentUsage(models.Model):
+    """When an SDK last fetched the environment's GrowthBook payload. SDKs evaluate it locally,
+    so this says the environment is in use, not which flags are."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, primary_key=True, related_name="usage"
+    )
+    payload_fetched_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.environment_id}: {self.payload_fetched_at}"

@@ -37,6 +37,7 @@ from flags.serving import (
     track,
 )
 from flags.types import Evaluation, Reason, Source
+from flags.usage import recorder as usage
 
 __all__ = ["NO_VALUE_VARIANT", "evaluate_flag", "evaluate_flags", "ofrep_item"]
 
@@ -134,7 +135,9 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
         return json_response(item, 400)
     if ev.experiment is not None:
         track(info.environment, (ev,), attributes)
-    return json_response(item)
+    response = json_response(item)
+    usage.evaluated(info.environment_id, (key,))
+    return response
 
 
 @csrf_exempt
@@ -142,7 +145,7 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return preflight() if request.method == "OPTIONS" else _not_allowed()
     try:
-        _, compiled = authenticate(raw_key(request))
+        info, compiled = authenticate(raw_key(request))
         attributes = _context(request)
     except _BadRequest as exc:
         return json_response({"errorCode": exc.code, "errorDetails": exc.details}, 400)
@@ -156,6 +159,7 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     }
     raw = orjson.dumps(body)
     etag = etag_of(raw)
+    usage.evaluated(info.environment_id, results)
     if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
         return not_modified(etag)
     return json_response(raw, headers={"ETag": etag})

@@ -26,6 +26,7 @@ from flags.serving import (
     track,
 )
 from flags.types import Evaluation
+from flags.usage import recorder as usage
 
 __all__ = ["evaluate_view", "sdk_payload_view"]
 
@@ -115,9 +116,11 @@ def evaluate_view(request: HttpRequest) -> HttpResponse:
     results = evaluate_all(snapshot, attributes, keys)
     if tracking:
         track(info.environment, results.values(), attributes)
-    return json_response(
+    response = json_response(
         {"flags": {key: _flag(ev) for key, ev in results.items()}, "configVersion": snapshot.version}
     )
+    usage.evaluated(info.environment_id, results)
+    return response
 
 
 @csrf_exempt
@@ -132,10 +135,11 @@ def sdk_payload_view(request: HttpRequest, client_key: str) -> HttpResponse:
         response["Allow"] = "GET, HEAD, OPTIONS"
         return response
     try:
-        _, compiled = authenticate(client_key, allow_server=False)
+        info, compiled = authenticate(client_key, allow_server=False)
     except Rejected as exc:
         return _error(exc)
     now = time.time()
+    usage.payload_fetched(info.environment_id, now)
     body, etag, stale_at = compiled.payload(now)
     max_age = int(settings.SDK_PAYLOAD_MAX_AGE)
     if stale_at is not None:

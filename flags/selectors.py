@@ -1,9 +1,12 @@
 """Reads of flag configuration (no writes here)."""
 
-from django.db.models import Prefetch, QuerySet
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from django.db.models import Max, Prefetch, QuerySet
 
 from config.errors import NotFound
-from flags.models import Environment, Flag, FlagState, Rule, Segment
+from flags.models import Environment, EnvironmentUsage, Flag, FlagState, FlagUsage, Rule, Segment
 
 
 def environment_get(*, key: str) -> Environment:
@@ -54,3 +57,30 @@ def segment_get(*, key: str) -> Segment:
     if segment is None:
         raise NotFound(f"Segment '{key}' does not exist.", code="segment_not_found")
     return segment
+
+
+# Usage (what ``flags.usage`` recorded) --------------------------------------------------------
+
+
+def flag_last_evaluated(keys: Sequence[str]) -> Mapping[str, datetime]:
+    """Flag key -> the latest server-side evaluation in any environment, for flags with one
+    (the default evaluation source of ``flags.lifecycle``)."""
+    rows = (
+        FlagUsage.objects.filter(flag__key__in=list(keys)).values("flag__key").annotate(last=Max("last_evaluated_at"))
+    )
+    return {row["flag__key"]: row["last"] for row in rows}
+
+
+def flag_usage_by_environment(*, flag_ids: Iterable[int]) -> dict[int, dict[str, datetime]]:
+    """Flag id -> {environment key: last evaluated}, for the flags given."""
+    out: dict[int, dict[str, datetime]] = {}
+    for flag_id, env_key, moment in FlagUsage.objects.filter(flag_id__in=list(flag_ids)).values_list(
+        "flag_id", "environment__key", "last_evaluated_at"
+    ):
+        out.setdefault(flag_id, {})[env_key] = moment
+    return out
+
+
+def payload_fetches() -> dict[str, datetime]:
+    """Environment key -> when an SDK last fetched its GrowthBook payload."""
+    return dict(EnvironmentUsage.objects.values_list("environment__key", "payload_fetched_at"))

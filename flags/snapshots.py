@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 
 from flags import mappers
+from flags.background import discard_connection
 from flags.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
 from flags.models import Environment
 from flags.types import Snapshot
@@ -214,7 +215,7 @@ class SnapshotStore:
             self._degraded_since = time.time()
         self._error = type(exc).__name__
         self._next_check = time.monotonic() + float(settings.SNAPSHOT_RETRY_INTERVAL)
-        _discard_broken_connection()
+        discard_connection()
 
     def _recovered(self) -> None:
         if self._degraded_since is not None:
@@ -287,17 +288,6 @@ def _parse_file(path: Path) -> tuple[dict[str, SdkKey], CompiledEnvironment] | N
         logger.warning("Ignoring unreadable snapshot file %s: %s", path, exc)
         return None
     return keys, CompiledEnvironment(env_id, snapshot)
-
-
-def _discard_broken_connection() -> None:
-    """Drop this thread's connection after a failure so that the next attempt reconnects."""
-    from django.db import connection
-
-    try:
-        if not connection.in_atomic_block:
-            connection.close()
-    except DatabaseError:
-        pass
 
 
 store = SnapshotStore()

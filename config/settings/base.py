@@ -153,6 +153,9 @@ SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-ag
 EXPOSURE_FLUSH_INTERVAL = float(env_str("EXPOSURE_FLUSH_INTERVAL", "0.5"))
 EXPOSURE_BUFFER_MAX = env_int("EXPOSURE_BUFFER_MAX", 10_000)
 EXPOSURE_RECORDER = env_str("EXPOSURE_RECORDER", "flags.exposure_buffer.record_with_experiments")
+# Seconds between writes of the "last evaluated" time of each flag (one statement per process
+# and interval, never one per request). 0 disables the thread (tests).
+EVALUATION_FLUSH_INTERVAL = float(env_str("EVALUATION_FLUSH_INTERVAL", "60"))
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None

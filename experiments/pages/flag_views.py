@@ -21,7 +21,7 @@ from experiments.pages.access import FLAG_CHANGE, can, page_actor, permission_re
 from experiments.pages.forms import RampForm, place_service_errors
 from experiments.pages.rows import KEY_PLACEHOLDER, flag_rows
 from experiments.pages.views import page_context
-from flags import lifecycle, ramps, services
+from flags import lifecycle, ramps, selectors, services
 from flags.models import Environment, Flag, FlagState, Rule
 
 
@@ -94,11 +94,15 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
     all_rules = [rule for state in states for rule in state.rules.all()]
     ramp_rule_ids = {s.rule_id for r in ramps.ramp_steps_from_rules(all_rules) for s in r.steps}
     flag_ramps = ramps.ramp_steps_from_rules(all_rules)
+    evaluated = selectors.flag_usage_by_environment(flag_ids=[flag.pk]).get(flag.pk, {})
+    fetched = selectors.payload_fetches()
     environments = [
         {
             "state": state,
             "rules": [r for r in state.rules.all() if r.uid not in ramp_rule_ids],
             "ramps": [r for r in flag_ramps if r.environment == state.environment.key],
+            "last_evaluated": evaluated.get(state.environment.key),
+            "payload_fetched": fetched.get(state.environment.key),
         }
         for state in states
     ]

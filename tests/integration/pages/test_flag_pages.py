@@ -143,7 +143,7 @@ def test_flag_detail__usage_prerequisites_history_and_unknown_evaluation(
     assert winner.key in usage and "running" in usage
     prereq = html.split('id="usage-prerequisites"')[1]
     assert dependant.key in prereq and rule_user.key in prereq
-    assert '<div class="value" id="last-evaluated">unknown</div>' in html
+    assert '<div class="value" id="last-evaluated">never</div>' in html
     assert "flag.rule_create" in html  # recent changes from the audit log
     page = client_for(analyst).get(f"/flags/{dependant.key}/").content.decode()
     assert winner.flag.key in page.split("Requires:")[1].split("</p>")[0]

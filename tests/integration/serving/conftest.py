@@ -23,6 +23,7 @@ from flags.exposure_buffer import buffer as exposure_buffer
 from flags.models import Environment, Flag
 from flags.ratelimit import limiter
 from flags.snapshots import store
+from flags.usage import recorder as usage
 from tests.conformance import shared_path
 
 RECORDED: list[Exposure] = []
@@ -42,16 +43,19 @@ def serving_state(settings: Any, tmp_path: Path) -> Iterator[Path]:
     settings.SNAPSHOT_DIR = directory
     settings.SNAPSHOT_CHECK_INTERVAL = 0.0
     settings.EXPOSURE_FLUSH_INTERVAL = 0.0
+    settings.EVALUATION_FLUSH_INTERVAL = 0.0
     settings.RATE_LIMIT_PER_SECOND = 0.0
     settings.EXPOSURE_RECORDER = RECORDER_PATH
     store.reset()
     limiter.reset()
     exposure_buffer.reset()
+    usage.reset()
     RECORDED.clear()
     yield directory
     store.reset()
     limiter.reset()
     exposure_buffer.reset()
+    usage.reset()
     RECORDED.clear()
 
 

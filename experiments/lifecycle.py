@@ -456,6 +456,8 @@ def _rule_fields(experiment: Experiment, phase_number: int) -> dict[str, Any]:
     }
     if experiment.layer is not None:
         fields["namespace"] = [experiment.layer.key, experiment.range_start, experiment.range_end]
+    # Units in the holdout's share never enter the experiment (flags.mappers compiles it).
+    fields["holdout"] = experiment.holdout.key if experiment.holdout is not None else ""
     return fields
 
 

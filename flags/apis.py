@@ -236,6 +236,10 @@ class RuleSerializer(serializers.Serializer[Any]):
     seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
     variations = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     weights = serializers.ListField(child=serializers.FloatField(min_value=0.0), required=False)
+    holdout = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, allow_null=True,
+        help_text="Experiment rules: key of a holdout whose units never enter the experiment.",
+    )
     starts_at = serializers.DateTimeField(required=False, allow_null=True)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
     position = serializers.IntegerField(required=False, min_value=0)

@@ -8,7 +8,10 @@ SDK payload and a GrowthBook SDK agrees with our own evaluation:
 - rule-level prerequisites skip the rule when they fail;
 - id-list segments become saved groups tested with ``{attribute: {"$inGroup": key}}``,
   condition segments are inlined; everything is joined to the rule condition with ``$and``;
-- rollouts and experiments hash with GrowthBook's version 2 hash.
+- rollouts and experiments hash with GrowthBook's version 2 hash;
+- an experiment rule with a holdout gets a range filter that lets only units outside the
+  holdout's share in (with its layer range, if any, as a second filter, since GrowthBook
+  ignores a namespace once filters are set); held-out units fall through to the next rule.
 
 ``environment_snapshot`` reads one environment in a fixed batch of queries; the other
 functions work on rows already in memory and touch no database.
@@ -26,7 +29,9 @@ from django.db.models import Prefetch
 from flags.models import Environment, Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
 from flags.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
-from traffic.types import Namespace
+from traffic.bucketing import holdout_filter, namespace_filter
+from traffic.models import Holdout
+from traffic.types import Filter, Namespace
 
 __all__ = ["environment_snapshot", "feature_from_rows", "rule_from_row", "snapshot_from_rows"]
 
@@ -39,8 +44,9 @@ HASH_VERSION = 2
 
 def environment_snapshot(*, environment: Environment) -> Snapshot:
     """Compile one environment: its flag states, variants, enabled rules and the segments
-    they use, in four queries. ``environment.config_version`` labels the snapshot, so read
-    the row before calling: a write racing the load then only causes one extra reload."""
+    they use, in four queries (five when a rule has a holdout). ``environment.config_version``
+    labels the snapshot, so read the row before calling: a write racing the load then only
+    causes one extra reload."""
     states = list(
         FlagState.objects.filter(environment_id=environment.pk, flag__archived_at__isnull=True)
         .select_related("flag")
@@ -51,6 +57,8 @@ def environment_snapshot(*, environment: Environment) -> Snapshot:
     )
     segment_keys = {key for state in states for rule in state.rules.all() for key in _segment_keys(rule)}
     segments = {s.key: s for s in Segment.objects.filter(key__in=segment_keys)} if segment_keys else {}
+    holdout_keys = {rule.holdout for state in states for rule in state.rules.all() if rule.holdout}
+    holdouts = {h.key: h for h in Holdout.objects.filter(key__in=holdout_keys)} if holdout_keys else {}
     rows = [(state.flag, state, list(state.flag.variants.all()), list(state.rules.all())) for state in states]
     return snapshot_from_rows(
         environment=environment.key,
@@ -58,6 +66,7 @@ def environment_snapshot(*, environment: Environment) -> Snapshot:
         updated_at=environment.updated_at,
         flags=rows,
         segments=segments,
+        holdouts=holdouts,
     )
 
 
@@ -68,6 +77,7 @@ def snapshot_from_rows(
     updated_at: datetime | None,
     flags: Iterable[tuple[Flag, FlagState, Sequence[Variant], Sequence[RuleRow]]],
     segments: Mapping[str, Segment],
+    holdouts: Mapping[str, Holdout] | None = None,
 ) -> Snapshot:
     """Build a snapshot from rows in memory (archived flags are left out here too)."""
     saved_groups: dict[str, tuple[Any, ...]] = {}
@@ -76,7 +86,8 @@ def snapshot_from_rows(
         if flag.archived_at is not None:
             continue
         features[flag.key] = feature_from_rows(
-            flag=flag, state=state, variants=variants, rules=rules, segments=segments, saved_groups=saved_groups
+            flag=flag, state=state, variants=variants, rules=rules, segments=segments, saved_groups=saved_groups,
+            holdouts=holdouts,
         )
     return Snapshot(
         environment=environment,
@@ -95,6 +106,7 @@ def feature_from_rows(
     rules: Sequence[RuleRow],
     segments: Mapping[str, Segment],
     saved_groups: dict[str, tuple[Any, ...]],
+    holdouts: Mapping[str, Holdout] | None = None,
 ) -> Feature:
     """One flag in one environment. Id-list segments it uses are added to ``saved_groups``."""
     values = {v.key: v.value for v in variants}
@@ -116,7 +128,8 @@ def feature_from_rows(
         if not row.enabled:
             continue
         rule = rule_from_row(
-            flag_key=flag.key, row=row, values=values, names=names, segments=segments, saved_groups=saved_groups
+            flag_key=flag.key, row=row, values=values, names=names, segments=segments, saved_groups=saved_groups,
+            holdouts=holdouts,
         )
         if rule is not None:
             compiled.append(rule)
@@ -138,8 +151,9 @@ def rule_from_row(
     names: Mapping[str, str],
     segments: Mapping[str, Segment],
     saved_groups: dict[str, tuple[Any, ...]],
+    holdouts: Mapping[str, Holdout] | None = None,
 ) -> Rule | None:
-    """One rule; None when it refers to a variant or segment that no longer exists
+    """One rule; None when it refers to a variant, segment or holdout that no longer exists
     (the services prevent that, so it is only a guard against a half-migrated row)."""
     condition = _condition(row.condition, _segment_keys(row), segments, saved_groups)
     if condition is _MISSING:
@@ -173,15 +187,25 @@ def rule_from_row(
         logger.warning("Experiment rule %s of flag %s has unknown variations; it is skipped.", row.uid, flag_key)
         return None
     weights = tuple(float(w) for w in row.weights) if row.weights else None
+    hash_attribute = row.hash_attribute or "id"
+    namespace = _namespace(row.namespace)
+    filters: tuple[Filter, ...] | None = None
+    if row.holdout:
+        holdout = (holdouts or {}).get(row.holdout)
+        if holdout is None:
+            logger.warning("Experiment rule %s of flag %s uses an unknown holdout; it is skipped.", row.uid, flag_key)
+            return None
+        filters = _holdout_filters(holdout, namespace, hash_attribute)
     return Rule(
         variations=tuple(values[k] for k in keys),
         weights=weights,
         coverage=float(row.coverage),
-        hash_attribute=row.hash_attribute or "id",
+        hash_attribute=hash_attribute,
         seed=row.seed or row.experiment_key or flag_key,
         key=row.experiment_key or row.uid,
         meta=tuple(VariationMeta(key=k, name=names.get(k) or None) for k in keys),
-        namespace=_namespace(row.namespace),
+        namespace=namespace,
+        filters=filters,
         phase=row.phase or None,
         hash_version=HASH_VERSION,
         **common,
@@ -232,6 +256,18 @@ def _parents(prerequisites: Any, *, gate: bool) -> tuple[ParentCondition, ...]:
             condition = DEFAULT_PREREQUISITE_CONDITION
         out.append(ParentCondition(id=item["flag"], condition=condition, gate=gate))
     return tuple(out)
+
+
+def _holdout_filters(
+    holdout: Holdout, namespace: Namespace | None, hash_attribute: str
+) -> tuple[Filter, ...] | None:
+    held_out = holdout_filter(holdout.seed or holdout.key, float(holdout.share), holdout.hash_attribute or "id")
+    if held_out is None:
+        return None
+    if namespace is None:
+        return (held_out,)
+    # The namespace hashes the experiment's own hash attribute.
+    return (held_out, namespace_filter(namespace, hash_attribute))
 
 
 def _namespace(value: Any) -> Namespace | None:

@@ -167,6 +167,8 @@ class Rule(models.Model):
     experiment_key = models.CharField(max_length=100, blank=True, default="")
     # GrowthBook namespace [layer key, start, end): the layer range the experiment owns.
     namespace = models.JSONField(null=True, blank=True)
+    # Key of a traffic.Holdout: units in its share never enter this experiment rule.
+    holdout = models.CharField(max_length=64, blank=True, default="")
     phase = models.CharField(max_length=20, blank=True, default="")
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,7 @@ from flags import validation
 from flags.documents import environment_document, flag_document, rule_document, segment_document
 from flags.keys import new_client_key, new_management_token, new_server_key, token_digest
 from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+from traffic.models import Holdout
 
 RULE_FIELDS = (
     "kind",
@@ -40,6 +41,7 @@ RULE_FIELDS = (
     "weights",
     "experiment_key",
     "namespace",
+    "holdout",
     "phase",
     "starts_at",
     "ends_at",
@@ -352,6 +354,8 @@ def flag_state_update(
 
 def _normalise_rule(data: Mapping[str, Any]) -> dict[str, Any]:
     rule = {k: data[k] for k in RULE_FIELDS if k in data}
+    if "holdout" in rule and rule["holdout"] is None:
+        rule["holdout"] = ""
     for field in ("starts_at", "ends_at"):
         value = rule.get(field)
         if isinstance(value, str):
@@ -368,6 +372,7 @@ def _validate_rule(flag: Flag, rule: Mapping[str, Any]) -> None:
         merged,
         variant_keys=flag.variants.values_list("key", flat=True),
         segment_keys=Segment.objects.values_list("key", flat=True),
+        holdout_keys=Holdout.objects.values_list("key", flat=True) if merged.get("holdout") else (),
     )
     _raise_if(errors, "The rule is not valid.")
     prereqs = merged.get("prerequisites") or []
@@ -430,6 +435,7 @@ def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
     for field in ("starts_at", "ends_at"):
         if isinstance(current.get(field), str):
             current[field] = datetime.fromisoformat(current[field])
+    current["holdout"] = current.get("holdout") or ""
     _validate_rule(flag, current)
     for field, value in current.items():
         setattr(rule, field, value)

@@ -135,7 +135,13 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
     return None
 
 
-def check_rule(rule: Mapping[str, Any], *, variant_keys: Iterable[str], segment_keys: Iterable[str]) -> Errors:
+def check_rule(
+    rule: Mapping[str, Any],
+    *,
+    variant_keys: Iterable[str],
+    segment_keys: Iterable[str],
+    holdout_keys: Iterable[str] = (),
+) -> Errors:
     """Validate one rule's fields (prerequisites are checked by the caller with the flag graph)."""
     errors: Errors = {}
     keys = set(variant_keys)
@@ -161,6 +167,13 @@ def check_rule(rule: Mapping[str, Any], *, variant_keys: Iterable[str], segment_
         _add(errors, "hash_attribute", "A hashed rule needs a hash attribute.")
     if kind == "experiment":
         errors.update(_check_split(rule.get("variations"), rule.get("weights"), keys))
+    holdout = rule.get("holdout") or ""
+    if not isinstance(holdout, str):
+        _add(errors, "holdout", "Give a holdout key.")
+    elif holdout and kind != "experiment":
+        _add(errors, "holdout", "Only experiment rules take a holdout.")
+    elif holdout and holdout not in set(holdout_keys):
+        _add(errors, "holdout", f"Unknown holdout '{holdout}'.")
     starts, ends = rule.get("starts_at"), rule.get("ends_at")
     if starts is not None and ends is not None and ends <= starts:
         _add(errors, "ends_at", "The end of the schedule must be after its start.")

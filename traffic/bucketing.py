@@ -21,12 +21,14 @@ __all__ = [
     "get_bucket_ranges",
     "get_equal_weights",
     "hash_string",
+    "holdout_filter",
     "in_namespace",
     "in_range",
     "is_filtered_out",
     "is_hashable",
     "is_included_in_rollout",
     "js_number_to_string",
+    "namespace_filter",
     "resolve_hash_value",
     "valid_weights",
 ]
@@ -219,3 +221,21 @@ def is_filtered_out(filters: Iterable[Filter], attributes: Mapping[str, object])
         if not any(start <= n < end for start, end in flt.ranges):
             return True
     return False
+
+
+def holdout_filter(seed: str, share: float, attribute: str = "id") -> Filter | None:
+    """The range filter that keeps a holdout's units out of an experiment: units whose
+    version-2 hash with the holdout's seed is below ``share`` are held out, the others pass
+    (None when nobody is held out)."""
+    if share <= 0:
+        return None
+    return Filter(seed=seed, ranges=((share, 1.0),), attribute=attribute, hash_version=2)
+
+
+def namespace_filter(namespace: Namespace, attribute: str = "id") -> Filter:
+    """A namespace as a range filter. GrowthBook ignores an experiment's namespace once it
+    has filters, so an experiment with both carries its namespace as this filter (the same
+    version-1 hash of ``"__" + id`` and the same range)."""
+    return Filter(
+        seed="__" + namespace.id, ranges=((namespace.start, namespace.end),), attribute=attribute, hash_version=1
+    )

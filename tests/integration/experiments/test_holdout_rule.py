@@ -1,0 +1,26 @@
+"""Starting an experiment with a holdout puts the holdout on the flag's experiment rule."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from audit.types import Actor
+from experiments.models import Metric
+from flags.models import Environment, Flag, Rule
+from tests.integration.experiments.conftest import create_experiment
+from traffic import services as traffic_services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_experiment_start__holdout__rule_filters_held_out_units(
+    client: Client, actor: Actor, checkout_flag: Flag, production: Environment, metrics: dict[str, Metric]
+) -> None:
+    traffic_services.holdout_create(actor=actor, key="q3-holdout", share=0.1, seed="q3")
+    experiment = create_experiment(actor, checkout_flag, production, ["purchase"], holdout="q3-holdout")
+    rule = Rule.objects.get(uid=experiment.rule_uid)
+    assert rule.holdout == "q3-holdout"
+    production.refresh_from_db()
+    features = client.get(f"/api/features/{production.client_key}").json()["features"]
+    assert features["checkout"]["rules"][0]["filters"] == [{"seed": "q3", "ranges": [[0.1, 1.0]], "attribute": "id"}]

@@ -165,7 +165,7 @@ class ExperimentForm(ServiceModelForm):
         fields = ("key", "name", "hypothesis", "description", "owner", "environment", "flag", "hash_attribute",
                   "seed", "coverage", "condition", "layer", "range_start", "range_end", "holdout", "alpha",
                   "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
-                  "correction", "min_sample_per_arm", "slice_attributes")
+                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde")
         help_texts = {
             "seed": "Leave empty to use the key.",
             "condition": 'Targeting: who may enter, e.g. {"country": {"$in": ["US", "CA"]}}.',
@@ -173,6 +173,8 @@ class ExperimentForm(ServiceModelForm):
             "slice_attributes": 'Exposure attributes to slice results by, e.g. ["country", "platform"].',
             "sequential": "Always-valid results: safe to look at any time, at the cost of wider intervals.",
             "cuped": "Reduce variance with each unit's metric values before its exposure.",
+            "target_mde": "Smallest relative effect on the primary metric worth acting on: 0.05 for +5%. "
+                          "The results page computes the users still needed to detect it.",
         }
 
 
@@ -206,7 +208,8 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
         sets: list[Any] = [
-            (None, {"fields": ("key", "name", "hypothesis", "description", "owner", "environment", "flag")}),
+            (None, {"fields": ("key", "name", "hypothesis", "description", "owner", "target_mde", "environment",
+                               "flag")}),
             ("Assignment", {"fields": ("hash_attribute", "seed", "coverage", "condition", "layer", "range_start",
                                        "range_end", "holdout")}),
             ("Analysis", {"fields": SETTINGS_FIELDS, "classes": ["collapse"]}),

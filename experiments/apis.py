@@ -285,6 +285,8 @@ class ExperimentOutput(serializers.Serializer[Any]):
     hypothesis = serializers.CharField()
     description = serializers.CharField()
     owner = serializers.CharField()
+    target_mde = serializers.FloatField(
+        allow_null=True, help_text="Smallest relative effect on the primary metric worth detecting (0.05 = 5%).")
     environment = serializers.CharField()
     flag = serializers.CharField()
     status = serializers.ChoiceField(choices=[c[0] for c in Experiment.Status.choices])
@@ -306,6 +308,15 @@ class ExperimentOutput(serializers.Serializer[Any]):
     started_at = serializers.DateTimeField(allow_null=True)
     stopped_at = serializers.DateTimeField(allow_null=True)
     archived_at = serializers.DateTimeField(allow_null=True)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A number, not a boolean (DRF would read `true` as 1.0)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return float(super().to_internal_value(data))
 
 
 class _ExperimentFields(serializers.Serializer[Any]):
@@ -332,6 +343,11 @@ class _ExperimentFields(serializers.Serializer[Any]):
     correction = serializers.ChoiceField(choices=["none", "holm", "bh"], required=False)
     min_sample_per_arm = serializers.IntegerField(required=False, min_value=0)
     slice_attributes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    target_mde = StrictFloatField(
+        required=False, allow_null=True,
+        help_text="Smallest relative effect on the primary metric worth detecting, above 0 and at most 10 "
+                  "(0.05 = 5%); null clears it.",
+    )
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:

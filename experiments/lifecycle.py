@@ -22,6 +22,7 @@ from config.errors import Conflict, ValidationFailed
 from experiments.mappers import experiment_document, metric_document
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
 from experiments.readout_sql import rollup_drop
+from experiments.validation import target_mde_errors
 from flags import services as flag_services
 from flags import validation
 from flags.models import Environment, Flag, Rule
@@ -38,16 +39,18 @@ EXPERIMENT_FIELDS = (
     "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "layer",
     "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning", "cuped",
     "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "variations", "metrics",
+    "target_mde",
 )
 # Fields a running experiment may change; the assignment fields start a new phase.
 RUNNING_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "variations", "coverage", "condition",
+    "variations", "coverage", "condition", "target_mde",
 })
 ANALYSIS_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
+    "target_mde",
 })
 WEIGHT_TOLERANCE = 1e-6
 MAX_SLICE_ATTRIBUTES = 5
@@ -262,6 +265,9 @@ def _check_settings(data: Mapping[str, Any], errors: Errors) -> None:
                 or not all(isinstance(a, str) and 0 < len(a) <= 100 for a in attrs)
                 or len(set(attrs)) != len(attrs)):
             _add(errors, "slice_attributes", f"Give up to {MAX_SLICE_ATTRIBUTES} different attribute names.")
+    if "target_mde" in data:
+        for message in target_mde_errors(data["target_mde"]):
+            _add(errors, "target_mde", message)
     start, end = data.get("range_start"), data.get("range_end")
     if data.get("layer") is not None:
         if not _is_number(start) or not _is_number(end):

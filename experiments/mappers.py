@@ -51,6 +51,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
         "hypothesis": experiment.hypothesis,
         "description": experiment.description,
         "owner": experiment.owner,
+        "target_mde": experiment.target_mde,
         "environment": experiment.environment.key,
         "flag": experiment.flag.key,
         "status": experiment.status,

@@ -118,6 +118,12 @@ class Experiment(models.Model):
     min_sample_per_arm = models.PositiveIntegerField(default=100)
     # Exposure attributes the results are sliced by (for example country, platform, plan).
     slice_attributes = models.JSONField(default=list, blank=True)
+    # The smallest relative effect on the primary metric worth acting on (0.05 = +5%), planned
+    # before the start; the power panel computes the users still needed for it.
+    target_mde = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text="Smallest relative effect on the primary metric worth detecting (0.05 = 5%); above 0, at most 10.",
+    )
 
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True, default=Decision.NONE)
     shipped_variation = models.CharField(max_length=100, blank=True, default="")

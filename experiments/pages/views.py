@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -175,15 +176,24 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
 # Detail ----------------------------------------------------------------------------------------
 
 
-def target_mde(experiment: Experiment, requested: str | None, relative: bool) -> float | None:
-    """The PM's target effect: from ?mde= (percent for relative), else from the description."""
+def target_mde(experiment: Experiment, requested: str | None, relative: bool,
+               control_mean: float | None = None) -> float | None:
+    """The target effect in the snapshot's difference type: from ?mde= (percent for relative),
+    else the experiment's `target_mde` (relative; times the control mean for absolute results),
+    else a "Target MDE: 5%" line of descriptions written before the field existed."""
     text = requested if requested not in (None, "") else None
     if text is not None:
         try:
             value = float(text.rstrip("%"))
         except ValueError:
             return None
+        if not math.isfinite(value) or value <= 0:
+            return None
         return value / 100 if relative else value
+    if experiment.target_mde is not None:
+        if relative:
+            return experiment.target_mde
+        return experiment.target_mde * abs(control_mean) if control_mean else None
     match = TARGET_MDE_RE.search(experiment.description or "")
     if match is None:
         return None
@@ -333,6 +343,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                       experiment.stopped_at if experiment.status != Experiment.Status.RUNNING else None)
         if experiment.started_at else None,
         "can_change": can(request, EXPERIMENT_CHANGE),
+        "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
         "flag_off": experiment.status == Experiment.Status.RUNNING
         and FlagState.objects.filter(flag_id=experiment.flag_id, environment_id=experiment.environment_id,
                                      enabled=False).exists(),
@@ -343,7 +354,9 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     if snapshot is not None:
         toggles = _toggles(request, snapshot)
         relative = toggles.difference_type == "relative"
-        mde = target_mde(experiment, request.GET.get("mde"), snapshot.difference_type == "relative")
+        control = snapshot.primary.arms[0] if snapshot.primary and snapshot.primary.arms else None
+        mde = target_mde(experiment, request.GET.get("mde"), snapshot.difference_type == "relative",
+                         control.mean if control else None)
         power = power_panel(snapshot, target_mde=mde, started_at=phase.started_at if phase else None,
                             now=experiment.stopped_at or timezone.now())
         trend_key = request.GET.get("trend") or (snapshot.primary.key if snapshot.primary else "")

@@ -347,8 +347,9 @@ def _step_states(step: str, answers: Mapping[str, Any]) -> list[tuple[str, str, 
 
 
 def _description(answers: Mapping[str, Any], estimate: Mapping[str, Any] | None) -> str:
+    """The plan in words (the target effect itself is the experiment's `target_mde`)."""
     power = answers.get("power") or {}
-    lines = [f"Target MDE: {float(power.get('mde', 0)):g}%"]
+    lines: list[str] = []
     if estimate and "users" in estimate:
         lines.append(
             f"Planned: about {estimate['users_text']} users"
@@ -356,6 +357,12 @@ def _description(answers: Mapping[str, Any], estimate: Mapping[str, Any] | None)
             + f" at {power.get('daily_users')} eligible users per day."
         )
     return "\n".join(lines)
+
+
+def _target_mde(answers: Mapping[str, Any]) -> float | None:
+    """The wizard asks in percent; the experiment stores a relative effect (5% -> 0.05)."""
+    mde = (answers.get("power") or {}).get("mde")
+    return float(mde) / 100 if mde not in (None, "") else None
 
 
 def _flag_off(answers: Mapping[str, Any]) -> bool:
@@ -430,6 +437,7 @@ def _create(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[
         "correction": metrics.get("correction", "none"),
         "slice_attributes": list(metrics.get("slice_attributes") or []),
         "difference_type": "relative",
+        "target_mde": _target_mde(answers),
     }
     if estimate and estimate.get("tuning") and metrics.get("sequential"):
         # The confidence sequence is tightest around N*: tune it to the planned sample.

@@ -64,7 +64,8 @@ def test_wizard__new_flag__created_started_serving_and_audited(
     assert experiment.status == Experiment.Status.RUNNING
     assert experiment.sequential and experiment.cuped and experiment.slice_attributes == ["country", "platform"]
     assert experiment.condition == {"country": {"$in": ["DE", "FR"]}}
-    assert "Target MDE: 5%" in experiment.description
+    assert experiment.target_mde == pytest.approx(0.05)
+    assert "Target MDE" not in experiment.description
     assert experiment.sequential_tuning > 1000  # tuned to the planned sample
     assert [(v.key, v.weight) for v in experiment.variations.all()] == [("off", 0.5), ("on", 0.5)]
     roles = {link.metric.key: link.role for link in experiment.experiment_metrics.select_related("metric")}

@@ -97,6 +97,9 @@ BAD_ITEMS: list[tuple[str, Any]] = [
     ("unknown_variation", {**_exposure(1), "variation": "purple"}),
     ("missing_field", {key: v for key, v in _exposure(1).items() if key != "variation"}),
     ("outside_experiment_period", {**_exposure(1), "timestamp": (NOW - timedelta(days=60)).isoformat()}),
+    ("invalid_characters", {"id": "x", "type": "event", "unit_id": "u\u0000", "name": "p",
+                            "timestamp": NOW.isoformat()}),
+    ("invalid_characters", {**_exposure(1), "attributes": {"plan": "pro\u0000"}}),
 ]
 
 

@@ -1,0 +1,52 @@
+"""Requests that PostgreSQL could not store are refused before any view runs.
+
+PostgreSQL text and JSON values cannot hold the NUL character; a query parameter or a JSON
+string with one would fail inside the database. The events API is left out: it rejects such
+items one by one and keeps the rest of the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from config.api import error_body
+
+EXEMPT_PREFIXES = ("/api/v1/events",)
+OFREP_PREFIX = "/ofrep/"
+OFREP_SINGLE = "/ofrep/v1/evaluate/flags/"
+
+
+def _has_nul(request: HttpRequest) -> str | None:
+    if "\x00" in request.path:
+        return "path"
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" in query or "\x00" in query or b"\x00" in unquote_to_bytes(query):
+        return "query"
+    if request.method in ("POST", "PUT", "PATCH") and "json" in (request.content_type or ""):
+        body = request.body
+        if b"\\u0000" in body or b"\x00" in body:
+            return "body"
+    return None
+
+
+class RejectNulCharacters:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(EXEMPT_PREFIXES):
+            where = _has_nul(request)
+            if where is not None:
+                message = f"The request's {where} contains a NUL character (U+0000), which cannot be stored."
+                if request.path.startswith(OFREP_PREFIX):
+                    # OpenFeature's remote evaluation protocol has an error shape of its own.
+                    body = {"errorCode": "INVALID_CONTEXT", "errorDetails": message}
+                    key = request.path.removeprefix(OFREP_SINGLE).strip("/")
+                    if request.path.startswith(OFREP_SINGLE) and key and where != "path":
+                        body = {"key": key, **body}
+                    return JsonResponse(body, status=400)
+                return JsonResponse(error_body("invalid_characters", message, {"location": where}), status=400)
+        return self.get_response(request)

@@ -1,0 +1,92 @@
+"""The NUL character (U+0000), which PostgreSQL text and JSON cannot hold: a clear 400 on the
+management and SDK APIs, a per-item rejection in the events API, and nothing written."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from audit.models import AuditEntry
+from experiments.models import Event, Exposure
+from flags.models import Environment, Flag
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def production(db: Any) -> Environment:
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_experiments", "--users", "20", "--no-readout", verbosity=0)
+    return Environment.objects.get(key="production")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000) - 60_000
+
+
+def test_events__items_with_nul__rejected_one_by_one_and_the_rest_kept(production: Environment) -> None:
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=production.server_key)
+    ts = _now_ms()
+    items = [
+        {"id": "n1", "type": "event", "unit_id": "u\u00001", "name": "purchase", "timestamp": ts},
+        {"id": "n2", "type": "event", "unit_id": "u2", "name": "pur\u0000chase", "timestamp": ts},
+        {"id": "n3", "type": "event", "unit_id": "u3", "name": "purchase", "properties": {"k\u0000": "v"},
+         "timestamp": ts},
+        {"id": "n\u00004", "type": "event", "unit_id": "u4", "name": "purchase", "timestamp": ts},
+        {"id": "n5", "type": "exposure", "unit_id": "u5", "experiment": "checkout-redesign", "variation": "control",
+         "attributes": {"country": ["D\u0000E"]}, "timestamp": ts},
+        {"id": "n6", "type": "event", "unit_id": "u6", "name": "purchase", "value": 3, "timestamp": ts},
+        {"id": "n7", "type": "event", "unit_id": "u7", "name": "purchase", "timestamp": "not a time"},
+        {"id": "n8", "type": "event", "unit_id": "u8", "name": "a literal \\u0000 is fine", "timestamp": ts},
+    ]
+    events = Event.objects.count()
+    response = client.post("/api/v1/events", {"events": items}, format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (0, "invalid_characters"), (1, "invalid_characters"), (2, "invalid_characters"), (3, "invalid_characters"),
+        (4, "invalid_characters"), (6, "invalid_timestamp"),
+    ]
+    assert Event.objects.count() == events + 2
+    assert not Exposure.objects.filter(unit__key="u5").exists()
+
+
+QUERIES = ["/api/v1/flags?search=a%00b", "/api/v1/experiments?status=%00", "/api/v1/audit?x=\x00"]
+
+
+@pytest.mark.parametrize("path", QUERIES)
+def test_management_api__nul_in_query__400(production: Environment, write_client: APIClient, path: str) -> None:
+    response = write_client.get(path)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_characters"
+
+
+def test_management_api__nul_in_body__400_and_nothing_written(production: Environment,
+                                                            write_client: APIClient) -> None:
+    flags, audit = Flag.objects.count(), AuditEntry.objects.count()
+    response = write_client.post("/api/v1/flags", {"key": "nul-flag", "description": "a\u0000b"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid_characters",
+        "message": "The request's body contains a NUL character (U+0000), which cannot be stored.",
+        "details": {"location": "body"},
+    }
+    assert (Flag.objects.count(), AuditEntry.objects.count()) == (flags, audit)
+
+
+def test_ofrep__nul_in_context__invalid_context_in_ofrep_shape(production: Environment) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {production.client_key}")
+    context = {"context": {"targetingKey": "user-1", "country": "D\u0000E"}}
+    single = client.post("/ofrep/v1/evaluate/flags/new-checkout", context, format="json")
+    assert single.status_code == 400
+    assert single.json()["key"] == "new-checkout" and single.json()["errorCode"] == "INVALID_CONTEXT"
+    bulk = client.post("/ofrep/v1/evaluate/flags", context, format="json")
+    assert bulk.status_code == 400 and bulk.json()["errorCode"] == "INVALID_CONTEXT"
+    assert "key" not in bulk.json()

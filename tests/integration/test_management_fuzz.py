@@ -5,6 +5,7 @@ well formed (unique component names, the token scheme on every management operat
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import re
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from flags.models import ApiToken, Environment, Flag, Rule, Segment
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 MANAGEMENT_PATHS = r"^/api/v1/(?!evaluate)"
-EXAMPLES = 400
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
 
 
 @pytest.fixture

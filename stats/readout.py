@@ -339,40 +339,10 @@ def _result_dicts(
     return out
 
 
+COMPARISON_KEYS = ("variation", "difference_type", "estimate", "ci_low", "ci_high", "p_value", "chance_to_win",
+                   "cuped_applied", "variance_reduction", "sequential", "error")
+
+
 def _comparison_dicts(columns: list[list[Any]], with_adjusted: bool) -> list[dict[str, Any]]:
-    if with_adjusted:
-        return [
-            {
-                "variation": name,
-                "difference_type": diff,
-                "estimate": est,
-                "ci_low": low,
-                "ci_high": high,
-                "p_value": p,
-                "chance_to_win": ctw,
-                "cuped_applied": applied,
-                "variance_reduction": reduction,
-                "sequential": seq,
-                "error": error,
-                "p_value_adjusted": p_adjusted,
-            }
-            for name, diff, est, low, high, p, ctw, applied, reduction, seq, error, p_adjusted in zip(
-                *columns, strict=True
-            )
-        ]
-    return [
-        {
-            "variation": name,
-            "difference_type": diff,
-            "estimate": est,
-            "ci_low": low,
-            "ci_high": high,
-            "p_value": p,
-            "chance_to_win": ctw,
-            "cuped_applied": applied,
-            "variance_reduction": reduction,
-            "sequential": seq,
-            "error": error,
-        }
-        for name, diff, est, low, high, p, ctw, applied, reduction, seq, error in zip(*columns, strict=True)
-    ]
+    keys = (*COMPARISON_KEYS, "p_value_adjusted") if with_adjusted else COMPARISON_KEYS
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -150,7 +150,22 @@ class ExperimentMetricInline(ServiceTabularInline[ExperimentMetric, Experiment])
         return 2 if obj is None else 0
 
 
+class TagsField(forms.CharField):
+    """Tags typed as comma-separated words; the service checks and normalises them."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(str(t) for t in value) if isinstance(value, (list, tuple)) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, (list, tuple)):
+            return [str(t) for t in value]
+        text = super().to_python(value) or ""
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+
 class ExperimentForm(ServiceModelForm):
+    tags = TagsField(required=False, help_text="Comma-separated, e.g. checkout, q3-growth: lowercase letters, "
+                                               "digits and hyphens; up to 20 tags of at most 40 characters.")
     decision = forms.ChoiceField(
         required=False, label="Stop with a decision",
         choices=[("", "— keep running —"), ("ship", "Stop and ship a variation"), ("rollback", "Stop and roll back")],
@@ -165,7 +180,7 @@ class ExperimentForm(ServiceModelForm):
         fields = ("key", "name", "hypothesis", "description", "owner", "environment", "flag", "hash_attribute",
                   "seed", "coverage", "condition", "layer", "range_start", "range_end", "holdout", "alpha",
                   "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
-                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde")
+                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde", "tags")
         help_texts = {
             "seed": "Leave empty to use the key.",
             "condition": 'Targeting: who may enter, e.g. {"country": {"$in": ["US", "CA"]}}.',
@@ -197,7 +212,7 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
     audit_object_type = "experiment"
     form = ExperimentForm
     inlines = (VariationInline, ExperimentMetricInline)
-    list_display = ("key", "name", "status", "environment", "flag", "started_at", "latest_readout")
+    list_display = ("key", "name", "status", "environment", "flag", "tags_shown", "started_at", "latest_readout")
     list_filter = ("status", "environment")
     search_fields = ("key", "name", "hypothesis", "owner")
     actions = ("start_experiments", "refresh_results", "archive_experiments")
@@ -208,8 +223,8 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
         sets: list[Any] = [
-            (None, {"fields": ("key", "name", "hypothesis", "description", "owner", "target_mde", "environment",
-                               "flag")}),
+            (None, {"fields": ("key", "name", "hypothesis", "description", "owner", "tags", "target_mde",
+                               "environment", "flag")}),
             ("Assignment", {"fields": ("hash_attribute", "seed", "coverage", "condition", "layer", "range_start",
                                        "range_end", "holdout")}),
             ("Analysis", {"fields": SETTINGS_FIELDS, "classes": ["collapse"]}),
@@ -236,6 +251,10 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         return False  # archived, never deleted: the audit log and snapshots refer to it
 
     # Read-only panels ----------------------------------------------------------------
+
+    @admin.display(description="Tags")
+    def tags_shown(self, obj: Experiment) -> str:
+        return ", ".join(obj.tags or []) or "—"
 
     @admin.display(description="Latest readout")
     def latest_readout(self, obj: Experiment) -> str:

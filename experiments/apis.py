@@ -287,6 +287,7 @@ class ExperimentOutput(serializers.Serializer[Any]):
     owner = serializers.CharField()
     target_mde = serializers.FloatField(
         allow_null=True, help_text="Smallest relative effect on the primary metric worth detecting (0.05 = 5%).")
+    tags = serializers.ListField(child=serializers.CharField())
     environment = serializers.CharField()
     flag = serializers.CharField()
     status = serializers.ChoiceField(choices=[c[0] for c in Experiment.Status.choices])
@@ -319,6 +320,15 @@ class StrictFloatField(serializers.FloatField):
         return float(super().to_internal_value(data))
 
 
+class StrictCharField(serializers.CharField):
+    """A string, not a number turned into one."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class _ExperimentFields(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     hypothesis = serializers.CharField(required=False, allow_blank=True)
@@ -343,6 +353,11 @@ class _ExperimentFields(serializers.Serializer[Any]):
     correction = serializers.ChoiceField(choices=["none", "holm", "bh"], required=False)
     min_sample_per_arm = serializers.IntegerField(required=False, min_value=0)
     slice_attributes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    tags = serializers.ListField(
+        child=StrictCharField(allow_blank=True, trim_whitespace=False), required=False,
+        help_text="Up to 20 lowercase slugs of at most 40 characters, e.g. [\"checkout\", \"q3-growth\"]; "
+                  "trimmed and lowercased, repeats dropped.",
+    )
     target_mde = StrictFloatField(
         required=False, allow_null=True,
         help_text="Smallest relative effect on the primary metric worth detecting, above 0 and at most 10 "
@@ -370,14 +385,15 @@ class ExperimentListApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str), OpenApiParameter("environment", str),
-                    OpenApiParameter("flag", str), OpenApiParameter("search", str)],
+                    OpenApiParameter("flag", str), OpenApiParameter("search", str),
+                    OpenApiParameter("tag", str, description="only experiments with this tag")],
         responses=ExperimentOutput(many=True),
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
         experiments = selectors.experiment_list(
             status=params.get("status"), environment=params.get("environment"), flag=params.get("flag"),
-            search=params.get("search"),
+            search=params.get("search"), tag=params.get("tag"),
         )
         return _paginated(request, self, experiments, experiment_document)
 

@@ -22,7 +22,7 @@ from config.errors import Conflict, ValidationFailed
 from experiments.mappers import experiment_document, metric_document
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
 from experiments.readout_sql import rollup_drop
-from experiments.validation import target_mde_errors
+from experiments.validation import normalize_tags, tags_errors, target_mde_errors
 from flags import services as flag_services
 from flags import validation
 from flags.models import Environment, Flag, Rule
@@ -39,18 +39,18 @@ EXPERIMENT_FIELDS = (
     "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "layer",
     "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning", "cuped",
     "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "variations", "metrics",
-    "target_mde",
+    "target_mde", "tags",
 )
 # Fields a running experiment may change; the assignment fields start a new phase.
 RUNNING_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "variations", "coverage", "condition", "target_mde",
+    "variations", "coverage", "condition", "target_mde", "tags",
 })
 ANALYSIS_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "target_mde",
+    "target_mde", "tags",
 })
 WEIGHT_TOLERANCE = 1e-6
 MAX_SLICE_ATTRIBUTES = 5
@@ -268,6 +268,9 @@ def _check_settings(data: Mapping[str, Any], errors: Errors) -> None:
     if "target_mde" in data:
         for message in target_mde_errors(data["target_mde"]):
             _add(errors, "target_mde", message)
+    if "tags" in data:
+        for message in tags_errors(data["tags"]):
+            _add(errors, "tags", message)
     start, end = data.get("range_start"), data.get("range_end")
     if data.get("layer") is not None:
         if not _is_number(start) or not _is_number(end):
@@ -338,6 +341,8 @@ def experiment_create(
     `layer` and `holdout` are keys. Nothing is served until `experiment_start`.
     """
     _unknown(fields, EXPERIMENT_FIELDS)
+    if "tags" in fields:
+        fields["tags"] = normalize_tags(fields["tags"])
     errors = validation.check_key(key)
     variation_list = [dict(v) for v in variations or []]
     _check_variations(variation_list, flag, errors)
@@ -382,6 +387,8 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     Stopped and archived experiments only take descriptive and analysis changes."""
     allowed = (*EXPERIMENT_FIELDS, "flag", "environment")
     _unknown(changes, allowed)
+    if "tags" in changes:
+        changes["tags"] = normalize_tags(changes["tags"])
     experiment = _locked(experiment)
     before = experiment_document(experiment)
     status = experiment.status

@@ -52,6 +52,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
         "description": experiment.description,
         "owner": experiment.owner,
         "target_mde": experiment.target_mde,
+        "tags": list(experiment.tags or []),
         "environment": experiment.environment.key,
         "flag": experiment.flag.key,
         "status": experiment.status,

@@ -125,6 +125,9 @@ class Experiment(models.Model):
         help_text="Smallest relative effect on the primary metric worth detecting (0.05 = 5%); above 0, at most 10.",
     )
 
+    # Short lowercase slugs for finding experiments (the list page filters by them).
+    tags = models.JSONField(default=list, blank=True)
+
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True, default=Decision.NONE)
     shipped_variation = models.CharField(max_length=100, blank=True, default="")
     decision_note = models.TextField(blank=True, default="")

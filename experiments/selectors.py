@@ -29,7 +29,8 @@ def metric_get(*, key: str) -> Metric:
 
 
 def experiment_list(
-    *, status: str | None = None, environment: str | None = None, flag: str | None = None, search: str | None = None
+    *, status: str | None = None, environment: str | None = None, flag: str | None = None, search: str | None = None,
+    tag: str | None = None,
 ) -> QuerySet[Experiment]:
     qs = Experiment.objects.select_related("environment", "flag", "layer", "holdout").prefetch_related(
         "variations",
@@ -44,6 +45,8 @@ def experiment_list(
         qs = qs.filter(flag__key=flag)
     if search:
         qs = qs.filter(key__icontains=search)
+    if tag:
+        qs = qs.filter(tags__contains=[tag.strip().lower()])
     return qs
 
 

@@ -47,7 +47,7 @@ def experiments_for_list(
         Experiment.objects.select_related("environment", "flag")
         .only(
             "key", "name", "owner", "status", "decision", "shipped_variation", "started_at", "stopped_at",
-            "min_sample_per_arm", "created_at", "environment__key", "flag__key",
+            "min_sample_per_arm", "created_at", "tags", "environment__key", "flag__key",
         )
         .annotate(
             phase_number=Subquery(current.values("number")[:1]),
@@ -61,7 +61,7 @@ def experiments_for_list(
     if owner:
         qs = qs.filter(owner__iexact=owner)
     if tag:
-        qs = qs.filter(flag__tags__contains=[tag])
+        qs = qs.filter(tags__contains=[tag.lower()])
     if search:
         qs = qs.filter(key__icontains=search)
     return qs

@@ -39,6 +39,7 @@ def experiment_rows(rows: Iterable[Mapping[str, Any]], *, detail_url: str) -> Sa
         sub = [f"{escape(e.flag.key)} · {escape(e.environment.key)}"]
         if e.owner:
             sub.append(escape(e.owner))
+        tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in e.tags or [])
         decision = ""
         if e.decision:
             decision = f'<div class="small muted">{escape(e.get_decision_display())}'
@@ -55,7 +56,9 @@ def experiment_rows(rows: Iterable[Mapping[str, Any]], *, detail_url: str) -> Sa
             f'<tr data-experiment="{key}">'
             f'<td><a href="{escape(detail_url.replace(KEY_PLACEHOLDER, e.key))}"><strong>{key}</strong></a>'
             + (f'<div class="small muted">{escape(e.name)}</div>' if e.name else "")
-            + f'<div class="small muted">{" · ".join(sub)}</div></td>'
+            + f'<div class="small muted">{" · ".join(sub)}</div>'
+            + (f'<div class="small tags">{tags}</div>' if tags else "")
+            + "</td>"
             f'<td><span class="badge{" info" if e.status == "running" else ""}">{escape(e.get_status_display())}'
             f"</span>{decision}</td>"
             f'<td class="num">{escape(row["phase"] or "—")}</td>'

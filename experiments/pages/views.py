@@ -101,7 +101,7 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
         rows.append(_list_row(e, snap))
     rows_html = experiment_rows(rows, detail_url=reverse("experiment-pages:detail", args=[KEY_PLACEHOLDER]))
     owners = sorted({o for o in Experiment.objects.values_list("owner", flat=True).distinct() if o})
-    tags = sorted({t for tags in Experiment.objects.values_list("flag__tags", flat=True) for t in tags or ()})
+    tags = sorted({str(t) for tags in Experiment.objects.values_list("tags", flat=True) for t in tags or ()})
     return render(
         request,
         "experiments/experiment_list.html",

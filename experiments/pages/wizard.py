@@ -27,6 +27,7 @@ from experiments.models import Experiment, Metric
 from experiments.pages.access import EXPERIMENT_ADD, EXPERIMENT_CHANGE, can, page_actor, permission_required
 from experiments.pages.forms import CONDITION_HELP, JSONObjectField, parse_weights, place_service_errors
 from experiments.pages.views import page_context
+from experiments.validation import normalize_tags, tags_errors
 from flags import services as flag_services
 from flags.models import Environment, Flag, FlagState
 
@@ -55,7 +56,17 @@ class BasicsForm(forms.Form):
         help_text="We believe that <change> will <move which metric, how much> because <why>.",
     )
     owner = forms.CharField(required=False, max_length=150, help_text="Who decides when it ends.")
+    tags = forms.CharField(
+        required=False, help_text="Comma-separated words to find it by later, e.g. checkout, q3-growth.",
+    )
     environment = forms.ModelChoiceField(queryset=Environment.objects.all(), to_field_name="key", empty_label=None)
+
+    def clean_tags(self) -> list[str]:
+        tags = normalize_tags([t for t in str(self.cleaned_data.get("tags") or "").split(",") if t.strip()])
+        problems = tags_errors(tags)
+        if problems:
+            raise forms.ValidationError(problems)
+        return list(tags)
 
     def clean_key(self) -> str:
         key = str(self.cleaned_data["key"])
@@ -280,6 +291,8 @@ def _primary(answers: Mapping[str, Any]) -> Metric | None:
 def _form(step: str, answers: Mapping[str, Any], data: Any) -> forms.Form:
     initial = dict(answers.get(step) or {})
     if step == "basics":
+        if isinstance(initial.get("tags"), list):
+            initial["tags"] = ", ".join(initial["tags"])
         return BasicsForm(data, initial=initial)
     if step == "flag":
         return FlagForm(data, initial=initial)
@@ -427,6 +440,7 @@ def _create(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[
         "name": basics.get("name", ""),
         "hypothesis": basics["hypothesis"],
         "owner": basics.get("owner", ""),
+        "tags": list(basics.get("tags") or []),
         "description": _description(answers, estimate),
         "coverage": float(split["coverage"]) / 100,
         "condition": split.get("condition") or {},

@@ -5,7 +5,8 @@ lifts purchases (+15% relative) and leaves page views unchanged, so the first re
 one clear winner metric and one flat one. Traffic goes through the same ingestion service as
 `POST /api/v1/events`, day by day, with a readout at the end of each simulated day (dated
 then), so the trend charts have two weeks of history; `--no-readout` sends it all at once.
-Idempotent: an existing demo experiment is left alone unless `--force`.
+Idempotent: an existing demo experiment is left alone unless `--force` (it only gets the demo
+tags if it has none).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ METRICS: dict[str, dict[str, Any]] = {
 ROLES = {"checkout-conversion": "primary", "revenue-per-user": "secondary", "page-views": "secondary",
          "checkout-errors": "guardrail"}
 PURCHASE_RATE = (0.12, 0.138)  # +15 % relative
+TAGS = ["checkout", "conversion", "demo"]
 
 
 class Command(BaseCommand):
@@ -53,6 +55,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor(label="seed_experiments", via="command")
         existing = Experiment.objects.filter(key=EXPERIMENT).first()
+        if existing is not None and not existing.tags:
+            # Seeded before experiments had tags.
+            existing = services.experiment_update(actor=actor, experiment=existing, tags=TAGS)
         if existing is not None and not options["force"]:
             self.stdout.write(f"Experiment '{EXPERIMENT}' exists already; nothing to do (use --force to add traffic).")
             return
@@ -103,6 +108,7 @@ class Command(BaseCommand):
                         {"key": "treatment", "weight": 0.5, "name": "One page"}],
             metrics=[{"metric": key, "role": role} for key, role in ROLES.items()],
             slice_attributes=["country", "platform"], cuped=True, cuped_lookback_days=14,
+            tags=TAGS, target_mde=0.1,
         )
         experiment = services.experiment_start(actor=actor, experiment=experiment)
         # The simulated traffic starts `days` ago: so does the experiment's first phase.

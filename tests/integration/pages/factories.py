@@ -118,7 +118,7 @@ def create_experiment(plan: ExperimentPlan, env: Environment | None = None, *, s
         variations=[{"key": v, "name": v.title(), "weight": w} for v, w in zip(plan.variations, weights, strict=True)],
         metrics=[{"metric": m.key, "role": m.role} for m in plan.metrics],
         sequential=plan.sequential, cuped=plan.cuped, slice_attributes=list(plan.slices),
-        description=f"Target MDE: {plan.target_mde:g}%",
+        description=f"Target MDE: {plan.target_mde:g}%", tags=list(plan.tags),
         min_sample_per_arm=100, **plan.extra,
     )
     if start:

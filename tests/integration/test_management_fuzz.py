@@ -13,12 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-import schemathesis
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -28,6 +24,7 @@ from audit.types import Actor
 from experiments.models import Experiment, Metric
 from flags import services
 from flags.models import ApiToken, Environment, Flag, Rule, Segment
+from tests.openapi_wsgi import schema_over_wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -59,16 +56,8 @@ def seeded(db: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def schema(seeded: dict[str, Any]) -> Iterator[Any]:
-    # Requests go through the WSGI application; like Django's test client, keep it from
-    # closing the test's connection (and its transaction) at the end of each request.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        loaded = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
-        yield loaded.include(path_regex=MANAGEMENT_PATHS)
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+    with schema_over_wsgi(MANAGEMENT_PATHS) as loaded:
+        yield loaded
 
 
 def _known_parameters(path: str, parameters: dict[str, Any], seeded: dict[str, Any], rng: random.Random) -> None:

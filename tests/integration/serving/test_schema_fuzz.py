@@ -8,10 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -22,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.integration.serving.conftest import Catalog
+from tests.openapi_wsgi import schema_over_wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -32,16 +29,8 @@ EXAMPLES = 120
 
 @pytest.fixture
 def sdk_schema(catalog: Catalog) -> Iterator[Any]:
-    # Requests go through the WSGI application; like Django's test client, keep it from
-    # closing the test's connection (and its transaction) at the end of each request.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
-        yield schema.include(path_regex=SDK_PATHS)
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+    with schema_over_wsgi(SDK_PATHS) as loaded:
+        yield loaded
 
 
 def test_sdk_endpoints__fuzzed_requests__documented_answers_and_no_5xx(sdk_schema: Any, catalog: Catalog) -> None:

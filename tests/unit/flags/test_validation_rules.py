@@ -1,0 +1,25 @@
+"""Rule validation agrees with evaluation: a force rule with a coverage is a hashed rollout."""
+
+from __future__ import annotations
+
+from flags.validation import check_rule
+
+VARIANTS = ("off", "on")
+
+
+def test_check_rule__force_with_partial_coverage__needs_a_hash_attribute() -> None:
+    rule = {"kind": "force", "variant": "on", "coverage": 0.5, "hash_attribute": ""}
+    assert "hash_attribute" in check_rule(rule, variant_keys=VARIANTS, segment_keys=())
+    assert check_rule({**rule, "hash_attribute": "id"}, variant_keys=VARIANTS, segment_keys=()) == {}
+    full = {"kind": "force", "variant": "on", "coverage": 1.0, "hash_attribute": ""}
+    assert check_rule(full, variant_keys=VARIANTS, segment_keys=()) == {}
+
+
+def test_check_rule__holdout__only_known_and_only_on_experiments() -> None:
+    experiment = {"kind": "experiment", "variations": ["off", "on"], "weights": [0.5, 0.5], "hash_attribute": "id"}
+    assert check_rule({**experiment, "holdout": "h"}, variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",)) == {}
+    unknown = check_rule({**experiment, "holdout": "x"}, variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",))
+    assert unknown == {"holdout": ["Unknown holdout 'x'."]}
+    forced = check_rule({"kind": "force", "variant": "on", "holdout": "h"}, variant_keys=VARIANTS, segment_keys=(),
+                        holdout_keys=("h",))
+    assert forced == {"holdout": ["Only experiment rules take a holdout."]}

@@ -297,7 +297,7 @@ class FlagStateForm(ServiceModelForm):
 
 RULE_MODEL_FIELDS = (
     "kind", "description", "enabled", "condition", "segments", "prerequisites", "variant", "hash_attribute",
-    "fallback_attribute", "seed", "experiment_key", "namespace", "phase", "starts_at", "ends_at",
+    "fallback_attribute", "seed", "experiment_key", "namespace", "holdout", "phase", "starts_at", "ends_at",
 )
 # Service field -> rule form field, for placing service errors.
 RULE_ERROR_FIELDS = {"coverage": "percentage", "variations": "split", "weights": "split"}

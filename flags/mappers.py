@@ -8,7 +8,8 @@ SDK payload and a GrowthBook SDK agrees with our own evaluation:
 - rule-level prerequisites skip the rule when they fail;
 - id-list segments become saved groups tested with ``{attribute: {"$inGroup": key}}``,
   condition segments are inlined; everything is joined to the rule condition with ``$and``;
-- rollouts and experiments hash with GrowthBook's version 2 hash;
+- rollouts, force rules with a coverage below 1 (GrowthBook treats them as rollouts) and
+  experiments hash with GrowthBook's version 2 hash;
 - an experiment rule with a holdout gets a range filter that lets only units outside the
   holdout's share in (with its layer range, if any, as a second filter, since GrowthBook
   ignores a namespace once filters are set); held-out units fall through to the next rule.
@@ -170,7 +171,9 @@ def rule_from_row(
         if row.variant not in values:
             logger.warning("Rule %s of flag %s serves an unknown variant; it is skipped.", row.uid, flag_key)
             return None
-        if row.kind == RuleRow.Kind.FORCE:
+        # A force rule with a coverage below 1 is a percentage rollout, as in GrowthBook; at full
+        # coverage it serves everyone who matches, units without a hash attribute included.
+        if row.kind == RuleRow.Kind.FORCE and float(row.coverage) >= 1.0:
             return Rule(force=values[row.variant], force_variant=row.variant, **common)
         return Rule(
             force=values[row.variant],

@@ -23,6 +23,7 @@ from flags import validation
 from flags.documents import environment_document, flag_document, rule_document, segment_document
 from flags.keys import new_client_key, new_management_token, new_server_key, token_digest
 from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+from flags.writes import audited, reject_unknown
 from traffic.models import Holdout
 
 RULE_FIELDS = (
@@ -243,12 +244,14 @@ def _variant_keys_in_use(flag: Flag) -> set[str]:
 def flag_update(*, actor: Actor, flag: Flag, **changes: Any) -> Flag:
     """Change descriptive fields, prerequisites or variants (`variants=[{key, name, value}]`)."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
-    before = flag_document(flag)
-    unknown = set(changes) - set(FLAG_FIELDS) - {"variants"}
-    if unknown:
-        raise ValidationFailed(
-            "Unknown fields.", details={f: ["This field cannot be changed."] for f in sorted(unknown)}
-        )
+    reject_unknown(changes, (*FLAG_FIELDS, "variants"), what="flag")
+    with audited(actor=actor, action="flag.update", object_type="flag", object_key=flag.key,
+                 document=lambda: flag_document(flag)):
+        _flag_change(flag, changes)
+    return flag
+
+
+def _flag_change(flag: Flag, changes: dict[str, Any]) -> None:
     if "lifecycle" in changes and changes["lifecycle"] not in Flag.Lifecycle.values:
         raise ValidationFailed(
             "Unknown lifecycle.", details={"lifecycle": [f"Use one of {', '.join(Flag.Lifecycle.values)}."]}
@@ -273,15 +276,6 @@ def flag_update(*, actor: Actor, flag: Flag, **changes: Any) -> Flag:
         setattr(flag, field, value)
     flag.save()
     environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
-    audit_record(
-        actor=actor,
-        action="flag.update",
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-    )
-    return flag
 
 
 @transaction.atomic
@@ -295,18 +289,11 @@ def flag_archive(*, actor: Actor, flag: Flag, archived: bool = True) -> Flag:
         active = list(Flag.objects.filter(key__in=dependants, archived_at__isnull=True).values_list("key", flat=True))
         if active:
             raise Conflict("Other flags require this flag.", code="flag_in_use", details={"required_by": active})
-    before = flag_document(flag)
-    flag.archived_at = timezone.now() if archived else None
-    flag.save(update_fields=["archived_at", "updated_at"])
-    environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
-    audit_record(
-        actor=actor,
-        action="flag.archive" if archived else "flag.restore",
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-    )
+    with audited(actor=actor, action="flag.archive" if archived else "flag.restore", object_type="flag",
+                 object_key=flag.key, document=lambda: flag_document(flag)):
+        flag.archived_at = timezone.now() if archived else None
+        flag.save(update_fields=["archived_at", "updated_at"])
+        environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
     return flag
 
 
@@ -326,26 +313,17 @@ def flag_state_update(
 ) -> FlagState:
     """Toggle the kill switch or change the served variants in one environment."""
     state = _state(flag, environment)
-    before = flag_document(flag)
-    keys = flag.variants.values_list("key", flat=True)
     served = {k: v for k, v in (("default_variant", default_variant), ("off_variant", off_variant)) if v is not None}
-    _raise_if(validation.check_served_variants(keys, **served))
-    if enabled is not None:
-        state.enabled = bool(enabled)
-    for field, value in served.items():
-        setattr(state, field, value)
-    state.save()
-    environments_bump(environment_ids=[environment.id])
     action = "flag.toggle" if enabled is not None and not served else "flag.state_update"
-    audit_record(
-        actor=actor,
-        action=action,
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-        environment=environment.key,
-    )
+    with audited(actor=actor, action=action, object_type="flag", object_key=flag.key,
+                 document=lambda: flag_document(flag), environment=environment.key):
+        _raise_if(validation.check_served_variants(flag.variants.values_list("key", flat=True), **served))
+        if enabled is not None:
+            state.enabled = bool(enabled)
+        for field, value in served.items():
+            setattr(state, field, value)
+        state.save()
+        environments_bump(environment_ids=[environment.id])
     return state
 
 
@@ -386,30 +364,20 @@ def flag_rule_create(
 ) -> Rule:
     """Add a rule; rules are evaluated in order and the first match serves."""
     state = _state(flag, environment)
-    before = flag_document(flag)
+    reject_unknown(data, RULE_FIELDS, what="rule")
     rule_data = _normalise_rule(data)
-    unknown = set(data) - set(RULE_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["Unknown rule field."] for f in sorted(unknown)})
     _validate_rule(flag, rule_data)
     rules = list(state.rules.all())
     index = len(rules) if position is None else max(0, min(position, len(rules)))
     rule = Rule(state=state, uid=f"r_{uuid.uuid4().hex[:12]}", **rule_data)
     rules.insert(index, rule)
     if not rule.seed:
-        rule.seed = flag.key if rule.kind == Rule.Kind.ROLLOUT else (rule.experiment_key or flag.key)
-    rule.save()
-    _renumber(rules)
-    environments_bump(environment_ids=[environment.id])
-    audit_record(
-        actor=actor,
-        action="flag.rule_create",
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-        environment=environment.key,
-    )
+        rule.seed = rule.experiment_key or flag.key if rule.kind == Rule.Kind.EXPERIMENT else flag.key
+    with audited(actor=actor, action="flag.rule_create", object_type="flag", object_key=flag.key,
+                 document=lambda: flag_document(flag), environment=environment.key):
+        rule.save()
+        _renumber(rules)
+        environments_bump(environment_ids=[environment.id])
     return rule
 
 
@@ -424,10 +392,7 @@ def _renumber(rules: Sequence[Rule]) -> None:
 def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
     rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
     flag, env = rule.state.flag, rule.state.environment
-    unknown = set(changes) - set(RULE_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["Unknown rule field."] for f in sorted(unknown)})
-    before = flag_document(flag)
+    reject_unknown(changes, RULE_FIELDS, what="rule")
     current = rule_document(rule)
     current.pop("id")
     current.pop("position")
@@ -437,19 +402,12 @@ def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
             current[field] = datetime.fromisoformat(current[field])
     current["holdout"] = current.get("holdout") or ""
     _validate_rule(flag, current)
-    for field, value in current.items():
-        setattr(rule, field, value)
-    rule.save()
-    environments_bump(environment_ids=[env.id])
-    audit_record(
-        actor=actor,
-        action="flag.rule_update",
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-        environment=env.key,
-    )
+    with audited(actor=actor, action="flag.rule_update", object_type="flag", object_key=flag.key,
+                 document=lambda: flag_document(flag), environment=env.key):
+        for field, value in current.items():
+            setattr(rule, field, value)
+        rule.save()
+        environments_bump(environment_ids=[env.id])
     return rule
 
 
@@ -457,19 +415,11 @@ def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
 def flag_rule_delete(*, actor: Actor, rule: Rule) -> None:
     rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
     flag, env, state = rule.state.flag, rule.state.environment, rule.state
-    before = flag_document(flag)
-    rule.delete()
-    _renumber(list(state.rules.all()))
-    environments_bump(environment_ids=[env.id])
-    audit_record(
-        actor=actor,
-        action="flag.rule_delete",
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-        environment=env.key,
-    )
+    with audited(actor=actor, action="flag.rule_delete", object_type="flag", object_key=flag.key,
+                 document=lambda: flag_document(flag), environment=env.key):
+        rule.delete()
+        _renumber(list(state.rules.all()))
+        environments_bump(environment_ids=[env.id])
 
 
 @transaction.atomic
@@ -482,18 +432,10 @@ def flag_rule_reorder(*, actor: Actor, flag: Flag, environment: Environment, rul
             "Give every rule id of this flag and environment exactly once.",
             details={"rule_ids": [f"Expected {sorted(rules)}."]},
         )
-    before = flag_document(flag)
-    _renumber([rules[uid] for uid in rule_ids])
-    environments_bump(environment_ids=[environment.id])
-    audit_record(
-        actor=actor,
-        action="flag.rule_reorder",
-        object_type="flag",
-        object_key=flag.key,
-        before=before,
-        after=flag_document(flag),
-        environment=environment.key,
-    )
+    with audited(actor=actor, action="flag.rule_reorder", object_type="flag", object_key=flag.key,
+                 document=lambda: flag_document(flag), environment=environment.key):
+        _renumber([rules[uid] for uid in rule_ids])
+        environments_bump(environment_ids=[environment.id])
 
 
 # Segments -------------------------------------------------------------------------------
@@ -526,9 +468,7 @@ def _all_environment_ids() -> list[int]:
 @transaction.atomic
 def segment_create(*, actor: Actor, key: str, name: str = "", **data: Any) -> Segment:
     _raise_if(validation.check_key(key))
-    unknown = set(data) - set(SEGMENT_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["Unknown segment field."] for f in sorted(unknown)})
+    reject_unknown(data, SEGMENT_FIELDS, what="segment")
     _check_segment(data)
     if Segment.objects.filter(key=key).exists():
         raise Conflict(f"Segment '{key}' already exists.", code="duplicate_key")
@@ -543,24 +483,14 @@ def segment_create(*, actor: Actor, key: str, name: str = "", **data: Any) -> Se
 @transaction.atomic
 def segment_update(*, actor: Actor, segment: Segment, **changes: Any) -> Segment:
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    unknown = set(changes) - set(SEGMENT_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["Unknown segment field."] for f in sorted(unknown)})
-    before = segment_document(segment)
-    merged = {**before, **changes}
-    _check_segment(merged)
-    for field, value in changes.items():
-        setattr(segment, field, value)
-    segment.save()
-    environments_bump(environment_ids=_all_environment_ids())
-    audit_record(
-        actor=actor,
-        action="segment.update",
-        object_type="segment",
-        object_key=segment.key,
-        before=before,
-        after=segment_document(segment),
-    )
+    reject_unknown(changes, SEGMENT_FIELDS, what="segment")
+    _check_segment({**segment_document(segment), **changes})
+    with audited(actor=actor, action="segment.update", object_type="segment", object_key=segment.key,
+                 document=lambda: segment_document(segment)):
+        for field, value in changes.items():
+            setattr(segment, field, value)
+        segment.save()
+        environments_bump(environment_ids=_all_environment_ids())
     return segment
 
 
@@ -579,7 +509,7 @@ def segment_delete(*, actor: Actor, segment: Segment) -> None:
     used_by = segment_usages(segment=segment)
     if used_by:
         raise Conflict("Rules use this segment.", code="segment_in_use", details={"used_by": used_by})
-    before = segment_document(segment)
-    segment.delete()
-    environments_bump(environment_ids=_all_environment_ids())
-    audit_record(actor=actor, action="segment.delete", object_type="segment", object_key=before["key"], before=before)
+    with audited(actor=actor, action="segment.delete", object_type="segment", object_key=segment.key,
+                 document=lambda: segment_document(segment), deleting=True):
+        segment.delete()
+        environments_bump(environment_ids=_all_environment_ids())

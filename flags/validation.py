@@ -163,8 +163,10 @@ def check_rule(
         _add(errors, "coverage", "Coverage must be a number between 0 and 1.")
     if kind in ("force", "rollout") and rule.get("variant") not in keys:
         _add(errors, "variant", f"Unknown variant '{rule.get('variant')}'.")
-    if kind in ("rollout", "experiment") and not rule.get("hash_attribute"):
-        _add(errors, "hash_attribute", "A hashed rule needs a hash attribute.")
+    hashed = kind in ("rollout", "experiment") or (kind == "force" and _is_partial(coverage))
+    if hashed and not rule.get("hash_attribute"):
+        _add(errors, "hash_attribute", "A hashed rule needs a hash attribute (a force rule with a coverage below 1 "
+                                       "is a percentage rollout).")
     if kind == "experiment":
         errors.update(_check_split(rule.get("variations"), rule.get("weights"), keys))
     holdout = rule.get("holdout") or ""
@@ -178,6 +180,10 @@ def check_rule(
     if starts is not None and ends is not None and ends <= starts:
         _add(errors, "ends_at", "The end of the schedule must be after its start.")
     return errors
+
+
+def _is_partial(coverage: Any) -> bool:
+    return isinstance(coverage, (int, float)) and not isinstance(coverage, bool) and coverage < 1.0
 
 
 def _check_split(variations: Any, weights: Any, keys: set[str]) -> Errors:

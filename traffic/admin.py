@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from audit.admin import AuditHistoryMixin, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
+from config.errors import ApplicationError
 from flags.forms import NameOptionalMixin, as_percent, percent_field
 from traffic import services
 from traffic.models import Holdout, Layer
@@ -46,18 +49,50 @@ def _text_fields(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
 
 
+class ServiceDeleteMixin:
+    """Deletes one object at a time through the service, which refuses while experiments
+    that are not archived use the object (and lets archived ones go); the refusal is shown
+    on the object's page."""
+
+    delete_service: Callable[..., None]
+    service_argument = ""
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # The service decides what may go; archived experiments are let go, not deleted.
+        return [str(o) for o in objs], {}, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        type(self).delete_service(actor=admin_actor(request), **{self.service_argument: obj})
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+                    ) -> HttpResponse:
+        try:
+            response: HttpResponse = super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
+        except ApplicationError as exc:
+            in_use = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in dict(exc.details or {}).items())
+            self.message_user(request, f"{exc.message} {in_use}".strip(), messages.ERROR)  # type: ignore[attr-defined]
+            opts = self.opts  # type: ignore[attr-defined]
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
+        return response
+
+
 @admin.register(Layer)
-class LayerAdmin(AuditHistoryMixin, ServiceAdmin[Layer]):
+class LayerAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[Layer]):
     audit_object_type = "layer"
     form = LayerForm
     list_display = ("key", "name", "description", "created_at")
     search_fields = ("key", "name", "description")
 
+    delete_service = staticmethod(services.layer_delete)
+    service_argument = "layer"
+
     def get_readonly_fields(self, request: HttpRequest, obj: Layer | None = None) -> Any:
         return () if obj is None else ("key", "created_at")
-
-    def has_delete_permission(self, request: HttpRequest, obj: Layer | None = None) -> bool:
-        return False
 
     def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         data = form.cleaned_data
@@ -73,18 +108,18 @@ class LayerAdmin(AuditHistoryMixin, ServiceAdmin[Layer]):
 
 
 @admin.register(Holdout)
-class HoldoutAdmin(AuditHistoryMixin, ServiceAdmin[Holdout]):
+class HoldoutAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[Holdout]):
     audit_object_type = "holdout"
     form = HoldoutForm
     list_display = ("key", "name", "share_shown", "hash_attribute", "created_at")
     search_fields = ("key", "name", "description")
     fields = ("key", "name", "description", "share_percent", "hash_attribute", "seed")
 
+    delete_service = staticmethod(services.holdout_delete)
+    service_argument = "holdout"
+
     def get_readonly_fields(self, request: HttpRequest, obj: Holdout | None = None) -> Any:
         return () if obj is None else ("key",)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Holdout | None = None) -> bool:
-        return False
 
     @admin.display(description="Held-out share", ordering="share")
     def share_shown(self, obj: Holdout) -> str:

@@ -1,7 +1,9 @@
 """Writes to layers and holdouts: validated, in one transaction, audited.
 
 Experiments compile their layer range and the holdouts in scope into each environment's
-snapshot, so every write here bumps the config version of all environments.
+snapshot, so every write here bumps the config version of all environments. A layer or
+holdout cannot be deleted while an experiment that is not archived, or a flag rule, uses it;
+archived experiments let go of it (their results stay readable).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from audit.services import audit_record
 from audit.types import Actor
 from config.errors import Conflict, ValidationFailed
 from flags import validation
-from flags.models import Environment
+from flags.models import Environment, Rule
 from flags.services import environments_bump
+from flags.writes import audited, reject_unknown
 from traffic.models import Holdout, Layer
 
 LAYER_FIELDS = ("name", "description")
@@ -54,12 +57,6 @@ def _check_text(data: Mapping[str, Any], errors: validation.Errors) -> None:
         errors["name"] = ["Give a name of at most 200 characters."]
     if not isinstance(data.get("description", ""), str):
         errors["description"] = ["The description must be text."]
-
-
-def _check_unknown(data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["This field cannot be set."] for f in sorted(unknown)})
 
 
 def _check_holdout(data: Mapping[str, Any]) -> validation.Errors:
@@ -108,22 +105,69 @@ def layer_create(*, actor: Actor, key: str, name: str = "", description: str = "
 
 @transaction.atomic
 def layer_update(*, actor: Actor, layer: Layer, **changes: Any) -> Layer:
-    _check_unknown(changes, LAYER_FIELDS)
+    reject_unknown(changes, LAYER_FIELDS, what="layer")
     layer = Layer.objects.select_for_update().get(pk=layer.pk)
-    before = layer_document(layer)
     errors: validation.Errors = {}
-    _check_text({**before, **changes}, errors)
+    _check_text({**layer_document(layer), **changes}, errors)
     if "name" in changes and not changes["name"]:
         errors["name"] = ["A layer needs a name."]
     if errors:
         raise ValidationFailed("The layer is not valid.", details=errors)
-    for field, value in changes.items():
-        setattr(layer, field, value)
-    layer.save()
-    _bump_all()
-    audit_record(actor=actor, action="layer.update", object_type="layer", object_key=layer.key,
-                 before=before, after=layer_document(layer))
+    with audited(actor=actor, action="layer.update", object_type="layer", object_key=layer.key,
+                 document=lambda: layer_document(layer)):
+        for field, value in changes.items():
+            setattr(layer, field, value)
+        layer.save()
+        _bump_all()
     return layer
+
+
+def _users(experiments: Any, rules: list[str]) -> dict[str, list[str]]:
+    """Who still uses a layer or holdout: experiments not archived, and flag rules."""
+    active = sorted(experiments.exclude(status="archived").values_list("key", flat=True))
+    used: dict[str, list[str]] = {}
+    if active:
+        used["experiments"] = active
+    if rules:
+        used["rules"] = sorted(rules)
+    return used
+
+
+def _rule_names(rules: Any) -> list[str]:
+    rows = rules.values_list("uid", "state__flag__key", "state__environment__key")
+    return [f"{flag}@{env}:{uid}" for uid, flag, env in rows]
+
+
+@transaction.atomic
+def layer_delete(*, actor: Actor, layer: Layer) -> None:
+    """Delete a layer no experiment (other than archived ones) and no rule uses."""
+    layer = Layer.objects.select_for_update().get(pk=layer.pk)
+    rules = [name for name, ns in _namespaced_rules() if ns == layer.key]
+    used = _users(layer.experiments.all(), rules)
+    if used:
+        raise Conflict(f"Layer '{layer.key}' is in use; stop and archive its experiments first.",
+                       code="layer_in_use", details=used)
+    archived = sorted(layer.experiments.values_list("key", flat=True))
+
+    def document() -> dict[str, Any]:
+        return {**layer_document(layer), "archived_experiments": archived}
+
+    with audited(actor=actor, action="layer.delete", object_type="layer", object_key=layer.key,
+                 document=document, deleting=True):
+        layer.experiments.update(layer=None)
+        layer.delete()
+        _bump_all()
+
+
+def _namespaced_rules() -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    rules = Rule.objects.filter(namespace__isnull=False).values_list(
+        "uid", "state__flag__key", "state__environment__key", "namespace"
+    )
+    for uid, flag, env, ns in rules:
+        if isinstance(ns, list) and ns:
+            out.append((f"{flag}@{env}:{uid}", str(ns[0])))
+    return out
 
 
 @transaction.atomic
@@ -161,18 +205,37 @@ def holdout_create(
 
 @transaction.atomic
 def holdout_update(*, actor: Actor, holdout: Holdout, **changes: Any) -> Holdout:
-    _check_unknown(changes, HOLDOUT_FIELDS)
+    reject_unknown(changes, HOLDOUT_FIELDS, what="holdout")
     holdout = Holdout.objects.select_for_update().get(pk=holdout.pk)
-    before = holdout_document(holdout)
-    errors = _check_holdout({**before, **changes})
+    errors = _check_holdout({**holdout_document(holdout), **changes})
     if "name" in changes and not changes["name"]:
         errors["name"] = ["A holdout needs a name."]
     if errors:
         raise ValidationFailed("The holdout is not valid.", details=errors)
-    for field, value in changes.items():
-        setattr(holdout, field, value)
-    holdout.save()
-    _bump_all()
-    audit_record(actor=actor, action="holdout.update", object_type="holdout", object_key=holdout.key,
-                 before=before, after=holdout_document(holdout))
+    with audited(actor=actor, action="holdout.update", object_type="holdout", object_key=holdout.key,
+                 document=lambda: holdout_document(holdout)):
+        for field, value in changes.items():
+            setattr(holdout, field, value)
+        holdout.save()
+        _bump_all()
     return holdout
+
+
+@transaction.atomic
+def holdout_delete(*, actor: Actor, holdout: Holdout) -> None:
+    """Delete a holdout no experiment (other than archived ones) and no rule uses."""
+    holdout = Holdout.objects.select_for_update().get(pk=holdout.pk)
+    used = _users(holdout.experiments.all(), _rule_names(Rule.objects.filter(holdout=holdout.key)))
+    if used:
+        raise Conflict(f"Holdout '{holdout.key}' is in use; stop and archive its experiments first.",
+                       code="holdout_in_use", details=used)
+    archived = sorted(holdout.experiments.values_list("key", flat=True))
+
+    def document() -> dict[str, Any]:
+        return {**holdout_document(holdout), "archived_experiments": archived}
+
+    with audited(actor=actor, action="holdout.delete", object_type="holdout", object_key=holdout.key,
+                 document=document, deleting=True):
+        holdout.experiments.update(holdout=None)
+        holdout.delete()
+        _bump_all()

@@ -121,8 +121,10 @@ def test_snapshot_from_rows__force_rollout_experiment__growthbook_fields() -> No
     ]
     snap = _snapshot((_flag("f", value_type="json"), _state(default="a", off="a"), variants, rules))
     forced, rollout, experiment, unnamed = snap.features["f"].rules
+    # A force rule with a coverage is a percentage rollout, as GrowthBook reads it.
     assert (forced.force, forced.force_variant, forced.coverage, forced.starts_at) == (
-        {"x": 2}, "b", None, starts.timestamp())
+        {"x": 2}, "b", 0.5, starts.timestamp())
+    assert (forced.seed, forced.hash_attribute, forced.hash_version, forced.reason) == ("f", "id", 2, Reason.SPLIT)
     assert (rollout.force_variant, rollout.coverage, rollout.hash_attribute, rollout.fallback_attribute,
             rollout.seed, rollout.hash_version) == ("b", 0.25, "company", "id", "f", 2)
     assert experiment.variations == ({"x": 1}, {"x": 2})
@@ -152,3 +154,19 @@ def test_snapshot_from_rows__through_the_disk_format__same_evaluations() -> None
         attributes = {"id": f"u-{i}"}
         for key in snap.features:
             assert evaluate(copy, key, attributes) == evaluate(snap, key, attributes)
+
+
+def test_snapshot_from_rows__force_rule_coverage__hashed_share_and_full_coverage_for_everyone() -> None:
+    rules = [_rule("r1", kind="force", variant="on", coverage=0.3, seed="f")]
+    snap = _snapshot((_flag("f"), _state(), BOOL, rules))
+    served = sum(evaluate(snap, "f", {"id": f"u-{i}"}).value for i in range(4000))
+    assert 0.27 * 4000 < served < 0.33 * 4000
+    assert evaluate(snap, "f", {}).value is False  # no hash attribute: not in the rollout
+    # The same rollout as a rollout rule with the same seed.
+    as_rollout = _snapshot((_flag("f"), _state(), BOOL, [_rule("r1", kind="rollout", variant="on", coverage=0.3,
+                                                                seed="f")]))
+    assert all(evaluate(snap, "f", {"id": f"u-{i}"}).value == evaluate(as_rollout, "f", {"id": f"u-{i}"}).value
+               for i in range(500))
+    full = _snapshot((_flag("f"), _state(), BOOL, [_rule("r1", kind="force", variant="on", coverage=1.0)]))
+    assert full.features["f"].rules[0].coverage is None
+    assert evaluate(full, "f", {}).value is True  # full coverage needs no id

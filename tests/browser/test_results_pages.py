@@ -2,7 +2,8 @@
 
 A PM creates and starts an experiment through the guided flow; the results page of a
 seeded experiment renders its table, forest plot and trend chart without console errors;
-the CUPED toggle switches numbers; the CSV and JSON downloads parse; a seeded sample ratio
+the analysis, CUPED and difference toggles switch the table, forest plot, trend and CSV;
+the CSV and JSON downloads parse; a seeded sample ratio
 mismatch shows its banner; the kill switch asks for confirmation. Screenshots of the main
 pages are written to docs/img/ for docs/reading-results.md.
 """
@@ -209,6 +210,54 @@ def test_browser__results_page__table_charts_toggles_exports(browser: Page, tmp_
         page.click("#export-json")
     body = json.loads(Path(json_download.value.path()).read_text())
     assert body["experiment"] == winner.key and len(body["metrics"]) == 4 and body["slices"]
+    assert browser.errors == []
+
+
+def test_browser__results_page__analysis_cuped_and_difference_toggles(browser: Page) -> None:
+    winner = factories.seed(factories.winner_plan(history=4))  # sequential, CUPED on, relative
+    factories.staff_user("analyst")
+    browser.login("analyst")
+    page = browser.page
+    browser.go(f"/experiments/{winner.key}/")
+    purchase = "#goal-table tr[data-metric=purchase] td.interval"
+    verdict = page.get_attribute("#recommendation", "data-verdict")
+    assert "sequential (always-valid), CUPED-adjusted" in page.inner_text("#toggles")
+    seen = {"sequential+cuped": (page.inner_text(purchase), page.inner_html("#forest"))}
+
+    # Sequential without CUPED: the table and the forest plot change, the trend stays complete.
+    page.click("#toggle-cuped a[data-value=off]")
+    page.wait_for_url("**cuped=off**")
+    assert "sequential (always-valid), unadjusted" in page.inner_text("#toggles")
+    seen["sequential"] = (page.inner_text(purchase), page.inner_html("#forest"))
+    assert page.locator("#trend-note").count() == 0
+    assert page.locator("#trend svg polygon.band").count() == 1
+
+    # Absolute differences: no percent signs, one forest plot per metric, the trend in units.
+    page.click("#toggle-diff a[data-value=absolute]")
+    page.wait_for_url("**diff=absolute**")
+    absolute = page.inner_text(purchase)
+    assert "%" not in absolute
+    assert page.locator("#forest svg.forest-plot").count() == 4
+    assert "Cumulative difference" in page.inner_html("#trend")
+    seen["sequential+absolute"] = (absolute, page.inner_html("#forest"))
+
+    # Fixed horizon, still absolute and without CUPED; the recommendation does not move.
+    page.click("#toggle-analysis a[data-value=fixed]")
+    page.wait_for_url("**analysis=fixed**")
+    assert "fixed-horizon, unadjusted" in page.inner_text("#toggles")
+    assert "not the experiment's configured analysis" in page.inner_text("#toggles")
+    seen["fixed+absolute"] = (page.inner_text(purchase), page.inner_html("#forest"))
+    assert page.get_attribute("#recommendation", "data-verdict") == verdict
+    intervals = [cell for cell, _ in seen.values()]
+    forests = [svg for _, svg in seen.values()]
+    assert len(set(intervals)) == len(intervals) and len(set(forests)) == len(forests)
+
+    # The CSV downloaded from this view marks it.
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    selected = {(r["analysis"], r["difference_type"]) for r in rows if r["selected"] == "True"}
+    assert selected == {("fixed", "absolute")}
     assert browser.errors == []
 
 

@@ -182,7 +182,8 @@ def flag_lifecycle_assess(
     last_evaluated: LastEvaluatedSource = flag_last_evaluated,
     every_flag: bool = False,
 ) -> list[FlagLifecycle]:
-    """Lifecycle of flags loaded by `flags_with_rules` (one more query, for the audit log).
+    """Lifecycle of flags loaded by `flags_with_rules` (two more queries: the audit log and
+    the recorded evaluations).
 
     `every_flag` says the rows are all flags, which spares the key filter on the audit query.
     """

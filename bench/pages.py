@@ -217,10 +217,11 @@ def main() -> int:
     assert latest is not None
     shape = (len(latest.metrics), len(latest.variations), len(latest.slices))
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_column_size(slices) + pg_column_size(metrics) FROM experiments_resultsnapshot "
-                    "WHERE id = %s", [latest.pk])
-        row = cur.fetchone()
-    stored_kib = (row[0] if row else 0) / 1024
+        cur.execute("SELECT pg_column_size(metrics), pg_column_size(slices), octet_length(metrics::text), "
+                    "octet_length(slices::text) FROM experiments_resultsnapshot WHERE id = %s", [latest.pk])
+        row = cur.fetchone() or (0, 0, 0, 0)
+    stored_kib = (row[0] + row[1]) / 1024
+    text_kib = (row[2] + row[3]) / 1024
     connection.close()
 
     port = _free_port()
@@ -233,6 +234,9 @@ def main() -> int:
             _measure(port, "results page, large experiment", f"/experiments/{LARGE}/", cookie, n),
             _measure(port, "results page, large, CUPED off + segment slices",
                      f"/experiments/{LARGE}/?cuped=off&slice=segment&slice_metric=metric-07", cookie, n),
+            _measure(port, "results page, large, fixed horizon, absolute, CUPED off",
+                     f"/experiments/{LARGE}/?analysis=fixed&diff=absolute&cuped=off", cookie, n),
+            _measure(port, "experiment list filtered by tag", "/experiments/?tag=team-3", cookie, max(5, n // 4)),
             _measure(port, "results page, small experiment", "/experiments/list-000/", cookie, n),
             _measure(port, "reference: results API (JSON, latest + 100 history)",
                      f"/api/v1/experiments/{LARGE}/results", token, max(5, n // 4)),
@@ -252,7 +256,8 @@ def main() -> int:
     print(f"Server: gunicorn, config/gunicorn.py, {args.workers} sync workers, production settings (DEBUG off)")
     print(f"Large experiment: {shape[0]} metrics, {shape[1]} variations, {shape[2]} slice values, "
           f"{ResultSnapshot.objects.filter(experiment=large).count()} readouts; latest stored metrics+slices "
-          f"{stored_kib:.0f} KiB (compressed)")
+          f"{stored_kib:.0f} KiB compressed ({row[0] / 1024:.0f} + {row[1] / 1024:.0f}), "
+          f"{text_kib:.0f} KiB as JSON text ({row[2] / 1024:.0f} + {row[3] / 1024:.0f})")
     print()
     print("| page | requests | p50 ms | p90 ms | min ms | max ms | body KiB |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -173,8 +173,8 @@ WITH h AS (
      WHERE experiment_id = %s AND status = 'success' AND (%s::bigint IS NULL OR phase_id = %s::bigint)
 )
 SELECT s.created_at, s.variations,
-       (SELECT jsonb_build_object('sequential', m -> 'sequential',
-                                  'sequential_unadjusted', m -> 'sequential_unadjusted')
+       (SELECT jsonb_build_object(%s::text, jsonb_path_query_array(
+                   m -> %s::text, '$[*] ? (@.difference_type == $t)', jsonb_build_object('t', %s::text)))
           FROM jsonb_array_elements(s.metrics) AS m WHERE m ->> 'key' = %s LIMIT 1)
   FROM h JOIN experiments_resultsnapshot s ON s.id = h.id
  WHERE (h.rn - 1) %% GREATEST(1, CEIL(h.n::numeric / %s)::int) = 0 OR h.rn = h.n
@@ -183,12 +183,16 @@ SELECT s.created_at, s.variations,
 
 
 def trend_history(
-    *, experiment_id: int, phase_id: int | None, metric_key: str
+    *, experiment_id: int, phase_id: int | None, metric_key: str, mode: str = "sequential",
+    difference_type: str = "relative",
 ) -> list[tuple[datetime, list[dict[str, Any]], dict[str, Any] | None]]:
-    """(time, variations, {sequential, sequential_unadjusted} of one metric) for up to ~TREND_POINTS
-    readouts (a key is null where the readout did not store that view)."""
+    """(time, variations, {mode: comparisons} of one metric) for up to ~TREND_POINTS readouts;
+    the comparisons are null or empty where a readout did not store that view. Only the view
+    the chart draws travels: one analysis (`sequential` or `sequential_unadjusted`), one
+    difference type."""
     with connection.cursor() as cur:
-        cur.execute(_TREND_SQL, [experiment_id, phase_id, phase_id, metric_key, TREND_POINTS])
+        cur.execute(_TREND_SQL, [experiment_id, phase_id, phase_id, mode, mode, difference_type, metric_key,
+                                 TREND_POINTS])
         return [(row[0], _json(row[1]) or [], _json(row[2])) for row in cur.fetchall()]
 
 

@@ -262,7 +262,8 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
 def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None, metric: MetricResult,
            toggles: Toggles, names: dict[str, str]) -> tuple[str, str, str]:
     """(trend chart, users chart, note): the always-valid intervals of the view the toggles chose."""
-    history = queries.trend_history(experiment_id=experiment.pk, phase_id=phase_id, metric_key=metric.key)
+    history = queries.trend_history(experiment_id=experiment.pk, phase_id=phase_id, metric_key=metric.key,
+                                    mode=toggles.sequential_mode, difference_type=toggles.difference_type)
     relative = toggles.difference_type == "relative"
     users: dict[str, list[tuple[datetime, float]]] = {}
     expected: dict[str, list[tuple[datetime, float]]] = {}

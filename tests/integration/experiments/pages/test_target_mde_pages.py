@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.test import Client
 
 from experiments.models import Experiment
@@ -80,3 +82,20 @@ def test_wizard__mde_answer__stored_as_target_mde(analyst_client: Client, db: An
     assert experiment.target_mde == pytest.approx(0.025)
     assert "Target MDE" not in experiment.description
     assert "Planned: about" in experiment.description
+
+
+def test_migration__wizard_descriptions__target_mde_filled_description_kept(db: Any) -> None:
+    planned = factories.create_experiment(factories.flat_plan("planned-old"), start=False)
+    unplanned = factories.create_experiment(factories.flat_plan("no-percent"), start=False)
+    kept = factories.create_experiment(factories.flat_plan("already-set", extra={"target_mde": 0.2}), start=False)
+    Experiment.objects.filter(pk=planned.pk).update(description="Target MDE: 2.5%\nPlanned: about 9,000 users.")
+    Experiment.objects.filter(pk=unplanned.pk).update(description="Target MDE: 3")
+    migration = importlib.import_module("experiments.migrations.0008_target_mde_from_description")
+    migration.target_mde_from_description(apps, None)
+    planned.refresh_from_db()
+    unplanned.refresh_from_db()
+    kept.refresh_from_db()
+    assert planned.target_mde == pytest.approx(0.025)
+    assert planned.description == "Target MDE: 2.5%\nPlanned: about 9,000 users."
+    assert unplanned.target_mde is None  # no percent sign: ambiguous, left alone
+    assert kept.target_mde == pytest.approx(0.2)

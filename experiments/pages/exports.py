@@ -43,6 +43,10 @@ def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
     snap = _export_snapshot(experiment, request.GET.get("snapshot"))
     body = {"experiment": experiment.key, "phase": snap.phase.number if snap.phase else None,
             **{f: getattr(snap, f) for f in EXPORT_FIELDS}}
+    # Which stored view the page showed: `metrics[].<mode>` entries of `difference_type`.
+    toggles = _toggles(request, parse_snapshot({f: getattr(snap, f) for f in EXPORT_FIELDS}))
+    body["selected_view"] = {"analysis": toggles.analysis, "cuped": toggles.cuped, "mode": toggles.mode,
+                             "difference_type": toggles.difference_type}
     response = HttpResponse(json.dumps(body, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-readout-{snap.pk}.json"'
     return response

@@ -172,3 +172,10 @@ def test_results_api_and_json_export__expose_every_view(
         assert all("chance_to_win" in c and "p_value" in c for c in purchase[mode])
     export = json.loads(analyst_client.get(f"/experiments/{winner.key}/export.json").content)
     assert export["metrics"][0]["sequential_unadjusted"] == purchase["sequential_unadjusted"]
+    assert export["selected_view"] == {"analysis": "sequential", "cuped": True, "mode": "sequential",
+                                       "difference_type": "relative"}
+    html = analyst_client.get(f"/experiments/{winner.key}/?analysis=fixed&cuped=off&diff=absolute").content.decode()
+    link = re.search(r'id="export-json" href="([^"]+)"', html)
+    assert link is not None
+    chosen = json.loads(analyst_client.get(link.group(1).replace("&amp;", "&")).content)["selected_view"]
+    assert chosen == {"analysis": "fixed", "cuped": False, "mode": "fixed", "difference_type": "absolute"}

@@ -2,16 +2,15 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit.models import AuditEntry
 from audit.selectors import audit_list
+from config.api import ListApi
 
 
-class AuditListApi(APIView):
+class AuditListApi(ListApi):
     class OutputSerializer(serializers.ModelSerializer[AuditEntry]):
         class Meta:
             model = AuditEntry
@@ -42,6 +41,4 @@ class AuditListApi(APIView):
         entries = audit_list(
             object_type=params.get("object_type"), object_key=params.get("object_key"), action=params.get("action")
         )
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(entries, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return self.page_response(request, entries, lambda page: self.OutputSerializer(page, many=True).data)

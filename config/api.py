@@ -1,15 +1,43 @@
 """One exception handler for every API: domain and framework errors become `{code, message, details}`."""
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import ApplicationError
+
+
+class ListApi(APIView):
+    """A view whose GET answers one page of a list: `{count, next, previous, results}`.
+
+    `pagination_class` is also what the schema generator reads to document the page shape.
+    """
+
+    pagination_class = LimitOffsetPagination
+
+    def page_response(self, request: Request, items: Any, render: Callable[[Sequence[Any]], Any]) -> Response:
+        paginator = self.pagination_class()
+        page: list[Any] | None = paginator.paginate_queryset(items, request, view=self)
+        assert page is not None
+        return paginator.get_paginated_response(render(page))
+
+
+def validated_input(
+    serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False
+) -> dict[str, Any]:
+    """The request body checked by `serializer_class`; a 400 `validation_error` otherwise."""
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -18,11 +18,11 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import ListApi, validated_input
 from config.errors import ApplicationError, Unauthorized, ValidationFailed
 from experiments import selectors, services
 from experiments.ingestion import MAX_BATCH_ITEMS
@@ -45,21 +45,6 @@ CORS_HEADERS = {
 class PayloadTooLarge(ApplicationError):
     status = 413
     code = "payload_too_large"
-
-
-def _input(
-    serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False
-) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _paginated(request: Request, view: APIView, items: Any, render: Any) -> Response:
-    paginator = LimitOffsetPagination()
-    page: list[Any] | None = paginator.paginate_queryset(items, request, view=view)
-    assert page is not None
-    return paginator.get_paginated_response([render(item) for item in page])
 
 
 # Events ----------------------------------------------------------------------------------
@@ -209,7 +194,7 @@ class _MetricFields(serializers.Serializer[Any]):
     owner = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
 
-class MetricListApi(APIView):
+class MetricListApi(ListApi):
     @extend_schema_serializer(component_name="MetricCreate")
     class InputSerializer(_MetricFields):
         key = serializers.CharField(max_length=100)
@@ -222,11 +207,11 @@ class MetricListApi(APIView):
         params = request.query_params
         archived = params.get("archived", "false").lower() in ("1", "true", "yes")
         metrics = selectors.metric_list(archived=archived, kind=params.get("kind"), search=params.get("search"))
-        return _paginated(request, self, metrics, metric_document)
+        return self.page_response(request, metrics, lambda page: [metric_document(m) for m in page])
 
     @extend_schema(request=InputSerializer, responses={201: MetricOutput})
     def post(self, request: Request) -> Response:
-        data = _input(self.InputSerializer, request)
+        data = validated_input(self.InputSerializer, request)
         metric = services.metric_create(actor=request_actor(request), **data)
         return Response(metric_document(metric), status=status.HTTP_201_CREATED)
 
@@ -242,7 +227,7 @@ class MetricDetailApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=MetricOutput)
     def patch(self, request: Request, key: str) -> Response:
-        data = _input(self.InputSerializer, request, partial=True)
+        data = validated_input(self.InputSerializer, request, partial=True)
         metric = services.metric_update(actor=request_actor(request), metric=selectors.metric_get(key=key), **data)
         return Response(metric_document(metric))
 
@@ -376,7 +361,7 @@ def _document(key: str) -> dict[str, Any]:
     return experiment_document(selectors.experiment_get(key=key))
 
 
-class ExperimentListApi(APIView):
+class ExperimentListApi(ListApi):
     @extend_schema_serializer(component_name="ExperimentCreate")
     class InputSerializer(_ExperimentFields):
         key = serializers.CharField(max_length=100)
@@ -395,11 +380,11 @@ class ExperimentListApi(APIView):
             status=params.get("status"), environment=params.get("environment"), flag=params.get("flag"),
             search=params.get("search"), tag=params.get("tag"),
         )
-        return _paginated(request, self, experiments, experiment_document)
+        return self.page_response(request, experiments, lambda page: [experiment_document(e) for e in page])
 
     @extend_schema(request=InputSerializer, responses={201: ExperimentOutput})
     def post(self, request: Request) -> Response:
-        data = _plain(_input(self.InputSerializer, request))
+        data = _plain(validated_input(self.InputSerializer, request))
         data["flag"] = flag_selectors.flag_get(key=data["flag"])
         data["environment"] = flag_selectors.environment_get(key=data["environment"])
         experiment = services.experiment_create(actor=request_actor(request), **data)
@@ -417,7 +402,7 @@ class ExperimentDetailApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=ExperimentOutput)
     def patch(self, request: Request, key: str) -> Response:
-        data = _plain(_input(self.InputSerializer, request, partial=True))
+        data = _plain(validated_input(self.InputSerializer, request, partial=True))
         services.experiment_update(actor=request_actor(request), experiment=selectors.experiment_get(key=key), **data)
         return Response(_document(key))
 
@@ -439,7 +424,7 @@ class ExperimentStopApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=ExperimentOutput)
     def post(self, request: Request, key: str) -> Response:
-        data = _input(self.InputSerializer, request)
+        data = validated_input(self.InputSerializer, request)
         services.experiment_stop(actor=request_actor(request), experiment=selectors.experiment_get(key=key), **data)
         return Response(_document(key))
 
@@ -466,7 +451,7 @@ class ExperimentRefreshApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={202: OutputSerializer})
     def post(self, request: Request, key: str) -> Response:
-        data = _input(self.InputSerializer, request)
+        data = validated_input(self.InputSerializer, request)
         experiment = selectors.experiment_get(key=key)
         phase = selectors.phase_get(experiment=experiment, number=data.get("phase"))
         if phase is None:

@@ -4,32 +4,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import ListApi, validated_input
 from flags import selectors, services
 from flags.authentication import request_actor
 from flags.documents import flag_document, rule_document, segment_document
 from flags.models import Environment, Flag
-
-
-def _input(
-    serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False
-) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _paginated(request: Request, view: APIView, items: Any, render: Any) -> Response:
-    paginator = LimitOffsetPagination()
-    page: list[Any] | None = paginator.paginate_queryset(items, request, view=view)
-    assert page is not None
-    return paginator.get_paginated_response([render(item) for item in page])
 
 
 class EnvironmentOutput(serializers.Serializer[Environment]):
@@ -41,18 +26,19 @@ class EnvironmentOutput(serializers.Serializer[Environment]):
     updated_at = serializers.DateTimeField()
 
 
-class EnvironmentListApi(APIView):
+class EnvironmentListApi(ListApi):
     class InputSerializer(serializers.Serializer[Any]):
         key = serializers.CharField(max_length=64)
         name = serializers.CharField(max_length=120, required=False, default="")
 
     @extend_schema(responses=EnvironmentOutput(many=True))
     def get(self, request: Request) -> Response:
-        return _paginated(request, self, Environment.objects.all(), lambda e: EnvironmentOutput(e).data)
+        environments = Environment.objects.all()
+        return self.page_response(request, environments, lambda page: [EnvironmentOutput(e).data for e in page])
 
     @extend_schema(request=InputSerializer, responses={201: EnvironmentOutput})
     def post(self, request: Request) -> Response:
-        data = _input(self.InputSerializer, request)
+        data = validated_input(self.InputSerializer, request)
         env = services.environment_create(actor=request_actor(request), **data)
         return Response(EnvironmentOutput(env).data, status=status.HTTP_201_CREATED)
 
@@ -125,7 +111,7 @@ class FlagOutput(serializers.Serializer[Any]):
     )
 
 
-class FlagListApi(APIView):
+class FlagListApi(ListApi):
     class InputSerializer(serializers.Serializer[Any]):
         key = serializers.CharField(max_length=100)
         value_type = serializers.ChoiceField(choices=["boolean", "string", "number", "json"], default="boolean")
@@ -152,14 +138,11 @@ class FlagListApi(APIView):
         flags = selectors.flag_list(
             archived=archived, tag=request.query_params.get("tag"), search=request.query_params.get("search")
         )
-        paginator = LimitOffsetPagination()
-        page: list[Flag] | None = paginator.paginate_queryset(flags, request, view=self)
-        assert page is not None
-        return paginator.get_paginated_response(_flag_outputs(page))
+        return self.page_response(request, flags, _flag_outputs)
 
     @extend_schema(request=InputSerializer, responses={201: FlagOutput})
     def post(self, request: Request) -> Response:
-        data = _input(self.InputSerializer, request)
+        data = validated_input(self.InputSerializer, request)
         if "variants" in data:
             data["variants"] = [dict(v) for v in data["variants"]]
         data["prerequisites"] = [dict(p) for p in data["prerequisites"]]
@@ -183,7 +166,7 @@ class FlagDetailApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=FlagOutput)
     def patch(self, request: Request, key: str) -> Response:
-        data = _input(self.InputSerializer, request, partial=True)
+        data = validated_input(self.InputSerializer, request, partial=True)
         for field in ("variants", "prerequisites"):
             if field in data:
                 data[field] = [dict(v) for v in data[field]]
@@ -214,7 +197,7 @@ class FlagStateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=FlagOutput)
     def patch(self, request: Request, key: str, env: str) -> Response:
-        data = _input(self.InputSerializer, request, partial=True)
+        data = validated_input(self.InputSerializer, request, partial=True)
         flag = selectors.flag_get(key=key)
         services.flag_state_update(
             actor=request_actor(request), flag=flag, environment=selectors.environment_get(key=env), **data
@@ -245,15 +228,42 @@ class RuleSerializer(serializers.Serializer[Any]):
     position = serializers.IntegerField(required=False, min_value=0)
 
 
-def _rule_input(request: Request, *, partial: bool) -> dict[str, Any]:
-    data = _input(RuleSerializer, request, partial=partial)
+@extend_schema_serializer(component_name="Rule")
+class RuleOutput(serializers.Serializer[Any]):
+    """A rule as the API returns it (`flags.documents.rule_document`)."""
+
+    id = serializers.CharField(help_text="The rule's stable id (`uid` in the URLs).")
+    position = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["force", "rollout", "experiment"])
+    description = serializers.CharField()
+    enabled = serializers.BooleanField()
+    condition = serializers.JSONField(help_text="A GrowthBook-style targeting condition.")
+    segments = serializers.ListField(child=serializers.CharField())
+    prerequisites = PrerequisiteSerializer(many=True)
+    variant = serializers.CharField()
+    coverage = serializers.FloatField()
+    hash_attribute = serializers.CharField()
+    fallback_attribute = serializers.CharField()
+    seed = serializers.CharField()
+    variations = serializers.ListField(child=serializers.CharField())
+    weights = serializers.ListField(child=serializers.FloatField())
+    experiment_key = serializers.CharField()
+    namespace = serializers.JSONField(allow_null=True, help_text="[layer key, range start, range end] or null.")
+    holdout = serializers.CharField(allow_null=True)
+    phase = serializers.CharField()
+    starts_at = serializers.DateTimeField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True)
+
+
+def _rulevalidated_input(request: Request, *, partial: bool) -> dict[str, Any]:
+    data = validated_input(RuleSerializer, request, partial=partial)
     if "prerequisites" in data:
         data["prerequisites"] = [dict(p) for p in data["prerequisites"]]
     return data
 
 
 class FlagRuleListApi(APIView):
-    @extend_schema(responses=serializers.JSONField())
+    @extend_schema(responses=RuleOutput(many=True))
     def get(self, request: Request, key: str, env: str) -> Response:
         flag = selectors.flag_get(key=key)
         state = flag.states.get(environment__key=env) if flag.states.filter(environment__key=env).exists() else None
@@ -262,9 +272,9 @@ class FlagRuleListApi(APIView):
             return Response([])
         return Response([rule_document(r) for r in state.rules.all()])
 
-    @extend_schema(request=RuleSerializer, responses={201: serializers.JSONField()})
+    @extend_schema(request=RuleSerializer, responses={201: RuleOutput})
     def post(self, request: Request, key: str, env: str) -> Response:
-        data = _rule_input(request, partial=False)
+        data = _rulevalidated_input(request, partial=False)
         rule = services.flag_rule_create(
             actor=request_actor(request),
             flag=selectors.flag_get(key=key),
@@ -275,9 +285,9 @@ class FlagRuleListApi(APIView):
 
 
 class FlagRuleDetailApi(APIView):
-    @extend_schema(request=RuleSerializer, responses=serializers.JSONField())
+    @extend_schema(request=RuleSerializer, responses=RuleOutput)
     def patch(self, request: Request, key: str, env: str, uid: str) -> Response:
-        data = _rule_input(request, partial=True)
+        data = _rulevalidated_input(request, partial=True)
         data.pop("position", None)
         rule = selectors.rule_get(
             flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env), uid=uid
@@ -298,9 +308,9 @@ class FlagRuleReorderApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
         rule_ids = serializers.ListField(child=serializers.CharField(max_length=40))
 
-    @extend_schema(request=InputSerializer, responses=serializers.JSONField())
+    @extend_schema(request=InputSerializer, responses=RuleOutput(many=True))
     def post(self, request: Request, key: str, env: str) -> Response:
-        data = _input(self.InputSerializer, request)
+        data = validated_input(self.InputSerializer, request)
         flag, environment = selectors.flag_get(key=key), selectors.environment_get(key=env)
         services.flag_rule_reorder(
             actor=request_actor(request), flag=flag, environment=environment, rule_ids=data["rule_ids"]
@@ -318,14 +328,14 @@ class SegmentSerializer(serializers.Serializer[Any]):
     ids = serializers.ListField(child=serializers.JSONField(), required=False, max_length=100_000)
 
 
-class SegmentListApi(APIView):
+class SegmentListApi(ListApi):
     @extend_schema(responses=SegmentSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return _paginated(request, self, selectors.segment_list(), segment_document)
+        return self.page_response(request, selectors.segment_list(), lambda page: [segment_document(s) for s in page])
 
     @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer})
     def post(self, request: Request) -> Response:
-        data = _input(SegmentSerializer, request)
+        data = validated_input(SegmentSerializer, request)
         segment = services.segment_create(actor=request_actor(request), **data)
         return Response(segment_document(segment), status=status.HTTP_201_CREATED)
 
@@ -337,7 +347,7 @@ class SegmentDetailApi(APIView):
 
     @extend_schema(request=SegmentSerializer, responses=SegmentSerializer)
     def patch(self, request: Request, key: str) -> Response:
-        data = _input(SegmentSerializer, request, partial=True)
+        data = validated_input(SegmentSerializer, request, partial=True)
         data.pop("key", None)
         segment = services.segment_update(actor=request_actor(request), segment=selectors.segment_get(key=key), **data)
         return Response(segment_document(segment))

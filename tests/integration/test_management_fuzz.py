@@ -9,6 +9,7 @@ import os
 import random
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from audit.types import Actor
 from experiments.models import Experiment, Metric
@@ -101,7 +103,7 @@ def test_management_api__fuzzed_requests__no_5xx_and_errors_documented(schema: A
         else:
             headers = {"Authorization": f"Bearer {seeded['token']}"}
         response = case.call(headers=headers)
-        case.validate_response(response, checks=[not_a_server_error])
+        case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
         _assert_error_shape(response, case.operation.label)
         seen.setdefault(case.operation.label, set()).add(response.status_code)
 
@@ -109,6 +111,10 @@ def test_management_api__fuzzed_requests__no_5xx_and_errors_documented(schema: A
     # Writes got through validation, not only the authentication and the lookups.
     assert any(code in (200, 201, 202) for label, codes in seen.items() for code in codes
                if label.startswith(("POST", "PATCH"))), seen
+
+
+def test_openapi_schema__generated__without_warnings(tmp_path: Path) -> None:
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
 
 
 def test_openapi_schema__management_operations__token_scheme_and_unique_names(client: Client) -> None:

@@ -121,76 +121,42 @@ def _ensure_segments() -> None:
             services.segment_create(actor=ACTOR, **spec)
 
 
+# Per flag: its rules in every environment (a coverage given as (production, staging)) and
+# whether it is on in production and in staging.
+RULES: dict[str, list[dict[str, Any]]] = {
+    "new-checkout": [
+        {"kind": "force", "variant": "on", "segments": ["internal"], "description": "Employees always see it"},
+        {"kind": "rollout", "variant": "on", "coverage": (0.10, 0.5), "description": "Gradual rollout"},
+    ],
+    "pricing-page": [
+        {"kind": "force", "variant": "annual-first",
+         "condition": {"country": {"$in": ["DE", "FR", "NL"]}, "plan": {"$in": ["pro", "business"]}},
+         "description": "EU pro plans see annual billing first"},
+        {"kind": "force", "variant": "compact", "segments": ["beta-testers"],
+         "description": "Beta testers get the compact page"},
+    ],
+    "checkout-upsell": [
+        {"kind": "rollout", "variant": "on", "coverage": 0.5, "description": "Half of the new-checkout users"},
+    ],
+    "max-upload-mb": [
+        {"kind": "force", "variant": "large", "condition": {"plan": "business"}, "description": "Business plan"},
+    ],
+}
+ENABLED = {"maintenance-mode": (True, True), "new-checkout": (True, True), "pricing-page": (True, True),
+           "checkout-upsell": (True, True), "max-upload-mb": (True, True), "search-ranking": (True, False)}
+
+
 def _configure(flag: Flag, env: Environment) -> None:
     """Per-environment state and rules of each demo flag."""
-    on = env.key == "production"
-    key = flag.key
-    if key == "maintenance-mode":
-        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=True)
-    elif key == "new-checkout":
-        services.flag_rule_create(
-            actor=ACTOR,
-            flag=flag,
-            environment=env,
-            kind="force",
-            variant="on",
-            segments=["internal"],
-            description="Employees always see it",
-        )
-        services.flag_rule_create(
-            actor=ACTOR,
-            flag=flag,
-            environment=env,
-            kind="rollout",
-            variant="on",
-            coverage=0.10 if on else 0.5,
-            description="Gradual rollout",
-        )
-        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=True)
-    elif key == "pricing-page":
-        services.flag_rule_create(
-            actor=ACTOR,
-            flag=flag,
-            environment=env,
-            kind="force",
-            variant="annual-first",
-            condition={"country": {"$in": ["DE", "FR", "NL"]}, "plan": {"$in": ["pro", "business"]}},
-            description="EU pro plans see annual billing first",
-        )
-        services.flag_rule_create(
-            actor=ACTOR,
-            flag=flag,
-            environment=env,
-            kind="force",
-            variant="compact",
-            segments=["beta-testers"],
-            description="Beta testers get the compact page",
-        )
-        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=True)
-    elif key == "checkout-upsell":
-        services.flag_rule_create(
-            actor=ACTOR,
-            flag=flag,
-            environment=env,
-            kind="rollout",
-            variant="on",
-            coverage=0.5,
-            description="Half of the new-checkout users",
-        )
-        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=True)
-    elif key == "max-upload-mb":
-        services.flag_rule_create(
-            actor=ACTOR,
-            flag=flag,
-            environment=env,
-            kind="force",
-            variant="large",
-            condition={"plan": "business"},
-            description="Business plan",
-        )
-        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=True)
-    elif key == "search-ranking":
-        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=on)
+    production = env.key == "production"
+    for rule in RULES.get(flag.key, []):
+        fields = dict(rule)
+        if isinstance(fields.get("coverage"), tuple):
+            fields["coverage"] = fields["coverage"][0 if production else 1]
+        services.flag_rule_create(actor=ACTOR, flag=flag, environment=env, **fields)
+    if flag.key in ENABLED:
+        enabled = ENABLED[flag.key][0 if production else 1]
+        services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=enabled)
 
 
 def _ensure_flags(envs: list[Environment]) -> None:

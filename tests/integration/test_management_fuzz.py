@@ -130,6 +130,6 @@ def test_openapi_schema__management_operations__token_scheme_and_unique_names(cl
             names = {name for requirement in operation.get("security", []) for name in requirement}
             assert "managementToken" in names, (method, path)
     # Nested input serializers of different views get different names, and no enum is numbered.
-    names = list(document["components"]["schemas"])
-    assert "FlagStateInputRequest" in names or "PatchedFlagStateInputRequest" in names, names
-    assert not [name for name in names if re.search(r"\d+Enum$", name)], names
+    components = list(document["components"]["schemas"])
+    assert "PatchedFlagStateInputRequest" in components, components
+    assert not [name for name in components if re.search(r"\d+Enum$", name)], components

@@ -135,6 +135,13 @@ def _database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
 
 
+def _point_app_at(app: Any, broker: str) -> None:
+    app.conf.broker_url = broker
+    # The producer pool is created on first use with the broker of that moment; start afresh.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def celery_worker(
     transactional_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -158,10 +165,7 @@ def celery_worker(
     for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CELERY_BROKER_URL", broker)
-    app.conf.broker_url = broker
-    # The producer pool is created on first use with the broker of that moment; start afresh.
-    app._pool = None
-    app.amqp._producer_pool = None
+    _point_app_at(app, broker)
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -191,7 +195,5 @@ def celery_worker(
             proc.kill()
             proc.wait()
         log.close()
-        app.conf.broker_url = previous
-        app._pool = None
-        app.amqp._producer_pool = None
+        _point_app_at(app, previous)
         redis.Redis.from_url(broker).flushdb()

@@ -164,7 +164,7 @@ def test_events_post__body_over_size_limit__413(client: APIClient, experiment: E
     [(b"{not json", "invalid_json"), (b'{"events": 3}', "invalid_batch"), (b"[]", "invalid_batch")],
 )
 def test_events_post__malformed_body__400(client: APIClient, body: bytes, code: str) -> None:
-    response = client.generic("POST", "/api/v1/events", body, content_type="application/json")
+    response = client.generic("POST", "/api/v1/events", body, content_type="application/json")  # type: ignore[arg-type]
     assert response.status_code == 400
     assert response.json()["code"] == code
 

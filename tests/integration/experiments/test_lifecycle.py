@@ -170,7 +170,7 @@ def test_experiment_start__overlapping_layer_range__400_then_free_range_starts(
     assert "first" in response.json()["details"]["range_start"][0]
     write_client.patch("/api/v1/experiments/second", {"range_start": 0.5, "range_end": 1.0}, format="json")
     assert write_client.post("/api/v1/experiments/second/start").status_code == 200
-    namespaces = sorted(tuple(r.namespace) for r in Rule.objects.all())
+    namespaces = sorted(tuple(r.namespace or ()) for r in Rule.objects.all())
     assert namespaces == [("checkout-layer", 0.0, 0.5), ("checkout-layer", 0.5, 1.0)]
 
 

@@ -123,7 +123,7 @@ def test_seed_experiments__run_twice__demo_with_results_then_left_alone(db: Any)
     # One readout per simulated day, dated at the end of that day, with a growing sample.
     history = list(ResultSnapshot.objects.filter(experiment=experiment).order_by("created_at"))
     assert len(history) == 14 and all(s.status == "success" for s in history)
-    units = [s.units for s in history]
+    units = [s.units or 0 for s in history]
     assert units == sorted(units) and units[0] < units[-1] == 400
     assert history[0].created_at < history[-1].created_at - timedelta(days=12)
     snapshot = history[-1]

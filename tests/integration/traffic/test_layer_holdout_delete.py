@@ -60,7 +60,7 @@ def test_layer_delete__draft_uses_it__conflict_then_archived__deleted_and_audite
     assert Experiment.objects.get(pk=experiment.pk).layer is None
     entry = AuditEntry.objects.get(action="layer.delete")
     assert entry.object_key == "checkout-layer" and entry.after is None
-    assert entry.before["archived_experiments"] == ["checkout-test"]
+    assert entry.before is not None and entry.before["archived_experiments"] == ["checkout-test"]
     assert Environment.objects.get(pk=production.pk).config_version > version
 
 
@@ -106,6 +106,7 @@ def test_updates__unknown_fields__refused_by_the_shared_check() -> None:
     assert "colour" in on_holdout.value.details
     services.holdout_update(actor=A, holdout=holdout, share=0.2)
     entry = AuditEntry.objects.get(action="holdout.update")
+    assert entry.before is not None and entry.after is not None
     assert (entry.before["share"], entry.after["share"]) == (0.1, 0.2)
 
 

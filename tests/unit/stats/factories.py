@@ -57,7 +57,7 @@ def sums(
 
 
 def variation(name: str, stats: dict[str, Any]) -> VariationData:
-    clean = {k: (int(v) if k == "users" else float(v)) for k, v in stats.items()}
+    clean: dict[str, Any] = {k: (int(v) if k == "users" else float(v)) for k, v in stats.items()}
     return VariationData(name=name, **clean)
 
 
@@ -97,7 +97,7 @@ def random_analysis(rng: np.random.Generator, kind: str, arms: int = 2, **settin
             stats = sums(y, scale * (5.0 + x) if kind == "cuped" else None)
         variations.append(variation("control" if arm == 0 else f"v{arm}", stats))
         lift = float(rng.uniform(0.9, 1.15))
-    metric = {"cuped": "mean", "cuped_binomial": "binomial", "ratio_cuped": "ratio"}.get(kind, kind)
+    metric: Any = {"cuped": "mean", "cuped_binomial": "binomial", "ratio_cuped": "ratio"}.get(kind, kind)
     cuped = "cuped" in kind
     return AnalysisInput(metric=metric, variations=tuple(variations), cuped=cuped, **settings)
 

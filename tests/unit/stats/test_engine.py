@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -166,7 +167,7 @@ def _as_record(a: AnalysisInput) -> dict[str, object]:
 def test_analyze_records__mixed_batch__same_dicts_as_dataclass_path(correction: str | None) -> None:
     rng = np.random.default_rng(59)
     batch = [random_analysis(rng, KINDS[i % len(KINDS)], arms=int(rng.integers(2, 4))) for i in range(30)]
-    records = [_as_record(a) for a in batch]
+    records: list[Any] = [_as_record(a) for a in batch]
     records[3] = types.MappingProxyType(records[3])  # not a dict: takes the full parser, same result
     via_records = stats.analyze_records(records, correction=correction)  # type: ignore[arg-type]
     via_classes = stats.analyze_many(batch, correction=correction)  # type: ignore[arg-type]

@@ -63,7 +63,8 @@ def _banner(seed: dict[str, object]) -> str:
         "",
         "Splitbase demo is running",
         f"  Admin UI        {base}/admin/   (login {admin['username']} / {admin['password']})",
-        f"  Results pages   {base}/experiments/",
+        f"  Results pages   {base}/experiments/   (the demo experiment: {base}/experiments/checkout-redesign/)",
+        f"  Flag pages      {base}/flags/   (usage, ramps, kill switch, stale flags)",
         f"  API docs        {base}/api/docs/",
         "  SDK keys:",
     ]

@@ -284,7 +284,7 @@ def test_browser__flag_page_kill_switch_asks_then_turns_off(browser: Page) -> No
     browser.go(f"/flags/{winner.flag.key}/")
     page = browser.page
     assert winner.key in page.inner_text("#usage-experiments")
-    assert page.inner_text("#last-evaluated") == "unknown"
+    assert page.inner_text("#last-evaluated") == "never"
     browser.shot("flag-page.png")
     page.click(".kill-switch")
     page.wait_for_url("**/switch")

@@ -480,8 +480,16 @@ class ExperimentResultsApi(APIView):
                 "experiment": serializers.CharField(),
                 "status": serializers.CharField(),
                 "phase": serializers.IntegerField(allow_null=True),
-                "latest": serializers.JSONField(allow_null=True),
-                "latest_success": serializers.JSONField(allow_null=True),
+                "latest": serializers.JSONField(
+                    allow_null=True,
+                    help_text="The newest readout of the phase. Per metric: `fixed`, `cuped`, `sequential` "
+                              "(with the experiment's CUPED setting) and, with CUPED on, `sequential_unadjusted`, "
+                              "each a list of comparisons per treatment in both difference types (the "
+                              "experiment's own first: estimate, ci_low, ci_high, p_value, chance_to_win, ...); "
+                              "`comparisons` holds the headline view. Older readouts hold one difference type.",
+                ),
+                "latest_success": serializers.JSONField(
+                    allow_null=True, help_text="The newest successful readout when the latest one failed."),
                 "pending": serializers.JSONField(allow_null=True),
                 "history": serializers.JSONField(),
             },

@@ -31,7 +31,8 @@ from audit.admin import (
 )
 from config.errors import ApplicationError
 from experiments import selectors, services
-from experiments.lifecycle import EXPERIMENT_FIELDS, METRIC_FIELDS
+from experiments.catalog import METRIC_FIELDS
+from experiments.lifecycle import EXPERIMENT_FIELDS
 from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot, Variation
 
 F = TypeVar("F", bound=Callable[..., Any])

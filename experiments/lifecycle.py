@@ -1,4 +1,4 @@
-"""Metric catalog and experiment lifecycle: validated, in one transaction, audited.
+"""Experiment lifecycle: validated, in one transaction, audited (the metric catalog is in `catalog`).
 
 An experiment is a draft until `experiment_start` writes its experiment rule onto the flag
 (through `flags.services`, which bumps the environment's config version so every serving
@@ -9,9 +9,8 @@ default in the environment.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -19,7 +18,8 @@ from django.utils import timezone
 from audit.services import audit_record
 from audit.types import Actor
 from config.errors import Conflict, ValidationFailed
-from experiments.mappers import experiment_document, metric_document
+from experiments.checks import Errors, add_error, is_number, raise_if, refuse_unknown
+from experiments.mappers import experiment_document
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
 from experiments.readout_sql import rollup_drop
 from experiments.validation import normalize_tags, tags_errors, target_mde_errors
@@ -29,12 +29,6 @@ from flags.models import Environment, Flag, Rule
 from traffic.allocation import find_overlaps, range_errors
 from traffic.models import Holdout, Layer
 
-Errors = dict[str, list[str]]
-
-METRIC_FIELDS = (
-    "name", "description", "kind", "event_name", "denominator_event", "funnel_steps", "retention_day",
-    "window_hours", "capping", "capping_value", "direction", "owner",
-)
 EXPERIMENT_FIELDS = (
     "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "layer",
     "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning", "cuped",
@@ -54,139 +48,6 @@ ANALYSIS_FIELDS = frozenset({
 })
 WEIGHT_TOLERANCE = 1e-6
 MAX_SLICE_ATTRIBUTES = 5
-MAX_WINDOW_HOURS = 24 * 365
-
-
-def _add(errors: Errors, field: str, message: str) -> None:
-    errors.setdefault(field, []).append(message)
-
-
-def _raise_if(errors: Errors, message: str = "The input is not valid.") -> None:
-    if errors:
-        raise ValidationFailed(message, details=errors)
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_event_name(value: Any, field: str, errors: Errors) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= 100:
-        _add(errors, field, "Give an event name of 1 to 100 characters.")
-
-
-# Metrics -----------------------------------------------------------------------------------
-
-
-def _check_metric(data: Mapping[str, Any]) -> Errors:
-    errors: Errors = {}
-    kind = data.get("kind")
-    if kind not in Metric.Kind.values:
-        _add(errors, "kind", f"Use one of {', '.join(Metric.Kind.values)}.")
-        return errors
-    if kind == Metric.Kind.FUNNEL:
-        steps = data.get("funnel_steps")
-        if not isinstance(steps, list) or len(steps) < 2:
-            _add(errors, "funnel_steps", "A funnel needs at least two steps (event names, in order).")
-        else:
-            for i, step in enumerate(steps):
-                _check_event_name(step, f"funnel_steps[{i}]", errors)
-            if len(set(map(str, steps))) != len(steps):
-                _add(errors, "funnel_steps", "Each step must be a different event.")
-    else:
-        _check_event_name(data.get("event_name"), "event_name", errors)
-    if kind == Metric.Kind.RATIO:
-        _check_event_name(data.get("denominator_event"), "denominator_event", errors)
-    if kind == Metric.Kind.RETENTION:
-        day = data.get("retention_day")
-        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 365:
-            _add(errors, "retention_day", "Give the day N (0 to 365) on which a retained unit is active.")
-    window = data.get("window_hours")
-    if window is not None and (not isinstance(window, int) or isinstance(window, bool)
-                               or not 0 < window <= MAX_WINDOW_HOURS):
-        _add(errors, "window_hours", f"Give a window of 1 to {MAX_WINDOW_HOURS} hours, or none for no limit.")
-    capping = data.get("capping", Metric.Capping.NONE)
-    value = data.get("capping_value")
-    if capping not in Metric.Capping.values:
-        _add(errors, "capping", f"Use one of {', '.join(Metric.Capping.values)}.")
-    elif capping != Metric.Capping.NONE:
-        if kind not in (Metric.Kind.MEAN, Metric.Kind.COUNT, Metric.Kind.RATIO):
-            _add(errors, "capping", "Only mean, count and ratio metrics can be capped.")
-        elif capping == Metric.Capping.ABSOLUTE and not (_is_number(value) and value > 0):
-            _add(errors, "capping_value", "Give the cap, a positive number.")
-        elif capping == Metric.Capping.PERCENTILE and not (_is_number(value) and 0 < value < 1):
-            _add(errors, "capping_value", "Give the percentile as a number between 0 and 1 (e.g. 0.99).")
-    if data.get("direction", Metric.Direction.HIGHER) not in Metric.Direction.values:
-        _add(errors, "direction", f"Use one of {', '.join(Metric.Direction.values)}.")
-    return errors
-
-
-def _unknown(data: Mapping[str, Any], allowed: Sequence[str]) -> None:
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", details={f: ["This field cannot be set."] for f in sorted(unknown)})
-
-
-def _normalise_metric(data: dict[str, Any]) -> dict[str, Any]:
-    if data.get("capping", Metric.Capping.NONE) == Metric.Capping.NONE:
-        data["capping_value"] = None
-    if data.get("kind") != Metric.Kind.RETENTION:
-        data["retention_day"] = None
-    if data.get("kind") != Metric.Kind.FUNNEL:
-        data["funnel_steps"] = []
-    elif data.get("funnel_steps"):
-        data["event_name"] = str(data["funnel_steps"][-1])
-    if data.get("kind") != Metric.Kind.RATIO:
-        data["denominator_event"] = ""
-    return data
-
-
-@transaction.atomic
-def metric_create(*, actor: Actor, key: str, kind: str, **data: Any) -> Metric:
-    """Add a metric to the catalog."""
-    _unknown(data, METRIC_FIELDS)
-    errors = validation.check_key(key)
-    merged = {"kind": kind, **data}
-    errors.update(_check_metric(merged))
-    _raise_if(errors, "The metric is not valid.")
-    if Metric.objects.filter(key=key).exists():
-        raise Conflict(f"Metric '{key}' already exists.", code="duplicate_key")
-    try:
-        metric = Metric.objects.create(key=key, **_normalise_metric(merged))
-    except IntegrityError as exc:
-        raise Conflict(f"Metric '{key}' already exists.", code="duplicate_key") from exc
-    audit_record(actor=actor, action="metric.create", object_type="metric", object_key=key,
-                 after=metric_document(metric))
-    return metric
-
-
-@transaction.atomic
-def metric_update(*, actor: Actor, metric: Metric, **changes: Any) -> Metric:
-    """Change a metric; running experiments pick the new definition up at their next readout."""
-    _unknown(changes, METRIC_FIELDS)
-    metric = Metric.objects.select_for_update().get(pk=metric.pk)
-    before = metric_document(metric)
-    merged = {f: getattr(metric, f) for f in METRIC_FIELDS}
-    merged.update(changes)
-    _raise_if(_check_metric(merged), "The metric is not valid.")
-    for field, value in _normalise_metric(merged).items():
-        setattr(metric, field, value)
-    metric.save()
-    audit_record(actor=actor, action="metric.update", object_type="metric", object_key=metric.key,
-                 before=before, after=metric_document(metric))
-    return metric
-
-
-@transaction.atomic
-def metric_archive(*, actor: Actor, metric: Metric, archived: bool = True) -> Metric:
-    """Hide a metric from new experiments (experiments using it keep it)."""
-    metric = Metric.objects.select_for_update().get(pk=metric.pk)
-    before = metric_document(metric)
-    metric.archived_at = timezone.now() if archived else None
-    metric.save(update_fields=["archived_at", "updated_at"])
-    audit_record(actor=actor, action="metric.archive" if archived else "metric.restore", object_type="metric",
-                 object_key=metric.key, before=before, after=metric_document(metric))
-    return metric
 
 
 # Experiments: validation ---------------------------------------------------------------------
@@ -194,27 +55,27 @@ def metric_archive(*, actor: Actor, metric: Metric, archived: bool = True) -> Me
 
 def _check_variations(variations: Any, flag: Flag, errors: Errors) -> None:
     if not isinstance(variations, list):
-        _add(errors, "variations", "Give a list of variations: {key, name, weight}.")
+        add_error(errors, "variations", "Give a list of variations: {key, name, weight}.")
         return
     variant_keys = set(flag.variants.values_list("key", flat=True))
     seen: set[str] = set()
     for i, v in enumerate(variations):
         if not isinstance(v, Mapping) or not isinstance(v.get("key"), str):
-            _add(errors, f"variations[{i}].key", "Each variation needs the key of a variant of the flag.")
+            add_error(errors, f"variations[{i}].key", "Each variation needs the key of a variant of the flag.")
             continue
         if v["key"] not in variant_keys:
-            _add(errors, f"variations[{i}].key", f"The flag '{flag.key}' has no variant '{v['key']}'.")
+            add_error(errors, f"variations[{i}].key", f"The flag '{flag.key}' has no variant '{v['key']}'.")
         if v["key"] in seen:
-            _add(errors, f"variations[{i}].key", f"Variation '{v['key']}' appears twice.")
+            add_error(errors, f"variations[{i}].key", f"Variation '{v['key']}' appears twice.")
         seen.add(v["key"])
         weight = v.get("weight")
-        if not _is_number(weight) or not 0 <= weight <= 1:
-            _add(errors, f"variations[{i}].weight", "The weight must be a number between 0 and 1.")
+        if not is_number(weight) or not 0 <= weight <= 1:
+            add_error(errors, f"variations[{i}].weight", "The weight must be a number between 0 and 1.")
 
 
 def _check_metric_links(metrics: Any, errors: Errors) -> list[tuple[Metric, str]]:
     if not isinstance(metrics, list):
-        _add(errors, "metrics", "Give a list of {metric, role}.")
+        add_error(errors, "metrics", "Give a list of {metric, role}.")
         return []
     keys = [m.get("metric") if isinstance(m, Mapping) else None for m in metrics]
     found = {m.key: m for m in Metric.objects.filter(key__in=[k for k in keys if isinstance(k, str)])}
@@ -225,13 +86,13 @@ def _check_metric_links(metrics: Any, errors: Errors) -> list[tuple[Metric, str]
         role = item.get("role", ExperimentMetric.Role.SECONDARY) if isinstance(item, Mapping) else None
         metric = found.get(key) if isinstance(key, str) else None
         if metric is None:
-            _add(errors, f"metrics[{i}].metric", f"Unknown metric '{key}'.")
+            add_error(errors, f"metrics[{i}].metric", f"Unknown metric '{key}'.")
             continue
         if role not in ExperimentMetric.Role.values:
-            _add(errors, f"metrics[{i}].role", f"Use one of {', '.join(ExperimentMetric.Role.values)}.")
+            add_error(errors, f"metrics[{i}].role", f"Use one of {', '.join(ExperimentMetric.Role.values)}.")
             continue
         if metric.key in seen:
-            _add(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' appears twice.")
+            add_error(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' appears twice.")
             continue
         seen.add(metric.key)
         links.append((metric, str(role)))
@@ -239,47 +100,48 @@ def _check_metric_links(metrics: Any, errors: Errors) -> list[tuple[Metric, str]
 
 
 def _check_settings(data: Mapping[str, Any], errors: Errors) -> None:
-    if "coverage" in data and (not _is_number(data["coverage"]) or not 0 <= data["coverage"] <= 1):
-        _add(errors, "coverage", "Coverage must be a number between 0 and 1.")
+    if "coverage" in data and (not is_number(data["coverage"]) or not 0 <= data["coverage"] <= 1):
+        add_error(errors, "coverage", "Coverage must be a number between 0 and 1.")
     if "condition" in data:
         errors.update(validation.check_condition(data["condition"] or {}))
     if "hash_attribute" in data and (not isinstance(data["hash_attribute"], str) or not data["hash_attribute"]):
-        _add(errors, "hash_attribute", "Name the attribute units are hashed by (for example 'id').")
-    if "alpha" in data and (not _is_number(data["alpha"]) or not 0.001 <= data["alpha"] <= 0.5):
-        _add(errors, "alpha", "Alpha must be between 0.001 and 0.5.")
+        add_error(errors, "hash_attribute", "Name the attribute units are hashed by (for example 'id').")
+    if "alpha" in data and (not is_number(data["alpha"]) or not 0.001 <= data["alpha"] <= 0.5):
+        add_error(errors, "alpha", "Alpha must be between 0.001 and 0.5.")
     if "difference_type" in data and data["difference_type"] not in Experiment.DifferenceType.values:
-        _add(errors, "difference_type", f"Use one of {', '.join(Experiment.DifferenceType.values)}.")
+        add_error(errors, "difference_type", f"Use one of {', '.join(Experiment.DifferenceType.values)}.")
     if "correction" in data and data["correction"] not in Experiment.Correction.values:
-        _add(errors, "correction", f"Use one of {', '.join(Experiment.Correction.values)}.")
-    if "sequential_tuning" in data and (not _is_number(data["sequential_tuning"]) or data["sequential_tuning"] <= 0):
-        _add(errors, "sequential_tuning", "The tuning parameter must be a positive number of units.")
+        add_error(errors, "correction", f"Use one of {', '.join(Experiment.Correction.values)}.")
+    if "sequential_tuning" in data and (not is_number(data["sequential_tuning"]) or data["sequential_tuning"] <= 0):
+        add_error(errors, "sequential_tuning", "The tuning parameter must be a positive number of units.")
     lookback = data.get("cuped_lookback_days", 14)
     if not isinstance(lookback, int) or isinstance(lookback, bool) or not 1 <= lookback <= 90:
-        _add(errors, "cuped_lookback_days", "The lookback must be 1 to 90 days.")
+        add_error(errors, "cuped_lookback_days", "The lookback must be 1 to 90 days.")
     minimum = data.get("min_sample_per_arm", 0)
     if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
-        _add(errors, "min_sample_per_arm", "Give a non-negative number of units.")
+        add_error(errors, "min_sample_per_arm", "Give a non-negative number of units.")
     if "slice_attributes" in data:
         attrs = data["slice_attributes"]
         if (not isinstance(attrs, list) or len(attrs) > MAX_SLICE_ATTRIBUTES
                 or not all(isinstance(a, str) and 0 < len(a) <= 100 for a in attrs)
                 or len(set(attrs)) != len(attrs)):
-            _add(errors, "slice_attributes", f"Give up to {MAX_SLICE_ATTRIBUTES} different attribute names.")
+            add_error(errors, "slice_attributes", f"Give up to {MAX_SLICE_ATTRIBUTES} different attribute names.")
     if "target_mde" in data:
         for message in target_mde_errors(data["target_mde"]):
-            _add(errors, "target_mde", message)
+            add_error(errors, "target_mde", message)
     if "tags" in data:
         for message in tags_errors(data["tags"]):
-            _add(errors, "tags", message)
+            add_error(errors, "tags", message)
     start, end = data.get("range_start"), data.get("range_end")
     if data.get("layer") is not None:
-        if not _is_number(start) or not _is_number(end):
-            _add(errors, "range_start", "An experiment in a layer needs the range it owns: start and end in [0, 1].")
+        if not is_number(start) or not is_number(end):
+            add_error(errors, "range_start",
+                      "An experiment in a layer needs the range it owns: start and end in [0, 1].")
         else:
             for message in range_errors((float(start), float(end))):
-                _add(errors, "range_start", message)
+                add_error(errors, "range_start", message)
             if end - start <= 0:
-                _add(errors, "range_end", "The range must not be empty.")
+                add_error(errors, "range_end", "The range must not be empty.")
 
 
 def _resolve(model: type[Layer] | type[Holdout], key: Any, field: str, errors: Errors) -> Any:
@@ -289,7 +151,7 @@ def _resolve(model: type[Layer] | type[Holdout], key: Any, field: str, errors: E
         return key
     found = model.objects.filter(key=key).first() if isinstance(key, str) else None
     if found is None:
-        _add(errors, field, f"Unknown {field} '{key}'.")
+        add_error(errors, field, f"Unknown {field} '{key}'.")
     return found
 
 
@@ -340,7 +202,7 @@ def experiment_create(
     the control); `metrics` are `{metric: key, role: primary | secondary | guardrail}`;
     `layer` and `holdout` are keys. Nothing is served until `experiment_start`.
     """
-    _unknown(fields, EXPERIMENT_FIELDS)
+    refuse_unknown(fields, EXPERIMENT_FIELDS)
     if "tags" in fields:
         fields["tags"] = normalize_tags(fields["tags"])
     errors = validation.check_key(key)
@@ -349,11 +211,11 @@ def experiment_create(
     links = _check_metric_links([dict(m) for m in metrics or []], errors)
     for i, (metric, _) in enumerate(links):
         if metric.archived_at is not None:
-            _add(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' is archived.")
+            add_error(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' is archived.")
     _check_settings(fields, errors)
     layer = _resolve(Layer, fields.pop("layer", None), "layer", errors)
     holdout = _resolve(Holdout, fields.pop("holdout", None), "holdout", errors)
-    _raise_if(errors, "The experiment is not valid.")
+    raise_if(errors, "The experiment is not valid.")
     if Experiment.objects.filter(key=key).exists():
         raise Conflict(f"Experiment '{key}' already exists.", code="duplicate_key")
     if fields.get("condition") is None:
@@ -386,7 +248,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     starts a new phase (units are re-counted from then on) and updates the flag's rule.
     Stopped and archived experiments only take descriptive and analysis changes."""
     allowed = (*EXPERIMENT_FIELDS, "flag", "environment")
-    _unknown(changes, allowed)
+    refuse_unknown(changes, allowed)
     if "tags" in changes:
         changes["tags"] = normalize_tags(changes["tags"])
     experiment = _locked(experiment)
@@ -413,14 +275,15 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
         if status == Experiment.Status.RUNNING and not errors:
             current = [v.key for v in experiment.variations.all()]
             if [v["key"] for v in variation_list] != current:
-                _add(errors, "variations", "A running experiment keeps its variations; only weights and names change.")
+                add_error(errors, "variations",
+                          "A running experiment keeps its variations; only weights and names change.")
             elif abs(sum(float(v["weight"]) for v in variation_list) - 1.0) > WEIGHT_TOLERANCE:
-                _add(errors, "variations", "Weights must sum to 1.")
+                add_error(errors, "variations", "Weights must sum to 1.")
     links: list[tuple[Metric, str]] | None = None
     if "metrics" in changes:
         links = _check_metric_links([dict(m) for m in changes["metrics"] or []], errors)
         if status == Experiment.Status.RUNNING and not any(role == "primary" for _, role in links):
-            _add(errors, "metrics", "A running experiment needs a primary metric.")
+            add_error(errors, "metrics", "A running experiment needs a primary metric.")
     merged = {f: getattr(experiment, f) for f in ("cuped_lookback_days", "min_sample_per_arm")}
     merged.update({k: v for k, v in changes.items() if k not in ("variations", "metrics")})
     merged["layer"] = changes.get("layer", experiment.layer)
@@ -431,7 +294,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
         changes["layer"] = _resolve(Layer, changes["layer"], "layer", errors)
     if "holdout" in changes:
         changes["holdout"] = _resolve(Holdout, changes["holdout"], "holdout", errors)
-    _raise_if(errors, "The experiment is not valid.")
+    raise_if(errors, "The experiment is not valid.")
     new_phase = status == Experiment.Status.RUNNING and _assignment_changed(
         experiment, {**changes, **({"variations": variation_list} if variation_list is not None else {})}
     )
@@ -515,7 +378,7 @@ def _layer_conflicts(experiment: Experiment) -> list[str]:
         ns = rule.namespace
         if (isinstance(ns, list) and len(ns) == 3 and ns[0] == experiment.layer.key
                 and rule.experiment_key != experiment.key and rule.experiment_key not in running_keys
-                and _is_number(ns[1]) and _is_number(ns[2])):
+                and is_number(ns[1]) and is_number(ns[2])):
             ranges.append((f"rule:{rule.uid}", (float(ns[1]), float(ns[2]))))
     names = []
     for overlap in find_overlaps(ranges):
@@ -529,28 +392,28 @@ def experiment_start_problems(*, experiment: Experiment) -> Errors:
     """Why the experiment cannot start yet (empty when it can); shown to PMs before starting."""
     errors: Errors = {}
     if experiment.status != Experiment.Status.DRAFT:
-        _add(errors, "status", f"Only a draft can start; this experiment is {experiment.status}.")
+        add_error(errors, "status", f"Only a draft can start; this experiment is {experiment.status}.")
     variations = list(experiment.variations.all())
     if len(variations) < 2:
-        _add(errors, "variations", "An experiment needs at least two variations.")
+        add_error(errors, "variations", "An experiment needs at least two variations.")
     total = sum(v.weight for v in variations)
     if variations and abs(total - 1.0) > WEIGHT_TOLERANCE:
-        _add(errors, "variations", f"Weights must sum to 1 (they sum to {total:.6g}).")
+        add_error(errors, "variations", f"Weights must sum to 1 (they sum to {total:.6g}).")
     variant_keys = set(experiment.flag.variants.values_list("key", flat=True))
     for v in variations:
         if v.key not in variant_keys:
-            _add(errors, "variations", f"The flag has no variant '{v.key}' any more.")
+            add_error(errors, "variations", f"The flag has no variant '{v.key}' any more.")
     links = list(experiment.experiment_metrics.select_related("metric"))
     if not any(link.role == ExperimentMetric.Role.PRIMARY for link in links):
-        _add(errors, "metrics", "Pick a primary metric.")
+        add_error(errors, "metrics", "Pick a primary metric.")
     for link in links:
         if link.metric.archived_at is not None:
-            _add(errors, "metrics", f"Metric '{link.metric.key}' is archived.")
+            add_error(errors, "metrics", f"Metric '{link.metric.key}' is archived.")
     if experiment.flag.archived_at is not None:
-        _add(errors, "flag", f"The flag '{experiment.flag.key}' is archived.")
+        add_error(errors, "flag", f"The flag '{experiment.flag.key}' is archived.")
     conflicts = _layer_conflicts(experiment)
     if conflicts:
-        _add(errors, "range_start", "The layer range overlaps: " + "; ".join(conflicts) + ".")
+        add_error(errors, "range_start", "The layer range overlaps: " + "; ".join(conflicts) + ".")
     return errors
 
 

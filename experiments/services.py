@@ -1,10 +1,11 @@
 """Every write of the experiments app, in one place for callers.
 
-The work lives in sub-domain modules: `lifecycle` (metric catalog and experiment
-lifecycle), `ingestion` (exposures and metric events) and `readouts` (queueing and
+The work lives in sub-domain modules: `catalog` (metrics), `lifecycle` (experiments),
+`ingestion` (exposures and metric events) and `readouts` (queueing and
 computing result snapshots).
 """
 
+from experiments.catalog import metric_archive, metric_create, metric_update
 from experiments.ingestion import ExposureInput, IngestResult, Rejection, events_ingest, exposures_record
 from experiments.lifecycle import (
     experiment_archive,
@@ -13,9 +14,6 @@ from experiments.lifecycle import (
     experiment_start_problems,
     experiment_stop,
     experiment_update,
-    metric_archive,
-    metric_create,
-    metric_update,
 )
 from experiments.readouts import experiment_refresh, experiments_refresh_running, readout_run
 

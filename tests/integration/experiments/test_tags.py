@@ -107,7 +107,7 @@ def test_services__bad_tags__validation_failed(actor: Actor, ready: None, checko
     with pytest.raises(ValidationFailed) as failure:
         services.experiment_create(actor=actor, key="direct", flag=checkout_flag, environment=environment,
                                    tags=["ok", "not ok"])
-    assert "tags" in failure.value.details  # type: ignore[operator]
+    assert "tags" in failure.value.details
     assert not Experiment.objects.exists()
 
 

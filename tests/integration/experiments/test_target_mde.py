@@ -96,7 +96,7 @@ def test_services__bad_target_mde__validation_failed(actor: Actor, ready: None, 
     )
     with pytest.raises(ValidationFailed) as failure:
         services.experiment_update(actor=actor, experiment=experiment, target_mde=float("nan"))
-    assert "target_mde" in failure.value.details  # type: ignore[operator]
+    assert "target_mde" in failure.value.details
     experiment.refresh_from_db()
     assert experiment.target_mde == pytest.approx(0.1)
 

@@ -11,6 +11,7 @@ so that hovering it shows the exact value.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -238,11 +239,24 @@ def trend_chart(
     t0, t1 = min(times), max(times)
     if t1 == t0:
         t0, t1 = t0 - 3600, t1 + 3600
-    values = [v for p in points for v in (p.estimate, p.low, p.high) if v is not None and math.isfinite(v)]
+    # The axis covers every estimate, but only the intervals after the first quarter of the time
+    # span: the first readouts' intervals are so wide that they would flatten everything else.
+    # Earlier bands are cut at the plot's edge.
+    settled = t0 + (t1 - t0) / 4
+    values = [
+        v for p in points
+        for v in ((p.estimate, p.low, p.high) if p.at.timestamp() >= settled else (p.estimate,))
+        if v is not None and math.isfinite(v)
+    ]
     ticks = nice_ticks(min(*values, 0.0), max(*values, 0.0))
     ys, yo = _scale(ticks[0], ticks[-1], height - bottom, top)
     xs, xo = _scale(t0, t1, left, width - right)
     parts = _open(width, height, "trend-chart", label)
+    clip = f"trend-clip-{zlib.crc32(label.encode()):08x}"
+    parts.append(
+        f'<clipPath id="{clip}"><rect x="{left}" y="{top}" width="{width - left - right}" '
+        f'height="{height - top - bottom}"/></clipPath>'
+    )
     for tick in ticks:
         ty = tick * ys + yo
         parts.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{width - right}" y2="{ty:.1f}" stroke="#e2e8f0"/>')
@@ -271,7 +285,8 @@ def trend_chart(
                 f"{p.at.timestamp() * xs + xo:.1f},{(p.low or 0) * ys + yo:.1f}" for p in reversed(band)
             )
             parts.append(
-                f'<polygon class="band" points="{upper} {lower}" fill="{colour}" fill-opacity="0.15" stroke="none">'
+                f'<polygon class="band" points="{upper} {lower}" fill="{colour}" fill-opacity="0.15" stroke="none" '
+                f'clip-path="url(#{clip})">'
                 f"<title>{escape(name)}: always-valid interval over time</title></polygon>"
             )
         path = " ".join(f"{p.at.timestamp() * xs + xo:.1f},{p.estimate * ys + yo:.1f}" for p in ordered)

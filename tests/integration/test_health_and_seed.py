@@ -49,3 +49,8 @@ def test_seed_demo__run_twice__idempotent_and_json(client: Client) -> None:
     response = client.get("/api/v1/flags", HTTP_AUTHORIZATION=f"Bearer {second['management_token']}")
     assert response.status_code == 200
     assert response.json()["count"] == counts[1]
+
+
+def test_favicon__requested__redirects_to_the_static_icon(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("experiments/favicon.svg")

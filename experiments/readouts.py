@@ -313,6 +313,9 @@ def _variation_data(name: str, kind: str, columns: Sequence[str], values: Sequen
     return stats.VariationData(name=name, users=users, main_sum=main_sum, **data)
 
 
+GUARDRAIL_WARNING_CHANCE = 0.2
+
+
 def _harm(direction: str, comparison: dict[str, Any]) -> str:
     estimate, low, high = comparison.get("estimate"), comparison.get("ci_low"), comparison.get("ci_high")
     if estimate is None:
@@ -322,7 +325,11 @@ def _harm(direction: str, comparison: dict[str, Any]) -> str:
         low is not None and low > 0)
     if significant:
         return "failing"
-    return "warning" if worse else "ok"
+    # Trending worse: at least 80% likely to be worse. A point estimate on the wrong side of
+    # zero alone would flag half of all harmless changes.
+    chance = comparison.get("chance_to_win")
+    likely = chance is None or chance <= GUARDRAIL_WARNING_CHANCE
+    return "warning" if worse and likely else "ok"
 
 
 def _finite(value: float | None) -> float | None:

@@ -129,10 +129,17 @@ def test_seed_experiments__run_twice__demo_with_results_then_left_alone(db: Any)
     snapshot = history[-1]
     assert {m["key"] for m in snapshot.metrics} == {"checkout-conversion", "revenue-per-user", "page-views",
                                                     "checkout-errors"}
-    metrics = Metric.objects.count()
+    # The other demo experiments, each with its outcome on the latest readout.
+    latest = {
+        key: ResultSnapshot.objects.filter(experiment__key=key).order_by("-created_at").first()
+        for key in ("semantic-search", "recommendations-carousel", "onboarding-checklist")
+    }
+    assert all(s is not None and s.status == "success" for s in latest.values())
+    assert [ResultSnapshot.objects.filter(experiment__key=key).count() for key in latest] == [5, 10, 8]
+    metrics, snapshots = Metric.objects.count(), ResultSnapshot.objects.count()
     call_command("seed_experiments", stdout=out)
-    assert "exists already" in out.getvalue()
-    assert ResultSnapshot.objects.count() == 14 and Metric.objects.count() == metrics
+    assert out.getvalue().count("exists already") == 4
+    assert (ResultSnapshot.objects.count(), Metric.objects.count()) == (snapshots, metrics)
 
 
 def test_experiment_refresh__broker_down__snapshot_stays_queued_and_is_resent_later(

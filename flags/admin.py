@@ -21,8 +21,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from audit.admin import (
-    AuditHistoryMixin,
+from audit.admin import AuditHistoryMixin
+from audit.admin_base import (
     ErrorTarget,
     Placement,
     ServiceAdmin,

@@ -3,7 +3,7 @@
 The forms only parse what people type (JSON, percentages, splits, tag and id lists) into
 the values the services take; the services do the validation that matters. When a service
 rejects a write, its `{field: [messages]}` details are placed back on these forms as errors
-(see `audit.admin.ServiceModelForm`).
+(see `audit.admin_base.ServiceModelForm`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from audit.admin import ServiceModelForm
+from audit.admin_base import ServiceModelForm
 from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from audit.admin import AuditHistoryMixin, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
+from audit.admin import AuditHistoryMixin
+from audit.admin_base import ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
 from config.errors import ApplicationError
 from flags.forms import NameOptionalMixin, as_percent, percent_field
 from traffic import services

@@ -257,7 +257,7 @@ def recommend(
             key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
             reasons.append(f"The primary metric improved for {label(key, key)} ({_describe(primary, n, relative)}), "
                            "but at a guardrail's expense: weigh the trade-off before shipping anything.")
-        return Recommendation("rollback", "Roll back: a guardrail metric got significantly worse.", tuple(reasons))
+        return Recommendation("rollback", "A guardrail metric got significantly worse.", tuple(reasons))
 
     if winners:
         key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
@@ -289,7 +289,7 @@ def recommend(
     if losers and len(losers) == len(treatments):
         reasons = [f"{label(k, k)} is significantly worse on the primary metric: {_describe(primary, n, relative)}."
                    for k, n in losers]
-        return Recommendation("rollback", "Roll back: the change made the primary metric worse.", tuple(reasons))
+        return Recommendation("rollback", "The change made the primary metric worse.", tuple(reasons))
 
     first = comparisons.get(treatments[0]) if treatments else None
     reasons = []

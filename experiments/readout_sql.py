@@ -427,6 +427,9 @@ def rollup_refresh(
         )
         recomputed = max(cur.rowcount, 0)
         if recomputed:
+            # Temporary tables get no automatic statistics: without them the planner guesses a
+            # large table and hashes the whole rollup partition to delete a few rows.
+            cur.execute("ANALYZE experiments_dirty")
             # Units newly seen in a second variation leave the analysis.
             cur.execute(
                 sql.SQL("DELETE FROM {} r USING experiments_dirty d WHERE d.multiple AND r.phase_id = {} "

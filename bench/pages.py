@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import secrets
 import signal
 import socket
@@ -30,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import benchdb
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -179,22 +180,12 @@ def _measure(port: int, label: str, path: str, headers: dict[str, str], count: i
 
 
 def _machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute("SHOW server_version")
         row = cur.fetchone()
-    pg = row[0] if row else "?"
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, PostgreSQL {pg}")
+    return f"{benchdb.machine()}, PostgreSQL {row[0] if row else '?'}"
 
 
 def main() -> int:

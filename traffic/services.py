@@ -9,7 +9,7 @@ archived experiments let go of it (their results stay readable).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -143,20 +143,7 @@ def layer_delete(*, actor: Actor, layer: Layer) -> None:
     """Delete a layer no experiment (other than archived ones) and no rule uses."""
     layer = Layer.objects.select_for_update().get(pk=layer.pk)
     rules = [name for name, ns in _namespaced_rules() if ns == layer.key]
-    used = _users(layer.experiments.all(), rules)
-    if used:
-        raise Conflict(f"Layer '{layer.key}' is in use; stop and archive its experiments first.",
-                       code="layer_in_use", details=used)
-    archived = sorted(layer.experiments.values_list("key", flat=True))
-
-    def document() -> dict[str, Any]:
-        return {**layer_document(layer), "archived_experiments": archived}
-
-    with audited(actor=actor, action="layer.delete", object_type="layer", object_key=layer.key,
-                 document=document, deleting=True):
-        layer.experiments.update(layer=None)
-        layer.delete()
-        _bump_all()
+    _delete_unless_used(actor=actor, kind="layer", obj=layer, rules=rules, document=lambda: layer_document(layer))
 
 
 def _namespaced_rules() -> list[tuple[str, str]]:
@@ -225,17 +212,22 @@ def holdout_update(*, actor: Actor, holdout: Holdout, **changes: Any) -> Holdout
 def holdout_delete(*, actor: Actor, holdout: Holdout) -> None:
     """Delete a holdout no experiment (other than archived ones) and no rule uses."""
     holdout = Holdout.objects.select_for_update().get(pk=holdout.pk)
-    used = _users(holdout.experiments.all(), _rule_names(Rule.objects.filter(holdout=holdout.key)))
+    rules = _rule_names(Rule.objects.filter(holdout=holdout.key))
+    _delete_unless_used(actor=actor, kind="holdout", obj=holdout, rules=rules,
+                        document=lambda: holdout_document(holdout))
+
+
+def _delete_unless_used(*, actor: Actor, kind: str, obj: Layer | Holdout, rules: list[str],
+                        document: Callable[[], dict[str, Any]]) -> None:
+    """Refuse while experiments (archived ones aside) or rules use `obj`; else detach the
+    archived experiments, delete it, audited, and recompile every environment."""
+    used = _users(obj.experiments.all(), rules)
     if used:
-        raise Conflict(f"Holdout '{holdout.key}' is in use; stop and archive its experiments first.",
-                       code="holdout_in_use", details=used)
-    archived = sorted(holdout.experiments.values_list("key", flat=True))
-
-    def document() -> dict[str, Any]:
-        return {**holdout_document(holdout), "archived_experiments": archived}
-
-    with audited(actor=actor, action="holdout.delete", object_type="holdout", object_key=holdout.key,
-                 document=document, deleting=True):
-        holdout.experiments.update(holdout=None)
-        holdout.delete()
+        raise Conflict(f"{kind.capitalize()} '{obj.key}' is in use; stop and archive its experiments first.",
+                       code=f"{kind}_in_use", details=used)
+    archived = sorted(obj.experiments.values_list("key", flat=True))
+    with audited(actor=actor, action=f"{kind}.delete", object_type=kind, object_key=obj.key,
+                 document=lambda: {**document(), "archived_experiments": archived}, deleting=True):
+        obj.experiments.update(**{kind: None})
+        obj.delete()
         _bump_all()

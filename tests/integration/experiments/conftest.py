@@ -115,6 +115,23 @@ def sdk_client(environment: Environment) -> APIClient:
     return client
 
 
+def post_experiment(client: APIClient, key: str = "checkout-test", **body: Any) -> Any:
+    """`POST /api/v1/experiments` of a 50/50 checkout experiment on `purchase`, with `body` on top."""
+    payload = {
+        "key": key, "flag": "checkout", "environment": "production",
+        "variations": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
+        "metrics": [{"metric": "purchase", "role": "primary"}],
+        **body,
+    }
+    return client.post("/api/v1/experiments", payload, format="json")
+
+
+@pytest.fixture
+def api_ready(checkout_flag: Flag, metrics: dict[str, Metric]) -> None:
+    """The flag and the metrics an experiment created over the API refers to."""
+    return None
+
+
 def post_events(client: APIClient, items: Any) -> Any:
     return client.post("/api/v1/events", {"events": items}, format="json")
 

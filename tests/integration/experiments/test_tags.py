@@ -17,27 +17,13 @@ from audit.models import AuditEntry
 from audit.types import Actor
 from config.errors import ValidationFailed
 from experiments import services
-from experiments.models import Experiment, Metric
+from experiments.models import Experiment
 from experiments.validation import normalize_tags, tags_errors
 from flags.models import Flag
 from tests.integration.conftest_admin import errors_of, read_form
+from tests.integration.experiments.conftest import post_experiment
 
 pytestmark = pytest.mark.django_db
-
-
-def _create(client: APIClient, key: str = "checkout-test", **body: Any) -> Any:
-    payload = {
-        "key": key, "flag": "checkout", "environment": "production",
-        "variations": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
-        "metrics": [{"metric": "purchase", "role": "primary"}],
-        **body,
-    }
-    return client.post("/api/v1/experiments", payload, format="json")
-
-
-@pytest.fixture
-def ready(checkout_flag: Flag, metrics: dict[str, Metric]) -> None:
-    return None
 
 
 def test_tags__normalised__trimmed_lowercased_deduplicated() -> None:
@@ -46,15 +32,15 @@ def test_tags__normalised__trimmed_lowercased_deduplicated() -> None:
     assert normalize_tags("checkout") == "checkout"  # not a list: left for the check to reject
 
 
-def test_experiment_create__tags__stored_normalised_and_returned(write_client: APIClient, ready: None) -> None:
-    response = _create(write_client, tags=["Checkout", " q3-growth", "checkout"])
+def test_experiment_create__tags__stored_normalised_and_returned(write_client: APIClient, api_ready: None) -> None:
+    response = post_experiment(write_client, tags=["Checkout", " q3-growth", "checkout"])
     assert response.status_code == 201, response.json()
     assert response.json()["tags"] == ["checkout", "q3-growth"]
     assert Experiment.objects.get().tags == ["checkout", "q3-growth"]
 
 
-def test_experiment_create__no_tags__empty_list(write_client: APIClient, ready: None) -> None:
-    assert _create(write_client).json()["tags"] == []
+def test_experiment_create__no_tags__empty_list(write_client: APIClient, api_ready: None) -> None:
+    assert post_experiment(write_client).json()["tags"] == []
 
 
 @pytest.mark.parametrize("tags", [
@@ -70,9 +56,9 @@ def test_experiment_create__no_tags__empty_list(write_client: APIClient, ready: 
     {"tag": "checkout"},
 ])
 def test_experiment_create__bad_tags__400_and_nothing_written(
-    write_client: APIClient, ready: None, tags: Any
+    write_client: APIClient, api_ready: None, tags: Any
 ) -> None:
-    response = _create(write_client, tags=tags)
+    response = post_experiment(write_client, tags=tags)
     assert response.status_code == 400, response.json()
     body = response.json()
     assert body["code"] == "validation_error" and "tags" in body["details"]
@@ -80,8 +66,8 @@ def test_experiment_create__bad_tags__400_and_nothing_written(
     assert not AuditEntry.objects.filter(object_type="experiment").exists()
 
 
-def test_experiment_update__tags__set_and_reject_keeps_old(write_client: APIClient, ready: None) -> None:
-    _create(write_client, tags=["checkout"])
+def test_experiment_update__tags__set_and_reject_keeps_old(write_client: APIClient, api_ready: None) -> None:
+    post_experiment(write_client, tags=["checkout"])
     write_client.post("/api/v1/experiments/checkout-test/start")
     response = write_client.patch("/api/v1/experiments/checkout-test", {"tags": ["pricing", "q3"]}, format="json")
     assert response.status_code == 200 and response.json()["tags"] == ["pricing", "q3"]
@@ -93,16 +79,16 @@ def test_experiment_update__tags__set_and_reject_keeps_old(write_client: APIClie
     assert response.status_code == 200 and response.json()["tags"] == []
 
 
-def test_experiment_list_api__tag_filter(write_client: APIClient, read_client: APIClient, ready: None) -> None:
-    _create(write_client, "a", tags=["checkout"])
-    _create(write_client, "b", tags=["pricing", "checkout"])
-    _create(write_client, "c")
+def test_experiment_list_api__tag_filter(write_client: APIClient, read_client: APIClient, api_ready: None) -> None:
+    post_experiment(write_client, "a", tags=["checkout"])
+    post_experiment(write_client, "b", tags=["pricing", "checkout"])
+    post_experiment(write_client, "c")
     keys = {e["key"] for e in read_client.get("/api/v1/experiments?tag=checkout").json()["results"]}
     assert keys == {"a", "b"}
     assert read_client.get("/api/v1/experiments?tag=nope").json()["count"] == 0
 
 
-def test_services__bad_tags__validation_failed(actor: Actor, ready: None, checkout_flag: Flag) -> None:
+def test_services__bad_tags__validation_failed(actor: Actor, api_ready: None, checkout_flag: Flag) -> None:
     environment = checkout_flag.states.first().environment  # type: ignore[union-attr]
     with pytest.raises(ValidationFailed) as failure:
         services.experiment_create(actor=actor, key="direct", flag=checkout_flag, environment=environment,
@@ -122,9 +108,9 @@ def test_schema__tags_documented(read_client: APIClient) -> None:
 
 
 def test_admin__tags__comma_separated_through_the_service(
-    admin_client: Client, write_client: APIClient, ready: None
+    admin_client: Client, write_client: APIClient, api_ready: None
 ) -> None:
-    _create(write_client, tags=["checkout"])
+    post_experiment(write_client, tags=["checkout"])
     experiment = Experiment.objects.get()
     url = reverse("admin:experiments_experiment_change", args=[experiment.pk])
     data = read_form(admin_client, url, "experiment_form")

@@ -15,47 +15,33 @@ from audit.models import AuditEntry
 from audit.types import Actor
 from config.errors import ValidationFailed
 from experiments import services
-from experiments.models import Experiment, Metric
+from experiments.models import Experiment
 from flags.models import Flag
 from tests.integration.conftest_admin import errors_of, read_form
+from tests.integration.experiments.conftest import post_experiment
 
 pytestmark = pytest.mark.django_db
 
 
-def _create(client: APIClient, **body: Any) -> Any:
-    payload = {
-        "key": "checkout-test", "flag": "checkout", "environment": "production",
-        "variations": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
-        "metrics": [{"metric": "purchase", "role": "primary"}],
-        **body,
-    }
-    return client.post("/api/v1/experiments", payload, format="json")
-
-
-@pytest.fixture
-def ready(checkout_flag: Flag, metrics: dict[str, Metric]) -> None:
-    return None
-
-
-def test_experiment_create__target_mde__stored_and_returned(write_client: APIClient, ready: None) -> None:
-    response = _create(write_client, target_mde=0.05)
+def test_experiment_create__target_mde__stored_and_returned(write_client: APIClient, api_ready: None) -> None:
+    response = post_experiment(write_client, target_mde=0.05)
     assert response.status_code == 201, response.json()
     assert response.json()["target_mde"] == pytest.approx(0.05)
     assert Experiment.objects.get().target_mde == pytest.approx(0.05)
     assert write_client.get("/api/v1/experiments/checkout-test").json()["target_mde"] == pytest.approx(0.05)
 
 
-def test_experiment_create__no_target_mde__null(write_client: APIClient, ready: None) -> None:
-    response = _create(write_client)
+def test_experiment_create__no_target_mde__null(write_client: APIClient, api_ready: None) -> None:
+    response = post_experiment(write_client)
     assert response.status_code == 201
     assert response.json()["target_mde"] is None
 
 
 @pytest.mark.parametrize("value", [0, -0.05, 10.5, 1e9, "five percent", True, [0.05]])
 def test_experiment_create__bad_target_mde__400_and_nothing_written(
-    write_client: APIClient, ready: None, value: Any
+    write_client: APIClient, api_ready: None, value: Any
 ) -> None:
-    response = _create(write_client, target_mde=value)
+    response = post_experiment(write_client, target_mde=value)
     assert response.status_code == 400, response.json()
     body = response.json()
     assert body["code"] == "validation_error"
@@ -64,8 +50,8 @@ def test_experiment_create__bad_target_mde__400_and_nothing_written(
     assert not AuditEntry.objects.filter(object_type="experiment").exists()
 
 
-def test_experiment_update__target_mde__set_clear_and_reject(write_client: APIClient, ready: None) -> None:
-    _create(write_client)
+def test_experiment_update__target_mde__set_clear_and_reject(write_client: APIClient, api_ready: None) -> None:
+    post_experiment(write_client)
     assert write_client.post("/api/v1/experiments/checkout-test/start").status_code == 200
     # A planning field: a running experiment may change it, in the same phase.
     response = write_client.patch("/api/v1/experiments/checkout-test", {"target_mde": 10}, format="json")
@@ -81,15 +67,15 @@ def test_experiment_update__target_mde__set_clear_and_reject(write_client: APICl
     assert entry is not None and "target_mde" in str(entry.diff)
 
 
-def test_experiment_update__target_mde_on_stopped__allowed(write_client: APIClient, ready: None) -> None:
-    _create(write_client)
+def test_experiment_update__target_mde_on_stopped__allowed(write_client: APIClient, api_ready: None) -> None:
+    post_experiment(write_client)
     write_client.post("/api/v1/experiments/checkout-test/start")
     write_client.post("/api/v1/experiments/checkout-test/stop", {"decision": "rollback"}, format="json")
     response = write_client.patch("/api/v1/experiments/checkout-test", {"target_mde": 0.02}, format="json")
     assert response.status_code == 200 and response.json()["target_mde"] == pytest.approx(0.02)
 
 
-def test_services__bad_target_mde__validation_failed(actor: Actor, ready: None, checkout_flag: Flag) -> None:
+def test_services__bad_target_mde__validation_failed(actor: Actor, api_ready: None, checkout_flag: Flag) -> None:
     experiment = services.experiment_create(
         actor=actor, key="direct", flag=checkout_flag, environment=checkout_flag.states.first().environment,  # type: ignore[union-attr]
         target_mde=0.1,
@@ -118,9 +104,9 @@ def test_schema__target_mde_documented(read_client: APIClient) -> None:
 
 
 def test_admin__target_mde__saved_through_the_service_and_rejected_when_bad(
-    admin_client: Client, write_client: APIClient, ready: None
+    admin_client: Client, write_client: APIClient, api_ready: None
 ) -> None:
-    _create(write_client)
+    post_experiment(write_client)
     experiment = Experiment.objects.get()
     url = reverse("admin:experiments_experiment_change", args=[experiment.pk])
     data = read_form(admin_client, url, "experiment_form")

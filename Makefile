@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 EMBEDDED := $(PY) -m devtools.embedded_db
 
-.PHONY: demo test lint install install-dev browser clean
+.PHONY: demo test lint install install-dev browser bench-tools clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The serving benchmark drives the server with wrk; install it when it is missing.
+bench-tools: $(DEV_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian wrk for bench/serve.py"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 demo: $(RUNTIME_STAMP)
 	$(EMBEDDED) --data .demo/pgdata -- $(PY) -m devtools.demo

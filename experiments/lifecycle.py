@@ -39,7 +39,7 @@ EXPERIMENT_FIELDS = (
 RUNNING_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "variations", "coverage", "condition", "target_mde", "tags",
+    "variations", "coverage", "condition", "holdout", "target_mde", "tags",
 })
 ANALYSIS_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
@@ -236,6 +236,8 @@ def _assignment_changed(experiment: Experiment, changes: Mapping[str, Any]) -> b
         return True
     if "condition" in changes and (changes["condition"] or {}) != (experiment.condition or {}):
         return True
+    if "holdout" in changes and changes["holdout"] != experiment.holdout:
+        return True
     if "variations" in changes:
         current = [v.weight for v in experiment.variations.all()]
         return [float(v["weight"]) for v in changes["variations"]] != current
@@ -244,8 +246,8 @@ def _assignment_changed(experiment: Experiment, changes: Mapping[str, Any]) -> b
 
 @transaction.atomic
 def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -> Experiment:
-    """Change a draft freely; on a running experiment, a weight, coverage or targeting change
-    starts a new phase (units are re-counted from then on) and updates the flag's rule.
+    """Change a draft freely; on a running experiment, a weight, coverage, targeting or holdout
+    change starts a new phase (units are re-counted from then on) and updates the flag's rule.
     Stopped and archived experiments only take descriptive and analysis changes."""
     allowed = (*EXPERIMENT_FIELDS, "flag", "environment")
     refuse_unknown(changes, allowed)
@@ -309,7 +311,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     experiment.save()
     _apply_links(experiment, variation_list, links)
     if new_phase:
-        _next_phase(actor, experiment, reason="Weights, coverage or targeting changed.")
+        _next_phase(actor, experiment, reason="Weights, coverage, targeting or holdout changed.")
     flag_services.environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.update", experiment, before)
     return experiment

@@ -24,3 +24,20 @@ def test_experiment_start__holdout__rule_filters_held_out_units(
     production.refresh_from_db()
     features = client.get(f"/api/features/{production.client_key}").json()["features"]
     assert features["checkout"]["rules"][0]["filters"] == [{"seed": "q3", "ranges": [[0.1, 1.0]], "attribute": "id"}]
+
+
+def test_experiment_update__running_holdout_change__new_phase_and_rule_follows(
+    actor: Actor, checkout_flag: Flag, production: Environment, metrics: dict[str, Metric]
+) -> None:
+    from experiments import services
+
+    holdout = traffic_services.holdout_create(actor=actor, key="q4-holdout", share=0.05, seed="q4")
+    experiment = create_experiment(actor, checkout_flag, production, ["purchase"])
+    assert Rule.objects.get(uid=experiment.rule_uid).holdout == ""
+    experiment = services.experiment_update(actor=actor, experiment=experiment, holdout="q4-holdout")
+    assert experiment.holdout == holdout
+    assert [p.number for p in experiment.phases.order_by("number")] == [1, 2]
+    assert Rule.objects.get(uid=experiment.rule_uid).holdout == "q4-holdout"
+    # The same holdout again changes nothing.
+    services.experiment_update(actor=actor, experiment=experiment, holdout="q4-holdout")
+    assert experiment.phases.count() == 2

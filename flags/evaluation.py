@@ -33,7 +33,7 @@ from flags.types import (
 from traffic.bucketing import hash_string, in_namespace, is_filtered_out, is_included_in_rollout, resolve_hash_value
 from traffic.hashing import hash_v1, hash_v2
 
-__all__ = ["ERROR_FLAG_NOT_FOUND", "ERROR_GENERAL", "evaluate", "evaluate_all", "run_experiment"]
+__all__ = ["ERROR_FLAG_NOT_FOUND", "ERROR_GENERAL", "evaluate", "evaluate_all", "prerequisites_of", "run_experiment"]
 
 ERROR_FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
 ERROR_GENERAL = "GENERAL"
@@ -104,6 +104,23 @@ def evaluate_all(
                 memo[key] = result
         results[key] = result
     return results
+
+
+def prerequisites_of(snapshot: Snapshot, key: str) -> tuple[str, ...]:
+    """The flags evaluating `key` may evaluate in turn: its rules' prerequisites, transitively
+    (cycles included once), in the order first met; unknown keys are left out."""
+    seen: dict[str, None] = {}
+    pending = [key]
+    while pending:
+        feature = snapshot.features.get(pending.pop())
+        if feature is None:
+            continue
+        for rule in feature.rules:
+            for parent in rule.parent_conditions:
+                if parent.id != key and parent.id not in seen and parent.id in snapshot.features:
+                    seen[parent.id] = None
+                    pending.append(parent.id)
+    return tuple(seen)
 
 
 def run_experiment(

@@ -136,7 +136,7 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     if ev.experiment is not None:
         track(info.environment, (ev,), attributes)
     response = json_response(item)
-    usage.evaluated(info.environment_id, (key,))
+    usage.evaluated(info.environment_id, compiled.used_by((key,)))
     return response
 
 

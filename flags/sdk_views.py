@@ -119,7 +119,8 @@ def evaluate_view(request: HttpRequest) -> HttpResponse:
     response = json_response(
         {"flags": {key: _flag(ev) for key, ev in results.items()}, "configVersion": snapshot.version}
     )
-    usage.evaluated(info.environment_id, results)
+    # A subset of the flags also evaluates their prerequisites: those are in use too.
+    usage.evaluated(info.environment_id, results if keys is None else compiled.used_by(results))
     return response
 
 

@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from django.db import Error as DatabaseError
 
 from flags import mappers
 from flags.background import discard_connection
+from flags.evaluation import prerequisites_of
 from flags.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
 from flags.models import Environment
 from flags.types import Snapshot
@@ -64,13 +66,24 @@ class CompiledEnvironment:
     """A snapshot plus what is derived from it once: the SDK payload bytes and their ETag,
     valid until the next scheduled rule start or end."""
 
-    __slots__ = ("_payload", "environment_id", "snapshot", "version")
+    __slots__ = ("_payload", "_prerequisites", "environment_id", "snapshot", "version")
 
     def __init__(self, environment_id: int, snapshot: Snapshot) -> None:
         self.environment_id = environment_id
         self.snapshot = snapshot
         self.version = snapshot.version
         self._payload: tuple[float, bytes, str, float | None] | None = None
+        self._prerequisites: dict[str, tuple[str, ...]] = {}
+
+    def used_by(self, keys: Iterable[str]) -> list[str]:
+        """`keys` and the flags their evaluation goes through (prerequisites, transitively)."""
+        out = list(keys)
+        for key in tuple(out):
+            found = self._prerequisites.get(key)
+            if found is None:
+                found = self._prerequisites[key] = prerequisites_of(self.snapshot, key)
+            out.extend(found)
+        return out
 
     def payload(self, now: float) -> tuple[bytes, str, float | None]:
         """The GrowthBook payload as served at ``now`` (epoch seconds): body, ETag and the

@@ -113,3 +113,15 @@ def test_flush__database_down__kept_and_written_later_while_serving_goes_on(
     assert usage.pending() == 1  # one entry per flag and environment, however many requests
     assert usage.flush()
     assert set(_times(catalog.environment)) == {"pricing"}
+
+
+def test_single_flag__prerequisites__recorded_as_evaluated_too(client: Client, catalog: Catalog) -> None:
+    # "upsell" requires "new-checkout": evaluating it evaluates its prerequisite as well.
+    context = {"context": {"targetingKey": "u1"}}
+    assert sdk_post(client, "/ofrep/v1/evaluate/flags/upsell", context, catalog.server_key).status_code == 200
+    usage.flush()
+    assert set(_times(catalog.environment)) == {"upsell", "new-checkout"}
+    body = {"context": {"targetingKey": "u1"}, "flags": ["upsell"]}
+    assert sdk_post(client, "/api/v1/evaluate", body, catalog.server_key).status_code == 200
+    usage.flush()
+    assert set(_times(catalog.environment)) == {"upsell", "new-checkout"}

@@ -90,3 +90,4 @@ def test_ofrep__nul_in_context__invalid_context_in_ofrep_shape(production: Envir
     bulk = client.post("/ofrep/v1/evaluate/flags", context, format="json")
     assert bulk.status_code == 400 and bulk.json()["errorCode"] == "INVALID_CONTEXT"
     assert "key" not in bulk.json()
+

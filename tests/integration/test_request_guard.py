@@ -1,5 +1,6 @@
-"""The NUL character (U+0000), which PostgreSQL text and JSON cannot hold: a clear 400 on the
-management and SDK APIs, a per-item rejection in the events API, and nothing written."""
+"""Requests refused before any view: the NUL character (U+0000), which PostgreSQL text and
+JSON cannot hold (a clear 400 on the management and SDK APIs, a per-item rejection in the
+events API, nothing written), and management API bodies above the upload limit (413)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from experiments.models import Event, Exposure
-from flags.models import Environment, Flag
+from flags.models import Environment, Flag, Segment
 
 pytestmark = pytest.mark.django_db
 
@@ -90,4 +91,24 @@ def test_ofrep__nul_in_context__invalid_context_in_ofrep_shape(production: Envir
     bulk = client.post("/ofrep/v1/evaluate/flags", context, format="json")
     assert bulk.status_code == 400 and bulk.json()["errorCode"] == "INVALID_CONTEXT"
     assert "key" not in bulk.json()
+
+
+def test_management_api__segment_of_100000_ids__accepted(production: Environment, write_client: APIClient) -> None:
+    ids = [f"user-{i:08d}" for i in range(100_000)]
+    response = write_client.post("/api/v1/segments", {"key": "big", "kind": "ids", "attribute": "id", "ids": ids},
+                                 format="json")
+    assert response.status_code == 201, response.content[:300]
+
+
+def test_management_api__body_above_the_limit__413_json_and_nothing_written(
+    production: Environment, write_client: APIClient, settings: Any
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    segments = Segment.objects.count()
+    body = {"key": "too-big", "kind": "ids", "attribute": "id", "ids": [f"user-{i}" for i in range(2_000)]}
+    response = write_client.post("/api/v1/segments", body, format="json")
+    assert response.status_code == 413
+    assert response.json() == {"code": "payload_too_large", "message": "The body is larger than 10,000 bytes.",
+                               "details": {"limit_bytes": 10_000}}
+    assert Segment.objects.count() == segments
 

@@ -182,8 +182,11 @@ class ExperimentForm(ServiceModelForm):
                   "seed", "coverage", "condition", "layer", "range_start", "range_end", "holdout", "alpha",
                   "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
                   "correction", "min_sample_per_arm", "slice_attributes", "target_mde", "tags")
+        labels = {"target_mde": "Target MDE"}
         help_texts = {
             "seed": "Leave empty to use the key.",
+            "holdout": "Units in the holdout's share never enter this experiment. Changing it while running "
+                       "starts a new phase.",
             "condition": 'Targeting: who may enter, e.g. {"country": {"$in": ["US", "CA"]}}.',
             "range_start": "With a layer: the part of the layer's hash space this experiment owns.",
             "slice_attributes": 'Exposure attributes to slice results by, e.g. ["country", "platform"].',
@@ -194,8 +197,7 @@ class ExperimentForm(ServiceModelForm):
         }
 
 
-ASSIGNMENT_LOCKED = ("key", "environment", "flag", "hash_attribute", "seed", "layer", "range_start", "range_end",
-                     "holdout")
+ASSIGNMENT_LOCKED = ("key", "environment", "flag", "hash_attribute", "seed", "layer", "range_start", "range_end")
 SETTINGS_FIELDS = ("alpha", "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
                    "correction", "min_sample_per_arm", "slice_attributes")
 
@@ -246,7 +248,7 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
             return (*shown, "key")
         if obj.status == Experiment.Status.RUNNING:
             return (*shown, *ASSIGNMENT_LOCKED)
-        return (*shown, *ASSIGNMENT_LOCKED, "coverage", "condition")
+        return (*shown, *ASSIGNMENT_LOCKED, "coverage", "condition", "holdout")
 
     def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
         return False  # archived, never deleted: the audit log and snapshots refer to it
@@ -305,6 +307,10 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
             _pct(snapshot.multiple_exposure_share).lstrip("+"),
             f", guardrails {snapshot.guardrail_status}" if snapshot.guardrail_status else "",
         )
+        page = format_html('<p><a class="text-primary-600 font-medium" href="{}">Open the results page</a>: '
+                           "charts, slices and the recommendation.</p>",
+                           reverse("experiment-pages:detail", args=[obj.key]))
+        head = format_html("{}{}", page, head)
         if snapshot.status == ResultSnapshot.Status.FAILED:
             return format_html("{}<p><b>The readout failed:</b> {}</p>", head, snapshot.error)
         rows = []
@@ -324,7 +330,8 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         warnings = format_html_join("", "<li>{}</li>", ((w["message"],) for w in snapshot.warnings))
         table = format_html_join("", "<tr>" + "<td>{}</td>" * 9 + "</tr>", rows)
         return format_html(
-            "{}<ul>{}</ul><table><tr><th>metric</th><th>role</th><th>variation</th><th>lift</th><th>interval</th>"
+            '{}<ul>{}</ul><table style="border-collapse:separate;border-spacing:14px 3px;margin-left:-14px">'
+            "<tr><th>metric</th><th>role</th><th>variation</th><th>lift</th><th>interval</th>"
             "<th>p</th><th>chance to win</th><th>significant</th><th>note</th></tr>{}</table>",
             head, warnings, table,
         )

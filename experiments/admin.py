@@ -10,7 +10,7 @@ audit entries apply; the admin never saves these rows itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -424,6 +424,21 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         else:
             self.message_user(request, done, messages.SUCCESS)
         return HttpResponseRedirect(url)
+
+    # The buttons at the top of an experiment's page that its status allows.
+    DETAIL_ACTIONS_BY_STATUS: ClassVar[dict[str, tuple[str, ...]]] = {
+        Experiment.Status.DRAFT: ("start_detail", "archive_detail"),
+        Experiment.Status.RUNNING: ("refresh_detail",),
+        Experiment.Status.STOPPED: ("refresh_detail", "archive_detail"),
+        Experiment.Status.ARCHIVED: (),
+    }
+
+    def get_actions_detail(self, request: HttpRequest, object_id: Any) -> Any:
+        actions = super().get_actions_detail(request, object_id)  # type: ignore[misc]
+        status = Experiment.objects.filter(pk=object_id).values_list("status", flat=True).first()
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
+        allowed = {prefix + name for name in self.DETAIL_ACTIONS_BY_STATUS.get(str(status), ())}
+        return [a for a in actions if a.action_name in allowed]
 
     @action(description="Start", url_path="start")
     def start_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:

@@ -67,12 +67,18 @@ def test_experiment_admin__create_review_start_stop_ship__flag_follows(
     change_url = reverse("admin:experiments_experiment_change", args=[experiment.pk])
     page = text_of(admin_client.get(change_url))
     assert "Ready to start?" in page and "Yes" in page
+    start_url = reverse("admin:experiments_experiment_start_detail", args=[experiment.pk])
+    refresh_url = reverse("admin:experiments_experiment_refresh_detail", args=[experiment.pk])
+    html = admin_client.get(change_url).content.decode()
+    assert start_url in html and refresh_url not in html  # a draft can be started, has nothing to read out
 
     started = admin_client.post(reverse("admin:experiments_experiment_start_detail", args=[experiment.pk]))
     assert started.status_code == 302
     experiment.refresh_from_db()
     assert experiment.status == "running"
     assert Rule.objects.get().experiment_key == "admin-test"
+    html = admin_client.get(change_url).content.decode()
+    assert start_url not in html and refresh_url in html  # running: no second start
 
     refresh = admin_client.post(reverse("admin:experiments_experiment_refresh_detail", args=[experiment.pk]))
     assert refresh.status_code == 302

@@ -98,10 +98,12 @@ def flag_rows(rows: Iterable[Mapping[str, Any]], *, detail_url: str, only_stale:
         else:
             status = '<span class="badge">in use</span>'
         changed = item.last_changed.strftime("%Y-%m-%d") if item.last_changed else ""
+        evaluated = item.last_evaluated.strftime("%Y-%m-%d %H:%M") if item.last_evaluated else "never"
         out.append(
             f'<tr data-flag="{escape(item.key)}"><td><a href="{escape(detail_url.replace(KEY_PLACEHOLDER, item.key))}">'
             f"<strong>{escape(item.key)}</strong></a></td><td>{escape(item.lifecycle)}</td>{''.join(cells)}"
-            f'<td class="num">{row["experiments"]}</td><td class="small">{changed}</td><td>{status}</td></tr>'
+            f'<td class="num">{row["experiments"]}</td><td class="small">{evaluated}</td>'
+            f'<td class="small">{changed}</td><td>{status}</td></tr>'
         )
     if not out:
         text = "No stale flags. Nothing to clean up." if only_stale else "No flags."

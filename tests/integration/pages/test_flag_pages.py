@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from experiments.models import Experiment
 from flags import lifecycle, services
-from flags.models import Environment, Flag
+from flags.models import Environment, Flag, FlagUsage
 from tests.integration.pages import factories
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +117,12 @@ def test_flag_list__stale_filter_and_marks(client_for: Any, analyst: User, envs:
     assert "fully rolled out" in html.split('data-flag="recent-launch"')[1].split("</tr>")[0]
     stale = client.get("/flags/?stale=1").content.decode()
     assert 'data-flag="old-launch"' in stale and 'data-flag="recent-launch"' not in stale
+    # The last evaluation, once recorded, shows in the list.
+    assert "never" in html.split('data-flag="recent-launch"')[1].split("</tr>")[0]
+    seen = timezone.now() - timedelta(hours=2)
+    FlagUsage.objects.create(flag=Flag.objects.get(key="recent-launch"), environment=envs[0], last_evaluated_at=seen)
+    row = client.get("/flags/").content.decode().split('data-flag="recent-launch"')[1].split("</tr>")[0]
+    assert f"{seen:%Y-%m-%d %H:%M}" in row
 
 
 def test_flag_list__many_flags__bounded_queries(

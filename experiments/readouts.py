@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import stats
-from experiments import readout_sql
+from experiments import queue, readout_sql
 from experiments.mappers import readout_spec
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
 from experiments.readout_sql import AggregateRow, MetricSpec
@@ -81,10 +81,8 @@ def experiment_refresh(
 
 
 def _enqueue(experiment_id: int, snapshot_id: int) -> None:
-    from experiments.tasks import experiment_readout_task
-
     def send() -> None:
-        experiment_readout_task.delay(experiment_id, snapshot_id)
+        queue.readout_send(experiment_id, snapshot_id)
 
     # robust: a broker outage must not turn a committed write (a stop, say) into an error;
     # the snapshot stays queued, visibly, and the next refresh sends it again.

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from audit.types import Actor
-from experiments import readout_sql, services, tasks
+from experiments import queue, readout_sql, services, tasks
 from experiments.models import Experiment, Metric, ResultSnapshot
 from experiments.readouts import LOCK_CLASS, ReadoutBusy
 from flags.models import Environment, Flag
@@ -148,13 +148,13 @@ def test_experiment_refresh__broker_down__snapshot_stays_queued_and_is_resent_la
     def down(*args: Any) -> None:
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.experiment_readout_task, "delay", down)
+    monkeypatch.setattr(queue, "readout_send", down)
     with django_capture_on_commit_callbacks(execute=True):
         snapshot = services.experiment_refresh(experiment=experiment, trigger="api")
     assert ResultSnapshot.objects.get(pk=snapshot.pk).status == "queued"
 
     sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(tasks.experiment_readout_task, "delay", lambda *args: sent.append(args))
+    monkeypatch.setattr(queue, "readout_send", lambda *args: sent.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         assert services.experiment_refresh(experiment=experiment).pk == snapshot.pk
     assert sent == []  # just queued: not sent twice

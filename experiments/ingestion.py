@@ -25,6 +25,7 @@ import psycopg
 from django.db import connection, transaction
 
 from experiments.models import Experiment, Phase, Variation
+from flags.exposure_buffer import Exposure as ServedExposure
 from flags.models import Environment
 from flags.usage import recorder as flag_usage
 
@@ -493,6 +494,25 @@ def _holds_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_holds_nul(v) for v in value)
     return False
+
+
+def serving_exposures_record(exposures: Sequence[ServedExposure]) -> None:
+    """The recorder of the exposures the evaluation endpoints buffer (`EXPOSURE_RECORDER`):
+    the same bulk, idempotent path as `exposures_record`, which skips experiments that are not
+    running and counts each unit once per experiment and variation."""
+    exposures_record(
+        exposures=[
+            {
+                "environment": e.environment,
+                "experiment": e.experiment,
+                "variation": e.variation,
+                "unit_id": e.unit_id,
+                "timestamp": e.seen_at,
+                "attributes": dict(e.attributes),
+            }
+            for e in exposures
+        ]
+    )
 
 
 def events_ingest(*, environment: Environment, items: Sequence[Any], now: datetime | None = None) -> IngestResult:

@@ -6,7 +6,14 @@ computing result snapshots).
 """
 
 from experiments.catalog import metric_archive, metric_create, metric_update
-from experiments.ingestion import ExposureInput, IngestResult, Rejection, events_ingest, exposures_record
+from experiments.ingestion import (
+    ExposureInput,
+    IngestResult,
+    Rejection,
+    events_ingest,
+    exposures_record,
+    serving_exposures_record,
+)
 from experiments.lifecycle import (
     experiment_archive,
     experiment_create,
@@ -35,4 +42,5 @@ __all__ = [
     "metric_create",
     "metric_update",
     "readout_run",
+    "serving_exposures_record",
 ]

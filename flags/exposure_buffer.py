@@ -32,7 +32,7 @@ from django.utils.module_loading import import_string
 
 from flags.background import FlushThread, discard_connection
 
-__all__ = ["Exposure", "ExposureBuffer", "RecorderUnavailable", "buffer", "record_with_experiments"]
+__all__ = ["Exposure", "ExposureBuffer", "RecorderUnavailable", "buffer"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,28 +76,6 @@ class Exposure:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Exposure:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
-
-
-def record_with_experiments(exposures: Sequence[Exposure]) -> None:
-    """The default recorder: the experiments app's bulk, idempotent ``exposures_record``
-    (it skips experiments that are not running and deduplicates per unit and experiment)."""
-    try:
-        from experiments.services import exposures_record
-    except ImportError as exc:
-        raise RecorderUnavailable("The experiments app does not provide exposures_record.") from exc
-    exposures_record(
-        exposures=[
-            {
-                "environment": e.environment,
-                "experiment": e.experiment,
-                "variation": e.variation,
-                "unit_id": e.unit_id,
-                "timestamp": e.seen_at,
-                "attributes": dict(e.attributes),
-            }
-            for e in exposures
-        ]
-    )
 
 
 class ExposureBuffer:
@@ -256,7 +234,10 @@ class ExposureBuffer:
 
 
 def _recorder() -> Recorder:
-    recorder: Recorder = import_string(settings.EXPOSURE_RECORDER)
+    try:
+        recorder: Recorder = import_string(settings.EXPOSURE_RECORDER)
+    except ImportError as exc:
+        raise RecorderUnavailable(f"No exposure recorder {settings.EXPOSURE_RECORDER!r}: {exc}") from exc
     return recorder
 
 

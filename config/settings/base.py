@@ -160,7 +160,7 @@ SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-ag
 # are spooled to files under SNAPSHOT_DIR and replayed later. 0 disables the thread (tests).
 EXPOSURE_FLUSH_INTERVAL = float(env_str("EXPOSURE_FLUSH_INTERVAL", "0.5"))
 EXPOSURE_BUFFER_MAX = env_int("EXPOSURE_BUFFER_MAX", 10_000)
-EXPOSURE_RECORDER = env_str("EXPOSURE_RECORDER", "flags.exposure_buffer.record_with_experiments")
+EXPOSURE_RECORDER = env_str("EXPOSURE_RECORDER", "experiments.services.serving_exposures_record")
 # Seconds between writes of the "last evaluated" time of each flag (one statement per process
 # and interval, never one per request). 0 disables the thread (tests).
 EVALUATION_FLUSH_INTERVAL = float(env_str("EVALUATION_FLUSH_INTERVAL", "60"))

@@ -14,9 +14,9 @@ from experiments import ingestion
 from experiments import services as experiment_services
 from experiments.models import Experiment
 from experiments.models import Exposure as ExposureRow
+from experiments.services import serving_exposures_record
 from flags import services
 from flags.exposure_buffer import buffer as exposure_buffer
-from flags.exposure_buffer import record_with_experiments
 from tests.integration.serving.conftest import Catalog, sdk_post
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ ACTOR = Actor(label="tester", via="system")
 @pytest.fixture
 def running(catalog: Catalog, settings: Any) -> Experiment:
     """A running experiment, started through the experiments app (which writes the flag rule)."""
-    settings.EXPOSURE_RECORDER = "flags.exposure_buffer.record_with_experiments"
+    settings.EXPOSURE_RECORDER = "experiments.services.serving_exposures_record"
     # Ingestion caches experiments by environment config version; rolled-back tests reuse
     # version numbers, which never happens outside tests.
     ingestion._routes_cache.clear()
@@ -87,7 +87,7 @@ def test_exposures__recorder_fails__spooled_then_replayed(
     assert exposure_buffer.flush() is False
     assert exposure_buffer.spooled() == 1
     assert exposure_buffer.pending() == 0
-    settings.EXPOSURE_RECORDER = "flags.exposure_buffer.record_with_experiments"
+    settings.EXPOSURE_RECORDER = "experiments.services.serving_exposures_record"
     assert exposure_buffer.flush() is True
     assert exposure_buffer.spooled() == 0
     assert ExposureRow.objects.filter(experiment_id=running.pk).count() == 5
@@ -101,6 +101,6 @@ def test_exposures__default_recorder__experiment_unknown_to_the_app_skipped(cata
     # The catalog's experiment rules have no experiment in the experiments app: nothing is written.
     from flags.exposure_buffer import Exposure
 
-    record_with_experiments([Exposure("production", "pricing-exp", "classic", 0, "u-1", "id", "pricing", None,
+    serving_exposures_record([Exposure("production", "pricing-exp", "classic", 0, "u-1", "id", "pricing", None,
                                       1.0e9, {})])
     assert not ExposureRow.objects.exists()

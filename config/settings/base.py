@@ -195,6 +195,14 @@ UNFOLD = {
     "SITE_HEADER": "Splitbase",
     "SITE_SUBHEADER": "Feature flags and experiments",
     "SHOW_HISTORY": True,
+    # The site menu (top of the sidebar) leads to the pages the growth team reads.
+    "SITE_DROPDOWN": [
+        {"title": "Experiment results", "icon": "science", "link": "/experiments/"},
+        {"title": "New experiment (guided)", "icon": "add_circle", "link": "/experiments/new/basics/"},
+        {"title": "Flags and stale flags", "icon": "flag", "link": "/flags/"},
+        {"title": "API documentation", "icon": "description", "link": "/api/docs/"},
+    ],
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
 }
 
 if not DEBUG:

@@ -333,3 +333,9 @@ def test_token_add__by_staff_without_superuser__token_is_their_own_and_others_st
     assert ApiToken.objects.get(name="mine").user == staff
     listing = text_of(client.get(reverse("admin:flags_apitoken_changelist")))
     assert "mine" in listing and "boss token" not in listing
+
+
+def test_admin_index__site_menu__leads_to_the_result_and_flag_pages(admin_client: Client) -> None:
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    for link in ("/experiments/", "/experiments/new/basics/", "/flags/", "/api/docs/"):
+        assert f'href="{link}"' in html, link

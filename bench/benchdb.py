@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,16 @@ def bench_flag(key: str) -> tuple[Any, Any, Any]:
         variants=[{"key": "control", "value": "a"}, {"key": "treatment", "value": "b"}],
     )
     return actor, env, flag
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by a benchmark: SIGTERM, then SIGKILL after 20 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def machine(*, postgres: bool = False) -> str:

@@ -22,7 +22,6 @@ import http.client
 import os
 import queue
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -254,11 +253,7 @@ def main() -> int:
         assert dup_totals["duplicates"] == n_events, dup_totals
         rows.append(("HTTP API, the same batches again (all duplicates)", dup_time, n_events / dup_time))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        benchdb.stop(proc)
 
     print()
     print(f"Ingestion benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, {benchdb.machine()}")

@@ -20,7 +20,6 @@ import argparse
 import http.client
 import os
 import secrets
-import signal
 import socket
 import statistics
 import subprocess
@@ -235,12 +234,7 @@ def main() -> int:
             _measure(port, f"flag list ({LIST_SIZE + 1} flags, stale check)", "/flags/", cookie, max(5, n // 4)),
         ]
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        benchdb.stop(server)
 
     print()
     print(f"Machine: {_machine()}")

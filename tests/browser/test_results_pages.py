@@ -13,33 +13,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from experiments.models import Experiment
 from flags.models import FlagState
+from tests.browser.chromium import chromium
 from tests.integration.pages import factories
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "pw-12345-x"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _unavailable(reason: str) -> None:
-    """Skip on a developer machine without a browser; in CI a missing browser is a failure."""
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 class Page:
@@ -80,24 +68,11 @@ class Page:
 
 @pytest.fixture
 def browser(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        _unavailable(f"the playwright package is not installed ({exc})")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-            page = context.new_page()
-            page.set_default_timeout(30_000)
-            yield Page(page, live_server.url)
-        finally:
-            connections.close_all()
-            chromium.close()
+    with chromium(monkeypatch) as launched:
+        context = launched.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield Page(page, live_server.url)
 
 
 def test_browser__pm_creates_and_starts_an_experiment_through_the_guided_flow(browser: Page) -> None:

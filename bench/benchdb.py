@@ -49,8 +49,9 @@ def configure(suffix: str, database: str | None = None, *, debug: bool = False) 
 def bench_flag(key: str) -> tuple[Any, Any, Any]:
     """The `bench` environment and a two-variant string flag `key`: (actor, environment, flag)."""
     from audit.types import Actor
+    from base.models import Environment
     from flags import services as flag_services
-    from flags.models import Environment, Flag
+    from flags.models import Flag
 
     actor = Actor.system("bench")
     env = Environment.objects.filter(key="bench").first() or flag_services.environment_create(actor=actor, key="bench")

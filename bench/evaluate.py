@@ -3,9 +3,9 @@
 One environment with 50 flags of mixed rule types (targeted force rules,
 percentage rollouts, experiments, prerequisites, saved groups, a kill switch
 and a scheduled rule) is evaluated for N distinct units by both engines in the
-same run: ours through ``flags.evaluation.evaluate_all`` on the compiled
+same run: ours through ``flags.engine.evaluation.evaluate_all`` on the compiled
 snapshot, the SDK through ``GrowthBook.eval_feature`` on the payload that
-``flags.gbformat.snapshot_to_payload`` makes of the same snapshot. Every value
+``flags.engine.gbformat.snapshot_to_payload`` makes of the same snapshot. Every value
 must agree.
 
     python bench/evaluate.py [--units 100000] [--chunk 1000]
@@ -25,10 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flags.evaluation import evaluate_all
-from flags.gbformat import snapshot_to_payload
-from flags.types import Feature, ParentCondition, Rule, Snapshot, VariationMeta
-from traffic.types import Filter, Namespace
+from flags.engine.evaluation import evaluate_all
+from flags.engine.gbformat import snapshot_to_payload
+from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, VariationMeta
+from traffic.assignment.types import Filter, Namespace
 
 NOW = 1_750_000_000.0
 COUNTRIES = ["US", "CA", "GB", "DE", "FR", "BR", "IN", "JP"]

@@ -34,6 +34,8 @@ from typing import Any
 import benchdb
 import orjson
 
+from base.environments import environments_bump
+
 ROOT = benchdb.ROOT
 
 NAMES = ["page_view", "impression", "click", "purchase", "add_to_cart", "view_item"]
@@ -42,7 +44,6 @@ NAMES = ["page_view", "impression", "click", "purchase", "add_to_cart", "view_it
 def _setup() -> Any:
     from experiments import services
     from experiments.models import Experiment, Metric
-    from flags import services as flag_services
 
     actor, env, flag = benchdb.bench_flag("bench-ingest")
     if not Experiment.objects.filter(key="bench-ingest").exists():
@@ -58,7 +59,7 @@ def _setup() -> Any:
     from experiments.models import Phase
 
     Phase.objects.filter(experiment__key="bench-ingest").update(started_at=datetime.now(tz=UTC) - timedelta(days=1))
-    flag_services.environments_bump(environment_ids=[env.pk])
+    environments_bump(environment_ids=[env.pk])
     env.refresh_from_db()
     return env
 

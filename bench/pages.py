@@ -31,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import benchdb
 
+from base import tokens
+
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
@@ -114,10 +116,9 @@ def _api_token() -> str:
     from django.contrib.auth.models import User
 
     from audit.types import Actor
-    from flags import services
 
     user = User.objects.get(username="bench")
-    _, raw = services.api_token_create(actor=Actor.system(), user=user, name="pages bench", scope="read")
+    _, raw = tokens.api_token_create(actor=Actor.system(), user=user, name="pages bench", scope="read")
     return raw
 
 

@@ -241,7 +241,7 @@ def main() -> int:
 
     benchdb.configure("readout_bench", args.database, debug=True)
     from experiments.models import Assignment, Event
-    from experiments.readouts import readout_run
+    from experiments.readout_jobs import readout_run
 
     experiment = _setup_experiment()
     have = (Assignment.objects.filter(experiment=experiment).count(), Event.objects.count())

@@ -24,7 +24,7 @@ class AutoSchema(BaseAutoSchema):
 class ManagementTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Management API tokens, sent as `Authorization: Bearer sbm_...`."""
 
-    target_class = "flags.authentication.ManagementTokenAuthentication"
+    target_class = "base.authentication.ManagementTokenAuthentication"
     name = "managementToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

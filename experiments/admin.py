@@ -20,17 +20,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from audit.admin import AuditHistoryMixin
-from audit.admin_base import (
-    ErrorTarget,
-    ModelAdmin,
-    ServiceAdmin,
-    ServiceModelForm,
-    ServiceTabularInline,
-    admin_actor,
-)
+from base.admin import AuditHistoryMixin
+from base.admin_base import ErrorTarget, ModelAdmin, ServiceAdmin, ServiceModelForm, ServiceTabularInline, admin_actor
 from config.errors import ApplicationError
 from experiments import selectors, services
+from experiments import traffic_admin as _traffic_admin  # noqa: F401 - registers the layer and holdout admin
 from experiments.catalog import METRIC_FIELDS
 from experiments.lifecycle import EXPERIMENT_FIELDS
 from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot, Variation

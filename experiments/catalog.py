@@ -10,11 +10,12 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from audit.types import Actor
+from base.checks import add_error, is_number, raise_if
+from base.keys import Errors, check_key
+from base.writes import reject_unknown
 from config.errors import Conflict
-from experiments.checks import Errors, add_error, is_number, raise_if, refuse_unknown
-from experiments.mappers import metric_document
+from experiments.documents import metric_document
 from experiments.models import Metric
-from flags import validation
 
 METRIC_FIELDS = (
     "name", "description", "kind", "event_name", "denominator_event", "funnel_steps", "retention_day",
@@ -88,8 +89,8 @@ def _normalise_metric(data: dict[str, Any]) -> dict[str, Any]:
 @transaction.atomic
 def metric_create(*, actor: Actor, key: str, kind: str, **data: Any) -> Metric:
     """Add a metric to the catalog."""
-    refuse_unknown(data, METRIC_FIELDS)
-    errors = validation.check_key(key)
+    reject_unknown(data, METRIC_FIELDS, what="metric")
+    errors = check_key(key)
     merged = {"kind": kind, **data}
     errors.update(_check_metric(merged))
     raise_if(errors, "The metric is not valid.")
@@ -107,7 +108,7 @@ def metric_create(*, actor: Actor, key: str, kind: str, **data: Any) -> Metric:
 @transaction.atomic
 def metric_update(*, actor: Actor, metric: Metric, **changes: Any) -> Metric:
     """Change a metric; running experiments pick the new definition up at their next readout."""
-    refuse_unknown(changes, METRIC_FIELDS)
+    reject_unknown(changes, METRIC_FIELDS, what="metric")
     metric = Metric.objects.select_for_update().get(pk=metric.pk)
     before = metric_document(metric)
     merged = {f: getattr(metric, f) for f in METRIC_FIELDS}

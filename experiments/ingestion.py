@@ -12,7 +12,6 @@ alternatives are in docs/benchmarks.md (Ingestion).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,21 +23,17 @@ import orjson
 import psycopg
 from django.db import connection, transaction
 
+from base.models import Environment
 from experiments.models import Experiment, Phase, Variation
-from flags.exposure_buffer import Exposure as ServedExposure
-from flags.models import Environment
-from flags.usage import recorder as flag_usage
 
 __all__ = [
     "MAX_BATCH_ITEMS",
     "MAX_FUTURE",
     "MAX_PAST",
     "REJECTION_CODES",
-    "ExposureInput",
     "IngestResult",
     "Rejection",
     "events_ingest",
-    "exposures_record",
 ]
 
 MAX_BATCH_ITEMS = 1000
@@ -85,24 +80,8 @@ class IngestResult:
     accepted: int
     duplicates: int
     rejected: list[Rejection] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ExposureInput:
-    """An exposure seen by the serving layer (or any caller other than the events API).
-
-    `environment` (a key) is only read when `exposures_record` is not given an environment id.
-    Without `event_id` the exposure is identified by experiment, phase, unit and variation, so
-    recording the same assignment again adds nothing.
-    """
-
-    experiment: str
-    variation: str
-    unit_id: str
-    timestamp: datetime
-    attributes: Mapping[str, Any] | None = None
-    environment: str | None = None
-    event_id: str | None = None
+    # Experiments that accepted exposures, with the latest exposure time of each.
+    exposed: dict[int, datetime] = field(default_factory=dict)
 
 
 # Experiments of an environment, as ingestion needs them -----------------------------------
@@ -496,25 +475,6 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def serving_exposures_record(exposures: Sequence[ServedExposure]) -> None:
-    """The recorder of the exposures the evaluation endpoints buffer (`EXPOSURE_RECORDER`):
-    the same bulk, idempotent path as `exposures_record`, which skips experiments that are not
-    running and counts each unit once per experiment and variation."""
-    exposures_record(
-        exposures=[
-            {
-                "environment": e.environment,
-                "experiment": e.experiment,
-                "variation": e.variation,
-                "unit_id": e.unit_id,
-                "timestamp": e.seen_at,
-                "attributes": dict(e.attributes),
-            }
-            for e in exposures
-        ]
-    )
-
-
 def events_ingest(*, environment: Environment, items: Sequence[Any], now: datetime | None = None) -> IngestResult:
     """Validate and store a batch of exposures and metric events (the `POST /api/v1/events` body).
 
@@ -537,74 +497,11 @@ def events_ingest(*, environment: Environment, items: Sequence[Any], now: dateti
     else:
         rows, rejected, repeated = _validate(items, routes, now)
     inserted = _write(environment.pk, rows)
-    flag_usage.exposures_received(environment.pk, rows.exp_experiments, rows.exp_ts)
-    return IngestResult(accepted=inserted, duplicates=len(rows) - inserted + repeated, rejected=rejected)
+    exposed: dict[int, datetime] = {}
+    for experiment_id, ts in zip(rows.exp_experiments, rows.exp_ts, strict=True):
+        if experiment_id not in exposed or ts > exposed[experiment_id]:
+            exposed[experiment_id] = ts
+    return IngestResult(accepted=inserted, duplicates=len(rows) - inserted + repeated, rejected=rejected,
+                        exposed=exposed)
 
 
-def _exposure_id(experiment: str, phase_number: int, unit: str, variation: str) -> str:
-    digest = hashlib.sha1(
-        f"{experiment}\x1f{phase_number}\x1f{unit}\x1f{variation}".encode(), usedforsecurity=False
-    ).hexdigest()
-    return f"assign:{digest}"
-
-
-def _as_input(item: ExposureInput | Mapping[str, Any]) -> ExposureInput:
-    if isinstance(item, ExposureInput):
-        return item
-    return ExposureInput(
-        experiment=str(item["experiment"]),
-        variation=str(item["variation"]),
-        unit_id=str(item["unit_id"]),
-        timestamp=item["timestamp"],
-        attributes=item.get("attributes"),
-        environment=item.get("environment"),
-        event_id=item.get("event_id") or item.get("id"),
-    )
-
-
-def exposures_record(
-    *, exposures: Sequence[ExposureInput | Mapping[str, Any]], environment_id: int | None = None
-) -> int:
-    """Record exposures seen outside the events API (the evaluation endpoints, SDK callbacks).
-
-    Bulk and idempotent: an exposure of a unit to the same variation of the same experiment
-    phase is stored once, however often it is recorded. Exposures of unknown or not-running
-    experiments, unknown variations, or outside every phase are skipped. Items may be
-    `ExposureInput` or mappings with the same keys; without `environment_id`, each item names
-    its environment by key. Returns how many exposures were new. Database errors propagate.
-    """
-    by_environment: dict[int, list[ExposureInput]] = {}
-    if environment_id is None:
-        keys = {i.environment if isinstance(i, ExposureInput) else i.get("environment") for i in exposures}
-        ids = dict(Environment.objects.filter(key__in=[k for k in keys if k]).values_list("key", "id"))
-    for raw in exposures:
-        item = _as_input(raw)
-        env_id = environment_id if environment_id is not None else ids.get(item.environment or "")
-        if env_id is not None:
-            by_environment.setdefault(env_id, []).append(item)
-    inserted = 0
-    for env_id, items in by_environment.items():
-        version = Environment.objects.filter(pk=env_id).values_list("config_version", flat=True).first()
-        if version is None:
-            continue
-        routes = _routes(env_id, version)
-        rows = _Rows()
-        for item in items:
-            ts = item.timestamp if item.timestamp.tzinfo else item.timestamp.replace(tzinfo=UTC)
-            try:
-                experiment_id, phase_id, number, position = _route_exposure(
-                    routes, item.experiment, item.variation, ts
-                )
-                unit = _unit(item.unit_id)
-                attrs = _json_object(dict(item.attributes) if item.attributes else None, "attributes")
-            except _Reject:
-                continue
-            rows.exp_ids.append(item.event_id or _exposure_id(item.experiment, number, unit, item.variation))
-            rows.exp_experiments.append(experiment_id)
-            rows.exp_phases.append(phase_id)
-            rows.exp_units.append(unit)
-            rows.exp_variations.append(position)
-            rows.exp_ts.append(ts)
-            rows.exp_attrs.append(attrs)
-        inserted += _write(env_id, rows)
-    return inserted

@@ -17,16 +17,20 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from audit.types import Actor
+from base.checks import add_error, is_number, raise_if
+from base.environments import environments_bump
+from base.keys import Errors, check_key
+from base.models import Environment
+from base.writes import reject_unknown
 from config.errors import Conflict, ValidationFailed
-from experiments.checks import Errors, add_error, is_number, raise_if, refuse_unknown
-from experiments.mappers import experiment_document
+from experiments.documents import experiment_document
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
 from experiments.readout_sql import rollup_drop
 from experiments.validation import normalize_tags, tags_errors, target_mde_errors
 from flags import services as flag_services
-from flags import validation
-from flags.models import Environment, Flag, Rule
-from traffic.allocation import find_overlaps, range_errors
+from flags.engine import validation
+from flags.models import Flag, Rule
+from traffic.assignment.allocation import find_overlaps, range_errors
 from traffic.models import Holdout, Layer
 
 EXPERIMENT_FIELDS = (
@@ -202,10 +206,10 @@ def experiment_create(
     the control); `metrics` are `{metric: key, role: primary | secondary | guardrail}`;
     `layer` and `holdout` are keys. Nothing is served until `experiment_start`.
     """
-    refuse_unknown(fields, EXPERIMENT_FIELDS)
+    reject_unknown(fields, EXPERIMENT_FIELDS, what="experiment")
     if "tags" in fields:
         fields["tags"] = normalize_tags(fields["tags"])
-    errors = validation.check_key(key)
+    errors = check_key(key)
     variation_list = [dict(v) for v in variations or []]
     _check_variations(variation_list, flag, errors)
     links = _check_metric_links([dict(m) for m in metrics or []], errors)
@@ -250,7 +254,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     change starts a new phase (units are re-counted from then on) and updates the flag's rule.
     Stopped and archived experiments only take descriptive and analysis changes."""
     allowed = (*EXPERIMENT_FIELDS, "flag", "environment")
-    refuse_unknown(changes, allowed)
+    reject_unknown(changes, allowed, what="experiment")
     if "tags" in changes:
         changes["tags"] = normalize_tags(changes["tags"])
     experiment = _locked(experiment)
@@ -312,7 +316,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     _apply_links(experiment, variation_list, links)
     if new_phase:
         _next_phase(actor, experiment, reason="Weights, coverage, targeting or holdout changed.")
-    flag_services.environments_bump(environment_ids=[experiment.environment_id])
+    environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.update", experiment, before)
     return experiment
 
@@ -478,9 +482,9 @@ def experiment_stop(
     experiment.decision_note = note
     experiment.rule_uid = ""
     experiment.save()
-    flag_services.environments_bump(environment_ids=[experiment.environment_id])
+    environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.stop", experiment, before)
-    from experiments.readouts import experiment_refresh
+    from experiments.readout_jobs import experiment_refresh
 
     experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.STOP, requested_by=actor.label)
     return experiment
@@ -500,6 +504,6 @@ def experiment_archive(*, actor: Actor, experiment: Experiment) -> Experiment:
     # The per-unit rollups are derived data: free the space (snapshots keep the results).
     with connection.cursor() as cur:
         rollup_drop(cur.cursor, list(experiment.phases.values_list("pk", flat=True)))
-    flag_services.environments_bump(environment_ids=[experiment.environment_id])
+    environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.archive", experiment, before)
     return experiment

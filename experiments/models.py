@@ -14,7 +14,8 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from flags.models import KEY_VALIDATOR, Environment, Flag
+from base.models import KEY_VALIDATOR, Environment
+from flags.models import Flag
 from traffic.models import Holdout, Layer
 
 

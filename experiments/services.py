@@ -1,19 +1,14 @@
 """Every write of the experiments app, in one place for callers.
 
 The work lives in sub-domain modules: `catalog` (metrics), `lifecycle` (experiments),
-`ingestion` (exposures and metric events) and `readouts` (queueing and
+`ingestion` (the events API's exposures and metric events), `exposures` (exposures seen
+by the SDK edge) and `readouts` (queueing and
 computing result snapshots).
 """
 
 from experiments.catalog import metric_archive, metric_create, metric_update
-from experiments.ingestion import (
-    ExposureInput,
-    IngestResult,
-    Rejection,
-    events_ingest,
-    exposures_record,
-    serving_exposures_record,
-)
+from experiments.exposures import ExposureInput, ServedExposure, exposures_record, serving_exposures_record
+from experiments.ingestion import IngestResult, Rejection, events_ingest
 from experiments.lifecycle import (
     experiment_archive,
     experiment_create,
@@ -22,12 +17,13 @@ from experiments.lifecycle import (
     experiment_stop,
     experiment_update,
 )
-from experiments.readouts import experiment_refresh, experiments_refresh_running, readout_run
+from experiments.readout_jobs import experiment_refresh, experiments_refresh_running, readout_run
 
 __all__ = [
     "ExposureInput",
     "IngestResult",
     "Rejection",
+    "ServedExposure",
     "events_ingest",
     "experiment_archive",
     "experiment_create",

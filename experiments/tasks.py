@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that take ids and call `experiments.readouts`.
+"""Celery tasks: thin wrappers that take ids and call `experiments.readout_jobs`.
 
 Both are safe to run twice: a finished snapshot is not computed again, and a scheduled
 refresh does not queue a second readout while one is still queued.
@@ -14,7 +14,7 @@ from celery import shared_task
 from django.db import DatabaseError, close_old_connections, connection
 
 from experiments.models import ResultSnapshot
-from experiments.readouts import ReadoutBusy, experiments_refresh_running, readout_mark, readout_run
+from experiments.readout_jobs import ReadoutBusy, experiments_refresh_running, readout_mark, readout_run
 
 logger = logging.getLogger(__name__)
 

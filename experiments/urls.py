@@ -3,7 +3,6 @@ from django.urls import path
 from experiments import apis
 
 urlpatterns = [
-    path("events", apis.EventIngestApi.as_view(), name="events-ingest"),
     path("metrics", apis.MetricListApi.as_view(), name="metric-list"),
     path("metrics/<str:key>", apis.MetricDetailApi.as_view(), name="metric-detail"),
     path("metrics/<str:key>/archive", apis.MetricArchiveApi.as_view(), name="metric-archive"),

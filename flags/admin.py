@@ -5,7 +5,7 @@ Every save goes through `flags.services` (the same validation, transaction, audi
 config-version bump as the API). The admin never saves these rows itself: `save_model` is a
 no-op and `apply` makes the service calls once the forms are valid. When a service rejects a
 write, the whole request is rolled back and the form is shown again with the service's
-messages on the fields they concern (see `audit.admin.ServiceAdmin`).
+messages on the fields they concern (see `base.admin_base.ServiceAdmin`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from audit.admin import AuditHistoryMixin
-from audit.admin_base import (
+from audit.types import Actor
+from base import tokens
+from base.admin import AuditHistoryMixin
+from base.admin_base import (
     ErrorTarget,
     Placement,
     ServiceAdmin,
@@ -31,7 +33,8 @@ from audit.admin_base import (
     ServiceTabularInline,
     admin_actor,
 )
-from audit.types import Actor
+from base.forms import as_percent
+from base.models import ApiToken, Environment
 from config.errors import ApplicationError
 from flags import services
 from flags.forms import (
@@ -44,10 +47,9 @@ from flags.forms import (
     RuleForm,
     SegmentForm,
     VariantForm,
-    as_percent,
     parse_variant_value,
 )
-from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+from flags.models import Flag, FlagState, Rule, Segment, Variant
 
 Formsets = Mapping[str, Any]
 
@@ -527,7 +529,7 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
         if change:
             return
         data = form.cleaned_data
-        token, raw = self.call(ErrorTarget(), services.api_token_create, actor=admin_actor(request),
+        token, raw = self.call(ErrorTarget(), tokens.api_token_create, actor=admin_actor(request),
                                user=data.get("user") or request.user, name=data["name"], scope=data["scope"])
         form.instance.pk = token.pk
         self.message_user(request, f"Copy this token now, it will not be shown again: {raw}", messages.WARNING)
@@ -540,7 +542,7 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
                 explanation="Requests with a revoked token are refused at once. This cannot be undone.",
                 confirm_label="Yes, revoke",
             )
-        self.run_each(request, queryset.filter(revoked_at__isnull=True), services.api_token_revoke, "token",
+        self.run_each(request, queryset.filter(revoked_at__isnull=True), tokens.api_token_revoke, "token",
                       "Revoked {count} token(s).")
         return None
 

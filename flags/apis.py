@@ -10,11 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from base.authentication import request_actor
+from base.models import Environment
 from config.api import ListApi, validated_input
 from flags import selectors, services
-from flags.authentication import request_actor
 from flags.documents import flag_document, rule_document, segment_document
-from flags.models import Environment, Flag
+from flags.models import Flag
 
 
 class EnvironmentOutput(serializers.Serializer[Environment]):

@@ -12,8 +12,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from audit.types import Actor
+from base import tokens
+from base.models import ApiToken, Environment
 from flags import services
-from flags.models import ApiToken, Environment, Flag, Segment
+from flags.models import Flag, Segment
 
 ACTOR = Actor(label="seed_demo", via="command")
 ENVIRONMENTS = (("production", "Production"), ("staging", "Staging"))
@@ -182,8 +184,8 @@ def _ensure_admin() -> tuple[Any, str]:
 
 def _fresh_token(user: Any) -> str:
     for token in ApiToken.objects.filter(name=DEMO_TOKEN_NAME, revoked_at__isnull=True):
-        services.api_token_revoke(actor=ACTOR, token=token)
-    _, raw = services.api_token_create(actor=ACTOR, user=user, name=DEMO_TOKEN_NAME, scope=ApiToken.Scope.WRITE)
+        tokens.api_token_revoke(actor=ACTOR, token=token)
+    _, raw = tokens.api_token_create(actor=ACTOR, user=user, name=DEMO_TOKEN_NAME, scope=ApiToken.Scope.WRITE)
     return raw
 
 

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from flags.models import Environment, Flag, FlagState, Rule, Segment
+from base.models import Environment
+from flags.models import Flag, FlagState, Rule, Segment
 
 
 def rule_document(rule: Rule) -> dict[str, Any]:

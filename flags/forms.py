@@ -3,7 +3,7 @@
 The forms only parse what people type (JSON, percentages, splits, tag and id lists) into
 the values the services take; the services do the validation that matters. When a service
 rejects a write, its `{field: [messages]}` details are placed back on these forms as errors
-(see `audit.admin_base.ServiceModelForm`).
+(see `base.admin_base.ServiceModelForm`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from audit.admin_base import ServiceModelForm
-from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
+from base.admin_base import ServiceModelForm
+from base.forms import NameOptionalMixin, as_percent, number_text, percent_field
+from base.models import ApiToken, Environment
+from flags.models import Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:
     from django.forms import CheckboxSelectMultiple as CheckboxesWidget
@@ -134,24 +136,6 @@ class IdListField(forms.Field):
         return "\n".join(map(str, value)) if isinstance(value, list) else value
 
 
-def percent_field(*, maximum: int = 100, label: str, help_text: str = "", required: bool = False) -> forms.DecimalField:
-    message = f"Give a percentage between 0 and {maximum}."
-    return forms.DecimalField(
-        label=label, help_text=help_text, required=required, min_value=0, max_value=maximum,
-        max_digits=9, decimal_places=4, widget=NumberWidget(attrs={"step": "any"}),
-        error_messages={"min_value": message, "max_value": message, "invalid": message},
-    )
-
-
-def _number(value: Decimal | float) -> str:
-    text = f"{float(value):.4f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
-
-
-def as_percent(share: float) -> Decimal:
-    return Decimal(_number(share * 100))
-
-
 class SplitField(forms.Field):
     """An experiment split typed as `control: 50, treatment: 50` (percentages)."""
 
@@ -179,7 +163,7 @@ class SplitField(forms.Field):
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
-            return ", ".join(f"{key}: {_number(share)}" for key, share in value)
+            return ", ".join(f"{key}: {number_text(share)}" for key, share in value)
         return value
 
 
@@ -363,7 +347,7 @@ class RuleForm(ServiceModelForm):
             if not split:
                 self.add_error("split", "Give the split, for example control: 50, treatment: 50.")
             elif abs(sum(share for _, share in split) - 100) > 1e-6:
-                total = _number(sum(share for _, share in split))
+                total = number_text(sum(share for _, share in split))
                 self.add_error("split", f"The split must add up to 100 % (it adds up to {total} %).")
         return cleaned
 
@@ -396,18 +380,6 @@ class RuleForm(ServiceModelForm):
 
 
 # Segments, environments, tokens -----------------------------------------------------------
-
-
-class NameOptionalMixin:
-    """The services name an object after its key when no name is given."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        fields: dict[str, forms.Field] = getattr(self, "fields", {})
-        name = fields.get("name")
-        if name is not None:
-            name.required = False
-            name.help_text = name.help_text or "Leave empty to use the key."
 
 
 class SegmentForm(NameOptionalMixin, ServiceModelForm):

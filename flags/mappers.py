@@ -1,6 +1,6 @@
-"""ORM rows -> the pure, compiled :class:`flags.types.Snapshot` that evaluation reads.
+"""ORM rows -> the pure, compiled :class:`flags.engine.types.Snapshot` that evaluation reads.
 
-The shapes follow GrowthBook, so that ``flags.gbformat`` can serve the same snapshot as an
+The shapes follow GrowthBook, so that ``flags.engine.gbformat`` can serve the same snapshot as an
 SDK payload and a GrowthBook SDK agrees with our own evaluation:
 
 - a disabled flag serves its off variant, without rules;
@@ -27,12 +27,13 @@ from typing import Any, cast
 
 from django.db.models import Prefetch
 
-from flags.models import Environment, Flag, FlagState, Segment, Variant
+from base.models import Environment
+from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
+from flags.models import Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
-from flags.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
-from traffic.bucketing import holdout_filter, namespace_filter
+from traffic.assignment.bucketing import holdout_filter, namespace_filter
+from traffic.assignment.types import Filter, Namespace
 from traffic.models import Holdout
-from traffic.types import Filter, Namespace
 
 __all__ = ["environment_snapshot", "feature_from_rows", "rule_from_row", "snapshot_from_rows"]
 

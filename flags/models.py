@@ -4,53 +4,10 @@ Rows hold configuration only: no side effects in save(); the services write them
 mappers compile them into the pure snapshot that evaluation reads.
 """
 
-from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-KEY_VALIDATOR = RegexValidator(
-    r"^[A-Za-z0-9._-]+$", "Use only letters, digits, dots, underscores and hyphens."
-)
-
-
-class Environment(models.Model):
-    """A deployment stage with its own flag state, SDK keys and config version."""
-
-    key = models.CharField(max_length=64, unique=True, validators=[KEY_VALIDATOR])
-    name = models.CharField(max_length=120)
-    client_key = models.CharField(max_length=64, unique=True)
-    server_key = models.CharField(max_length=64, unique=True)
-    config_version = models.BigIntegerField(default=1)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["key"]
-
-    def __str__(self) -> str:
-        return self.key
-
-
-class ApiToken(models.Model):
-    """A management API token; only its SHA-256 is stored."""
-
-    class Scope(models.TextChoices):
-        READ = "read", "Read"
-        WRITE = "write", "Read and write"
-
-    name = models.CharField(max_length=120)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
-    prefix = models.CharField(max_length=12)
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "API token"
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
+from base.models import KEY_VALIDATOR, Environment
 
 
 class Segment(models.Model):
@@ -186,7 +143,7 @@ class Rule(models.Model):
 
 class FlagUsage(models.Model):
     """When a flag was last evaluated by the server in one environment (REST evaluate, OFREP,
-    exposures sent to the events API). Written in batches by ``flags.usage``, never per request."""
+    exposures sent to the events API). Written in batches by ``serving.usage``, never per request."""
 
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="usage")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="flag_usage")

@@ -22,9 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.types import Actor
+from base.models import Environment
 from config.errors import NotFound, ValidationFailed
 from flags import services
-from flags.models import Environment, Flag, Rule
+from flags.models import Flag, Rule
 
 __all__ = [
     "Ramp",

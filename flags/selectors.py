@@ -5,8 +5,9 @@ from datetime import datetime
 
 from django.db.models import Max, Prefetch, QuerySet
 
+from base.models import Environment
 from config.errors import NotFound
-from flags.models import Environment, EnvironmentUsage, Flag, FlagState, FlagUsage, Rule, Segment
+from flags.models import EnvironmentUsage, Flag, FlagState, FlagUsage, Rule, Segment
 
 
 def environment_get(*, key: str) -> Environment:
@@ -59,12 +60,12 @@ def segment_get(*, key: str) -> Segment:
     return segment
 
 
-# Usage (what ``flags.usage`` recorded) --------------------------------------------------------
+# Usage (what ``serving.usage`` recorded) --------------------------------------------------------
 
 
 def flag_last_evaluated(keys: Sequence[str]) -> Mapping[str, datetime]:
     """Flag key -> the latest server-side evaluation in any environment, for flags with one
-    (the default evaluation source of ``flags.lifecycle``)."""
+    (the default evaluation source of ``flags.staleness``)."""
     rows = (
         FlagUsage.objects.filter(flag__key__in=list(keys)).values("flag__key").annotate(last=Max("last_evaluated_at"))
     )

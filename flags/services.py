@@ -1,4 +1,5 @@
-"""Every write to environments, flags, states and rules: validated, in one transaction, audited.
+"""Every write to environments (with their flag states), flags, states and rules: validated,
+in one transaction, audited.
 
 Each write bumps the config version of the environments it touches, which is how the
 evaluation caches of every process learn that their snapshot is stale.
@@ -7,23 +8,24 @@ evaluation caches of every process learn that their snapshot is stale.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
 from audit.types import Actor
+from base.checks import raise_if
+from base.environments import environments_bump
+from base.keys import Errors, check_key, new_client_key, new_server_key
+from base.models import Environment
+from base.writes import audited, reject_unknown
 from config.errors import Conflict, ValidationFailed
-from flags import validation
 from flags.documents import environment_document, flag_document, rule_document, segment_document
-from flags.keys import new_client_key, new_management_token, new_server_key, token_digest
-from flags.models import ApiToken, Environment, Flag, FlagState, Rule, Segment, Variant
-from flags.writes import audited, reject_unknown
+from flags.engine import validation
+from flags.models import Flag, FlagState, Rule, Segment, Variant
 from traffic.models import Holdout
 
 RULE_FIELDS = (
@@ -50,24 +52,16 @@ RULE_FIELDS = (
 FLAG_FIELDS = ("name", "description", "owner", "tags", "lifecycle", "prerequisites")
 
 
-def _raise_if(errors: validation.Errors, message: str = "The configuration is not valid.") -> None:
-    if errors:
-        raise ValidationFailed(message, details=errors)
+def _raise_if(errors: Errors, message: str = "The configuration is not valid.") -> None:
+    raise_if(errors, message)
 
 
-def environments_bump(*, environment_ids: Iterable[int]) -> None:
-    """Mark the environments' compiled snapshots stale."""
-    Environment.objects.filter(id__in=list(environment_ids)).update(
-        config_version=F("config_version") + 1, updated_at=timezone.now()
-    )
-
-
-# Environments and tokens ------------------------------------------------------------------
+# Environments ------------------------------------------------------------------------
 
 
 @transaction.atomic
 def environment_create(*, actor: Actor, key: str, name: str = "") -> Environment:
-    _raise_if(validation.check_key(key))
+    _raise_if(check_key(key))
     if Environment.objects.filter(key=key).exists():
         raise Conflict(f"Environment '{key}' already exists.", code="duplicate_key")
     env = Environment.objects.create(
@@ -105,33 +99,6 @@ def environment_rotate_keys(*, actor: Actor, environment: Environment) -> Enviro
         environment=environment.key,
     )
     return environment
-
-
-@transaction.atomic
-def api_token_create(
-    *, actor: Actor, user: User, name: str, scope: str = ApiToken.Scope.READ
-) -> tuple[ApiToken, str]:
-    """Create a management token; the raw value is returned once and never stored."""
-    if scope not in ApiToken.Scope.values:
-        raise ValidationFailed("Unknown scope.", details={"scope": [f"Use one of {ApiToken.Scope.values}."]})
-    raw = new_management_token()
-    token = ApiToken.objects.create(name=name, user=user, scope=scope, prefix=raw[:10], token_hash=token_digest(raw))
-    audit_record(
-        actor=actor,
-        action="token.create",
-        object_type="token",
-        object_key=token.prefix,
-        after={"name": name, "scope": scope, "user": user.get_username()},
-    )
-    return token, raw
-
-
-@transaction.atomic
-def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    token.revoked_at = timezone.now()
-    token.save(update_fields=["revoked_at"])
-    audit_record(actor=actor, action="token.revoke", object_type="token", object_key=token.prefix)
-    return token
 
 
 # Flags ----------------------------------------------------------------------------------
@@ -189,7 +156,7 @@ def flag_create(
     if variants is None and value_type == "boolean":
         variants = [{"key": "off", "value": False}, {"key": "on", "value": True}]
     variants = list(variants or [])
-    errors = validation.check_key(key)
+    errors = check_key(key)
     errors.update(validation.check_variants(value_type, variants))
     if lifecycle not in Flag.Lifecycle.values:
         errors["lifecycle"] = [f"Use one of {', '.join(Flag.Lifecycle.values)}."]
@@ -444,7 +411,7 @@ SEGMENT_FIELDS = ("name", "description", "kind", "condition", "attribute", "ids"
 
 
 def _check_segment(data: Mapping[str, Any]) -> None:
-    errors: validation.Errors = {}
+    errors: Errors = {}
     kind = data.get("kind", Segment.Kind.CONDITION)
     if kind not in Segment.Kind.values:
         errors["kind"] = [f"Use one of {', '.join(Segment.Kind.values)}."]
@@ -467,7 +434,7 @@ def _all_environment_ids() -> list[int]:
 
 @transaction.atomic
 def segment_create(*, actor: Actor, key: str, name: str = "", **data: Any) -> Segment:
-    _raise_if(validation.check_key(key))
+    _raise_if(check_key(key))
     reject_unknown(data, SEGMENT_FIELDS, what="segment")
     _check_segment(data)
     if Segment.objects.filter(key=key).exists():

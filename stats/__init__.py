@@ -5,11 +5,11 @@ intervals, p-values, chance to win, CUPED variance reduction and sample-ratio ch
 See docs/statistics.md for every method in plain words with its formula and sources.
 """
 
+from stats.analysis import analyze, analyze_many, analyze_records, validate
 from stats.corrections import adjust_p_values
 from stats.engine import ArmArrays, ComparisonArrays, compare_arrays
 from stats.parse import parse_analysis, parse_request, result_to_dict
 from stats.power import baseline_moments, detection_power, minimum_detectable_effect, users_needed
-from stats.readout import analyze, analyze_many, analyze_records, validate
 from stats.srm import srm_test
 from stats.types import (
     ERROR_CODES,

@@ -12,8 +12,8 @@ import json
 import sys
 from typing import Any, TextIO
 
+from stats.analysis import analyze_records
 from stats.parse import parse_request
-from stats.readout import analyze_records
 from stats.types import InputError
 
 EXIT_INPUT_ERROR = 2

@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from audit.types import Actor
+from base import tokens
+from base.models import ApiToken, Environment
 from flags import services
-from flags.models import ApiToken, Environment
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -44,7 +45,7 @@ def admin_user(db: Any) -> User:
 
 
 def _token_client(user: User, scope: str) -> APIClient:
-    _, raw = services.api_token_create(actor=Actor.system(), user=user, name=f"{scope} token", scope=scope)
+    _, raw = tokens.api_token_create(actor=Actor.system(), user=user, name=f"{scope} token", scope=scope)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client

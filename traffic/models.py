@@ -3,7 +3,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from flags.models import KEY_VALIDATOR
+from base.models import KEY_VALIDATOR
 
 
 class Layer(models.Model):

@@ -37,9 +37,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "audit",
+    "base",
     "traffic",
     "flags",
     "experiments",
+    "serving",
+    "pages",
 ]
 
 MIDDLEWARE = [
@@ -108,10 +111,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_MAX_BODY_BYTES", 4 * 1_048_576)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "flags.authentication.ManagementTokenAuthentication",
+        "base.authentication.ManagementTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["flags.authentication.HasManagementScope"],
+    "DEFAULT_PERMISSION_CLASSES": ["base.authentication.HasManagementScope"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
@@ -140,7 +143,7 @@ SPECTACULAR_SETTINGS = {
     # The SDK endpoints are plain Django views; their description is added here.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "flags.sdk_schema.add_sdk_endpoints",
+        "serving.schema.add_sdk_endpoints",
     ],
 }
 

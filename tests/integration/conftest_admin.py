@@ -12,7 +12,8 @@ from django.test import Client
 from django.test.utils import ContextList
 
 from audit.models import AuditEntry
-from flags.models import Environment, Flag, FlagState, Rule, Segment, Variant
+from base.models import Environment
+from flags.models import Flag, FlagState, Rule, Segment, Variant
 
 FormData = dict[str, Any]
 

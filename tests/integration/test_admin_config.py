@@ -12,10 +12,12 @@ from django.urls import reverse
 
 from audit.models import AuditEntry
 from audit.types import Actor
+from base import tokens
+from base.keys import token_digest
+from base.models import ApiToken, Environment
 from config.errors import ValidationFailed
 from flags import services
-from flags.keys import token_digest
-from flags.models import ApiToken, Environment, Flag, FlagState, Segment
+from flags.models import Flag, FlagState, Segment
 from tests.integration.conftest_admin import errors_of, field_errors, read_form, snapshot, text_of
 from traffic import services as traffic_services
 from traffic.models import Holdout, Layer
@@ -117,14 +119,14 @@ def test_segment_delete__unused__deleted_through_service(admin_client: Client, e
 def test_environment_add__keys_generated_and_flags_get_a_state(admin_client: Client, environments: Any) -> None:
     services.flag_create(actor=SYSTEM, key="new-checkout")
 
-    response = admin_client.post(reverse("admin:flags_environment_add"), {"key": "qa", "name": "QA"})
+    response = admin_client.post(reverse("admin:base_environment_add"), {"key": "qa", "name": "QA"})
 
     assert response.status_code == 302, errors_of(response)
     env = Environment.objects.get(key="qa")
     assert env.client_key.startswith("sdk-client-") and env.server_key.startswith("sdk-server-")
     assert FlagState.objects.filter(environment=env, flag__key="new-checkout").exists()
     assert AuditEntry.objects.filter(action="environment.create", via="admin").count() == 1
-    page = admin_client.get(reverse("admin:flags_environment_change", args=[env.pk]))
+    page = admin_client.get(reverse("admin:base_environment_change", args=[env.pk]))
     assert env.client_key in page.content.decode() and env.server_key in page.content.decode()
 
 
@@ -134,7 +136,7 @@ def test_environment_add__invalid_key__form_error_and_nothing_written(
 ) -> None:
     before = snapshot()
 
-    response = admin_client.post(reverse("admin:flags_environment_add"), {"key": key, "name": ""})
+    response = admin_client.post(reverse("admin:base_environment_add"), {"key": key, "name": ""})
 
     assert response.status_code == 200
     assert any(message in e for e in errors_of(response)), errors_of(response)
@@ -143,7 +145,7 @@ def test_environment_add__invalid_key__form_error_and_nothing_written(
 
 def test_environment_rotate_keys_action__confirmed__new_keys_and_audit(admin_client: Client, environments: Any) -> None:
     env = environments["staging"]
-    url = reverse("admin:flags_environment_changelist")
+    url = reverse("admin:base_environment_changelist")
     data = {"action": "rotate_keys", "_selected_action": [str(env.pk)]}
 
     asked = admin_client.post(url, data)
@@ -163,7 +165,7 @@ def test_environment_rotate_keys_action__confirmed__new_keys_and_audit(admin_cli
 def test_token_add__raw_token_shown_once_and_only_its_hash_stored(
     admin_client: Client, admin_user: User, environments: Any
 ) -> None:
-    response = admin_client.post(reverse("admin:flags_apitoken_add"),
+    response = admin_client.post(reverse("admin:base_apitoken_add"),
                                  {"name": "ci", "user": str(admin_user.pk), "scope": "write"}, follow=True)
 
     assert response.status_code == 200
@@ -172,17 +174,17 @@ def test_token_add__raw_token_shown_once_and_only_its_hash_stored(
     raw = shown[0].rsplit(" ", 1)[-1]
     token = ApiToken.objects.get(name="ci")
     assert token.token_hash == token_digest(raw) and token.scope == "write"
-    assert raw not in admin_client.get(reverse("admin:flags_apitoken_change", args=[token.pk])).content.decode()
+    assert raw not in admin_client.get(reverse("admin:base_apitoken_change", args=[token.pk])).content.decode()
     assert AuditEntry.objects.filter(action="token.create", via="admin").count() == 1
 
 
 def test_token_revoke_action__confirmed__token_revoked(
     admin_client: Client, admin_user: User, environments: Any
 ) -> None:
-    token, _ = services.api_token_create(actor=SYSTEM, user=admin_user, name="old")
+    token, _ = tokens.api_token_create(actor=SYSTEM, user=admin_user, name="old")
     data = {"action": "revoke_tokens", "_selected_action": [str(token.pk)], "post": "yes"}
 
-    admin_client.post(reverse("admin:flags_apitoken_changelist"), data)
+    admin_client.post(reverse("admin:base_apitoken_changelist"), data)
 
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
     assert AuditEntry.objects.filter(action="token.revoke", via="admin").count() == 1
@@ -322,16 +324,16 @@ def test_token_add__by_staff_without_superuser__token_is_their_own_and_others_st
 ) -> None:
     staff = User.objects.create_user("pm", password="pw-pm-12345", is_staff=True)
     staff.user_permissions.set(Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
-    services.api_token_create(actor=SYSTEM, user=admin_user, name="boss token")
+    tokens.api_token_create(actor=SYSTEM, user=admin_user, name="boss token")
     client = Client()
     client.force_login(staff)
 
-    response = client.post(reverse("admin:flags_apitoken_add"), {"name": "mine", "user": str(admin_user.pk),
+    response = client.post(reverse("admin:base_apitoken_add"), {"name": "mine", "user": str(admin_user.pk),
                                                                   "scope": "read"})
 
     assert response.status_code == 302, errors_of(response)
     assert ApiToken.objects.get(name="mine").user == staff
-    listing = text_of(client.get(reverse("admin:flags_apitoken_changelist")))
+    listing = text_of(client.get(reverse("admin:base_apitoken_changelist")))
     assert "mine" in listing and "boss token" not in listing
 
 

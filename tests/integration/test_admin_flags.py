@@ -13,8 +13,9 @@ from django.urls import reverse
 
 from audit.models import AuditEntry
 from audit.types import Actor
+from base.models import Environment
 from flags import services
-from flags.models import Environment, Flag, FlagState, Rule
+from flags.models import Flag, FlagState, Rule
 from tests.integration.conftest_admin import (
     add_inline_form,
     errors_of,

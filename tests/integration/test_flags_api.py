@@ -8,7 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
-from flags.models import Environment, Flag, Rule, Segment
+from base.models import Environment
+from flags.models import Flag, Rule, Segment
 
 pytestmark = pytest.mark.django_db
 

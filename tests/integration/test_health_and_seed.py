@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from flags.models import ApiToken, Environment, Flag, Segment
+from base.models import ApiToken, Environment
+from flags.models import Flag, Segment
 from tests.conftest import require_service
 
 
@@ -53,4 +54,4 @@ def test_seed_demo__run_twice__idempotent_and_json(client: Client) -> None:
 
 def test_favicon__requested__redirects_to_the_static_icon(client: Client) -> None:
     response = client.get("/favicon.ico")
-    assert response.status_code == 301 and response["Location"].endswith("experiments/favicon.svg")
+    assert response.status_code == 301 and response["Location"].endswith("pages/favicon.svg")

@@ -23,9 +23,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from audit.types import Actor
+from base import tokens
+from base.models import ApiToken, Environment
 from experiments.models import Experiment, Metric
-from flags import services
-from flags.models import ApiToken, Environment, Flag, Rule, Segment
+from flags.models import Flag, Rule, Segment
 from tests.openapi_wsgi import schema_over_wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -40,7 +41,7 @@ def seeded(db: Any) -> dict[str, Any]:
     call_command("seed_demo", verbosity=0)
     call_command("seed_experiments", "--users", "200", "--no-readout", verbosity=0)
     user = User.objects.create_superuser("fuzzer", "fuzzer@example.com", "pw-fuzzer-123")
-    _, token = services.api_token_create(actor=Actor.system(), user=user, name="fuzz", scope=ApiToken.Scope.WRITE)
+    _, token = tokens.api_token_create(actor=Actor.system(), user=user, name="fuzz", scope=ApiToken.Scope.WRITE)
     environment = Environment.objects.get(key="production")
     return {
         "token": token,

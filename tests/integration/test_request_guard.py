@@ -12,8 +12,9 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
+from base.models import Environment
 from experiments.models import Event, Exposure
-from flags.models import Environment, Flag, Segment
+from flags.models import Flag, Segment
 
 pytestmark = pytest.mark.django_db
 

@@ -29,10 +29,12 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from audit.types import Actor
+from base.environments import environments_bump
+from base.models import Environment
 from experiments import services
 from experiments.models import Experiment, Metric, Phase, ResultSnapshot
 from flags import services as flag_services
-from flags.models import Environment, Flag
+from flags.models import Flag
 
 METRICS: dict[str, dict[str, Any]] = {
     "checkout-conversion": {"kind": "conversion", "event_name": "purchase", "window_hours": 72,
@@ -166,7 +168,7 @@ class Command(BaseCommand):
         started = datetime.now(tz=UTC) - timedelta(days=demo.days, hours=1)
         Phase.objects.filter(experiment=experiment, number=1).update(started_at=started)
         Experiment.objects.filter(pk=experiment.pk).update(started_at=started)
-        flag_services.environments_bump(environment_ids=[environment.pk])
+        environments_bump(environment_ids=[environment.pk])
         return experiment
 
     def _traffic(self, demo: Demo, users: int, seed: int) -> list[dict[str, Any]]:

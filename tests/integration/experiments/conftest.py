@@ -19,11 +19,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.types import Actor
+from base.environments import environments_bump
+from base.models import Environment
 from experiments import ingestion
 from experiments import services as experiment_services
 from experiments.models import Experiment, Metric, Phase
 from flags import services as flag_services
-from flags.models import Environment, Flag
+from flags.models import Flag
 from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -101,7 +103,7 @@ def backdate(experiment: Experiment, *, days: float) -> None:
     started = timezone.now() - timedelta(days=days)
     Phase.objects.filter(experiment=experiment, number=1).update(started_at=started)
     Experiment.objects.filter(pk=experiment.pk).update(started_at=started)
-    flag_services.environments_bump(environment_ids=[experiment.environment_id])
+    environments_bump(environment_ids=[experiment.environment_id])
 
 
 @pytest.fixture

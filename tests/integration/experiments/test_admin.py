@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEntry
+from base.models import Environment
 from experiments.models import Experiment, Metric, ResultSnapshot
-from flags.models import Environment, Flag, FlagState, Rule
+from flags.models import Flag, FlagState, Rule
 from tests.integration.conftest_admin import add_inline_form, errors_of, management, read_form, text_of
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.types import Actor
+from base.models import Environment
 from experiments import ingestion
 from experiments.models import Assignment, Event, Experiment, Exposure
-from flags.models import Environment, Flag
+from flags.models import Flag
 from tests.integration.experiments.conftest import create_experiment, post_events, sdk_client
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from base.models import Environment
 from experiments.models import Experiment
-from flags.models import Environment, FlagUsage
-from flags.usage import recorder as usage
+from flags.models import FlagUsage
+from serving.usage import recorder as usage
 from tests.integration.experiments.conftest import post_events, sdk_client
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 
 from audit.types import Actor
+from base.models import Environment
 from experiments.models import Metric
-from flags.models import Environment, Flag, Rule
+from flags.models import Flag, Rule
 from tests.integration.experiments.conftest import create_experiment
 from traffic import services as traffic_services
 

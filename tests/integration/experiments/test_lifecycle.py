@@ -11,10 +11,11 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from audit.types import Actor
+from base.models import Environment
 from experiments import services
-from experiments.ingestion import ExposureInput
+from experiments.exposures import ExposureInput
 from experiments.models import Assignment, Experiment, Metric, Phase, ResultSnapshot
-from flags.models import Environment, Flag, FlagState, Rule
+from flags.models import Flag, FlagState, Rule
 from traffic.models import Layer
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from audit.types import Actor
+from base.models import Environment
 from experiments import services
 from experiments.models import Experiment, Metric, ResultSnapshot, UnitRollup
-from flags.models import Environment, Flag
+from flags.models import Flag
 from tests.integration.experiments.conftest import METRICS, create_experiment
 from tests.integration.experiments.simulation import TRUE_LIFT, Simulation, expected_statistics, simulate
 

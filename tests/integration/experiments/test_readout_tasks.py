@@ -13,10 +13,11 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from audit.types import Actor
+from base.models import Environment
 from experiments import queue, readout_sql, services, tasks
 from experiments.models import Experiment, Metric, ResultSnapshot
-from experiments.readouts import LOCK_CLASS, ReadoutBusy
-from flags.models import Environment, Flag
+from experiments.readout_jobs import LOCK_CLASS, ReadoutBusy
+from flags.models import Flag
 from tests.integration.experiments.conftest import METRICS, create_experiment
 from tests.integration.experiments.simulation import expected_statistics, simulate
 from tests.integration.experiments.test_readout_correctness import LOOKBACK, _assert_statistics, _ingest

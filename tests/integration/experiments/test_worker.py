@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from base.models import Environment
 from experiments.models import Experiment, ResultSnapshot
 from experiments.tasks import experiment_refresh_running_task
-from flags.models import Environment, Flag
+from flags.models import Flag
 from tests.integration.experiments.conftest import backdate, create_metrics, post_events, sdk_client
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]

@@ -20,13 +20,13 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from audit.types import Actor
+from base.models import Environment
 from experiments import services as experiment_services
 from experiments.mappers import metric_spec
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
+from experiments.readout_jobs import _MetricRef, build_results
 from experiments.readout_sql import AggregateRow
-from experiments.readouts import _MetricRef, build_results
 from flags import services as flag_services
-from flags.models import Environment
 
 ACTOR = Actor(label="pages-tests", via="system")
 BINARY = ("conversion", "retention", "funnel")

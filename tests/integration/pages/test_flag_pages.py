@@ -11,9 +11,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from base.models import Environment
 from experiments.models import Experiment
-from flags import lifecycle, services
-from flags.models import Environment, Flag, FlagUsage
+from flags import services
+from flags import staleness as lifecycle
+from flags.models import Flag, FlagUsage
 from tests.integration.pages import factories
 
 pytestmark = pytest.mark.django_db

@@ -13,11 +13,12 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from base.models import Environment
 from experiments.models import Experiment, Metric
 from flags import ramps, services
-from flags.evaluation import evaluate
+from flags.engine.evaluation import evaluate
 from flags.mappers import environment_snapshot
-from flags.models import Environment, Flag, FlagState, Rule
+from flags.models import Flag, FlagState, Rule
 from tests.integration.pages import factories
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from experiments import readouts
+from experiments import readout_jobs as readouts
 from experiments.ingestion import events_ingest
 from experiments.models import Experiment, ResultSnapshot
 from tests.integration.pages import factories

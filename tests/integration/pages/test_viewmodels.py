@@ -10,10 +10,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from experiments.pages import charts
-from experiments.pages.checks import ListFacts, list_badges, srm_explanation
-from experiments.pages.recommendation import power_panel, recommend
-from experiments.pages.viewmodels import choose_toggles, fmt_estimate, parse_snapshot, result_rows
+from pages.presentation import charts
+from pages.presentation.badges import ListFacts, list_badges, srm_explanation
+from pages.presentation.recommendation import power_panel, recommend
+from pages.presentation.viewmodels import choose_toggles, fmt_estimate, parse_snapshot, result_rows
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

@@ -17,13 +17,14 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from audit.types import Actor
+from base.models import Environment
 from flags import services
-from flags.exposure_buffer import Exposure
-from flags.exposure_buffer import buffer as exposure_buffer
-from flags.models import Environment, Flag
-from flags.ratelimit import limiter
-from flags.snapshots import store
-from flags.usage import recorder as usage
+from flags.models import Flag
+from serving.exposures import Exposure
+from serving.exposures import buffer as exposure_buffer
+from serving.ratelimit import limiter
+from serving.snapshots import store
+from serving.usage import recorder as usage
 from tests.conformance import shared_path
 
 RECORDED: list[Exposure] = []

@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from audit.types import Actor
+from base.models import Environment
 from flags import services
-from flags.exposure_buffer import buffer as exposure_buffer
-from flags.models import Environment
+from serving.exposures import buffer as exposure_buffer
 from tests.integration.serving.conftest import RECORDED, Catalog, sdk_post
 
 pytestmark = pytest.mark.django_db

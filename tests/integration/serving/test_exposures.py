@@ -16,7 +16,7 @@ from experiments.models import Experiment
 from experiments.models import Exposure as ExposureRow
 from experiments.services import serving_exposures_record
 from flags import services
-from flags.exposure_buffer import buffer as exposure_buffer
+from serving.exposures import buffer as exposure_buffer
 from tests.integration.serving.conftest import Catalog, sdk_post
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def failing_recorder(exposures: Any) -> None:
 
 def test_exposures__default_recorder__experiment_unknown_to_the_app_skipped(catalog: Catalog) -> None:
     # The catalog's experiment rules have no experiment in the experiments app: nothing is written.
-    from flags.exposure_buffer import Exposure
+    from serving.exposures import Exposure
 
     serving_exposures_record([Exposure("production", "pricing-exp", "classic", 0, "u-1", "id", "pricing", None,
                                       1.0e9, {})])

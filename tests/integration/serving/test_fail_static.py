@@ -22,11 +22,11 @@ import requests
 from django.db import connection
 
 from audit.types import Actor
+from base.models import Environment
 from experiments import services as experiment_services
 from experiments.models import Experiment
 from experiments.models import Exposure as ExposureRow
 from flags import services
-from flags.models import Environment
 from tests.conftest import IN_CI, require_service
 
 pytestmark = [pytest.mark.slow]

@@ -12,13 +12,14 @@ from django.urls import resolve
 from growthbook import GrowthBook
 
 from audit.types import Actor
+from base.models import Environment
 from config.errors import ValidationFailed
 from flags import services
-from flags.models import Environment, Flag
+from flags.models import Flag
 from tests.integration.serving.conftest import sdk_post
 from traffic import services as traffic_services
-from traffic.bucketing import choose_variation, get_bucket_ranges, in_namespace
-from traffic.hashing import hash_v2
+from traffic.assignment.bucketing import choose_variation, get_bucket_ranges, in_namespace
+from traffic.assignment.hashing import hash_v2
 from traffic.models import Holdout
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from django.test import Client
 
 from audit.types import Actor
 from flags import services
-from flags.exposure_buffer import buffer as exposure_buffer
-from flags.ofrep import NO_VALUE_VARIANT
+from serving.exposures import buffer as exposure_buffer
+from serving.ofrep import NO_VALUE_VARIANT
 from tests.integration.serving.conftest import RECORDED, Catalog, assert_ofrep, sdk_post, unit_context
 
 pytestmark = pytest.mark.django_db

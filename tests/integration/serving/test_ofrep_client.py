@@ -13,8 +13,8 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
 from flags import services
-from flags.evaluation import evaluate
-from flags.snapshots import store
+from flags.engine.evaluation import evaluate
+from serving.snapshots import store
 from tests.integration.serving.conftest import ACTOR, Catalog, build_catalog
 
 

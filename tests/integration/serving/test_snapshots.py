@@ -12,8 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from flags.evaluation import evaluate_all
-from flags.snapshots import SnapshotStore, store
+from flags.engine.evaluation import evaluate_all
+from serving.snapshots import SnapshotStore, store
 from tests.integration.serving.conftest import Catalog, sdk_post, unit_context
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +80,7 @@ def test_snapshot__database_down__last_snapshot_served_and_readyz_degraded(
 ) -> None:
     settings.SNAPSHOT_RETRY_INTERVAL = 0.0
     before = sdk_post(client, URL, {"context": unit_context(3), "track": False}, catalog.client_key).json()
-    monkeypatch.setattr("flags.snapshots.Environment", _Down)
+    monkeypatch.setattr("serving.snapshots.Environment", _Down)
     during = sdk_post(client, URL, {"context": unit_context(3), "track": False}, catalog.client_key)
     assert during.status_code == 200
     assert during.json() == before
@@ -106,7 +106,7 @@ def test_snapshot__new_process_with_database_down__serves_from_disk(
     warm = store.resolve(catalog.client_key)
     assert warm is not None
 
-    monkeypatch.setattr("flags.snapshots.Environment", _Down)
+    monkeypatch.setattr("serving.snapshots.Environment", _Down)
     fresh = SnapshotStore()
     resolved = fresh.resolve(catalog.client_key)
     assert resolved is not None
@@ -124,7 +124,7 @@ def test_snapshot__new_process_with_database_down__serves_from_disk(
 def test_snapshot__nothing_cached_and_database_down__503(
     client: Client, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("flags.snapshots.Environment", _Down)
+    monkeypatch.setattr("serving.snapshots.Environment", _Down)
     response = sdk_post(client, URL, {"context": {}}, catalog.client_key)
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"

@@ -14,9 +14,10 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.types import Actor
-from flags.models import Environment, EnvironmentUsage, FlagUsage
-from flags.usage import UsageRecorder
-from flags.usage import recorder as usage
+from base.models import Environment
+from flags.models import EnvironmentUsage, FlagUsage
+from serving.usage import UsageRecorder
+from serving.usage import recorder as usage
 from tests.integration.serving.conftest import Catalog, sdk_post
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.types import Actor
-from flags import lifecycle, services
-from flags.models import ApiToken, Environment, Flag
-from flags.usage import recorder as usage
+from base import tokens
+from base.models import ApiToken, Environment
+from flags import services
+from flags import staleness as lifecycle
+from flags.models import Flag
+from serving.usage import recorder as usage
 
 pytestmark = pytest.mark.django_db
 A = Actor(label="tester", via="system")
@@ -78,7 +81,7 @@ def test_flags_api__last_evaluated_per_environment(envs: list[Environment], admi
     moment = time.time() - 600
     usage.evaluated(envs[1].pk, ["api-flag"], at=moment)
     usage.flush()
-    _, raw = services.api_token_create(actor=A, user=admin_user, name="read", scope=ApiToken.Scope.READ)
+    _, raw = tokens.api_token_create(actor=A, user=admin_user, name="read", scope=ApiToken.Scope.READ)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     detail = api.get("/api/v1/flags/api-flag").json()

@@ -11,11 +11,13 @@ from django.urls import reverse
 
 from audit.models import AuditEntry
 from audit.types import Actor
+from base.models import Environment
 from config.errors import Conflict, ValidationFailed
 from experiments import services as experiment_services
+from experiments import traffic as traffic_deletes
 from experiments.models import Experiment
 from flags import services as flag_services
-from flags.models import Environment, Flag
+from flags.models import Flag
 from traffic import services
 from traffic.models import Holdout, Layer
 
@@ -49,13 +51,13 @@ def test_layer_delete__draft_uses_it__conflict_then_archived__deleted_and_audite
     layer = services.layer_create(actor=A, key="checkout-layer")
     experiment = _draft(flag, production, layer="checkout-layer", range_start=0.0, range_end=0.5)
     with pytest.raises(Conflict) as refused:
-        services.layer_delete(actor=A, layer=layer)
+        traffic_deletes.layer_delete(actor=A, layer=layer)
     assert refused.value.code == "layer_in_use"
     assert refused.value.details == {"experiments": ["checkout-test"]}
     assert Layer.objects.filter(pk=layer.pk).exists()
     experiment_services.experiment_archive(actor=A, experiment=experiment)
     version = Environment.objects.get(pk=production.pk).config_version
-    services.layer_delete(actor=A, layer=layer)
+    traffic_deletes.layer_delete(actor=A, layer=layer)
     assert not Layer.objects.exists()
     assert Experiment.objects.get(pk=experiment.pk).layer is None
     entry = AuditEntry.objects.get(action="layer.delete")
@@ -70,7 +72,7 @@ def test_layer_delete__flag_rule_uses_its_namespace__conflict(flag: Flag, produc
                                           variations=["control", "treatment"], weights=[0.5, 0.5],
                                           namespace=["checkout-layer", 0.0, 0.3])
     with pytest.raises(Conflict) as refused:
-        services.layer_delete(actor=A, layer=layer)
+        traffic_deletes.layer_delete(actor=A, layer=layer)
     assert refused.value.details == {"rules": [f"checkout@production:{rule.uid}"]}
 
 
@@ -80,16 +82,16 @@ def test_holdout_delete__experiment_or_rule_uses_it__conflict_else_deleted(
     holdout = services.holdout_create(actor=A, key="global", share=0.1)
     experiment = _draft(flag, production, holdout="global")
     with pytest.raises(Conflict) as by_experiment:
-        services.holdout_delete(actor=A, holdout=holdout)
+        traffic_deletes.holdout_delete(actor=A, holdout=holdout)
     assert by_experiment.value.code == "holdout_in_use"
     experiment_services.experiment_archive(actor=A, experiment=experiment)
     rule = flag_services.flag_rule_create(actor=A, flag=flag, environment=production, kind="experiment",
                                           variations=["control", "treatment"], weights=[0.5, 0.5], holdout="global")
     with pytest.raises(Conflict) as by_rule:
-        services.holdout_delete(actor=A, holdout=holdout)
+        traffic_deletes.holdout_delete(actor=A, holdout=holdout)
     assert by_rule.value.details == {"rules": [f"checkout@production:{rule.uid}"]}
     flag_services.flag_rule_delete(actor=A, rule=rule)
-    services.holdout_delete(actor=A, holdout=holdout)
+    traffic_deletes.holdout_delete(actor=A, holdout=holdout)
     assert not Holdout.objects.exists()
     assert Experiment.objects.get(pk=experiment.pk).holdout is None
     assert AuditEntry.objects.filter(action="holdout.delete", object_key="global").count() == 1

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from flags.conditions import compile_condition, eval_condition, index_groups, validate_condition
+from flags.engine.conditions import compile_condition, eval_condition, index_groups, validate_condition
 
 
 @pytest.mark.parametrize(

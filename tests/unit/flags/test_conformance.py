@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from flags.conditions import compile_condition, eval_condition, index_groups
-from flags.evaluation import evaluate, run_experiment
-from flags.gbformat import experiment_from_payload, snapshot_from_payload
+from flags.engine.conditions import compile_condition, eval_condition, index_groups
+from flags.engine.evaluation import evaluate, run_experiment
+from flags.engine.gbformat import experiment_from_payload, snapshot_from_payload
 from tests.conformance import shared_json
 
 CASES: dict[str, Any] = shared_json("conformance/growthbook-cases.json")

@@ -4,8 +4,8 @@ import pickle
 
 import pytest
 
-from flags.evaluation import evaluate, evaluate_all, run_experiment
-from flags.types import (
+from flags.engine.evaluation import evaluate, evaluate_all, run_experiment
+from flags.engine.types import (
     UNSET,
     Evaluation,
     Experiment,
@@ -17,7 +17,7 @@ from flags.types import (
     Source,
     VariationMeta,
 )
-from traffic.hashing import hash_v2
+from traffic.assignment.hashing import hash_v2
 
 T0 = 1_700_000_000.0
 

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from flags.evaluation import evaluate_all
-from flags.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
-from flags.types import Feature, ParentCondition, Rule, Snapshot, VariationMeta
-from traffic.types import Filter, Namespace
+from flags.engine.evaluation import evaluate_all
+from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
+from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, VariationMeta
+from traffic.assignment.types import Filter, Namespace
 
 T0 = 1_700_000_000.0
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flags.evaluation import evaluate
-from flags.gbformat import snapshot_from_payload, snapshot_to_payload
+from flags.engine.evaluation import evaluate
+from flags.engine.gbformat import snapshot_from_payload, snapshot_to_payload
+from flags.engine.types import UNSET, ParentCondition, Reason, Snapshot, Source
 from flags.mappers import snapshot_from_rows
 from flags.models import Flag, FlagState, Rule, Segment, Variant
-from flags.types import UNSET, ParentCondition, Reason, Snapshot, Source
-from traffic.types import Namespace
+from traffic.assignment.types import Namespace
 
 BOOL = [Variant(key="off", value=False), Variant(key="on", value=True)]
 SEGMENTS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flags.validation import check_rule
+from flags.engine.validation import check_rule
 
 VARIANTS = ("off", "on")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from traffic.allocation import Overlap, find_overlaps, first_free_range, free_ranges, range_errors
+from traffic.assignment.allocation import Overlap, find_overlaps, first_free_range, free_ranges, range_errors
 
 
 def test_find_overlaps__disjoint_and_touching_ranges__reports_nothing() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from traffic.bucketing import (
+from traffic.assignment.bucketing import (
     get_bucket_ranges,
     hash_string,
     in_namespace,
@@ -13,8 +13,8 @@ from traffic.bucketing import (
     resolve_hash_value,
     valid_weights,
 )
-from traffic.hashing import hash_v1, hash_v2
-from traffic.types import Filter, Namespace
+from traffic.assignment.hashing import hash_v1, hash_v2
+from traffic.assignment.types import Filter, Namespace
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from traffic.bucketing import choose_variation, get_bucket_ranges
-from traffic.hashing import hash_v2
+from traffic.assignment.bucketing import choose_variation, get_bucket_ranges
+from traffic.assignment.hashing import hash_v2
 
 UNITS = [f"user-{i}" for i in range(100_000)]
 SAMPLE = UNITS[:3_000]

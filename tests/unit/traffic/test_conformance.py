@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.conformance import SHARED_ROOT, shared_json, shared_path
-from traffic.bucketing import choose_variation, get_bucket_ranges, get_equal_weights, in_namespace
-from traffic.hashing import gb_hash
+from traffic.assignment.bucketing import choose_variation, get_bucket_ranges, get_equal_weights, in_namespace
+from traffic.assignment.hashing import gb_hash
 
 CASES: dict[str, Any] = shared_json("conformance/growthbook-cases.json")
 TOLERANCE = 1e-6

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traffic.hashing import FNV_OFFSET, fnv1a32, fnv1a32_continue, gb_hash
+from traffic.assignment.hashing import FNV_OFFSET, fnv1a32, fnv1a32_continue, gb_hash
 
 
 def _reference_fnv(value: str) -> int:

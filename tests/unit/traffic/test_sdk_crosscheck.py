@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from flags.evaluation import run_experiment
-from flags.types import Experiment
+from flags.engine.evaluation import run_experiment
+from flags.engine.types import Experiment
 
 growthbook = pytest.importorskip("growthbook")
 

@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 
 from experiments.models import Experiment, ResultSnapshot
-from experiments.pages.formatting import fmt_interval
+from pages.presentation.formatting import fmt_interval
 from tests.integration.pages import factories
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.pages.viewmodels import choose_toggles, parse_snapshot
+from pages.presentation.viewmodels import choose_toggles, parse_snapshot
 
 
 def _comparison(dtype: str, *, estimate: float = 0.1, cuped: bool = False, sequential: bool = False

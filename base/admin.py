@@ -1,0 +1,196 @@
+"""Admin for the audit log.
+
+`AuditHistoryMixin`: the "History" page of an object lists its audit entries with diffs, so
+product managers see who changed what, whichever interface made the change. The base classes
+every app's admin is built from are in `base.admin_base`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Model
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from audit.models import AuditEntry
+from base.admin_base import ModelAdmin
+
+__all__ = ["AuditEntryAdmin", "AuditHistoryMixin", "diff_rows"]
+
+
+# Audit history ------------------------------------------------------------------------------
+
+HISTORY_PAGE_SIZE = 25
+# Values longer than this many lines start folded, so a page of history stays scannable.
+FOLD_LINES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class DiffRow:
+    path: str
+    before: str
+    after: str
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _value_cell(css: str, color: str, text: str) -> SafeString:
+    pre = format_html('<pre class="{} whitespace-pre-wrap" style="color:{}">{}</pre>', css, color, text)
+    lines = text.count("\n") + 1
+    if lines <= FOLD_LINES:
+        return pre
+    return format_html('<details><summary style="cursor:pointer">{} lines</summary>{}</details>', lines, pre)
+
+
+def diff_rows(diff: Mapping[str, Any] | None) -> list[DiffRow]:
+    """Flatten a stored diff ({path: {before, after}}) into rows a person can read."""
+    rows = []
+    for path, change in (diff or {}).items():
+        change = change if isinstance(change, dict) else {}
+        label = "(whole object)" if path == "$" else path.replace(".", " › ")
+        rows.append(DiffRow(label, _show(change.get("before")), _show(change.get("after"))))
+    return rows
+
+
+def render_diff(diff: Mapping[str, Any] | None) -> SafeString:
+    rows = diff_rows(diff)
+    if not rows:
+        return format_html('<span class="text-base-500">{}</span>', "No field changed.")
+    body = format_html_join(
+        "",
+        '<tr class="border-t border-base-200 dark:border-base-700">'
+        '<td class="align-top font-medium pr-4 py-2">{}</td>'
+        '<td class="align-top pr-4 py-2">{}</td><td class="align-top py-2">{}</td></tr>',
+        ((r.path, _value_cell("diff-before", "#b91c1c", r.before), _value_cell("diff-after", "#15803d", r.after))
+         for r in rows),
+    )
+    return format_html(
+        '<table class="audit-diff w-full text-sm"><thead><tr class="text-left">'
+        '<th class="pr-4 py-1">Field</th><th class="pr-4 py-1">Before</th><th class="py-1">After</th>'
+        "</tr></thead><tbody>{}</tbody></table>",
+        body,
+    )
+
+
+class AuditHistoryMixin:
+    """Replace the admin's own history page with the object's audit entries and their diffs."""
+
+    audit_object_type = ""
+    audit_key_field = "key"
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        model_admin: Any = self
+        obj: Model | None = model_admin.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object.")
+        if not model_admin.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        entries = AuditEntry.objects.filter(
+            object_type=self.audit_object_type, object_key=getattr(obj, self.audit_key_field)
+        )
+        page = Paginator(entries, HISTORY_PAGE_SIZE).get_page(request.GET.get("p"))
+        opts = obj._meta
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "title": f"History of {obj}",
+            "subtitle": None,
+            "object": obj,
+            "opts": opts,
+            "module_name": str(opts.verbose_name_plural).capitalize(),
+            "page": page,
+            "entries": [(entry, render_diff(entry.diff)) for entry in page.object_list],
+            "preserved_filters": model_admin.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        request.current_app = model_admin.admin_site.name
+        return TemplateResponse(request, "admin/audit_history.html", context)
+
+
+def _object_link(entry: AuditEntry) -> str | None:
+    """The admin page of the entry's object, when it still exists."""
+    from django.apps import apps
+
+    targets = {
+        "flag": ("flags", "flag"), "segment": ("flags", "segment"), "environment": ("flags", "environment"),
+        "layer": ("traffic", "layer"), "holdout": ("traffic", "holdout"),
+    }
+    target = targets.get(entry.object_type)
+    if target is None:
+        return None
+    model = apps.get_model(*target)
+    pk = model._default_manager.filter(key=entry.object_key).values_list("pk", flat=True).first()
+    if pk is None:
+        return None
+    try:
+        return reverse(f"admin:{target[0]}_{target[1]}_change", args=[pk])
+    except NoReverseMatch:
+        return None
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ModelAdmin[AuditEntry]):
+    """Read-only: audit entries are written by the services, never edited."""
+
+    list_display = ("created_at", "actor_label", "via", "action", "object_type", "object_key", "environment",
+                    "changed_fields")
+    list_filter = ("object_type", "action", "via", "environment", "created_at")
+    search_fields = ("object_key", "actor_label", "action")
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    fields = ("created_at", "actor_label", "via", "action", "object_type", "object_link", "environment", "changes",
+              "before_json", "after_json")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    @admin.display(description="Changed fields")
+    def changed_fields(self, obj: AuditEntry) -> str:
+        paths = [p for p in (obj.diff or {}) if p != "$"]
+        if not paths:
+            return "—"
+        shown = ", ".join(paths[:3])
+        return shown + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
+
+    @admin.display(description="Object")
+    def object_link(self, obj: AuditEntry) -> SafeString | str:
+        url = _object_link(obj)
+        label = f"{obj.object_type} {obj.object_key}"
+        return format_html('<a href="{}" class="text-primary-600">{}</a>', url, label) if url else label
+
+    @admin.display(description="Changes")
+    def changes(self, obj: AuditEntry) -> SafeString:
+        return render_diff(obj.diff)
+
+    @admin.display(description="Before")
+    def before_json(self, obj: AuditEntry) -> SafeString:
+        return format_html('<pre class="whitespace-pre-wrap text-sm">{}</pre>', _show(obj.before))
+
+    @admin.display(description="After")
+    def after_json(self, obj: AuditEntry) -> SafeString:
+        return format_html('<pre class="whitespace-pre-wrap text-sm">{}</pre>', _show(obj.after))

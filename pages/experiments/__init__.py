@@ -1,0 +1,1 @@
+"""Experiment pages: the list, the result page, exports and the guided creation."""

@@ -1,0 +1,120 @@
+"""Downloads of a readout: the stored snapshot as JSON, and every stored view as CSV rows
+(the view chosen by the page's toggles marked `selected`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse
+
+from experiments.models import Experiment, ResultSnapshot
+from pages.access import staff_required
+from pages.experiments.views import _experiment_or_404, _toggles
+from pages.presentation.viewmodels import MODES, parse_snapshot
+
+
+def _export_snapshot(experiment: Experiment, snapshot_id: str | None) -> ResultSnapshot:
+    qs = ResultSnapshot.objects.filter(experiment=experiment)
+    if snapshot_id:
+        if not snapshot_id.isdigit():
+            raise Http404("Unknown readout.")
+        found = qs.filter(pk=int(snapshot_id)).first()
+    else:
+        found = qs.filter(status=ResultSnapshot.Status.SUCCESS).order_by("-created_at", "-id").first()
+    if found is None:
+        raise Http404("No readout to export yet.")
+    return found
+
+
+EXPORT_FIELDS = (
+    "id", "status", "trigger", "created_at", "finished_at", "analysis_end", "duration_ms", "units",
+    "multiple_exposure_units", "multiple_exposure_share", "srm_p_value", "srm_warning", "guardrail_status",
+    "variations", "metrics", "slices", "warnings", "settings", "inputs", "error", "error_code",
+)
+
+
+@staff_required
+def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment_or_404(key)
+    snap = _export_snapshot(experiment, request.GET.get("snapshot"))
+    body = {"experiment": experiment.key, "phase": snap.phase.number if snap.phase else None,
+            **{f: getattr(snap, f) for f in EXPORT_FIELDS}}
+    # Which stored view the page showed: `metrics[].<mode>` entries of `difference_type`.
+    toggles = _toggles(request, parse_snapshot({f: getattr(snap, f) for f in EXPORT_FIELDS}))
+    body["selected_view"] = {"analysis": toggles.analysis, "cuped": toggles.cuped, "mode": toggles.mode,
+                             "difference_type": toggles.difference_type}
+    response = HttpResponse(json.dumps(body, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-readout-{snap.pk}.json"'
+    return response
+
+
+CSV_HEADER = (
+    "experiment", "readout", "created_at", "slice_attribute", "slice_value", "metric", "role", "direction",
+    "analysis", "headline", "selected", "difference_type", "variation", "control_users", "variation_users",
+    "control_mean", "variation_mean", "estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "chance_to_win",
+    "variance_reduction", "cuped_applied", "sequential", "error",
+)
+
+
+def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest | None = None
+              ) -> list[list[Any]]:
+    data = parse_snapshot({f: getattr(snap, f) for f in EXPORT_FIELDS})
+    selection: tuple[str, str] | None = None
+    if request is not None:
+        toggles = _toggles(request, data)
+        selection = (toggles.mode, toggles.difference_type)
+    rows: list[list[Any]] = []
+    base = [experiment.key, snap.pk, snap.created_at.isoformat()]
+    for metric in data.metrics:
+        control = metric.arms[0] if metric.arms else None
+        # Every stored view: analyses in a fixed order, the experiment's own difference type first.
+        views = sorted(metric.results.items(), key=lambda item: (
+            MODES.index(item[0][0]) if item[0][0] in MODES else len(MODES), item[0][1] != data.difference_type))
+        for (mode, dtype), by_variation in views:
+            for key, n in by_variation.items():
+                arm = metric.arm(key)
+                selected = selection is not None and (mode, dtype) == selection
+                rows.append([*base, "", "", metric.key, metric.role, metric.direction, mode,
+                             mode == metric.headline and dtype == data.difference_type, selected, dtype, key,
+                             control.users if control else "",
+                             arm.users if arm else "", control.mean if control else "", arm.mean if arm else "",
+                             n.estimate, n.ci_low, n.ci_high, n.p_value, n.p_value_adjusted, n.chance_to_win,
+                             n.variance_reduction, n.cuped_applied, n.sequential, n.error or ""])
+    roles = {m.key: m for m in data.metrics}
+    for entry in snap.slices or []:
+        for m in entry.get("metrics") or []:
+            found = roles.get(str(m.get("key")))
+            if found is None:
+                continue
+            metric = found
+            arms = {str(a.get("key")): a for a in m.get("variations") or []}
+            control_key = data.arms[0].key if data.arms else ""
+            for c in m.get("comparisons") or []:
+                key = str(c.get("variation"))
+                rows.append([*base, entry.get("attribute"), entry.get("value"), metric.key, metric.role,
+                             metric.direction, metric.headline, True, "",
+                             c.get("difference_type", data.difference_type),
+                             key, arms.get(control_key, {}).get("users", ""), arms.get(key, {}).get("users", ""),
+                             arms.get(control_key, {}).get("mean", ""), arms.get(key, {}).get("mean", ""),
+                             c.get("estimate"), c.get("ci_low"), c.get("ci_high"), c.get("p_value"), "",
+                             c.get("chance_to_win"), c.get("variance_reduction"), c.get("cuped_applied"),
+                             c.get("sequential"), c.get("error") or ""])
+    return rows
+
+
+@staff_required
+def experiment_export_csv(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment_or_404(key)
+    snap = _export_snapshot(experiment, request.GET.get("snapshot"))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    for row in _csv_rows(experiment, snap, request):
+        writer.writerow(["" if v is None else v for v in row])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{experiment.key}-readout-{snap.pk}.csv"'
+    return response

@@ -1,0 +1,501 @@
+"""Result pages: the experiment list and one experiment's results, with exports, plus the
+start, stop and refresh actions. Numbers come from the stored snapshot; views only choose
+what to show (`viewmodels`) and draw it (`charts`)."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods, require_POST
+
+from config.errors import ApplicationError
+from experiments import services
+from experiments.models import Experiment, ResultSnapshot
+from flags.models import FlagState
+from pages.access import (
+    EXPERIMENT_ADD,
+    EXPERIMENT_CHANGE,
+    FLAG_CHANGE,
+    can,
+    page_actor,
+    permission_required,
+    staff_required,
+)
+from pages.experiments import queries
+from pages.forms import StopForm, place_service_errors
+from pages.presentation import charts
+from pages.presentation.badges import ListFacts, list_badges, srm_explanation
+from pages.presentation.recommendation import power_panel, recommend
+from pages.presentation.viewmodels import (
+    MetricResult,
+    SnapshotData,
+    Toggles,
+    choose_toggles,
+    fmt_estimate,
+    fmt_interval,
+    fmt_share,
+    judge,
+    parse_metric,
+    parse_snapshot,
+    result_rows,
+    slice_rows,
+)
+from pages.rows import KEY_PLACEHOLDER, experiment_rows
+
+TARGET_MDE_RE = re.compile(r"Target MDE:\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<percent>%?)", re.IGNORECASE)
+STATUS_CHOICES = [("", "Any status"), *Experiment.Status.choices]
+
+
+def page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    """What every page template needs: the role (read-only or not) and the page's data."""
+    changer = can(request, EXPERIMENT_CHANGE) or can(request, FLAG_CHANGE)
+    return {"can_create": can(request, EXPERIMENT_ADD), "read_only": not changer, **extra}
+
+
+def _experiment_or_404(key: str) -> Experiment:
+    experiment = (
+        Experiment.objects.select_related("environment", "flag", "layer", "holdout")
+        .prefetch_related("variations", "phases", "experiment_metrics__metric")
+        .filter(key=key)
+        .first()
+    )
+    if experiment is None:
+        raise Http404(f"No experiment '{key}'.")
+    return experiment
+
+
+def _days(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None:
+        return None
+    return max(0.0, ((end or timezone.now()) - start).total_seconds() / 86400)
+
+
+# List ------------------------------------------------------------------------------------------
+
+
+@staff_required
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    owner = (request.GET.get("owner") or "").strip()
+    tag = (request.GET.get("tag") or "").strip()
+    search = (request.GET.get("q") or "").strip()
+    experiments = list(queries.experiments_for_list(status=status, owner=owner, tag=tag, search=search))
+    latest = queries.list_snapshots([e.pk for e in experiments])
+    rows = []
+    for e in experiments:
+        snap = latest.get(e.pk)
+        rows.append(_list_row(e, snap))
+    rows_html = experiment_rows(rows, detail_url=reverse("experiment-pages:detail", args=[KEY_PLACEHOLDER]))
+    owners = sorted({o for o in Experiment.objects.values_list("owner", flat=True).distinct() if o})
+    tags = sorted({str(t) for tags in Experiment.objects.values_list("tags", flat=True) for t in tags or ()})
+    return render(
+        request,
+        "experiments/experiment_list.html",
+        page_context(
+            request,
+            rows_html=rows_html,
+            status=status,
+            owner=owner,
+            tag=tag,
+            search=search,
+            statuses=STATUS_CHOICES,
+            owners=owners,
+            tags=tags,
+            total=len(rows),
+        ),
+    )
+
+
+def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any]:
+    has = snap is not None and snap.id is not None
+    arms = snap.variations if has and snap else []
+    settings = snap.settings if has and snap else {}
+    facts = ListFacts(
+        status=e.status,
+        min_sample=int(settings.get("min_sample_per_arm", e.min_sample_per_arm) or 0),
+        arm_units=tuple(int(a.get("units") or 0) for a in arms),
+        srm_warning=bool(snap and snap.srm_warning),
+        srm_p_value=snap.srm_p_value if snap else None,
+        multiple_exposure_share=snap.multiple_exposure_share if snap else None,
+        guardrail_status=snap.guardrail_status if snap else "",
+        warning_codes=frozenset(str(w.get("code")) for w in (snap.warnings if snap else []) if isinstance(w, dict)),
+        has_snapshot=has,
+        last_failed=bool(snap and snap.last_status == ResultSnapshot.Status.FAILED),
+    )
+    primary_text = ""
+    primary_tone = "neutral"
+    primary_name = ""
+    if has and snap and snap.primary:
+        dtype = str(settings.get("difference_type") or "relative")
+        headline = "sequential" if settings.get("sequential") else "cuped" if settings.get("cuped") else "fixed"
+        metric = parse_metric(snap.primary, default_type=dtype, headline=headline)
+        primary_name = metric.name
+        parts = []
+        for a in arms[1:]:
+            n = metric.numbers(metric.headline, dtype).get(str(a.get("key")))
+            if n is None or n.error:
+                continue
+            tone, _ = judge(metric, n, alpha=float(settings.get("alpha") or 0.05), min_sample=facts.min_sample,
+                            users=min(facts.arm_units, default=0))
+            if tone != "neutral":
+                primary_tone = tone
+            parts.append(
+                f"{a.get('name') or a.get('key')}: {fmt_estimate(n.estimate, dtype == 'relative')} "
+                f"{fmt_interval(n.ci_low, n.ci_high, dtype == 'relative')}"
+            )
+        primary_text = "; ".join(parts)
+    end = e.stopped_at if e.status != Experiment.Status.RUNNING else None
+    started = getattr(e, "phase_started", None) or e.started_at
+    return {
+        "experiment": e,
+        "phase": getattr(e, "phase_number", None),
+        "days": _days(started, end) if e.started_at else None,
+        "arms": [(str(a.get("name") or a.get("key")), f"{int(a.get('units') or 0):,}") for a in arms],
+        "primary_name": primary_name,
+        "primary": primary_text,
+        "primary_tone": primary_tone,
+        "badges": list_badges(facts),
+        "updated": snap.created_at if has and snap else None,
+    }
+
+
+# Detail ----------------------------------------------------------------------------------------
+
+
+def target_mde(experiment: Experiment, requested: str | None, relative: bool,
+               control_mean: float | None = None) -> float | None:
+    """The target effect in the snapshot's difference type: from ?mde= (percent for relative),
+    else the experiment's `target_mde` (relative; times the control mean for absolute results),
+    else a "Target MDE: 5%" line of descriptions written before the field existed."""
+    text = requested if requested not in (None, "") else None
+    if text is not None:
+        try:
+            value = float(text.rstrip("%"))
+        except ValueError:
+            return None
+        if not math.isfinite(value) or value <= 0:
+            return None
+        return value / 100 if relative else value
+    if experiment.target_mde is not None:
+        if relative:
+            return experiment.target_mde
+        return experiment.target_mde * abs(control_mean) if control_mean else None
+    match = TARGET_MDE_RE.search(experiment.description or "")
+    if match is None:
+        return None
+    value = float(match["value"])
+    return value / 100 if match["percent"] or relative else value
+
+
+def _url_with(request: HttpRequest, **changes: str) -> str:
+    query = request.GET.copy()
+    for name, value in changes.items():
+        query[name] = value
+    return "?" + query.urlencode()
+
+
+def _flag(request: HttpRequest, name: str, on: str, off: str) -> bool | None:
+    value = request.GET.get(name)
+    return True if value == on else False if value == off else None
+
+
+def _toggles(request: HttpRequest, snapshot: SnapshotData) -> Toggles:
+    return choose_toggles(
+        snapshot,
+        cuped=_flag(request, "cuped", "on", "off"),
+        relative=_flag(request, "diff", "relative", "absolute"),
+        analysis=request.GET.get("analysis"),
+    )
+
+
+def _export_query(toggles: Toggles) -> str:
+    """The toggles as a query string, so that an export marks the view the page shows."""
+    return "?" + urlencode({"analysis": toggles.analysis, "cuped": "on" if toggles.cuped else "off",
+                            "diff": toggles.difference_type})
+
+
+def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> list[dict[str, Any]]:
+    """One shared-axis plot for relative lifts; one plot per metric for absolute differences."""
+    relative = toggles.difference_type == "relative"
+    groups = (("Goal metrics", ("primary", "secondary")), ("Guardrails", ("guardrail",)))
+    rows: list[charts.ForestRow] = []
+    per_metric: list[dict[str, Any]] = []
+    for title, roles in groups:
+        for row in result_rows(snapshot, toggles, roles):
+            n = row.numbers
+            forest_row = charts.ForestRow(
+                label=f"{row.metric.name} · {names.get(row.variation, row.variation)}",
+                estimate=n.estimate if n and not n.error else None,
+                low=n.ci_low if n and not n.error else None,
+                high=n.ci_high if n and not n.error else None,
+                tone=row.tone,
+                group=title,
+                note=row.verdict,
+            )
+            rows.append(forest_row)
+            if not relative:
+                if row.first_of_metric:
+                    per_metric.append({"metric": row.metric, "rows": []})
+                per_metric[-1]["rows"].append(
+                    charts.ForestRow(forest_row.label, forest_row.estimate, forest_row.low, forest_row.high,
+                                     forest_row.tone, note=row.verdict)
+                )
+    if relative:
+        return [{"title": "", "svg": mark_safe(charts.forest_plot(rows, percent=True))}]  # noqa: S308
+    return [
+        {"title": item["metric"].name,
+         "svg": mark_safe(charts.forest_plot(item["rows"], percent=False,  # noqa: S308
+                                             label=f"Forest plot: {item['metric'].name}"))}
+        for item in per_metric
+    ]
+
+
+def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None, metric: MetricResult,
+           toggles: Toggles, names: dict[str, str]) -> tuple[str, str, str]:
+    """(trend chart, users chart, note): the always-valid intervals of the view the toggles chose."""
+    history = queries.trend_history(experiment_id=experiment.pk, phase_id=phase_id, metric_key=metric.key,
+                                    mode=toggles.sequential_mode, difference_type=toggles.difference_type)
+    relative = toggles.difference_type == "relative"
+    users: dict[str, list[tuple[datetime, float]]] = {}
+    expected: dict[str, list[tuple[datetime, float]]] = {}
+    parsed: list[tuple[datetime, MetricResult]] = []
+    for at, variations, parts in history:
+        total = sum(int(v.get("units") or 0) for v in variations)
+        weight_sum = sum(float(v.get("weight") or 0) for v in variations) or 1.0
+        for v in variations:
+            key = str(v.get("key"))
+            users.setdefault(key, []).append((at, float(v.get("units") or 0)))
+            expected.setdefault(key, []).append((at, total * float(v.get("weight") or 0) / weight_sum))
+        if parts:
+            parsed.append((at, parse_metric({"key": metric.key, **parts}, default_type=snapshot.difference_type,
+                                            headline="sequential")))
+    series, missing = _trend_series(parsed, toggles.sequential_mode, toggles.difference_type)
+    note = ""
+    if missing:
+        note = (f"{missing} older readout{'s' if missing != 1 else ''} did not store this view "
+                "(sequential, " + ("without CUPED, " if toggles.sequential_mode != "sequential" else "")
+                + f"{toggles.difference_type}) and {'are' if missing != 1 else 'is'} left out of the trend.")
+    trend_svg = charts.trend_chart(
+        [(names.get(k, k), pts) for k, pts in series.items()],
+        percent=relative,
+        label=f"Cumulative {'lift' if relative else 'difference'} of {metric.name} with its always-valid band",
+    )
+    user_series = [charts.Series(names.get(k, k), tuple(pts)) for k, pts in users.items()]
+    if snapshot.srm_warning:
+        user_series += [
+            charts.Series(f"expected {names.get(k, k)}", tuple(pts), dashed=True) for k, pts in expected.items()
+        ]
+    return trend_svg, charts.users_chart(user_series), note
+
+
+def _trend_series(parsed: list[tuple[datetime, MetricResult]], mode: str, difference_type: str
+                  ) -> tuple[dict[str, list[charts.TrendPoint]], int]:
+    """Points per variation of one stored view, and how many readouts lack that view."""
+    series: dict[str, list[charts.TrendPoint]] = {}
+    missing = 0
+    for at, entry in parsed:
+        numbers = entry.numbers(mode, difference_type)
+        if not numbers:
+            missing += 1
+            continue
+        for key, n in numbers.items():
+            if n.error or n.estimate is None:
+                continue
+            series.setdefault(key, []).append(charts.TrendPoint(at, n.estimate, n.ci_low, n.ci_high))
+    return series, missing
+
+
+@staff_required
+def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment_or_404(key)
+    phases = sorted(experiment.phases.all(), key=lambda p: p.number)
+    phase = phases[-1] if phases else None
+    row = queries.latest_snapshot(experiment=experiment, phase_id=phase.pk if phase else None)
+    last = queries.latest_finished(experiment=experiment) if experiment.status != Experiment.Status.DRAFT else None
+    snapshot = parse_snapshot(row) if row else None
+    variations = list(experiment.variations.all())
+    names = {v.key: v.name or v.key for v in variations}
+    context: dict[str, Any] = {
+        "experiment": experiment,
+        "phase": phase,
+        "phases": phases,
+        "variations": variations,
+        "links": sorted(experiment.experiment_metrics.all(), key=lambda m: m.position),
+        "snapshot": snapshot,
+        "last": last,
+        "last_failed": bool(last and last["status"] == ResultSnapshot.Status.FAILED and (
+            row is None or last["id"] != row["id"])),
+        "pending": bool(last and last["status"] in (ResultSnapshot.Status.QUEUED, ResultSnapshot.Status.RUNNING)),
+        "days": _days(phase.started_at if phase else experiment.started_at,
+                      experiment.stopped_at if experiment.status != Experiment.Status.RUNNING else None)
+        if experiment.started_at else None,
+        "can_change": can(request, EXPERIMENT_CHANGE),
+        "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
+        "flag_off": experiment.status == Experiment.Status.RUNNING
+        and FlagState.objects.filter(flag_id=experiment.flag_id, environment_id=experiment.environment_id,
+                                     enabled=False).exists(),
+        "start_problems": services.experiment_start_problems(experiment=experiment)
+        if experiment.status == Experiment.Status.DRAFT else {},
+    }
+    power = None
+    if snapshot is not None:
+        toggles = _toggles(request, snapshot)
+        relative = toggles.difference_type == "relative"
+        control = snapshot.primary.arms[0] if snapshot.primary and snapshot.primary.arms else None
+        mde = target_mde(experiment, request.GET.get("mde"), snapshot.difference_type == "relative",
+                         control.mean if control else None)
+        power = power_panel(snapshot, target_mde=mde, started_at=phase.started_at if phase else None,
+                            now=experiment.stopped_at or timezone.now())
+        trend_key = request.GET.get("trend") or (snapshot.primary.key if snapshot.primary else "")
+        trend_metric = next((m for m in snapshot.metrics if m.key == trend_key), snapshot.primary)
+        trend_svg, users_svg, trend_note = ("", "", "")
+        if trend_metric is not None:
+            trend_svg, users_svg, trend_note = _trend(experiment, snapshot, phase.pk if phase else None,
+                                                      trend_metric, toggles, names)
+        slice_attrs = [str(a) for a in experiment.slice_attributes or []]
+        slice_attr = request.GET.get("slice") or (slice_attrs[0] if slice_attrs else "")
+        slice_metric_key = request.GET.get("slice_metric") or (snapshot.primary.key if snapshot.primary else "")
+        slice_metric = next((m for m in snapshot.metrics if m.key == slice_metric_key), snapshot.primary)
+        slice_table: list[Any] = []
+        slice_svg = ""
+        if slice_attr and slice_metric is not None and snapshot.id is not None:
+            entries = queries.slice_entries(snapshot_id=snapshot.id, attribute=slice_attr, metric_key=slice_metric.key)
+            slice_table = slice_rows(entries, metric=slice_metric, snapshot=snapshot)
+            slice_svg = charts.forest_plot(
+                [charts.ForestRow(f"{r.value} · {r.variation_name}",
+                                  r.numbers.estimate if r.numbers and not r.numbers.error else None,
+                                  r.numbers.ci_low if r.numbers and not r.numbers.error else None,
+                                  r.numbers.ci_high if r.numbers and not r.numbers.error else None, r.tone,
+                                  note=r.verdict) for r in slice_table],
+                percent=snapshot.difference_type == "relative",
+                label=f"{slice_metric.name} by {slice_attr}",
+            )
+        context.update(
+            toggles=toggles,
+            relative=relative,
+            goal_rows=result_rows(snapshot, toggles, ("primary", "secondary")),
+            guardrail_rows=result_rows(snapshot, toggles, ("guardrail",)),
+            forests=_forest(snapshot, toggles, names),
+            trend_svg=mark_safe(trend_svg),  # noqa: S308 - built from escaped parts in charts
+            users_svg=mark_safe(users_svg),  # noqa: S308
+            trend_metric=trend_metric,
+            trend_note=trend_note,
+            srm_text=srm_explanation(snapshot),
+            slice_attrs=slice_attrs,
+            slice_attr=slice_attr,
+            slice_metric=slice_metric,
+            slice_table=slice_table,
+            slice_svg=mark_safe(slice_svg),  # noqa: S308
+            slice_count=len({r.value for r in slice_table}),
+            warnings=[(c, m) for c, m in snapshot.warnings if c not in ("srm",)],
+            mde_input=request.GET.get("mde", ""),
+            urls={
+                "cuped_on": _url_with(request, cuped="on"),
+                "cuped_off": _url_with(request, cuped="off"),
+                "relative": _url_with(request, diff="relative"),
+                "absolute": _url_with(request, diff="absolute"),
+                "fixed": _url_with(request, analysis="fixed"),
+                "sequential": _url_with(request, analysis="sequential"),
+                "export_query": _export_query(toggles),
+            },
+            alpha=snapshot.alpha,
+            confidence=f"{(1 - snapshot.alpha) * 100:g}",
+            correction=dict(Experiment.Correction.choices).get(str(snapshot.settings.get("correction")), "none"),
+            show_adjusted=snapshot.settings.get("correction") not in (None, "", "none")
+            and toggles.mode == snapshot.headline and toggles.difference_type == snapshot.difference_type,
+            multiple_share=fmt_share(snapshot.multiple_exposure_share),
+            units_text=f"{snapshot.units:,}",
+            query=request.GET.copy(),
+        )
+    context["power"] = power
+    context["recommendation"] = recommend(snapshot, status=experiment.status, power=power, names=names)
+    return render(request, "experiments/experiment_detail.html", page_context(request, **context))
+
+
+# Actions ---------------------------------------------------------------------------------------
+
+
+def _detail(experiment: Experiment) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("experiment-pages:detail", args=[experiment.key]))
+
+
+@require_POST
+@permission_required(EXPERIMENT_CHANGE)
+def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment_or_404(key)
+    try:
+        services.experiment_start(actor=page_actor(request), experiment=experiment)
+    except ApplicationError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        problems = "; ".join(m for messages_ in details.values() for m in messages_) if details else ""
+        messages.error(request, f"{exc.message} {problems}".strip())
+    else:
+        messages.success(request, f"'{experiment.key}' is running: the flag now splits traffic.")
+    return _detail(experiment)
+
+
+@require_POST
+@permission_required(EXPERIMENT_CHANGE)
+def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment_or_404(key)
+    try:
+        services.experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.ADMIN,
+                                    requested_by=page_actor(request).label)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, "A readout is queued; reload the page in a minute.")
+    return _detail(experiment)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(EXPERIMENT_CHANGE)
+def experiment_stop(request: HttpRequest, key: str) -> HttpResponse:
+    experiment = _experiment_or_404(key)
+    variations = [(v.key, v.name or v.key) for v in experiment.variations.all()]
+    row = queries.latest_snapshot(experiment=experiment, phase_id=None)
+    snapshot = parse_snapshot(row) if row else None
+    advice = recommend(snapshot, status=experiment.status, power=None,
+                       names=dict(variations)) if experiment.status == Experiment.Status.RUNNING else None
+    initial: dict[str, Any] = {}
+    if advice is not None and advice.verdict == "ship":
+        initial = {"decision": "ship", "variation": advice.variation, "note": " ".join(advice.reasons)}
+    elif advice is not None and advice.verdict == "rollback":
+        initial = {"decision": "rollback", "note": " ".join(advice.reasons)}
+    form = StopForm(request.POST or None, variations=variations, initial=initial)
+    if experiment.status != Experiment.Status.RUNNING:
+        messages.error(request, f"Only a running experiment can stop; this one is {experiment.status}.")
+        return _detail(experiment)
+    if request.method == "POST" and form.is_valid():
+        decision = form.cleaned_data["decision"]
+        try:
+            services.experiment_stop(
+                actor=page_actor(request),
+                experiment=experiment,
+                decision=decision,
+                variation=form.cleaned_data.get("variation") or None if decision == "ship" else None,
+                note=form.cleaned_data.get("note", ""),
+            )
+        except ApplicationError as exc:
+            place_service_errors(form, exc)
+        else:
+            what = (f"'{form.cleaned_data['variation']}' now goes to everyone" if decision == "ship"
+                    else "the flag serves what it served before")
+            messages.success(request, f"'{experiment.key}' stopped: {what}.")
+            return _detail(experiment)
+    return render(
+        request,
+        "experiments/experiment_stop.html",
+        page_context(request, experiment=experiment, form=form, recommendation=advice),
+    )
+

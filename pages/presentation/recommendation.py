@@ -1,0 +1,312 @@
+"""What to decide, in plain words: ship, roll back, keep running, or inconclusive.
+
+Pure: reads the stored snapshot (through `viewmodels`) and the power panel. The rules, in
+order (the first that applies decides):
+
+1. No readout yet: keep running.
+2. Sample ratio mismatch: inconclusive; the numbers may be biased, find the cause first.
+3. No primary metric or no result for it: inconclusive.
+4. An arm below the minimum sample: keep running.
+5. A guardrail significantly harmed by a treatment: roll back (a primary win is mentioned
+   as a trade-off to weigh, not a reason to ship).
+6. A treatment significantly better on the primary metric:
+   - fixed-horizon test still short of its planned sample while running: keep running,
+     because stopping at the first significant look inflates false positives;
+   - otherwise ship the best such treatment.
+7. Every treatment significantly worse on the primary metric: roll back.
+8. No clear difference: keep running while the planned sample is not reached; otherwise
+   inconclusive, with the smallest effect the test could have seen.
+
+"Significant" is the headline analysis's interval excluding zero (the always-valid
+interval for sequential experiments), and the corrected p-value below alpha when a
+multiple-testing correction is configured.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import stats
+from pages.presentation.viewmodels import (
+    MetricResult,
+    Numbers,
+    SnapshotData,
+    fmt_estimate,
+    fmt_interval,
+    fmt_share,
+    judge,
+)
+
+__all__ = ["PowerPanel", "Recommendation", "power_panel", "recommend"]
+
+VERDICT_WORDS = {
+    "ship": "Ship",
+    "rollback": "Roll back",
+    "keep_running": "Keep running",
+    "inconclusive": "Inconclusive",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PowerPanel:
+    metric: str
+    relative: bool
+    alpha: float
+    power: float
+    users_now: int
+    mde_now: float | None
+    target_mde: float | None
+    users_needed: float | None
+    users_more: int | None
+    rate_per_day: float | None
+    days_more: float | None
+    projected: datetime | None
+    note: str
+
+    @property
+    def mde_now_text(self) -> str:
+        return fmt_estimate(self.mde_now, self.relative).lstrip("+") if self.mde_now is not None else "—"
+
+    @property
+    def target_text(self) -> str:
+        return fmt_estimate(self.target_mde, self.relative).lstrip("+") if self.target_mde is not None else "—"
+
+    @property
+    def users_now_text(self) -> str:
+        return f"{self.users_now:,}"
+
+    @property
+    def rate_text(self) -> str:
+        return "—" if self.rate_per_day is None else f"{self.rate_per_day:,.0f}"
+
+    @property
+    def users_more_text(self) -> str:
+        return "—" if self.users_more is None else f"{self.users_more:,}"
+
+    @property
+    def reached(self) -> bool:
+        return self.users_more is not None and self.users_more <= 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    verdict: str  # ship, rollback, keep_running, inconclusive
+    summary: str
+    reasons: tuple[str, ...]
+    variation: str | None = None
+
+    @property
+    def label(self) -> str:
+        return VERDICT_WORDS[self.verdict]
+
+
+def _variance_reduction(metric: MetricResult, snapshot: SnapshotData) -> float:
+    if snapshot.headline == "fixed" or not snapshot.settings.get("cuped"):
+        return 0.0
+    for n in metric.numbers("cuped", snapshot.difference_type).values():
+        if n.cuped_applied and n.variance_reduction is not None:
+            return min(max(n.variance_reduction, 0.0), 0.99)
+    return 0.0
+
+
+def power_panel(
+    snapshot: SnapshotData,
+    *,
+    target_mde: float | None,
+    started_at: datetime | None,
+    now: datetime,
+    power: float = 0.8,
+) -> PowerPanel | None:
+    """MDE at the current sample, users still needed for the target, and when that is likely.
+
+    Planning arithmetic on the stored control mean and spread of the primary metric
+    (`stats.power`: two-sample normal approximation; CUPED as its measured variance
+    reduction; sequential as the wider always-valid boundary). Cheap: a few closed forms.
+    """
+    metric = snapshot.primary
+    if metric is None or not metric.arms:
+        return None
+    control = metric.arms[0]
+    relative = snapshot.difference_type == "relative"
+    weights = [a.weight or 0.0 for a in snapshot.arms]
+    users = sum(a.users for a in metric.arms)
+    elapsed_days = (now - started_at).total_seconds() / 86400 if started_at else None
+    rate = users / elapsed_days if elapsed_days and elapsed_days > 0.01 and users else None
+    base = PowerPanel(
+        metric=metric.name, relative=relative, alpha=snapshot.alpha, power=power, users_now=users, mde_now=None,
+        target_mde=target_mde, users_needed=None, users_more=None, rate_per_day=rate, days_more=None,
+        projected=None, note="",
+    )
+    if control.stddev is None or control.mean is None or control.stddev <= 0 or len(weights) < 2 or min(weights) <= 0:
+        return _replace(base, note="Not enough data on the primary metric to estimate power yet.")
+    tuning = float(snapshot.settings.get("sequential_tuning") or 5000.0) if snapshot.headline == "sequential" else None
+    common = {
+        "variance": control.stddev**2,
+        "weights": weights,
+        "alpha": snapshot.alpha,
+        "power": power,
+        "mean": control.mean if relative else None,
+        "relative": relative,
+        "variance_reduction": _variance_reduction(metric, snapshot),
+        "sequential_tuning_parameter": tuning,
+    }
+    mde_now: float | None = None
+    note = ""
+    try:
+        if users >= 2:
+            mde_now = stats.minimum_detectable_effect(users=users, **common)  # type: ignore[arg-type]
+    except stats.InputError as exc:
+        note = f"Power could not be estimated: {exc.message}."
+    needed: float | None = None
+    more: int | None = None
+    days: float | None = None
+    projected: datetime | None = None
+    if target_mde:
+        try:
+            needed = stats.users_needed(effect=target_mde, **common)  # type: ignore[arg-type]
+        except stats.InputError as exc:
+            note = f"Users needed could not be estimated: {exc.message}."
+        if needed is not None and math.isfinite(needed):
+            more = max(0, math.ceil(needed) - users)
+            if rate:
+                days = more / rate
+                projected = now + timedelta(days=days)
+    return _replace(
+        base, mde_now=mde_now, users_needed=needed, users_more=more, days_more=days, projected=projected, note=note
+    )
+
+
+def _replace(panel: PowerPanel, **changes: object) -> PowerPanel:
+    values = {name: getattr(panel, name) for name in PowerPanel.__dataclass_fields__}
+    values.update(changes)
+    return PowerPanel(**values)
+
+
+def _interval_words(headline: str) -> str:
+    return {
+        "sequential": "the always-valid (sequential) interval",
+        "cuped": "the CUPED-adjusted interval",
+    }.get(headline, "the interval")
+
+
+def _describe(metric: MetricResult, n: Numbers, relative: bool) -> str:
+    return f"{metric.name} {fmt_estimate(n.estimate, relative)} {fmt_interval(n.ci_low, n.ci_high, relative)}"
+
+
+def recommend(
+    snapshot: SnapshotData | None, *, status: str, power: PowerPanel | None, names: dict[str, str] | None = None
+) -> Recommendation | None:
+    """The recommendation for a started experiment; None for a draft."""
+    if status == "draft":
+        return None
+    label = (names or {}).get
+    if snapshot is None:
+        return Recommendation("keep_running", "No readout yet.", ("Results appear after the first readout.",))
+    if snapshot.srm_warning:
+        return Recommendation(
+            "inconclusive",
+            "Do not decide yet: the traffic split is off (sample ratio mismatch).",
+            ("Users did not arrive in the configured proportions, so every comparison may be biased.",
+             "Find and fix the cause (see the sample ratio check below), then restart the experiment."),
+        )
+    primary = snapshot.primary
+    if primary is None:
+        return Recommendation("inconclusive", "There is no primary metric to decide on.", ())
+    relative = snapshot.difference_type == "relative"
+    headline = snapshot.headline
+    comparisons = primary.numbers(headline, snapshot.difference_type)
+    treatments = [a.key for a in snapshot.arms[1:]] or list(comparisons)
+    smallest = min((a.users for a in primary.arms), default=0)
+    if smallest < snapshot.min_sample:
+        reasons = [f"The smallest arm has {smallest:,} users; results are reliable from {snapshot.min_sample:,}."]
+        if power and power.days_more is not None and power.users_more:
+            reasons.append(f"About {power.users_more:,} more users are needed for the target effect "
+                           f"(about {math.ceil(power.days_more)} days at the current rate).")
+        return Recommendation("keep_running", "Not enough data yet.", tuple(reasons))
+    if not comparisons or all(comparisons.get(t) is None or comparisons[t].error for t in treatments):
+        return Recommendation("inconclusive", "The primary metric has no result yet.",
+                              ("The readout could not compare the variations on the primary metric.",))
+
+    harms: list[str] = []
+    for metric in snapshot.metrics:
+        if metric.role != "guardrail":
+            continue
+        for key, n in metric.numbers(headline, snapshot.difference_type).items():
+            tone, _ = judge(metric, n, alpha=snapshot.alpha)
+            if tone == "bad":
+                harms.append(f"guardrail {metric.name} is worse for {label(key, key)}: "
+                             f"{fmt_estimate(n.estimate, relative)} {fmt_interval(n.ci_low, n.ci_high, relative)}")
+    winners: list[tuple[str, Numbers]] = []
+    losers: list[tuple[str, Numbers]] = []
+    for key in treatments:
+        found = comparisons.get(key)
+        tone, _ = judge(primary, found, alpha=snapshot.alpha)
+        if tone == "good" and found is not None:
+            winners.append((key, found))
+        elif tone == "bad" and found is not None:
+            losers.append((key, found))
+    sign = 1.0 if primary.higher_is_better else -1.0
+    interval = _interval_words(headline)
+    guardrails = [m for m in snapshot.metrics if m.role == "guardrail"]
+
+    if harms:
+        reasons = [h[0].upper() + h[1:] + "." for h in harms]
+        if winners:
+            key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
+            reasons.append(f"The primary metric improved for {label(key, key)} ({_describe(primary, n, relative)}), "
+                           "but at a guardrail's expense: weigh the trade-off before shipping anything.")
+        return Recommendation("rollback", "A guardrail metric got significantly worse.", tuple(reasons))
+
+    if winners:
+        key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
+        if headline != "sequential" and status == "running" and power is not None and not power.reached \
+                and power.users_more is not None:
+            when = f" (about {math.ceil(power.days_more)} more days)" if power.days_more is not None else ""
+            return Recommendation(
+                "keep_running",
+                f"Promising for {label(key, key)}, but wait for the planned sample.",
+                (f"{_describe(primary, n, relative)} excludes zero now.",
+                 "This is a fixed-horizon test: stopping at the first significant look inflates false positives. "
+                 f"Wait for {power.users_more:,} more users{when}, "
+                 "or turn on sequential testing to decide at any time."),
+                key,
+            )
+        reasons = [f"{interval[0].upper() + interval[1:]} excludes zero on the primary metric: "
+                   f"{_describe(primary, n, relative)}."]
+        reasons.append("No guardrail harmed." if guardrails else "No guardrail metrics are configured.")
+        if headline != "sequential" and status == "running" and (power is None or power.users_more is None):
+            reasons.append("This is a fixed-horizon test with no planned sample on record: decide only if it has "
+                           "run as long as planned, since looking early inflates false positives.")
+        if n.chance_to_win is not None:
+            reasons.append(f"Chance to beat the control: {fmt_share(n.chance_to_win)}.")
+        if len(winners) > 1:
+            others = ", ".join(label(k, k) for k, _ in winners if k != key)
+            reasons.append(f"{others} also beat the control; {label(key, key)} has the largest lift.")
+        return Recommendation("ship", f"Ship {label(key, key)}.", tuple(reasons), key)
+
+    if losers and len(losers) == len(treatments):
+        reasons = [f"{label(k, k)} is significantly worse on the primary metric: {_describe(primary, n, relative)}."
+                   for k, n in losers]
+        return Recommendation("rollback", "The change made the primary metric worse.", tuple(reasons))
+
+    first = comparisons.get(treatments[0]) if treatments else None
+    reasons = []
+    if first is not None and first.has_interval:
+        reasons.append(f"{interval[0].upper() + interval[1:]} includes zero: {_describe(primary, first, relative)}.")
+    if losers:
+        reasons.append("Worse: " + ", ".join(label(k, k) for k, _ in losers) + ".")
+    if status == "running" and (power is None or power.users_more is None or not power.reached):
+        if power is not None and power.users_more:
+            when = f", about {math.ceil(power.days_more)} days at the current rate" if power.days_more else ""
+            reasons.append(f"{power.users_more:,} more users are needed to detect a {power.target_text} effect{when}.")
+        elif power is not None and power.mde_now is not None:
+            reasons.append(f"With today's sample only effects of about {power.mde_now_text} or more would show.")
+        return Recommendation("keep_running", "No clear difference yet: keep collecting data.", tuple(reasons))
+    if power is not None and power.mde_now is not None:
+        reasons.append(f"The test could detect effects of about {power.mde_now_text} (80% power); "
+                       "a real effect is probably smaller than that, if there is one.")
+    reasons.append("Keep whichever variation is simpler to maintain, usually the control.")
+    return Recommendation("inconclusive", "Inconclusive: no detectable difference on the primary metric.",
+                          tuple(reasons))

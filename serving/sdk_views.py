@@ -1,0 +1,151 @@
+"""``POST /api/v1/evaluate`` (all or some flags for one unit) and the GrowthBook SDK payload
+``GET /api/features/{clientKey}``. Errors use the API's ``{code, message, details}`` body.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from config.api import error_body
+from flags.engine.evaluation import evaluate_all
+from flags.engine.types import Evaluation
+from serving.request import (
+    Rejected,
+    attributes_of,
+    authenticate,
+    etag_matches,
+    json_response,
+    not_modified,
+    preflight,
+    raw_key,
+    read_json,
+    track,
+)
+from serving.usage import recorder as usage
+
+__all__ = ["evaluate_view", "sdk_payload_view"]
+
+
+def _error(exc: Rejected) -> HttpResponse:
+    return json_response(error_body(exc.code, exc.message, exc.details), exc.status, exc.headers)
+
+
+def _invalid(details: dict[str, list[str]]) -> Rejected:
+    return Rejected(400, "validation_error", "The request is not valid.", details=details)
+
+
+def _input(body: Any) -> tuple[dict[str, Any], list[str] | None, bool]:
+    """(context, flag keys or None for all, track) or Rejected(400) listing every problem."""
+    if not isinstance(body, dict):
+        raise _invalid({"non_field_errors": ["The body must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    context = body.get("context", {})
+    if not isinstance(context, dict):
+        errors["context"] = ["Must be an object of attributes."]
+        context = {}
+    else:
+        targeting_key = context.get("targetingKey")
+        if targeting_key is not None and not isinstance(targeting_key, str):
+            errors["context.targetingKey"] = ["Must be a string (the unit id)."]
+    keys = body.get("flags")
+    if keys is not None:
+        limit = int(settings.SDK_MAX_FLAGS_PER_REQUEST)
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            errors["flags"] = ["Must be a list of flag keys."]
+            keys = None
+        elif len(keys) > limit:
+            errors["flags"] = [f"Ask for at most {limit} flags; leave 'flags' out to get all of them."]
+            keys = None
+        else:
+            keys = list(dict.fromkeys(keys))
+    tracking = body.get("track", True)
+    if not isinstance(tracking, bool):
+        errors["track"] = ["Must be true or false."]
+    if errors:
+        raise _invalid(errors)
+    return context, keys, tracking
+
+
+def _flag(ev: Evaluation) -> dict[str, Any]:
+    assignment = ev.experiment
+    experiment = None
+    if assignment is not None:
+        experiment = {
+            "key": assignment.key,
+            "variation": assignment.variation_key,
+            "inExperiment": assignment.in_experiment,
+            "hashAttribute": assignment.hash_attribute,
+            "hashValue": assignment.hash_value,
+        }
+    return {
+        "value": ev.value,
+        "variant": ev.variant,
+        "reason": ev.reason.value,
+        "ruleId": ev.rule_id,
+        "experiment": experiment,
+    }
+
+
+@csrf_exempt
+def evaluate_view(request: HttpRequest) -> HttpResponse:
+    """Evaluate every flag (or ``flags``) for the unit in ``context``; units placed in a
+    running experiment get an exposure recorded unless ``"track": false``."""
+    if request.method != "POST":
+        if request.method == "OPTIONS":
+            return preflight()
+        response = _error(Rejected(405, "method_not_allowed", "Use POST."))
+        response["Allow"] = "POST, OPTIONS"
+        return response
+    try:
+        info, compiled = authenticate(raw_key(request))
+        context, keys, tracking = _input(read_json(request))
+    except Rejected as exc:
+        return _error(exc)
+    snapshot = compiled.snapshot
+    if keys is not None:
+        unknown = [k for k in keys if k not in snapshot.features]
+        if unknown:
+            message = "Some flags do not exist in this environment."
+            return _error(Rejected(404, "flag_not_found", message, details={"flags": unknown}))
+    attributes = attributes_of(context)
+    results = evaluate_all(snapshot, attributes, keys)
+    if tracking:
+        track(info.environment, results.values(), attributes)
+    response = json_response(
+        {"flags": {key: _flag(ev) for key, ev in results.items()}, "configVersion": snapshot.version}
+    )
+    # A subset of the flags also evaluates their prerequisites: those are in use too.
+    usage.evaluated(info.environment_id, results if keys is None else compiled.used_by(results))
+    return response
+
+
+@csrf_exempt
+def sdk_payload_view(request: HttpRequest, client_key: str) -> HttpResponse:
+    """The environment's features in GrowthBook's SDK payload shape, for local evaluation.
+    Rules outside their schedule are left out, and the cache lifetime ends at the next
+    scheduled change."""
+    if request.method not in ("GET", "HEAD"):
+        if request.method == "OPTIONS":
+            return preflight()
+        response = _error(Rejected(405, "method_not_allowed", "Use GET."))
+        response["Allow"] = "GET, HEAD, OPTIONS"
+        return response
+    try:
+        info, compiled = authenticate(client_key, allow_server=False)
+    except Rejected as exc:
+        return _error(exc)
+    now = time.time()
+    usage.payload_fetched(info.environment_id, now)
+    body, etag, stale_at = compiled.payload(now)
+    max_age = int(settings.SDK_PAYLOAD_MAX_AGE)
+    if stale_at is not None:
+        max_age = max(0, min(max_age, int(stale_at - now)))
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
+        return not_modified(etag, headers)
+    return json_response(body, headers=headers)

@@ -15,6 +15,10 @@ and a 3-step funnel. Then, each timed several times (median):
   incrementally;
 - refresh without new traffic.
 
+Each readout row also gives the time of its statistics step: the calls the readout makes to the
+statistics engine (`stats.analyze_many`, `stats.srm_test`, `stats.adjust_p_values`), timed by
+wrapping those functions in this process only, and their share of the readout (goal: under 5%).
+
 Peak memory is the benchmark process's maximum RSS (the readout runs in-process, as in a
 worker). Usage:
 
@@ -28,18 +32,69 @@ The benchmark works in the database named by --database (default: DATABASE_URL's
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import benchdb
 
 EXPERIMENT = "bench-readout"
 RUN = f"{os.getpid()}-{int(time.time())}"
+STATISTICS_GOAL = 0.05  # largest share of a readout's time the statistics step may take
+
+
+class StatisticsClock:
+    """Wall time spent in the statistics engine, summed over the calls a readout makes to it.
+
+    The readout reaches the engine through these functions of the `stats` package; each is
+    replaced here, in the benchmark process only, by a wrapper that adds up its duration (a
+    call made from inside another wrapped call is counted once, in the outer one).
+    """
+
+    ENTRY_POINTS = ("analyze_many", "srm_test", "adjust_p_values")
+
+    def __init__(self) -> None:
+        import stats
+
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+        for name in self.ENTRY_POINTS:
+            setattr(stats, name, self._wrap(getattr(stats, name)))
+
+    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.seconds += time.perf_counter() - start
+                    self.calls += 1
+
+        return timed
+
+    def lap(self) -> tuple[float, int]:
+        """Seconds and calls since the previous lap."""
+        lap = (self.seconds, self.calls)
+        self.seconds, self.calls = 0.0, 0
+        return lap
+
+
+class Step(NamedTuple):
+    label: str
+    seconds: float  # median over the runs
+    statistics: float | None = None  # median seconds of the statistics step, None when not a readout
+    share: float | None = None  # median over the runs of statistics / readout
+    calls: int = 0  # calls to the engine in the last run
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -49,6 +104,12 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+def _readout_step(label: str, times: list[float], laps: list[tuple[float, int]]) -> Step:
+    spent = [seconds for seconds, _ in laps]
+    shares = [seconds / total for seconds, total in zip(spent, times, strict=True)]
+    return Step(label, statistics.median(times), statistics.median(spent), statistics.median(shares), laps[-1][1])
 
 
 def _setup_experiment() -> Any:
@@ -239,6 +300,7 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run with the same sizes")
     args = parser.parse_args()
 
+    clock = StatisticsClock()  # before the readout's modules are imported, whatever way they import `stats`
     benchdb.configure("readout_bench", args.database, debug=True)
     from experiments.models import Assignment, Event
     from experiments.readout_jobs import readout_run
@@ -249,38 +311,51 @@ def main() -> int:
         _generate(experiment, args.units, args.events)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    rows: list[tuple[str, float, str]] = []
+    rows: list[Step] = []
     _baseline()  # warm the cache
     scan, (count, _) = _timed(_baseline, args.repeat)
-    rows.append((f"baseline: count(*), sum(value) over {count:,} events", scan, ""))
+    rows.append(Step(f"baseline: count(*), sum(value) over {count:,} events", scan))
+
+    def timed_readouts(
+        run: Callable[[], Any], repeat: int, prepare: Callable[[], Any] | None = None
+    ) -> tuple[list[float], list[tuple[float, int]], Any]:
+        """Wall time and statistics lap of each run; `prepare` runs before the timer starts."""
+        times, laps, result = [], [], None
+        for _ in range(repeat):
+            if prepare is not None:
+                prepare()
+            clock.lap()
+            start = time.perf_counter()
+            result = run()
+            times.append(time.perf_counter() - start)
+            laps.append(clock.lap())
+        return times, laps, result
 
     def cold() -> Any:
         snapshot = readout_run(experiment_id=experiment.pk, force_full=True)
         assert snapshot is not None and snapshot.status == "success", snapshot and snapshot.error
         return snapshot
 
-    cold_time, snapshot = _timed(cold, max(1, args.repeat - 1))
-    rows.append(("readout, rollup rebuilt from all events (cold)", cold_time, ""))
+    times, laps, snapshot = timed_readouts(cold, max(1, args.repeat - 1))
+    rows.append(_readout_step("readout, rollup rebuilt from all events (cold)", times, laps))
 
     batches = iter(range(1, 1000))
 
-    def refresh_after_traffic() -> Any:
+    recomputed: list[int] = []
+
+    def new_traffic() -> None:
         _quarter_hour_passes(experiment)
         _add_events(experiment, args.units, args.new_events, next(batches))
-        start = time.perf_counter()
+
+    def refresh() -> Any:
         result = readout_run(experiment_id=experiment.pk)
         assert result is not None and result.status == "success" and result.rollup_mode == "incremental"
-        return time.perf_counter() - start, result
-
-    refresh_times = []
-    recomputed: list[int] = []
-    for _ in range(args.repeat):
-        elapsed, result = refresh_after_traffic()
-        refresh_times.append(elapsed)
         recomputed.append(int(result.inputs["rollup"]["units_recomputed"]))
-    refresh = statistics.median(refresh_times)
+        return result
+
+    times, laps, _ = timed_readouts(refresh, args.repeat, prepare=new_traffic)
     done = f"{min(recomputed):,}–{max(recomputed):,}" if len(set(recomputed)) > 1 else f"{recomputed[0]:,}"
-    rows.append((f"readout after {args.new_events:,} new events ({done} units recomputed)", refresh, ""))
+    rows.append(_readout_step(f"readout after {args.new_events:,} new events ({done} units recomputed)", times, laps))
 
     def quiet() -> Any:
         result = readout_run(experiment_id=experiment.pk)
@@ -291,8 +366,8 @@ def main() -> int:
         _quarter_hour_passes(experiment)
         return quiet()
 
-    quiet_time, _ = _timed(quiet_after_a_while, args.repeat)
-    rows.append(("readout with no new events", quiet_time, ""))
+    times, laps, _ = timed_readouts(quiet_after_a_while, args.repeat)
+    rows.append(_readout_step("readout with no new events", times, laps))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     print()
@@ -300,11 +375,22 @@ def main() -> int:
     print(f"{args.units:,} exposed units, {count:,} events, 5 metrics (conversion, revenue with CUPED, ratio, "
           "7-day retention, 3-step funnel), 3 slice attributes")
     print()
-    print(f"| {'step':<62} | {'seconds':>8} | {'x scan':>7} |")
-    print(f"|{'-' * 64}|{'-' * 10}|{'-' * 9}|")
-    for label, seconds, _ in rows:
-        print(f"| {label:<62} | {seconds:>8.2f} | {seconds / scan:>7.2f} |")
+    print(f"| {'step':<62} | {'seconds':>8} | {'x scan':>7} | {'statistics s':>12} | {'share':>6} |")
+    print(f"|{'-' * 64}|{'-' * 10}|{'-' * 9}|{'-' * 14}|{'-' * 8}|")
+    for step in rows:
+        spent = "" if step.statistics is None else f"{step.statistics:.4f}"
+        share = "" if step.share is None else f"{step.share:.2%}"
+        print(f"| {step.label:<62} | {step.seconds:>8.2f} | {step.seconds / scan:>7.2f} | {spent:>12} | {share:>6} |")
     print()
+    entry_points = ", ".join(f"stats.{name}" for name in clock.ENTRY_POINTS)
+    readouts = [step for step in rows if step.share is not None]
+    if readouts[0].calls == 0:  # a cold readout always runs the statistics
+        print(f"Statistics step: not measured (the readout made no call to {entry_points})")
+    else:
+        worst = max(step.share for step in readouts if step.share is not None)
+        verdict = "met" if worst < STATISTICS_GOAL else "NOT met"
+        print(f"Statistics step ({entry_points}; {readouts[0].calls} calls in a cold readout): at most "
+              f"{worst:.2%} of a readout's time; goal under {STATISTICS_GOAL:.0%}: {verdict}")
     print(f"Peak RSS of the process running the readouts: {peak / 1024:.0f} MiB (before the readouts: "
           f"{rss_before / 1024:.0f} MiB)")
     print(f"Snapshot: {snapshot.units:,} units analysed, {snapshot.multiple_exposure_units:,} with multiple "

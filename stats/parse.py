@@ -2,7 +2,7 @@
 
 Parsing checks types and shapes and names the offending field in `InputError`;
 value checks that need the whole batch (sizes, required fields per metric type) are
-made once, vectorised, by `stats.readout.validate`.
+made once, vectorised, when the batch becomes a table (`stats.table.build_table`).
 """
 
 from __future__ import annotations

@@ -164,11 +164,11 @@ def _as_record(a: AnalysisInput) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("correction", [None, "bh"])
-def test_analyze_records__mixed_batch__same_dicts_as_dataclass_path(correction: str | None) -> None:
+def test_analyze_records__records_of_typed_batch__result_dicts_of_analyze_many(correction: str | None) -> None:
     rng = np.random.default_rng(59)
     batch = [random_analysis(rng, KINDS[i % len(KINDS)], arms=int(rng.integers(2, 4))) for i in range(30)]
     records: list[Any] = [_as_record(a) for a in batch]
-    records[3] = types.MappingProxyType(records[3])  # not a dict: takes the full parser, same result
+    records[3] = types.MappingProxyType(records[3])  # any mapping is a record
     via_records = stats.analyze_records(records, correction=correction)  # type: ignore[arg-type]
     via_classes = stats.analyze_many(batch, correction=correction)  # type: ignore[arg-type]
     assert via_records == [stats.result_to_dict(r, with_adjusted=correction is not None) for r in via_classes]

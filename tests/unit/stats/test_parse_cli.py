@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +220,174 @@ def test_python_m_stats__subprocess__reads_stdin_and_exits_2_on_bad_input() -> N
         check=False,
     )
     assert bad.returncode == 2 and "alpha" in bad.stderr
+
+
+# One family request, pinned as text: key order, None for undefined numbers, ints for user
+# counts, float digits, indentation and the trailing newline are all part of the output.
+PINNED_REQUEST: dict[str, Any] = {
+    "correction": "holm",
+    "analyses": [
+        {
+            "metric": "binomial",
+            "difference_type": "absolute",
+            "weights": [1, 1],
+            "variations": [
+                {"name": "control", "users": 1000, "main_sum": 100},
+                {"name": "treatment", "users": 1010, "main_sum": 131},
+            ],
+        },
+        {
+            "metric": "mean",
+            "cuped": True,
+            "sequential": True,
+            "variations": [
+                {
+                    "name": "control",
+                    "users": 400,
+                    "main_sum": 4000.0,
+                    "main_sum_squares": 50000.0,
+                    "covariate_sum": 3900.0,
+                    "covariate_sum_squares": 47000.0,
+                    "main_covariate_sum_product": 45000.0,
+                },
+                {
+                    "name": "faster",
+                    "users": 410,
+                    "main_sum": 4300.5,
+                    "main_sum_squares": 55000.0,
+                    "covariate_sum": 4000.0,
+                    "covariate_sum_squares": 48000.0,
+                    "main_covariate_sum_product": 47500.0,
+                    "denominator_sum": None,
+                    "segment": "all",
+                },
+                {
+                    "name": "broken",
+                    "users": 1,
+                    "main_sum": 10.0,
+                    "main_sum_squares": 100.0,
+                    "covariate_sum": 9.0,
+                    "covariate_sum_squares": 81.0,
+                    "main_covariate_sum_product": 90.0,
+                },
+            ],
+        },
+    ],
+}
+PINNED_OUTPUT = """\
+{
+  "correction": "holm",
+  "analyses": [
+    {
+      "srm_p_value": 0.8234966946547395,
+      "srm_warning": false,
+      "variations": [
+        {
+          "name": "control",
+          "users": 1000,
+          "mean": 0.1,
+          "stddev": 0.30000000000000004
+        },
+        {
+          "name": "treatment",
+          "users": 1010,
+          "mean": 0.1297029702970297,
+          "stddev": 0.33597635302675327
+        }
+      ],
+      "comparisons": [
+        {
+          "variation": "treatment",
+          "difference_type": "absolute",
+          "estimate": 0.0297029702970297,
+          "ci_low": 0.0018460610663981712,
+          "ci_high": 0.05755987952766123,
+          "p_value": 0.03664373070002607,
+          "chance_to_win": 0.9817415003638139,
+          "cuped_applied": false,
+          "variance_reduction": null,
+          "sequential": false,
+          "error": null,
+          "p_value_adjusted": 0.07328746140005214
+        }
+      ]
+    },
+    {
+      "srm_p_value": 3.6046886798263946e-88,
+      "srm_warning": true,
+      "variations": [
+        {
+          "name": "control",
+          "users": 400,
+          "mean": 10.0,
+          "stddev": 5.006261743217589
+        },
+        {
+          "name": "faster",
+          "users": 410,
+          "mean": 10.489024390243902,
+          "stddev": 4.917895719956055
+        },
+        {
+          "name": "broken",
+          "users": 1,
+          "mean": 10.0,
+          "stddev": null
+        }
+      ],
+      "comparisons": [
+        {
+          "variation": "faster",
+          "difference_type": "relative",
+          "estimate": 0.04851028910994062,
+          "ci_low": -0.050011229155101845,
+          "ci_high": 0.1470318073749831,
+          "p_value": 0.66155119667931,
+          "chance_to_win": 0.9567599783407522,
+          "cuped_applied": true,
+          "variance_reduction": 0.37402163994820037,
+          "sequential": true,
+          "error": null,
+          "p_value_adjusted": 0.66155119667931
+        },
+        {
+          "variation": "broken",
+          "difference_type": "relative",
+          "estimate": null,
+          "ci_low": null,
+          "ci_high": null,
+          "p_value": null,
+          "chance_to_win": null,
+          "cuped_applied": true,
+          "variance_reduction": null,
+          "sequential": true,
+          "error": "too_few_users",
+          "p_value_adjusted": null
+        }
+      ]
+    }
+  ]
+}
+"""
+
+
+def _run_text(payload: Any) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["analyze"], io.StringIO(json.dumps(payload)), out)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli__family_request__pinned_output_text() -> None:
+    assert _run_text(PINNED_REQUEST) == (0, PINNED_OUTPUT, "")
+
+
+def test_cli__family_request_with_nan__pinned_error_text() -> None:
+    payload = copy.deepcopy(PINNED_REQUEST)
+    payload["analyses"][1]["variations"][2]["main_sum"] = math.nan
+    assert _run_text(payload) == (2, "", "error: analyses[1].variations[2].main_sum: must be finite\n")
+
+
+def test_analyze_records__family_of_records__pinned_output() -> None:
+    results = stats.analyze_records(PINNED_REQUEST["analyses"], correction="holm", prefix="analyses[{}].")
+    assert results == json.loads(PINNED_OUTPUT)["analyses"]

@@ -1,0 +1,211 @@
+"""Analyses -> one checked table of sums, the input of the engine.
+
+Every variation of every analysis becomes a column of sums; every analysis an entry of
+settings. Value checks then run vectorised over the whole batch and name the first bad field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from stats import engine
+from stats.types import (
+    COVARIATE_FIELDS,
+    DIFFERENCE_TYPES,
+    METRIC_TYPES,
+    NUMERIC_FIELDS,
+    RATIO_COVARIATE_FIELDS,
+    RATIO_FIELDS,
+    AnalysisInput,
+    BoolArray,
+    FloatArray,
+    InputError,
+    IntArray,
+    VariationData,
+)
+
+COLUMN = {name: i for i, name in enumerate(NUMERIC_FIELDS)}
+_METRIC_INDEX: dict[Any, int] = {m: i for i, m in enumerate(METRIC_TYPES)}
+
+
+class _Setting(NamedTuple):
+    metric: int  # index into METRIC_TYPES, -1 when unknown
+    alpha: float
+    relative: bool
+    sequential: bool
+    tuning: float
+    cuped: bool
+
+
+class _Batch(NamedTuple):
+    """Analyses gathered as Python lists, before they become arrays."""
+
+    settings: list[_Setting]
+    rows: list[tuple[Any, ...]]  # NUMERIC_FIELDS per variation, None where absent
+    sizes: list[int]
+    weights: list[float]  # per variation; 1.0 where the analysis gives none
+    weights_given: list[int]  # number of weights given per analysis, -1 for none
+
+
+class Table(NamedTuple):
+    values: FloatArray  # NUMERIC_FIELDS x variations (one contiguous row per field), NaN where absent
+    group: IntArray  # analysis of each variation
+    sizes: IntArray  # variations per analysis
+    weights: FloatArray  # per variation
+    settings: engine.GroupSettings
+
+
+def _row(v: VariationData) -> tuple[Any, ...]:
+    return (
+        v.users,
+        v.main_sum,
+        v.main_sum_squares,
+        v.covariate_sum,
+        v.covariate_sum_squares,
+        v.main_covariate_sum_product,
+        v.denominator_sum,
+        v.denominator_sum_squares,
+        v.main_denominator_sum_product,
+        v.denominator_pre_sum,
+        v.denominator_pre_sum_squares,
+        v.main_post_denominator_pre_sum_product,
+        v.main_pre_denominator_post_sum_product,
+        v.main_pre_denominator_pre_sum_product,
+        v.denominator_post_denominator_pre_sum_product,
+    )
+
+
+def _add(batch: _Batch, a: AnalysisInput, path: str) -> None:
+    if a.difference_type not in DIFFERENCE_TYPES:
+        raise InputError(f"{path}difference_type", f"must be one of {', '.join(DIFFERENCE_TYPES)}")
+    batch.settings.append(
+        _Setting(
+            _METRIC_INDEX.get(a.metric, -1),
+            a.alpha,
+            a.difference_type == "relative",
+            a.sequential,
+            a.sequential_tuning_parameter,
+            a.cuped,
+        )
+    )
+    batch.rows.extend(_row(v) for v in a.variations)
+    batch.sizes.append(len(a.variations))
+    _add_weights(batch, a.weights, len(a.variations))
+
+
+def _add_weights(batch: _Batch, weights: Sequence[float] | None, size: int) -> None:
+    if weights is None:
+        batch.weights.extend([1.0] * size)
+        batch.weights_given.append(-1)
+    else:
+        batch.weights.extend(weights[:size])
+        batch.weights.extend([1.0] * (size - len(weights)))
+        batch.weights_given.append(len(weights))
+
+
+def _fail(prefix: str, k: int, field: str, message: str) -> InputError:
+    return InputError(f"{prefix.format(k)}{field}", message)
+
+
+def _check_settings(
+    s: engine.GroupSettings, sizes: IntArray, given: IntArray, w: FloatArray, group: IntArray, prefix: str
+) -> None:
+    weight_bad = np.bincount(group, weights=(~(np.isfinite(w) & (w >= 0))).astype(np.float64), minlength=len(sizes))
+    weight_sum = np.bincount(group, weights=np.where(np.isfinite(w), w, 0.0), minlength=len(sizes))
+    checks: list[tuple[BoolArray, str, str]] = [
+        (s.metric < 0, "metric", f"must be one of {', '.join(METRIC_TYPES)}"),
+        (~((s.alpha > 0) & (s.alpha < 1)), "alpha", "must be between 0 and 1"),
+        (~(np.isfinite(s.tuning) & (s.tuning > 0)), "sequential_tuning_parameter", "must be a positive number"),
+        (sizes < 2, "variations", "needs a control and at least one treatment"),
+        ((given >= 0) & (given != sizes), "weights", "needs one weight per variation"),
+        ((given >= 0) & ((weight_bad > 0) | (weight_sum <= 0)), "weights", "must be non-negative and not all zero"),
+    ]
+    for bad, field, message in checks:
+        if bad.any():
+            raise _fail(prefix, int(np.flatnonzero(bad)[0]), field, message)
+
+
+def _check_values(table: FloatArray, group: IntArray, metric: IntArray, prefix: str) -> None:
+    """Vectorised value checks; on failure the first offending field is named.
+
+    `table` is NUMERIC_FIELDS x variations; "first" means the first variation in batch
+    order, then the first field in NUMERIC_FIELDS order.
+    """
+    present = ~np.isnan(table)
+    fail = np.zeros(table.shape, dtype=np.bool_)
+    messages: dict[int, str] = {}
+    is_bin, is_ratio = metric == engine.BINOMIAL, metric == engine.RATIO
+
+    def flag(column: str, mask: BoolArray, message: str) -> None:
+        j = COLUMN[column]
+        fail[j] |= mask
+        messages.setdefault(j, message)
+
+    n, s = table[0], table[COLUMN["main_sum"]]
+    flag("users", ~(n >= 0) | (n != np.floor(n)), "must be a non-negative integer")
+    fail |= present & ~np.isfinite(table)
+    for j in range(len(NUMERIC_FIELDS)):
+        messages.setdefault(j, "must be finite")
+    flag("main_sum", ~present[COLUMN["main_sum"]], "is required")
+    flag("main_sum_squares", ~is_bin & ~present[COLUMN["main_sum_squares"]], "is required")
+    flag("main_sum", is_bin & ((s < 0) | (s > n)), "must be between 0 and users for binomial")
+    for f in RATIO_FIELDS:
+        flag(f, is_ratio & ~present[COLUMN[f]], "is required for ratio metrics")
+    # Covariate fields come as a group: all of them or none, in every variation alike.
+    for fields, applies in ((COVARIATE_FIELDS, np.ones_like(is_bin)), (RATIO_COVARIATE_FIELDS, is_ratio)):
+        cols = [COLUMN[f] for f in fields]
+        has_any = present[cols].any(axis=0) & applies
+        in_analysis = (np.bincount(group, weights=has_any.astype(np.float64)) > 0)[group]
+        for f, j in zip(fields, cols, strict=True):
+            missing = in_analysis & applies & ~present[j]
+            if f == "covariate_sum_squares":
+                missing &= ~is_bin  # a 0/1 covariate's sum of squares is its sum
+            flag(f, missing, "is required in every variation when any covariate field is given")
+    if fail.any():
+        row, col = np.argwhere(fail.T)[0]
+        k = int(group[row])
+        arm = int(row - np.flatnonzero(group == k)[0])
+        raise _fail(prefix, k, f"variations[{arm}].{NUMERIC_FIELDS[col]}", messages[int(col)])
+
+
+def _as_array(rows: list[tuple[Any, ...]]) -> FloatArray:
+    """NUMERIC_FIELDS x rows floats; None (a field not given) becomes NaN."""
+    width = len(NUMERIC_FIELDS)
+    try:
+        # Several times faster than np.array on tuples, but it accepts no None.
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+    except TypeError:
+        flat = np.array(rows, dtype=np.float64)
+    return np.ascontiguousarray(flat.reshape(-1, width).T)
+
+
+def build_table(analyses: Sequence[AnalysisInput], prefix: str) -> Table:
+    """The analyses as arrays, checked; raises InputError naming the first bad field.
+
+    `prefix` formatted with an analysis' index starts the field path of its errors.
+    """
+    batch = _Batch([], [], [], [], [])
+    for k, a in enumerate(analyses):
+        _add(batch, a, prefix.format(k))
+    s = np.array(batch.settings, dtype=np.float64).reshape(-1, len(_Setting._fields))
+    settings = engine.GroupSettings(
+        metric=s[:, 0].astype(np.int64),
+        alpha=s[:, 1],
+        relative=s[:, 2] != 0,
+        sequential=s[:, 3] != 0,
+        tuning=s[:, 4],
+        cuped=s[:, 5] != 0,
+    )
+    sizes = np.array(batch.sizes, dtype=np.int64)
+    weights = np.array(batch.weights, dtype=np.float64)
+    given = np.array(batch.weights_given, dtype=np.int64)
+    values = _as_array(batch.rows)
+    group = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    with np.errstate(invalid="ignore"):
+        _check_settings(settings, sizes, given, weights, group, prefix)
+        _check_values(values, group, settings.metric[group], prefix)
+    return Table(values, group, sizes, weights, settings)

@@ -1,8 +1,11 @@
-"""Management API authentication: bearer tokens with read or write scope, or a staff session."""
+"""Who is asking: management API tokens (read or write scope) or a staff session, and the
+throttle on admin logins."""
 
 from typing import TYPE_CHECKING, Any
 
+from axes.backends import AxesStandaloneBackend
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -59,3 +62,20 @@ def request_actor(request: Request) -> Actor:
     if isinstance(token, ApiToken):
         label = f"{label} (token {token.prefix}…)"
     return Actor(label=label, user_id=getattr(user, "pk", None), via="api")
+
+
+class LoginThrottleBackend(AxesStandaloneBackend):  # type: ignore[misc]
+    """django-axes' lockout check for logins that come with a request (the admin login form).
+
+    A login without a request (`Client.login` in tests, scripts calling `authenticate`) has no
+    address to throttle by; it passes on to the password check instead of failing outright.
+    """
+
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if request is None:
+            return None
+        super().authenticate(request, username=username, password=password, **kwargs)
+        return None

@@ -28,3 +28,5 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "5000"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
+# Tokens and SDK keys in request lines are replaced by a fingerprint (config/logs.py).
+logger_class = "config.logs.RedactingGunicornLogger"

@@ -3,7 +3,6 @@ from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 
 def _favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
@@ -26,6 +25,5 @@ urlpatterns = [
     path("api/v1/", include("experiments.urls")),
     path("experiments/", include("pages.experiments.urls")),
     path("flags/", include("pages.flags.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("base.urls")),
 ]

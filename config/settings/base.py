@@ -4,6 +4,7 @@ Production (DJANGO_DEBUG unset or false) refuses to start without DJANGO_SECRET_
 """
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "audit",
     "base",
     "traffic",
@@ -55,7 +58,28 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one user
+# name from one address, that pair is locked out for AXES_COOLOFF_MINUTES. A successful login
+# resets the count; `manage.py axes_reset` lifts every lockout. Programmatic logins without a
+# request (tests, scripts) skip the throttle: see base.authentication.LoginThrottleBackend.
+AUTHENTICATION_BACKENDS = [
+    "base.authentication.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_VERBOSE = False
+# Behind a proxy, set DJANGO_TRUSTED_PROXY_HEADER (e.g. HTTP_X_FORWARDED_FOR) so that the
+# client's address, not the proxy's, is throttled.
+AXES_IPWARE_META_PRECEDENCE_ORDER = [h for h in [env_str("DJANGO_TRUSTED_PROXY_HEADER", "")] if h] + ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -128,8 +152,18 @@ if DEBUG:
         "rest_framework.renderers.BrowsableAPIRenderer",
     ]
 
+# The API documentation (/api/docs/) and schema (/api/schema/): "authenticated" (default) asks
+# for a staff login or a management token; "public" serves them to anyone. Swagger UI is served
+# from the installed drf-spectacular-sidecar package, so the page works without internet.
+API_DOCS_ACCESS = env_str("API_DOCS_ACCESS", "authenticated")
+if API_DOCS_ACCESS not in ("authenticated", "public"):
+    raise ImproperlyConfigured("API_DOCS_ACCESS must be 'authenticated' or 'public'.")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Splitbase API",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "DESCRIPTION": "Feature flags, experiments, OFREP evaluation and event ingestion.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -186,10 +220,13 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Every log line passes through a filter that replaces management tokens and SDK keys by a
+# fingerprint (docs/security.md), whichever logger wrote it.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "config.logs.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
 }
 
@@ -208,10 +245,22 @@ UNFOLD = {
     "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
 }
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    CSRF_COOKIE_HTTPONLY = False
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+# Deployments behind TLS (docs/security.md, "Production settings"): each switch is an
+# environment variable so the same image runs locally over plain HTTP.
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# The health probes are answered over plain HTTP inside the cluster even when the site redirects.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # A broker without any server, for `make demo` on a machine with no Redis: messages are files.
 if CELERY_BROKER_URL.startswith("filesystem://"):

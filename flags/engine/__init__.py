@@ -1,0 +1,67 @@
+"""The flag engine: a compiled snapshot of an environment's flags in, values out.
+
+Pure (no Django): the serving edge evaluates snapshots that `flags.mappers` compiles from the
+database; the GrowthBook SDK payload is a direct serialisation of the same snapshot, so SDKs
+evaluating it locally agree with the server. Modules: `types` (the snapshot and evaluation
+results), `conditions` (GrowthBook's condition language), `evaluation`, `gbformat` (the SDK
+payload both ways) and `validation` (checks the services run before a write).
+"""
+
+from flags.engine.conditions import compile_condition, eval_condition, validate_condition
+from flags.engine.evaluation import evaluate, evaluate_all, prerequisites_of, run_experiment
+from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
+from flags.engine.types import (
+    UNSET,
+    Evaluation,
+    Experiment,
+    ExperimentAssignment,
+    Feature,
+    ParentCondition,
+    Reason,
+    Rule,
+    Snapshot,
+    Source,
+    ValueType,
+    VariationMeta,
+)
+from flags.engine.validation import (
+    check_condition,
+    check_prerequisites,
+    check_rule,
+    check_served_variants,
+    check_variants,
+    find_cycle,
+    value_matches_type,
+)
+
+__all__ = [
+    "UNSET",
+    "Evaluation",
+    "Experiment",
+    "ExperimentAssignment",
+    "Feature",
+    "ParentCondition",
+    "Reason",
+    "Rule",
+    "Snapshot",
+    "Source",
+    "ValueType",
+    "VariationMeta",
+    "check_condition",
+    "check_prerequisites",
+    "check_rule",
+    "check_served_variants",
+    "check_variants",
+    "compile_condition",
+    "eval_condition",
+    "evaluate",
+    "evaluate_all",
+    "find_cycle",
+    "next_schedule_change",
+    "prerequisites_of",
+    "run_experiment",
+    "snapshot_from_payload",
+    "snapshot_to_payload",
+    "validate_condition",
+    "value_matches_type",
+]

@@ -118,9 +118,10 @@ def test_openapi_schema__generated__without_warnings(tmp_path: Path) -> None:
     call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yaml"))
 
 
-def test_openapi_schema__management_operations__token_scheme_and_unique_names(client: Client) -> None:
+def test_openapi_schema__management_operations__token_scheme_and_unique_names(client: Client, admin_user: Any) -> None:
     import yaml
 
+    client.force_login(admin_user)
     document = yaml.safe_load(client.get("/api/schema/").content)
     schemes = document["components"]["securitySchemes"]
     assert schemes["managementToken"] == {**schemes["managementToken"], "type": "http", "scheme": "bearer"}

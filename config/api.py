@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.api_input import SafeLimitOffsetPagination
 from config.errors import ApplicationError
 
 
@@ -22,7 +23,7 @@ class ListApi(APIView):
     `pagination_class` is also what the schema generator reads to document the page shape.
     """
 
-    pagination_class = LimitOffsetPagination
+    pagination_class: type[LimitOffsetPagination] = SafeLimitOffsetPagination
 
     def page_response(self, request: Request, items: Any, render: Callable[[Sequence[Any]], Any]) -> Response:
         paginator = self.pagination_class()
@@ -34,8 +35,14 @@ class ListApi(APIView):
 def validated_input(
     serializer_class: type[serializers.Serializer[Any]], request: Request, *, partial: bool = False
 ) -> dict[str, Any]:
-    """The request body checked by `serializer_class`; a 400 `validation_error` otherwise."""
-    serializer = serializer_class(data=request.data, partial=partial)
+    """The request body checked by `serializer_class`; a 400 `validation_error` otherwise, also
+    naming every field the body has and the serializer does not (nothing is silently ignored)."""
+    data = request.data
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - set(serializer_class().fields))
+        if unknown:
+            raise exceptions.ValidationError({name: ["Unknown field: it cannot be set here."] for name in unknown})
+    serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 

@@ -133,13 +133,17 @@ LOGIN_URL = "/admin/login/"
 # 4 MiB: a segment of 100,000 ids (the most one takes) is about 2 MB of JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_MAX_BODY_BYTES", 4 * 1_048_576)
 
+# Every JSON body (management API, SDK endpoints, events) may nest at most this deep.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": ["config.api_input.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "base.authentication.ManagementTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["base.authentication.HasManagementScope"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api_input.SafeLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",

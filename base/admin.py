@@ -1,8 +1,10 @@
-"""Admin for the audit log.
+"""Admin of the audit log and of management API tokens.
 
 `AuditHistoryMixin`: the "History" page of an object lists its audit entries with diffs, so
-product managers see who changed what, whichever interface made the change. The base classes
-every app's admin is built from are in `base.admin_base`.
+product managers see who changed what, whichever interface made the change. Tokens are
+created (the raw value shown once) and revoked through `base.tokens`. The base classes every
+app's admin is built from are in `base.admin_base`; environments are administered with their
+flag states, in `flags`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
@@ -24,9 +26,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.models import AuditEntry
-from base.admin_base import ModelAdmin
+from base import tokens
+from base.admin_base import ErrorTarget, Formsets, ModelAdmin, ServiceAdmin, ServiceModelForm, admin_actor
+from base.models import ApiToken
 
-__all__ = ["AuditEntryAdmin", "AuditHistoryMixin", "diff_rows"]
+__all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "diff_rows"]
 
 
 # Audit history ------------------------------------------------------------------------------
@@ -130,7 +134,7 @@ def _object_link(entry: AuditEntry) -> str | None:
     from django.apps import apps
 
     targets = {
-        "flag": ("flags", "flag"), "segment": ("flags", "segment"), "environment": ("flags", "environment"),
+        "flag": ("flags", "flag"), "segment": ("flags", "segment"), "environment": ("base", "environment"),
         "layer": ("traffic", "layer"), "holdout": ("traffic", "holdout"),
     }
     target = targets.get(entry.object_type)
@@ -194,3 +198,79 @@ class AuditEntryAdmin(ModelAdmin[AuditEntry]):
     @admin.display(description="After")
     def after_json(self, obj: AuditEntry) -> SafeString:
         return format_html('<pre class="whitespace-pre-wrap text-sm">{}</pre>', _show(obj.after))
+
+
+# Management API tokens ------------------------------------------------------------------------
+
+
+class ApiTokenForm(ServiceModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("name", "user", "scope")
+        help_texts = {
+            "scope": "Read tokens can only read configuration; write tokens can change it.",
+            "user": "The token acts as this user.",
+        }
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
+    audit_object_type = "token"
+    audit_key_field = "prefix"
+    form = ApiTokenForm
+    list_display = ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+    list_filter = ("scope",)
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    actions = ("revoke_tokens",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        queryset = super().get_queryset(request)
+        user: Any = request.user
+        return queryset if user.is_superuser else queryset.filter(user=user)
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is None:
+            user: Any = request.user
+            return ("name", "user", "scope") if user.is_superuser else ("name", "scope")
+        return ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        return () if obj is None else ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
+                   **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False  # revoked tokens stay listed, so their use can still be traced
+
+    @admin.display(description="Status")
+    def status(self, obj: ApiToken) -> str:
+        return f"Revoked {obj.revoked_at:%Y-%m-%d %H:%M}" if obj.revoked_at else "Active"
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        if change:
+            return
+        data = form.cleaned_data
+        token, raw = self.call(ErrorTarget(), tokens.api_token_create, actor=admin_actor(request),
+                               user=data.get("user") or request.user, name=data["name"], scope=data["scope"])
+        form.instance.pk = token.pk
+        self.message_user(request, f"Copy this token now, it will not be shown again: {raw}", messages.WARNING)
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            return self.confirm(
+                request, queryset, action="revoke_tokens", question="Revoke these tokens?",
+                explanation="Requests with a revoked token are refused at once. This cannot be undone.",
+                confirm_label="Yes, revoke",
+            )
+        self.run_each(request, queryset.filter(revoked_at__isnull=True), tokens.api_token_revoke, "token",
+                      "Revoked {count} token(s).")
+        return None

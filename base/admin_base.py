@@ -70,7 +70,8 @@ class ErrorTarget:
     """Where a service call's errors go.
 
     `fields` renames service fields to form fields; `items` sends errors about the n-th item of
-    a list argument (`variants[1].key`) to the inline form that item came from.
+    a list argument (`variants[1].key`) to the inline form that item came from, where `fields`
+    renames the item's fields.
     """
 
     prefix: str | None = None
@@ -79,7 +80,7 @@ class ErrorTarget:
     items: Mapping[str, tuple[str, Sequence[int]]] = field(default_factory=dict)
 
 
-ITEM_PATH = re.compile(r"^([A-Za-z_]+)\[(\d+)\](?:\.([A-Za-z_]+))?")
+ITEM_PATH = re.compile(r"^([A-Za-z_]+)\[(\d+)\]")
 
 
 def _readable_path(path: str) -> str:
@@ -92,7 +93,11 @@ def _place(key: str, message: str, target: ErrorTarget) -> Placement:
         prefix, indexes = target.items[match.group(1)]
         position = int(match.group(2))
         index = indexes[position] if position < len(indexes) else None
-        return Placement(prefix, index, match.group(3), message)
+        rest = key[match.end(2) + 1:].lstrip(".")
+        if not rest:
+            return Placement(prefix, index, None, message)
+        # The rest of the path is about the item's own form, placed as for a call about that form.
+        return _place(rest, message, ErrorTarget(prefix=prefix, index=index, fields=target.fields))
     if key in target.items:
         return Placement(target.items[key][0], None, None, message)
     base = re.split(r"[.\[]", key, maxsplit=1)[0]

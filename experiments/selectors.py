@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
 from config.errors import NotFound
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
+from flags.models import Flag
 
 
 def metric_list(
@@ -48,6 +49,21 @@ def experiment_list(
     if tag:
         qs = qs.filter(tags__contains=[tag.strip().lower()])
     return qs
+
+
+def experiments_of_flag(*, flag: Flag, limit: int = 50) -> list[Experiment]:
+    """The newest experiments on a flag, in any environment and status."""
+    return list(Experiment.objects.filter(flag=flag).select_related("environment").order_by("-created_at")[:limit])
+
+
+def experiment_counts_by_flag() -> dict[int, int]:
+    """Flag id -> how many experiments use it, for flags that are not archived."""
+    return dict(
+        Experiment.objects.filter(flag__archived_at__isnull=True)
+        .values("flag_id")
+        .annotate(n=Count("id"))
+        .values_list("flag_id", "n")
+    )
 
 
 def experiment_get(*, key: str) -> Experiment:

@@ -1,5 +1,5 @@
-"""Admin for product managers: flags, their per-environment state and rules, segments,
-environments and management tokens.
+"""Admin for product managers: flags, their per-environment state and rules, and segments
+(environments are in `environment_admin`, management tokens in `base.admin`).
 
 Every save goes through `flags.services` (the same validation, transaction, audit entry and
 config-version bump as the API). The admin never saves these rows itself: `save_model` is a
@@ -10,7 +10,6 @@ messages on the fields they concern (see `base.admin_base.ServiceAdmin`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import admin, messages
@@ -22,10 +21,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.types import Actor
-from base import tokens
 from base.admin import AuditHistoryMixin
 from base.admin_base import (
     ErrorTarget,
+    Formsets,
     Placement,
     ServiceAdmin,
     ServiceRejected,
@@ -34,13 +33,11 @@ from base.admin_base import (
     admin_actor,
 )
 from base.forms import as_percent
-from base.models import ApiToken, Environment
 from config.errors import ApplicationError
-from flags import services
+from flags import environment_admin as _environment_admin  # noqa: F401 - registers the environment admin
+from flags import rule_sets, services
 from flags.forms import (
     RULE_ERROR_FIELDS,
-    ApiTokenForm,
-    EnvironmentForm,
     FlagAddForm,
     FlagChangeForm,
     FlagStateForm,
@@ -50,8 +47,6 @@ from flags.forms import (
     parse_variant_value,
 )
 from flags.models import Flag, FlagState, Rule, Segment, Variant
-
-Formsets = Mapping[str, Any]
 
 
 def _forms_in_use(formset: Any) -> list[tuple[int, Any]]:
@@ -346,33 +341,27 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
             self.call(ErrorTarget(), services.flag_state_update, actor=actor, flag=flag, environment=environment,
                       **served)
         formset = formsets.get("rules")
-        if formset is None:
-            return
-        order: list[tuple[float, int, str]] = []
-        for index, rule_form in enumerate(formset.forms):
-            target = ErrorTarget(prefix=formset.prefix, index=index, fields=RULE_ERROR_FIELDS)
-            data: dict[str, Any] = getattr(rule_form, "cleaned_data", None) or {}
-            existing = rule_form.instance.pk is not None
-            if not data:
-                continue
-            if data.get("DELETE"):
-                if existing:
-                    self.call(target, services.flag_rule_delete, actor=actor, rule=rule_form.instance)
-                continue
-            if not existing:
-                rule = self.call(target, services.flag_rule_create, actor=actor, flag=flag, environment=environment,
-                                 **rule_form.service_data())
-            elif rule_form.has_changed() and (changes := rule_form.changed_service_data()):
-                rule = self.call(target, services.flag_rule_update, actor=actor, rule=rule_form.instance, **changes)
-            else:
-                rule = rule_form.instance
-            position = data.get("position")
-            order.append((float("inf") if position is None else float(position), index, rule.uid))
-        wanted = [uid for *_, uid in sorted(order)]
-        current = list(Rule.objects.filter(state=state).order_by("position", "id").values_list("uid", flat=True))
-        if wanted != current:
-            self.call(ErrorTarget(prefix=formset.prefix), services.flag_rule_reorder, actor=actor, flag=flag,
-                      environment=environment, rule_ids=wanted)
+        if formset is not None:
+            rules, indexes = _rule_items(formset)
+            self.call(ErrorTarget(items={"rules": (formset.prefix, indexes)}, fields=RULE_ERROR_FIELDS),
+                      rule_sets.flag_rules_replace, actor=actor, flag=flag, environment=environment, rules=rules,
+                      replacing=[f.instance.uid for f in formset.forms if f.instance.pk is not None])
+
+
+def _rule_items(formset: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rules the inline forms keep, in the order their "Order" numbers give (rules without
+    one last, ties in page order): each a new rule's fields, or an existing rule's id and
+    edited fields. Also the index of the form each came from, for placing errors."""
+    kept: list[tuple[float, int, dict[str, Any]]] = []
+    for index, form in _forms_in_use(formset):
+        if form.instance.pk is None:
+            item = form.service_data()
+        else:
+            item = {"id": form.instance.uid, **(form.changed_service_data() if form.has_changed() else {})}
+        position = form.cleaned_data.get("position")
+        kept.append((float("inf") if position is None else float(position), index, item))
+    kept.sort(key=lambda entry: entry[:2])
+    return [item for *_, item in kept], [index for _, index, _ in kept]
 
 
 # Segments -----------------------------------------------------------------------------------
@@ -430,119 +419,3 @@ class SegmentAdmin(AuditHistoryMixin, ServiceAdmin[Segment]):
             used = ", ".join(map(str, dict(exc.details or {}).get("used_by", [])))
             self.message_user(request, f"{exc.message} {used}".strip(), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:flags_segment_change", args=[object_id]))
-
-
-# Environments and tokens ------------------------------------------------------------------
-
-
-@admin.register(Environment)
-class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
-    audit_object_type = "environment"
-    form = EnvironmentForm
-    list_display = ("key", "name", "client_key", "server_key_hint", "config_version", "updated_at")
-    search_fields = ("key", "name")
-    actions = ("rotate_keys",)
-
-    def get_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
-        if obj is None:
-            return ("key", "name")
-        return ("key", "name", "client_key", "server_key", "config_version", "updated_at")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
-        return () if obj is None else ("key", "name", "client_key", "server_key", "config_version", "updated_at")
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
-                   **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, context)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Environment | None = None) -> bool:
-        return False
-
-    @admin.display(description="Server key")
-    def server_key_hint(self, obj: Environment) -> str:
-        return obj.server_key[:14] + "…"
-
-    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
-        if not change:
-            env = self.call(ErrorTarget(), services.environment_create, actor=admin_actor(request),
-                            key=form.cleaned_data["key"], name=form.cleaned_data["name"])
-            form.instance.pk = env.pk
-
-    @admin.action(description="Rotate SDK keys of selected environments", permissions=["change"])
-    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[Environment]) -> TemplateResponse | None:
-        if request.POST.get("post") != "yes":
-            return self.confirm(
-                request, queryset, action="rotate_keys", question="Rotate the SDK keys of these environments?",
-                explanation="New client and server keys are issued and the old ones stop working at once: every "
-                            "SDK using them must be given the new keys.",
-                confirm_label="Yes, rotate the keys",
-            )
-        self.run_each(request, queryset, services.environment_rotate_keys, "environment",
-                      "Rotated the keys of {count} environment(s).")
-        return None
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
-    audit_object_type = "token"
-    audit_key_field = "prefix"
-    form = ApiTokenForm
-    list_display = ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
-    list_filter = ("scope",)
-    search_fields = ("name", "prefix", "user__username")
-    list_select_related = ("user",)
-    actions = ("revoke_tokens",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
-        queryset = super().get_queryset(request)
-        user: Any = request.user
-        return queryset if user.is_superuser else queryset.filter(user=user)
-
-    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
-        if obj is None:
-            user: Any = request.user
-            return ("name", "user", "scope") if user.is_superuser else ("name", "scope")
-        return ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
-        return () if obj is None else ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
-
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
-                   **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, context)
-
-    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
-        return False  # revoked tokens stay listed, so their use can still be traced
-
-    @admin.display(description="Status")
-    def status(self, obj: ApiToken) -> str:
-        return f"Revoked {obj.revoked_at:%Y-%m-%d %H:%M}" if obj.revoked_at else "Active"
-
-    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
-        if change:
-            return
-        data = form.cleaned_data
-        token, raw = self.call(ErrorTarget(), tokens.api_token_create, actor=admin_actor(request),
-                               user=data.get("user") or request.user, name=data["name"], scope=data["scope"])
-        form.instance.pk = token.pk
-        self.message_user(request, f"Copy this token now, it will not be shown again: {raw}", messages.WARNING)
-
-    @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> TemplateResponse | None:
-        if request.POST.get("post") != "yes":
-            return self.confirm(
-                request, queryset, action="revoke_tokens", question="Revoke these tokens?",
-                explanation="Requests with a revoked token are refused at once. This cannot be undone.",
-                confirm_label="Yes, revoke",
-            )
-        self.run_each(request, queryset.filter(revoked_at__isnull=True), tokens.api_token_revoke, "token",
-                      "Revoked {count} token(s).")
-        return None
-

@@ -34,8 +34,9 @@ class EnvironmentListApi(ListApi):
 
     @extend_schema(responses=EnvironmentOutput(many=True))
     def get(self, request: Request) -> Response:
-        environments = Environment.objects.all()
-        return self.page_response(request, environments, lambda page: [EnvironmentOutput(e).data for e in page])
+        return self.page_response(
+            request, selectors.environment_list(), lambda page: [EnvironmentOutput(e).data for e in page]
+        )
 
     @extend_schema(request=InputSerializer, responses={201: EnvironmentOutput})
     def post(self, request: Request) -> Response:
@@ -266,12 +267,8 @@ def _rulevalidated_input(request: Request, *, partial: bool) -> dict[str, Any]:
 class FlagRuleListApi(APIView):
     @extend_schema(responses=RuleOutput(many=True))
     def get(self, request: Request, key: str, env: str) -> Response:
-        flag = selectors.flag_get(key=key)
-        state = flag.states.get(environment__key=env) if flag.states.filter(environment__key=env).exists() else None
-        if state is None:
-            selectors.environment_get(key=env)
-            return Response([])
-        return Response([rule_document(r) for r in state.rules.all()])
+        rules = selectors.rule_list(flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env))
+        return Response([rule_document(r) for r in rules])
 
     @extend_schema(request=RuleSerializer, responses={201: RuleOutput})
     def post(self, request: Request, key: str, env: str) -> Response:
@@ -316,7 +313,7 @@ class FlagRuleReorderApi(APIView):
         services.flag_rule_reorder(
             actor=request_actor(request), flag=flag, environment=environment, rule_ids=data["rule_ids"]
         )
-        return Response([rule_document(r) for r in flag.states.get(environment=environment).rules.all()])
+        return Response([rule_document(r) for r in selectors.rule_list(flag=flag, environment=environment)])
 
 
 class SegmentSerializer(serializers.Serializer[Any]):

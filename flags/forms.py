@@ -1,4 +1,4 @@
-"""Admin forms for flags, rules, segments, environments and tokens.
+"""Admin forms for flags, rules, segments and environments.
 
 The forms only parse what people type (JSON, percentages, splits, tag and id lists) into
 the values the services take; the services do the validation that matters. When a service
@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 
 from base.admin_base import ServiceModelForm
 from base.forms import NameOptionalMixin, as_percent, number_text, percent_field
-from base.models import ApiToken, Environment
+from base.models import Environment
 from flags.models import Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ class RuleForm(ServiceModelForm):
         return data
 
 
-# Segments, environments, tokens -----------------------------------------------------------
+# Segments and environments --------------------------------------------------------------------
 
 
 class SegmentForm(NameOptionalMixin, ServiceModelForm):
@@ -400,13 +400,3 @@ class EnvironmentForm(NameOptionalMixin, ServiceModelForm):
         model = Environment
         fields = ("key", "name")
         help_texts = {"key": "For example production or staging. SDK keys are generated when you save."}
-
-
-class ApiTokenForm(ServiceModelForm):
-    class Meta:
-        model = ApiToken
-        fields = ("name", "user", "scope")
-        help_texts = {
-            "scope": "Read tokens can only read configuration; write tokens can change it.",
-            "user": "The token acts as this user.",
-        }

@@ -17,6 +17,14 @@ def environment_get(*, key: str) -> Environment:
     return env
 
 
+def environment_list() -> QuerySet[Environment]:
+    return Environment.objects.all()
+
+
+def environment_keys() -> list[str]:
+    return list(Environment.objects.values_list("key", flat=True))
+
+
 def environment_by_sdk_key(*, key: str) -> Environment | None:
     return Environment.objects.filter(client_key=key).first() or Environment.objects.filter(server_key=key).first()
 
@@ -47,6 +55,11 @@ def rule_get(*, flag: Flag, environment: Environment, uid: str) -> Rule:
     if rule is None:
         raise NotFound(f"Rule '{uid}' does not exist.", code="rule_not_found")
     return rule
+
+
+def rule_list(*, flag: Flag, environment: Environment) -> QuerySet[Rule]:
+    """The rules of a flag in one environment, in the order they are tried."""
+    return Rule.objects.filter(state__flag=flag, state__environment=environment).order_by("position", "id")
 
 
 def segment_list() -> QuerySet[Segment]:
@@ -85,3 +98,20 @@ def flag_usage_by_environment(*, flag_ids: Iterable[int]) -> dict[int, dict[str,
 def payload_fetches() -> dict[str, datetime]:
     """Environment key -> when an SDK last fetched its GrowthBook payload."""
     return dict(EnvironmentUsage.objects.values_list("environment__key", "payload_fetched_at"))
+
+
+# Prerequisites ---------------------------------------------------------------------------------
+
+
+def flags_requiring(*, flag: Flag) -> list[Flag]:
+    """Flags with `flag` among their own prerequisites, by key."""
+    return list(Flag.objects.filter(prerequisites__contains=[{"flag": flag.key}]).order_by("key"))
+
+
+def rules_requiring(*, flag: Flag) -> list[Rule]:
+    """Rules (of any flag and environment) with `flag` among their prerequisites."""
+    return list(
+        Rule.objects.filter(prerequisites__contains=[{"flag": flag.key}]).select_related(
+            "state__flag", "state__environment"
+        )
+    )

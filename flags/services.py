@@ -26,6 +26,7 @@ from config.errors import Conflict, ValidationFailed
 from flags.documents import environment_document, flag_document, rule_document, segment_document
 from flags.engine import validation
 from flags.models import Flag, FlagState, Rule, Segment, Variant
+from flags.prerequisites import prerequisite_dependants, prerequisites_check
 from traffic.models import Holdout
 
 RULE_FIELDS = (
@@ -104,35 +105,6 @@ def environment_rotate_keys(*, actor: Actor, environment: Environment) -> Enviro
 # Flags ----------------------------------------------------------------------------------
 
 
-def _prerequisite_edges(*, replace: tuple[str, list[str]] | None = None) -> dict[str, list[str]]:
-    edges: dict[str, list[str]] = {}
-    for key, prereqs in Flag.objects.values_list("key", "prerequisites"):
-        edges.setdefault(key, []).extend(p["flag"] for p in prereqs or [] if isinstance(p, dict) and "flag" in p)
-    for flag_key, prereqs in Rule.objects.values_list("state__flag__key", "prerequisites"):
-        edges.setdefault(flag_key, []).extend(p["flag"] for p in prereqs or [] if isinstance(p, dict) and "flag" in p)
-    if replace is not None:
-        key, extra = replace
-        edges.setdefault(key, []).extend(extra)
-    return edges
-
-
-def _check_no_cycle(flag_key: str, prerequisites: Sequence[Mapping[str, Any]]) -> None:
-    extra = [str(p["flag"]) for p in prerequisites]
-    cycle = validation.find_cycle(_prerequisite_edges(replace=(flag_key, extra)))
-    if cycle:
-        raise ValidationFailed(
-            "Prerequisites would form a cycle.",
-            code="prerequisite_cycle",
-            details={"prerequisites": [" -> ".join(cycle)]},
-        )
-
-
-def _check_prerequisites(flag_key: str, prerequisites: Any, field: str = "prerequisites") -> None:
-    known = Flag.objects.values_list("key", flat=True)
-    _raise_if(validation.check_prerequisites(prerequisites, flag_key=flag_key, known_flags=known, field=field))
-    _check_no_cycle(flag_key, prerequisites)
-
-
 @transaction.atomic
 def flag_create(
     *,
@@ -169,7 +141,7 @@ def flag_create(
     _raise_if(validation.check_served_variants(keys, default_variant=default, off_variant=off))
     if Flag.objects.filter(key=key).exists():
         raise Conflict(f"Flag '{key}' already exists.", code="duplicate_key")
-    _check_prerequisites(key, list(prerequisites))
+    prerequisites_check(key, list(prerequisites))
     try:
         flag = Flag.objects.create(
             key=key,
@@ -224,7 +196,7 @@ def _flag_change(flag: Flag, changes: dict[str, Any]) -> None:
             "Unknown lifecycle.", details={"lifecycle": [f"Use one of {', '.join(Flag.Lifecycle.values)}."]}
         )
     if "prerequisites" in changes:
-        _check_prerequisites(flag.key, changes["prerequisites"])
+        prerequisites_check(flag.key, changes["prerequisites"])
     if "variants" in changes:
         variants = list(changes.pop("variants"))
         _raise_if(validation.check_variants(flag.value_type, variants))
@@ -250,9 +222,7 @@ def flag_archive(*, actor: Actor, flag: Flag, archived: bool = True) -> Flag:
     """Archive (stop serving) or restore a flag; archived flags are kept for history."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     if archived:
-        dependants = sorted(
-            key for key, parents in _prerequisite_edges().items() if flag.key in parents and key != flag.key
-        )
+        dependants = prerequisite_dependants(flag_key=flag.key)
         active = list(Flag.objects.filter(key__in=dependants, archived_at__isnull=True).values_list("key", flat=True))
         if active:
             raise Conflict("Other flags require this flag.", code="flag_in_use", details={"required_by": active})
@@ -294,6 +264,19 @@ def flag_state_update(
     return state
 
 
+@transaction.atomic
+def flag_switch(*, actor: Actor, flag: Flag, environment: Environment, enabled: bool) -> FlagState:
+    """The kill switch: turn the flag on or off in one environment after a confirmation.
+
+    Refused when the flag is already in the asked state: someone switched it since the
+    confirmation was shown, and switching again would undo their decision.
+    """
+    if _state(flag, environment).enabled == enabled:
+        raise Conflict("The flag changed since the page was shown; nothing was done. Check and retry.",
+                       code="flag_already_switched")
+    return flag_state_update(actor=actor, flag=flag, environment=environment, enabled=enabled)
+
+
 # Rules ----------------------------------------------------------------------------------
 
 
@@ -322,7 +305,28 @@ def _validate_rule(flag: Flag, rule: Mapping[str, Any]) -> None:
     _raise_if(errors, "The rule is not valid.")
     prereqs = merged.get("prerequisites") or []
     if prereqs:
-        _check_prerequisites(flag.key, prereqs)
+        prerequisites_check(flag.key, prereqs)
+
+
+def rule_values(rule: Rule) -> dict[str, Any]:
+    """The fields of a rule that writes set, as `flag_rule_check` returns them."""
+    values = rule_document(rule)
+    values.pop("id")
+    values.pop("position")
+    values["holdout"] = values.get("holdout") or ""
+    return {**values, **_normalise_rule({k: values[k] for k in ("starts_at", "ends_at")})}
+
+
+def flag_rule_check(*, flag: Flag, data: Mapping[str, Any], rule: Rule | None = None) -> dict[str, Any]:
+    """Check a new rule of `flag` (`rule` None) or a change of `rule`; writes nothing.
+
+    Returns the fields to write: those given for a new rule, every field with the change
+    applied for an existing one. ValidationFailed names each bad field.
+    """
+    reject_unknown(data, RULE_FIELDS, what="rule")
+    values = _normalise_rule(data) if rule is None else {**rule_values(rule), **_normalise_rule(data)}
+    _validate_rule(flag, values)
+    return values
 
 
 @transaction.atomic
@@ -331,9 +335,7 @@ def flag_rule_create(
 ) -> Rule:
     """Add a rule; rules are evaluated in order and the first match serves."""
     state = _state(flag, environment)
-    reject_unknown(data, RULE_FIELDS, what="rule")
-    rule_data = _normalise_rule(data)
-    _validate_rule(flag, rule_data)
+    rule_data = flag_rule_check(flag=flag, data=data)
     rules = list(state.rules.all())
     index = len(rules) if position is None else max(0, min(position, len(rules)))
     rule = Rule(state=state, uid=f"r_{uuid.uuid4().hex[:12]}", **rule_data)
@@ -359,16 +361,7 @@ def _renumber(rules: Sequence[Rule]) -> None:
 def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
     rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
     flag, env = rule.state.flag, rule.state.environment
-    reject_unknown(changes, RULE_FIELDS, what="rule")
-    current = rule_document(rule)
-    current.pop("id")
-    current.pop("position")
-    current.update(_normalise_rule(changes))
-    for field in ("starts_at", "ends_at"):
-        if isinstance(current.get(field), str):
-            current[field] = datetime.fromisoformat(current[field])
-    current["holdout"] = current.get("holdout") or ""
-    _validate_rule(flag, current)
+    current = flag_rule_check(flag=flag, data=changes, rule=rule)
     with audited(actor=actor, action="flag.rule_update", object_type="flag", object_key=flag.key,
                  document=lambda: flag_document(flag), environment=env.key):
         for field, value in current.items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Count, Prefetch
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_list
-from base.models import Environment
 from config.errors import ApplicationError
+from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
 from flags import ramps, selectors, services
 from flags import staleness as lifecycle
@@ -55,13 +55,8 @@ def flag_list(request: HttpRequest) -> HttpResponse:
         flags = flags.filter(key__icontains=search)
     loaded = list(lifecycle.flags_with_rules(flags))
     assessed = lifecycle.flag_lifecycle_assess(loaded, every_flag=not search)
-    environments = list(Environment.objects.values_list("key", flat=True))
-    usage = dict(
-        Experiment.objects.filter(flag__archived_at__isnull=True)
-        .values("flag_id")
-        .annotate(n=Count("id"))
-        .values_list("flag_id", "n")
-    )
+    environments = selectors.environment_keys()
+    usage = experiment_selectors.experiment_counts_by_flag()
     rows = []
     for flag, item in zip(loaded, assessed, strict=True):
         if only_stale and not item.stale:
@@ -108,15 +103,6 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
         }
         for state in states
     ]
-    required_by_flags = list(Flag.objects.filter(prerequisites__contains=[{"flag": flag.key}]).order_by("key"))
-    required_by_rules = list(
-        Rule.objects.filter(prerequisites__contains=[{"flag": flag.key}]).select_related(
-            "state__flag", "state__environment"
-        )
-    )
-    experiments = list(
-        Experiment.objects.filter(flag=flag).select_related("environment").order_by("-created_at")[:50]
-    )
     return render(
         request,
         "flags/flag_detail.html",
@@ -127,9 +113,9 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
             environments=environments,
             lifecycle=lifecycle.flag_lifecycle_get(flag=flag),
             stale_days=lifecycle.stale_flag_days(),
-            experiments=experiments,
-            required_by_flags=required_by_flags,
-            required_by_rules=required_by_rules,
+            experiments=experiment_selectors.experiments_of_flag(flag=flag),
+            required_by_flags=selectors.flags_requiring(flag=flag),
+            required_by_rules=selectors.rules_requiring(flag=flag),
             audit=list(audit_list(object_type="flag", object_key=flag.key)[:15]),
             can_change_flag=can(request, FLAG_CHANGE),
             now=timezone.now(),
@@ -147,26 +133,22 @@ def flag_switch(request: HttpRequest, key: str, env: str) -> HttpResponse:
         raise Http404(f"No environment '{env}' for this flag.")
     turn_on = not state.enabled
     if request.method == "POST":
-        wanted = request.POST.get("enabled")
-        if wanted not in ("0", "1") or (wanted == "1") != turn_on:
-            messages.error(request, "The flag changed since the page was shown; nothing was done. Check and retry.")
-            return HttpResponseRedirect(reverse("flag-pages:detail", args=[flag.key]))
+        # The page asks for the state it offered; an answer it cannot have sent is treated as a
+        # stale page, which the switch refuses.
+        wanted = {"1": True, "0": False}.get(request.POST.get("enabled", ""), state.enabled)
         try:
-            services.flag_state_update(
-                actor=page_actor(request), flag=flag, environment=state.environment, enabled=turn_on
-            )
+            services.flag_switch(actor=page_actor(request), flag=flag, environment=state.environment, enabled=wanted)
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(
                 request,
-                f"'{flag.key}' is now {'on' if turn_on else 'OFF'} in {env}"
-                + ("" if turn_on else f": every unit gets '{state.off_variant}'."),
+                f"'{flag.key}' is now {'on' if wanted else 'OFF'} in {env}"
+                + ("" if wanted else f": every unit gets '{state.off_variant}'."),
             )
         return HttpResponseRedirect(reverse("flag-pages:detail", args=[flag.key]))
-    running = list(
-        Experiment.objects.filter(flag=flag, environment=state.environment, status=Experiment.Status.RUNNING)
-    )
+    running = list(experiment_selectors.experiment_list(
+        status=Experiment.Status.RUNNING, environment=state.environment.key, flag=flag.key))
     return render(
         request,
         "flags/flag_switch.html",

@@ -280,6 +280,18 @@ def test_audit_log__list_filters_and_detail_diff__read_only(admin_client: Client
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
 
 
+def test_audit_log__environment_entry__links_to_the_environment_page(
+    admin_client: Client, environments: Any
+) -> None:
+    entry = AuditEntry.objects.get(action="environment.create", object_key="staging")
+
+    detail = admin_client.get(reverse("admin:audit_auditentry_change", args=[entry.pk]))
+
+    assert detail.status_code == 200
+    url = reverse("admin:base_environment_change", args=[environments["staging"].pk])
+    assert f'href="{url}"' in detail.content.decode()
+
+
 # View-only staff --------------------------------------------------------------------------
 
 

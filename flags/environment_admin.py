@@ -1,0 +1,70 @@
+"""Admin for environments: each with its SDK keys and config version.
+
+Creating an environment is a flags service (`flags.services.environment_create`): every flag
+gets its state there. Keys are rotated, never edited; environments are never deleted.
+Registered by `flags.admin`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from base.admin import AuditHistoryMixin
+from base.admin_base import ErrorTarget, Formsets, ServiceAdmin, admin_actor
+from base.models import Environment
+from flags import services
+from flags.forms import EnvironmentForm
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
+    audit_object_type = "environment"
+    form = EnvironmentForm
+    list_display = ("key", "name", "client_key", "server_key_hint", "config_version", "updated_at")
+    search_fields = ("key", "name")
+    actions = ("rotate_keys",)
+
+    def get_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
+        if obj is None:
+            return ("key", "name")
+        return ("key", "name", "client_key", "server_key", "config_version", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
+        return () if obj is None else ("key", "name", "client_key", "server_key", "config_version", "updated_at")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
+                   **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Environment | None = None) -> bool:
+        return False
+
+    @admin.display(description="Server key")
+    def server_key_hint(self, obj: Environment) -> str:
+        return obj.server_key[:14] + "…"
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        if not change:
+            env = self.call(ErrorTarget(), services.environment_create, actor=admin_actor(request),
+                            key=form.cleaned_data["key"], name=form.cleaned_data["name"])
+            form.instance.pk = env.pk
+
+    @admin.action(description="Rotate SDK keys of selected environments", permissions=["change"])
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[Environment]) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            return self.confirm(
+                request, queryset, action="rotate_keys", question="Rotate the SDK keys of these environments?",
+                explanation="New client and server keys are issued and the old ones stop working at once: every "
+                            "SDK using them must be given the new keys.",
+                confirm_label="Yes, rotate the keys",
+            )
+        self.run_each(request, queryset, services.environment_rotate_keys, "environment",
+                      "Rotated the keys of {count} environment(s).")
+        return None

@@ -383,8 +383,8 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
     # Actions --------------------------------------------------------------------------
 
     def _refresh(self, request: HttpRequest, experiment: Experiment) -> None:
-        services.experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.ADMIN,
-                                    requested_by=admin_actor(request).label)
+        services.experiment_readout_request(actor=admin_actor(request), experiment=experiment,
+                                            trigger=ResultSnapshot.Trigger.ADMIN)
 
     @admin.action(description="Start the selected experiments")
     def start_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
@@ -394,9 +394,11 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
     def refresh_results(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         count = 0
         for experiment in queryset:
-            if experiment.phases.exists():
+            try:
                 self._refresh(request, experiment)
-                count += 1
+            except ApplicationError:
+                continue  # not started: nothing to read out, and the count says how many were queued
+            count += 1
         self.message_user(request, f"{count} readout(s) queued; results appear within a minute.", messages.SUCCESS)
 
     @admin.action(description="Archive the selected experiments")
@@ -442,12 +444,8 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
 
     @action(description="Refresh results now", url_path="refresh")
     def refresh_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
-        def refresh(experiment: Experiment) -> None:
-            if not experiment.phases.exists():
-                raise ApplicationError("The experiment has not started: there is nothing to read out yet.")
-            self._refresh(request, experiment)
-
-        return self._detail(request, object_id, refresh, "Readout queued; reload the page in a moment.")
+        return self._detail(request, object_id, lambda e: self._refresh(request, e),
+                            "Readout queued; reload the page in a moment.")
 
     @action(description="Archive", url_path="archive")
     def archive_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -324,17 +323,12 @@ class ExperimentRefreshApi(APIView):
     @extend_schema(request=InputSerializer, responses={202: OutputSerializer})
     def post(self, request: Request, key: str) -> Response:
         data = validated_input(self.InputSerializer, request)
-        experiment = selectors.experiment_get(key=key)
-        phase = selectors.phase_get(experiment=experiment, number=data.get("phase"))
-        if phase is None:
-            raise ValidationFailed("The experiment has not started: there is nothing to read out yet.",
-                                   code="experiment_not_started")
-        with transaction.atomic():
-            snapshot = services.experiment_refresh(
-                experiment=experiment, trigger=ResultSnapshot.Trigger.API, requested_by=request_actor(request).label,
-                phase=phase,
-            )
-        return Response({"snapshot": snapshot.pk, "status": snapshot.status, "phase": phase.number},
+        snapshot = services.experiment_readout_request(
+            actor=request_actor(request), experiment=selectors.experiment_get(key=key),
+            trigger=ResultSnapshot.Trigger.API, phase_number=data.get("phase"),
+        )
+        phase = snapshot.phase
+        return Response({"snapshot": snapshot.pk, "status": snapshot.status, "phase": phase.number if phase else None},
                         status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,10 +1,11 @@
-"""Experiment lifecycle: validated, in one transaction, audited (the metric catalog is in `catalog`).
+"""Experiment lifecycle: validated (`checks`), in one transaction, audited (the metric catalog is
+in `catalog`).
 
 An experiment is a draft until `experiment_start` writes its experiment rule onto the flag
 (through `flags.services`, which bumps the environment's config version so every serving
 process sees it). A weight, coverage or targeting change while it runs starts a new phase.
 `experiment_stop` removes the rule and, when a variation is shipped, makes it the flag's
-default in the environment.
+default in the environment. `experiment_readout_request` queues a readout someone asked for.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from base.keys import Errors, check_key
 from base.models import Environment
 from base.writes import reject_unknown
 from config.errors import Conflict, ValidationFailed
+from experiments.checks import WEIGHT_TOLERANCE, check_metric_links, check_settings, check_variations, resolve_key
 from experiments.documents import experiment_document
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
+from experiments.readout_jobs import experiment_refresh
 from experiments.readout_sql import rollup_drop
-from experiments.validation import normalize_tags, tags_errors, target_mde_errors
+from experiments.selectors import phase_get
+from experiments.validation import normalize_tags
 from flags import services as flag_services
-from flags.engine import validation
 from flags.models import Flag, Rule
-from traffic.assignment.allocation import find_overlaps, range_errors
+from traffic.assignment.allocation import find_overlaps
 from traffic.models import Holdout, Layer
 
 EXPERIMENT_FIELDS = (
@@ -50,113 +53,6 @@ ANALYSIS_FIELDS = frozenset({
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
     "target_mde", "tags",
 })
-WEIGHT_TOLERANCE = 1e-6
-MAX_SLICE_ATTRIBUTES = 5
-
-
-# Experiments: validation ---------------------------------------------------------------------
-
-
-def _check_variations(variations: Any, flag: Flag, errors: Errors) -> None:
-    if not isinstance(variations, list):
-        add_error(errors, "variations", "Give a list of variations: {key, name, weight}.")
-        return
-    variant_keys = set(flag.variants.values_list("key", flat=True))
-    seen: set[str] = set()
-    for i, v in enumerate(variations):
-        if not isinstance(v, Mapping) or not isinstance(v.get("key"), str):
-            add_error(errors, f"variations[{i}].key", "Each variation needs the key of a variant of the flag.")
-            continue
-        if v["key"] not in variant_keys:
-            add_error(errors, f"variations[{i}].key", f"The flag '{flag.key}' has no variant '{v['key']}'.")
-        if v["key"] in seen:
-            add_error(errors, f"variations[{i}].key", f"Variation '{v['key']}' appears twice.")
-        seen.add(v["key"])
-        weight = v.get("weight")
-        if not is_number(weight) or not 0 <= weight <= 1:
-            add_error(errors, f"variations[{i}].weight", "The weight must be a number between 0 and 1.")
-
-
-def _check_metric_links(metrics: Any, errors: Errors) -> list[tuple[Metric, str]]:
-    if not isinstance(metrics, list):
-        add_error(errors, "metrics", "Give a list of {metric, role}.")
-        return []
-    keys = [m.get("metric") if isinstance(m, Mapping) else None for m in metrics]
-    found = {m.key: m for m in Metric.objects.filter(key__in=[k for k in keys if isinstance(k, str)])}
-    links: list[tuple[Metric, str]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(metrics):
-        key = keys[i]
-        role = item.get("role", ExperimentMetric.Role.SECONDARY) if isinstance(item, Mapping) else None
-        metric = found.get(key) if isinstance(key, str) else None
-        if metric is None:
-            add_error(errors, f"metrics[{i}].metric", f"Unknown metric '{key}'.")
-            continue
-        if role not in ExperimentMetric.Role.values:
-            add_error(errors, f"metrics[{i}].role", f"Use one of {', '.join(ExperimentMetric.Role.values)}.")
-            continue
-        if metric.key in seen:
-            add_error(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' appears twice.")
-            continue
-        seen.add(metric.key)
-        links.append((metric, str(role)))
-    return links
-
-
-def _check_settings(data: Mapping[str, Any], errors: Errors) -> None:
-    if "coverage" in data and (not is_number(data["coverage"]) or not 0 <= data["coverage"] <= 1):
-        add_error(errors, "coverage", "Coverage must be a number between 0 and 1.")
-    if "condition" in data:
-        errors.update(validation.check_condition(data["condition"] or {}))
-    if "hash_attribute" in data and (not isinstance(data["hash_attribute"], str) or not data["hash_attribute"]):
-        add_error(errors, "hash_attribute", "Name the attribute units are hashed by (for example 'id').")
-    if "alpha" in data and (not is_number(data["alpha"]) or not 0.001 <= data["alpha"] <= 0.5):
-        add_error(errors, "alpha", "Alpha must be between 0.001 and 0.5.")
-    if "difference_type" in data and data["difference_type"] not in Experiment.DifferenceType.values:
-        add_error(errors, "difference_type", f"Use one of {', '.join(Experiment.DifferenceType.values)}.")
-    if "correction" in data and data["correction"] not in Experiment.Correction.values:
-        add_error(errors, "correction", f"Use one of {', '.join(Experiment.Correction.values)}.")
-    if "sequential_tuning" in data and (not is_number(data["sequential_tuning"]) or data["sequential_tuning"] <= 0):
-        add_error(errors, "sequential_tuning", "The tuning parameter must be a positive number of units.")
-    lookback = data.get("cuped_lookback_days", 14)
-    if not isinstance(lookback, int) or isinstance(lookback, bool) or not 1 <= lookback <= 90:
-        add_error(errors, "cuped_lookback_days", "The lookback must be 1 to 90 days.")
-    minimum = data.get("min_sample_per_arm", 0)
-    if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
-        add_error(errors, "min_sample_per_arm", "Give a non-negative number of units.")
-    if "slice_attributes" in data:
-        attrs = data["slice_attributes"]
-        if (not isinstance(attrs, list) or len(attrs) > MAX_SLICE_ATTRIBUTES
-                or not all(isinstance(a, str) and 0 < len(a) <= 100 for a in attrs)
-                or len(set(attrs)) != len(attrs)):
-            add_error(errors, "slice_attributes", f"Give up to {MAX_SLICE_ATTRIBUTES} different attribute names.")
-    if "target_mde" in data:
-        for message in target_mde_errors(data["target_mde"]):
-            add_error(errors, "target_mde", message)
-    if "tags" in data:
-        for message in tags_errors(data["tags"]):
-            add_error(errors, "tags", message)
-    start, end = data.get("range_start"), data.get("range_end")
-    if data.get("layer") is not None:
-        if not is_number(start) or not is_number(end):
-            add_error(errors, "range_start",
-                      "An experiment in a layer needs the range it owns: start and end in [0, 1].")
-        else:
-            for message in range_errors((float(start), float(end))):
-                add_error(errors, "range_start", message)
-            if end - start <= 0:
-                add_error(errors, "range_end", "The range must not be empty.")
-
-
-def _resolve(model: type[Layer] | type[Holdout], key: Any, field: str, errors: Errors) -> Any:
-    if key is None or key == "":
-        return None
-    if isinstance(key, model):
-        return key
-    found = model.objects.filter(key=key).first() if isinstance(key, str) else None
-    if found is None:
-        add_error(errors, field, f"Unknown {field} '{key}'.")
-    return found
 
 
 def _apply_links(experiment: Experiment, variations: Sequence[Mapping[str, Any]] | None,
@@ -211,14 +107,14 @@ def experiment_create(
         fields["tags"] = normalize_tags(fields["tags"])
     errors = check_key(key)
     variation_list = [dict(v) for v in variations or []]
-    _check_variations(variation_list, flag, errors)
-    links = _check_metric_links([dict(m) for m in metrics or []], errors)
+    check_variations(variation_list, flag, errors)
+    links = check_metric_links([dict(m) for m in metrics or []], errors)
     for i, (metric, _) in enumerate(links):
         if metric.archived_at is not None:
             add_error(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' is archived.")
-    _check_settings(fields, errors)
-    layer = _resolve(Layer, fields.pop("layer", None), "layer", errors)
-    holdout = _resolve(Holdout, fields.pop("holdout", None), "holdout", errors)
+    check_settings(fields, errors)
+    layer = resolve_key(Layer, fields.pop("layer", None), "layer", errors)
+    holdout = resolve_key(Holdout, fields.pop("holdout", None), "holdout", errors)
     raise_if(errors, "The experiment is not valid.")
     if Experiment.objects.filter(key=key).exists():
         raise Conflict(f"Experiment '{key}' already exists.", code="duplicate_key")
@@ -277,7 +173,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     variation_list: list[dict[str, Any]] | None = None
     if "variations" in changes:
         variation_list = [dict(v) for v in changes["variations"] or []]
-        _check_variations(variation_list, flag, errors)
+        check_variations(variation_list, flag, errors)
         if status == Experiment.Status.RUNNING and not errors:
             current = [v.key for v in experiment.variations.all()]
             if [v["key"] for v in variation_list] != current:
@@ -287,7 +183,7 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
                 add_error(errors, "variations", "Weights must sum to 1.")
     links: list[tuple[Metric, str]] | None = None
     if "metrics" in changes:
-        links = _check_metric_links([dict(m) for m in changes["metrics"] or []], errors)
+        links = check_metric_links([dict(m) for m in changes["metrics"] or []], errors)
         if status == Experiment.Status.RUNNING and not any(role == "primary" for _, role in links):
             add_error(errors, "metrics", "A running experiment needs a primary metric.")
     merged = {f: getattr(experiment, f) for f in ("cuped_lookback_days", "min_sample_per_arm")}
@@ -295,11 +191,11 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     merged["layer"] = changes.get("layer", experiment.layer)
     merged.setdefault("range_start", experiment.range_start)
     merged.setdefault("range_end", experiment.range_end)
-    _check_settings(merged, errors)
+    check_settings(merged, errors)
     if "layer" in changes:
-        changes["layer"] = _resolve(Layer, changes["layer"], "layer", errors)
+        changes["layer"] = resolve_key(Layer, changes["layer"], "layer", errors)
     if "holdout" in changes:
-        changes["holdout"] = _resolve(Holdout, changes["holdout"], "holdout", errors)
+        changes["holdout"] = resolve_key(Holdout, changes["holdout"], "holdout", errors)
     raise_if(errors, "The experiment is not valid.")
     new_phase = status == Experiment.Status.RUNNING and _assignment_changed(
         experiment, {**changes, **({"variations": variation_list} if variation_list is not None else {})}
@@ -484,8 +380,6 @@ def experiment_stop(
     experiment.save()
     environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.stop", experiment, before)
-    from experiments.readout_jobs import experiment_refresh
-
     experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.STOP, requested_by=actor.label)
     return experiment
 
@@ -507,3 +401,16 @@ def experiment_archive(*, actor: Actor, experiment: Experiment) -> Experiment:
     environments_bump(environment_ids=[experiment.environment_id])
     _audit(actor, "experiment.archive", experiment, before)
     return experiment
+
+
+@transaction.atomic
+def experiment_readout_request(
+    *, actor: Actor, experiment: Experiment, trigger: str = ResultSnapshot.Trigger.API, phase_number: int | None = None
+) -> ResultSnapshot:
+    """Queue a readout now of the current phase (or of phase `phase_number`), for a person who
+    asked; refused before the experiment has started, when there is nothing to read out."""
+    phase = phase_get(experiment=experiment, number=phase_number)
+    if phase is None:
+        raise ValidationFailed("The experiment has not started: there is nothing to read out yet.",
+                               code="experiment_not_started")
+    return experiment_refresh(experiment=experiment, trigger=trigger, requested_by=actor.label, phase=phase)

@@ -1,17 +1,19 @@
 """Every write of the experiments app, in one place for callers.
 
 The work lives in sub-domain modules: `catalog` (metrics), `lifecycle` (experiments),
+`launch` (an experiment created, on a new flag if asked, and started in one step),
 `ingestion` (the events API's exposures and metric events), `exposures` (exposures seen
-by the SDK edge) and `readouts` (queueing and
-computing result snapshots).
+by the SDK edge) and `readout_jobs` (queueing and computing result snapshots).
 """
 
 from experiments.catalog import metric_archive, metric_create, metric_update
 from experiments.exposures import ExposureInput, ServedExposure, exposures_record, serving_exposures_record
 from experiments.ingestion import IngestResult, Rejection, events_ingest
+from experiments.launch import experiment_launch
 from experiments.lifecycle import (
     experiment_archive,
     experiment_create,
+    experiment_readout_request,
     experiment_start,
     experiment_start_problems,
     experiment_stop,
@@ -27,6 +29,8 @@ __all__ = [
     "events_ingest",
     "experiment_archive",
     "experiment_create",
+    "experiment_launch",
+    "experiment_readout_request",
     "experiment_refresh",
     "experiment_start",
     "experiment_start_problems",

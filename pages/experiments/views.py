@@ -449,8 +449,8 @@ def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
 def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     try:
-        services.experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.ADMIN,
-                                    requested_by=page_actor(request).label)
+        services.experiment_readout_request(actor=page_actor(request), experiment=experiment,
+                                            trigger=ResultSnapshot.Trigger.ADMIN)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

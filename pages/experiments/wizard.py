@@ -1,9 +1,9 @@
 """The guided experiment creation: one question at a time, a review, then create (and start).
 
 Answers are kept in the session between steps as plain JSON; nothing is written until the
-review step, where one transaction creates the flag (when asked for), the draft experiment
-and, with "create and start", starts it. The services validate everything again and audit
-every write.
+review step, where `experiments.launch` creates the flag (when asked for), the draft
+experiment and, with "create and start", starts it, in one transaction. The services validate
+everything again and audit every write.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,7 +25,7 @@ from config.errors import ApplicationError
 from experiments import services
 from experiments.models import Experiment, Metric
 from experiments.validation import normalize_tags, tags_errors
-from flags import services as flag_services
+from flags import selectors as flag_selectors
 from flags.models import Flag, FlagState
 from pages.access import EXPERIMENT_ADD, EXPERIMENT_CHANGE, can, page_actor, permission_required
 from pages.experiments.views import page_context
@@ -394,7 +393,7 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
             error = "Your role can create drafts but not start them."
         else:
             try:
-                experiment = _create(request, answers, estimate, start=start)
+                experiment = _launch(request, answers, estimate, start=start)
             except ApplicationError as exc:
                 form = forms.Form()
                 place_service_errors(form, exc)
@@ -419,20 +418,10 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
     )
 
 
-@transaction.atomic
-def _create(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[str, Any] | None,
+def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[str, Any] | None,
             *, start: bool) -> Experiment:
-    actor = page_actor(request)
+    """The answers as the launch service takes them (percentages as shares, the plan in words)."""
     basics, flag_step, split, metrics = answers["basics"], answers["flag"], answers["split"], answers["metrics"]
-    environment = Environment.objects.get(key=basics["environment"])
-    if flag_step.get("new_flag"):
-        flag = flag_services.flag_create(actor=actor, key=flag_step["new_flag"], owner=basics.get("owner", ""),
-                                         description=f"Created for the experiment {basics['key']}.")
-        # A new flag starts off everywhere; on, it serves its default ('off', the control) until the
-        # experiment's rule splits traffic, so turning it on changes nothing for users by itself.
-        flag_services.flag_state_update(actor=actor, flag=flag, environment=environment, enabled=True)
-    else:
-        flag = Flag.objects.get(key=flag_step["flag"])
     keys = [split["control"], *split["treatments"]]
     links = [{"metric": metrics["primary"], "role": "primary"}]
     links += [{"metric": k, "role": "secondary"} for k in metrics.get("secondary", [])]
@@ -457,11 +446,11 @@ def _create(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[
     if estimate and estimate.get("tuning") and metrics.get("sequential"):
         # The confidence sequence is tightest around N*: tune it to the planned sample.
         fields["sequential_tuning"] = float(estimate["tuning"])
-    experiment = services.experiment_create(
-        actor=actor, key=basics["key"], flag=flag, environment=environment,
+    new_flag = str(flag_step.get("new_flag") or "")
+    return services.experiment_launch(
+        actor=page_actor(request), key=basics["key"],
+        environment=flag_selectors.environment_get(key=basics["environment"]),
+        flag=None if new_flag else flag_selectors.flag_get(key=flag_step["flag"]), new_flag_key=new_flag,
         variations=[{"key": k, "name": k, "weight": w} for k, w in zip(keys, split["weights"], strict=True)],
-        metrics=links, **fields,
+        metrics=links, start=start, **fields,
     )
-    if start:
-        experiment = services.experiment_start(actor=actor, experiment=experiment)
-    return experiment

@@ -1,0 +1,133 @@
+"""Checks of what an experiment write is given, before anything is written: variations against
+the flag's variants, metric links against the catalog, the analysis and assignment settings,
+and layer and holdout keys.
+
+Each check adds its messages to an errors dict (`{field: [messages]}`), so a write reports
+every bad field at once (`base.checks.raise_if`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from base.checks import add_error, is_number
+from base.keys import Errors
+from experiments.models import Experiment, ExperimentMetric, Metric
+from experiments.validation import tags_errors, target_mde_errors
+from flags.engine import validation
+from flags.models import Flag
+from traffic.assignment.allocation import range_errors
+from traffic.models import Holdout, Layer
+
+__all__ = ["MAX_SLICE_ATTRIBUTES", "WEIGHT_TOLERANCE", "check_metric_links", "check_settings", "check_variations",
+           "resolve_key"]
+
+WEIGHT_TOLERANCE = 1e-6
+MAX_SLICE_ATTRIBUTES = 5
+
+
+def check_variations(variations: Any, flag: Flag, errors: Errors) -> None:
+    """`{key, name, weight}` items naming variants of `flag`, each once, weights in [0, 1]."""
+    if not isinstance(variations, list):
+        add_error(errors, "variations", "Give a list of variations: {key, name, weight}.")
+        return
+    variant_keys = set(flag.variants.values_list("key", flat=True))
+    seen: set[str] = set()
+    for i, v in enumerate(variations):
+        if not isinstance(v, Mapping) or not isinstance(v.get("key"), str):
+            add_error(errors, f"variations[{i}].key", "Each variation needs the key of a variant of the flag.")
+            continue
+        if v["key"] not in variant_keys:
+            add_error(errors, f"variations[{i}].key", f"The flag '{flag.key}' has no variant '{v['key']}'.")
+        if v["key"] in seen:
+            add_error(errors, f"variations[{i}].key", f"Variation '{v['key']}' appears twice.")
+        seen.add(v["key"])
+        weight = v.get("weight")
+        if not is_number(weight) or not 0 <= weight <= 1:
+            add_error(errors, f"variations[{i}].weight", "The weight must be a number between 0 and 1.")
+
+
+def check_metric_links(metrics: Any, errors: Errors) -> list[tuple[Metric, str]]:
+    """`{metric, role}` items naming catalog metrics, each once; returns the valid links."""
+    if not isinstance(metrics, list):
+        add_error(errors, "metrics", "Give a list of {metric, role}.")
+        return []
+    keys = [m.get("metric") if isinstance(m, Mapping) else None for m in metrics]
+    found = {m.key: m for m in Metric.objects.filter(key__in=[k for k in keys if isinstance(k, str)])}
+    links: list[tuple[Metric, str]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(metrics):
+        key = keys[i]
+        role = item.get("role", ExperimentMetric.Role.SECONDARY) if isinstance(item, Mapping) else None
+        metric = found.get(key) if isinstance(key, str) else None
+        if metric is None:
+            add_error(errors, f"metrics[{i}].metric", f"Unknown metric '{key}'.")
+            continue
+        if role not in ExperimentMetric.Role.values:
+            add_error(errors, f"metrics[{i}].role", f"Use one of {', '.join(ExperimentMetric.Role.values)}.")
+            continue
+        if metric.key in seen:
+            add_error(errors, f"metrics[{i}].metric", f"Metric '{metric.key}' appears twice.")
+            continue
+        seen.add(metric.key)
+        links.append((metric, str(role)))
+    return links
+
+
+def check_settings(data: Mapping[str, Any], errors: Errors) -> None:
+    """The assignment and analysis settings present in `data`, and the layer range."""
+    if "coverage" in data and (not is_number(data["coverage"]) or not 0 <= data["coverage"] <= 1):
+        add_error(errors, "coverage", "Coverage must be a number between 0 and 1.")
+    if "condition" in data:
+        errors.update(validation.check_condition(data["condition"] or {}))
+    if "hash_attribute" in data and (not isinstance(data["hash_attribute"], str) or not data["hash_attribute"]):
+        add_error(errors, "hash_attribute", "Name the attribute units are hashed by (for example 'id').")
+    if "alpha" in data and (not is_number(data["alpha"]) or not 0.001 <= data["alpha"] <= 0.5):
+        add_error(errors, "alpha", "Alpha must be between 0.001 and 0.5.")
+    if "difference_type" in data and data["difference_type"] not in Experiment.DifferenceType.values:
+        add_error(errors, "difference_type", f"Use one of {', '.join(Experiment.DifferenceType.values)}.")
+    if "correction" in data and data["correction"] not in Experiment.Correction.values:
+        add_error(errors, "correction", f"Use one of {', '.join(Experiment.Correction.values)}.")
+    if "sequential_tuning" in data and (not is_number(data["sequential_tuning"]) or data["sequential_tuning"] <= 0):
+        add_error(errors, "sequential_tuning", "The tuning parameter must be a positive number of units.")
+    lookback = data.get("cuped_lookback_days", 14)
+    if not isinstance(lookback, int) or isinstance(lookback, bool) or not 1 <= lookback <= 90:
+        add_error(errors, "cuped_lookback_days", "The lookback must be 1 to 90 days.")
+    minimum = data.get("min_sample_per_arm", 0)
+    if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
+        add_error(errors, "min_sample_per_arm", "Give a non-negative number of units.")
+    if "slice_attributes" in data:
+        attrs = data["slice_attributes"]
+        if (not isinstance(attrs, list) or len(attrs) > MAX_SLICE_ATTRIBUTES
+                or not all(isinstance(a, str) and 0 < len(a) <= 100 for a in attrs)
+                or len(set(attrs)) != len(attrs)):
+            add_error(errors, "slice_attributes", f"Give up to {MAX_SLICE_ATTRIBUTES} different attribute names.")
+    if "target_mde" in data:
+        for message in target_mde_errors(data["target_mde"]):
+            add_error(errors, "target_mde", message)
+    if "tags" in data:
+        for message in tags_errors(data["tags"]):
+            add_error(errors, "tags", message)
+    start, end = data.get("range_start"), data.get("range_end")
+    if data.get("layer") is not None:
+        if not is_number(start) or not is_number(end):
+            add_error(errors, "range_start",
+                      "An experiment in a layer needs the range it owns: start and end in [0, 1].")
+        else:
+            for message in range_errors((float(start), float(end))):
+                add_error(errors, "range_start", message)
+            if end - start <= 0:
+                add_error(errors, "range_end", "The range must not be empty.")
+
+
+def resolve_key(model: type[Layer] | type[Holdout], key: Any, field: str, errors: Errors) -> Any:
+    """The layer or holdout a key names (None for no key); an unknown key is an error of `field`."""
+    if key is None or key == "":
+        return None
+    if isinstance(key, model):
+        return key
+    found = model.objects.filter(key=key).first() if isinstance(key, str) else None
+    if found is None:
+        add_error(errors, field, f"Unknown {field} '{key}'.")
+    return found

@@ -52,12 +52,17 @@ def _join(path: str, key: str | int) -> str:
 def _number(value: Any, path: str, key: str | int | None = None) -> float:
     """A finite JSON number; the field path is only built when there is an error."""
     # bool is an int subclass in Python; true/false is never a count or a sum.
-    if type(value) not in (int, float) or not math.isfinite(value):
-        where = path if key is None else _join(path, key)
-        if type(value) not in (int, float):
-            raise InputError(where, f"must be a number, got {type(value).__name__}")
-        raise InputError(where, "must be finite")
-    return float(value)
+    if type(value) is float and math.isfinite(value):
+        return value
+    where = path if key is None else _join(path, key)
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the largest float
+            raise InputError(where, "must be finite (the integer is too large for a float)") from None
+    if type(value) is not float:
+        raise InputError(where, f"must be a number, got {type(value).__name__}")
+    raise InputError(where, "must be finite")
 
 
 def _boolean(value: Any, path: str) -> bool:

@@ -391,3 +391,10 @@ def test_cli__family_request_with_nan__pinned_error_text() -> None:
 def test_analyze_records__family_of_records__pinned_output() -> None:
     results = stats.analyze_records(PINNED_REQUEST["analyses"], correction="holm", prefix="analyses[{}].")
     assert results == json.loads(PINNED_OUTPUT)["analyses"]
+
+
+def test_cli__integer_beyond_a_float__exit_2_naming_field() -> None:
+    payload = json.dumps(_analysis(cuped=False)).replace('"main_sum": 53000', '"main_sum": 1' + "0" * 400)
+    code, _, err = _run(payload)
+    assert code == 2
+    assert "error: variations[1].main_sum: must be finite" in err

@@ -8,6 +8,7 @@ table (stats.table); the engine, SRM and corrections then run once over it.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from stats import engine
 from stats.corrections import adjust_p_values
 from stats.parse import parse_analysis, result_to_dict
 from stats.srm import srm_arrays
-from stats.table import COLUMN, Table, build_table
+from stats.table import COLUMN, Table, build_table, build_table_isolated
 from stats.types import (
     DEFAULT_SRM_THRESHOLD,
     ERROR_CODES,
@@ -27,7 +28,9 @@ from stats.types import (
     BoolArray,
     Comparison,
     CorrectionMethod,
+    ErrorCode,
     FloatArray,
+    InputError,
     VariationSummary,
 )
 
@@ -126,22 +129,44 @@ def analyze_many(
     correction: CorrectionMethod | None = None,
     srm_threshold: float = DEFAULT_SRM_THRESHOLD,
     prefix: str = "[{}].",
+    isolate_errors: bool = False,
 ) -> list[AnalysisResult]:
     """Analyse a batch of analyses in one vectorised pass.
 
     With `correction`, p-values of all defined comparisons in the batch form one family
     and `p_value_adjusted` is filled in. `prefix` shapes the field path of input errors.
+    A malformed analysis raises InputError for the whole batch, unless `isolate_errors`:
+    then it gets a result of its own whose `input_error` says what is wrong (and whose
+    comparisons carry the error `invalid_input`), and the rest are analysed as usual.
     """
     if not analyses:
         return []
     with _collector_paused():
-        return _analyze_many(analyses, correction, srm_threshold, prefix)
+        if not isolate_errors:
+            return _analyze_many(analyses, build_table(analyses, prefix), correction, srm_threshold)
+        table, valid, errors = build_table_isolated(analyses, prefix)
+        done = (
+            dict(zip(valid, _analyze_many([analyses[k] for k in valid], table, correction, srm_threshold), strict=True))
+            if table is not None
+            else {}
+        )
+        return [done[k] if k in done else _refused(a, errors[k]) for k, a in enumerate(analyses)]
+
+
+def _refused(a: AnalysisInput, error: InputError) -> AnalysisResult:
+    summaries = tuple(VariationSummary(v.name, v.users, None, None) for v in a.variations)
+    comparisons = tuple(
+        Comparison(v.name, a.difference_type, None, None, None, None, None, False, None, a.sequential,
+                   ErrorCode.INVALID_INPUT)
+        for v in a.variations[1:]
+    )
+    return AnalysisResult(math.nan, False, summaries, comparisons, input_error=str(error))
 
 
 def _analyze_many(
-    analyses: Sequence[AnalysisInput], correction: CorrectionMethod | None, srm_threshold: float, prefix: str
+    analyses: Sequence[AnalysisInput], table: Table, correction: CorrectionMethod | None, srm_threshold: float
 ) -> list[AnalysisResult]:
-    c = _compute(build_table(analyses, prefix), correction)
+    c = _compute(table, correction)
     results: list[AnalysisResult] = []
     i = r = 0  # running indexes over comparisons and variations
     for k, a in enumerate(analyses):

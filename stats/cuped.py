@@ -54,18 +54,33 @@ def pooled_theta(
         # theta for every arm (Deng et al. 2013, eq. 4; GrowthBook compute_theta).
         theta = cov / var_x
     usable = (var_x > 0) & (var_y > 0) & np.isfinite(theta)
-    return np.where(usable, theta, 0.0)
+    return np.where(usable & ~_negligible(theta, var_x, var_y), theta, 0.0)
 
 
-def ratio_theta(covariance_sum: npt.ArrayLike, variance_pre_sum: npt.ArrayLike) -> FloatArray:
+def ratio_theta(
+    covariance_sum: npt.ArrayLike, variance_pre_sum: npt.ArrayLike, variance_post_sum: npt.ArrayLike
+) -> FloatArray:
     """Theta for ratio metrics from per-arm delta-method pieces summed over arms."""
-    c, v = _f(covariance_sum), _f(variance_pre_sum)
+    c, v, w = _f(covariance_sum), _f(variance_pre_sum), _f(variance_post_sum)
     with np.errstate(divide="ignore", invalid="ignore"):
         # theta = sum cov(R_post, R_pre) / sum var(R_pre): the same slope, with ratios'
         # per-unit delta-method (co)variances in place of sample moments (GrowthBook
         # compute_theta_regression_adjusted_ratio).
         theta = c / v
-    return np.where((v > 0) & np.isfinite(theta), theta, 0.0)
+    return np.where((v > 0) & np.isfinite(theta) & ~_negligible(theta, v, w), theta, 0.0)
+
+
+# A slope this small relative to the spreads is rounding noise of a zero covariance.
+NEGLIGIBLE_THETA = 1e-10
+
+
+def _negligible(theta: FloatArray, var_x: FloatArray, var_y: FloatArray) -> BoolArray:
+    """|theta| s_x / s_y below NEGLIGIBLE_THETA: theta is zero up to rounding, and CUPED is not
+    applied (STATISTICS.md section 11.8), rather than reporting a "CUPED" result that is the
+    plain one plus noise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.abs(theta) * np.sqrt(var_x / var_y)
+    return np.asarray(scaled < NEGLIGIBLE_THETA, dtype=np.bool_)
 
 
 def adjusted_variance(

@@ -119,7 +119,7 @@ def _theta(
     qy = total(np.where(is_bin, c["main_sum"], c["main_sum_squares"]))
     qx = total(np.where(is_bin, c["covariate_sum"], c["covariate_sum_squares"]))
     pooled = cuped.pooled_theta(n, sy, qy, sx, qx, total(c["main_covariate_sum_product"]), group_metric == BINOMIAL)
-    ratio_theta = cuped.ratio_theta(total(m.cov), total(m.var_pre))
+    ratio_theta = cuped.ratio_theta(total(m.cov), total(m.var_pre), total(m.var_post))
     return np.where(group_metric == RATIO, ratio_theta, pooled)
 
 
@@ -172,6 +172,13 @@ def _run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment
     v_abs = frequentist.absolute_variance(adj_var[a], na, adj_var[b], nb)
     v_abs_plain = frequentist.absolute_variance(m.var_post[a], na, m.var_post[b], nb)
     v_rel = cuped.relative_variance(m.post[a], m.var_post[a], var_pre[a], cov[a], na, m.post[b], adj_var[b], nb, th)
+    # Ratio metrics with CUPED, relative lift: the delta method over both arms' four means.
+    ratio_rel = np.flatnonzero((metric[a] == RATIO) & rel & applied[g])
+    if ratio_rel.size:
+        ca, cb = a[ratio_rel], b[ratio_rel]
+        v_rel[ratio_rel] = ratio.cuped_relative_variance(
+            {k: col[ca] for k, col in c.items()}, {k: col[cb] for k, col in c.items()}, th[ratio_rel]
+        )
     v_rel_plain = frequentist.relative_variance(m.post[a], m.var_post[a], na, m.post[b], m.var_post[b], nb)
     estimate = np.where(rel, frequentist.relative_lift(m.post[a], diff), diff)
     variance = np.where(rel, v_rel, v_abs)

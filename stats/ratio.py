@@ -9,6 +9,7 @@ compared exactly like a mean.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -100,3 +101,65 @@ def ratio_covariate_moments(
         h1, h2 = 1.0 / qbar, -pbar / qbar**2
         cov = g1 * h1 * cov_mp + g1 * h2 * cov_mq + g2 * h1 * cov_dp + g2 * h2 * cov_dq
     return RatioCovariateMoments(post.ratio, post.variance, pre.ratio, pre.variance, cov)
+
+
+def cuped_relative_variance(
+    control: Mapping[str, FloatArray], treatment: Mapping[str, FloatArray], theta: npt.ArrayLike
+) -> FloatArray:
+    """Variance of the CUPED relative lift of a ratio metric, L = (a_B - a_A) / |R_A|.
+
+    Each arm's adjusted ratio is a = m/d - theta p/q, over its per-unit means of the numerator
+    and denominator after (m, d) and before (p, q) exposure; R_A = m_A/d_A is the control's
+    unadjusted ratio. The delta method takes the gradient of L at the observed means of both
+    arms, the control's including its term in the denominator, and sums g' Lambda g / n over
+    the arms, Lambda being the arm's 4x4 per-unit covariance of (m, d, p, q) (GrowthBook's
+    "CUPED technical" notes, ratio metric, relative case; STATISTICS.md section 11.7).
+    `control` and `treatment` map NUMERIC_FIELDS names to one value per comparison.
+    """
+    t = _f(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ma, da, pa, qa = (control[k] / control["users"] for k in _MEANS)
+        mb, db, pb, qb = (treatment[k] / treatment["users"] for k in _MEANS)
+        r_a = ma / da
+        size = np.abs(r_a)
+        sign = np.sign(r_a)
+        lift = ((mb / db - t * pb / qb) - (ma / da - t * pa / qa)) / size
+        # dL/d(m, d, p, q) of the treatment: its adjusted ratio's gradient over |R_A|.
+        grad_b = (1.0 / db / size, -mb / db**2 / size, -t / qb / size, t * pb / qb**2 / size)
+        # Of the control: -grad(a_A)/|R_A| - L sign(R_A) grad(R_A)/|R_A|; R_A has no p or q.
+        grad_a = (
+            -1.0 / da / size - lift * sign / da / size,
+            ma / da**2 / size + lift * sign * ma / da**2 / size,
+            t / qa / size,
+            -t * pa / qa**2 / size,
+        )
+        return _quadratic_form(grad_b, treatment) / treatment["users"] + _quadratic_form(grad_a, control) / control[
+            "users"
+        ]
+
+
+# The per-unit means of an arm's (m, d, p, q) come from these sums.
+_MEANS = ("main_sum", "denominator_sum", "covariate_sum", "denominator_pre_sum")
+# Lambda's entries: (i, j) -> the sum of products of the i-th and j-th quantity.
+_PRODUCTS = {
+    (0, 0): "main_sum_squares",
+    (1, 1): "denominator_sum_squares",
+    (2, 2): "covariate_sum_squares",
+    (3, 3): "denominator_pre_sum_squares",
+    (0, 1): "main_denominator_sum_product",
+    (0, 2): "main_covariate_sum_product",
+    (0, 3): "main_post_denominator_pre_sum_product",
+    (1, 2): "main_pre_denominator_post_sum_product",
+    (1, 3): "denominator_post_denominator_pre_sum_product",
+    (2, 3): "main_pre_denominator_pre_sum_product",
+}
+
+
+def _quadratic_form(gradient: tuple[FloatArray, ...], arm: Mapping[str, FloatArray]) -> FloatArray:
+    """g' Lambda g with Lambda the arm's unbiased per-unit covariance of (m, d, p, q)."""
+    n = arm["users"]
+    total = np.zeros_like(n)
+    for (i, j), field in _PRODUCTS.items():
+        c = sample_covariance(n, arm[_MEANS[i]], arm[_MEANS[j]], arm[field])
+        total = total + (1.0 if i == j else 2.0) * gradient[i] * gradient[j] * c
+    return total

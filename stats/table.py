@@ -136,40 +136,45 @@ def _check_values(table: FloatArray, group: IntArray, metric: IntArray, prefix: 
     order, then the first field in NUMERIC_FIELDS order.
     """
     present = ~np.isnan(table)
-    fail = np.zeros(table.shape, dtype=np.bool_)
-    messages: dict[int, str] = {}
+    # Per cell, the index of the first message that applies to it (-1: none): a field that is
+    # missing is reported as missing, one that is there but infinite as not finite.
+    reason = np.full(table.shape, -1, dtype=np.int64)
+    messages: list[str] = []
     is_bin, is_ratio = metric == engine.BINOMIAL, metric == engine.RATIO
 
+    def mark(rows: Any, mask: BoolArray, message: str) -> None:
+        messages.append(message)
+        cells = reason[rows]
+        reason[rows] = np.where(mask & (cells < 0), len(messages) - 1, cells)
+
     def flag(column: str, mask: BoolArray, message: str) -> None:
-        j = COLUMN[column]
-        fail[j] |= mask
-        messages.setdefault(j, message)
+        mark(COLUMN[column], mask, message)
 
     n, s = table[0], table[COLUMN["main_sum"]]
     flag("users", ~(n >= 0) | (n != np.floor(n)), "must be a non-negative integer")
-    fail |= present & ~np.isfinite(table)
-    for j in range(len(NUMERIC_FIELDS)):
-        messages.setdefault(j, "must be finite")
+    mark(slice(None), present & ~np.isfinite(table), "must be finite")
+    # An arm without users has no sums to give: its comparisons report `no_users` instead.
+    has_users = n > 0
     flag("main_sum", ~present[COLUMN["main_sum"]], "is required")
-    flag("main_sum_squares", ~is_bin & ~present[COLUMN["main_sum_squares"]], "is required")
+    flag("main_sum_squares", has_users & ~is_bin & ~present[COLUMN["main_sum_squares"]], "is required")
     flag("main_sum", is_bin & ((s < 0) | (s > n)), "must be between 0 and users for binomial")
     for f in RATIO_FIELDS:
-        flag(f, is_ratio & ~present[COLUMN[f]], "is required for ratio metrics")
+        flag(f, has_users & is_ratio & ~present[COLUMN[f]], "is required for ratio metrics")
     # Covariate fields come as a group: all of them or none, in every variation alike.
     for fields, applies in ((COVARIATE_FIELDS, np.ones_like(is_bin)), (RATIO_COVARIATE_FIELDS, is_ratio)):
         cols = [COLUMN[f] for f in fields]
         has_any = present[cols].any(axis=0) & applies
         in_analysis = (np.bincount(group, weights=has_any.astype(np.float64)) > 0)[group]
         for f, j in zip(fields, cols, strict=True):
-            missing = in_analysis & applies & ~present[j]
+            missing = in_analysis & applies & has_users & ~present[j]
             if f == "covariate_sum_squares":
                 missing &= ~is_bin  # a 0/1 covariate's sum of squares is its sum
             flag(f, missing, "is required in every variation when any covariate field is given")
-    if fail.any():
-        row, col = np.argwhere(fail.T)[0]
+    if (reason >= 0).any():
+        row, col = np.argwhere((reason >= 0).T)[0]
         k = int(group[row])
         arm = int(row - np.flatnonzero(group == k)[0])
-        raise _fail(prefix, k, f"variations[{arm}].{NUMERIC_FIELDS[col]}", messages[int(col)])
+        raise _fail(prefix, k, f"variations[{arm}].{NUMERIC_FIELDS[col]}", messages[int(reason[col, row])])
 
 
 def _as_array(rows: list[tuple[Any, ...]]) -> FloatArray:
@@ -209,3 +214,28 @@ def build_table(analyses: Sequence[AnalysisInput], prefix: str) -> Table:
         _check_settings(settings, sizes, given, weights, group, prefix)
         _check_values(values, group, settings.metric[group], prefix)
     return Table(values, group, sizes, weights, settings)
+
+
+def build_table_isolated(
+    analyses: Sequence[AnalysisInput], prefix: str
+) -> tuple[Table | None, list[int], dict[int, InputError]]:
+    """Like `build_table`, but a malformed analysis is set aside instead of failing the batch.
+
+    Returns the table of the valid analyses (None when there are none), their indexes in
+    `analyses`, and the error of each analysis set aside. The batch is checked as a whole
+    first; only when that fails is each analysis checked alone, so a clean batch costs the same.
+    """
+    try:
+        return build_table(analyses, prefix), list(range(len(analyses))), {}
+    except InputError:
+        pass
+    errors: dict[int, InputError] = {}
+    for k, a in enumerate(analyses):
+        try:
+            build_table([a], prefix.format(k))
+        except InputError as exc:
+            errors[k] = exc
+    valid = [k for k in range(len(analyses)) if k not in errors]
+    if not valid:
+        return None, [], errors
+    return build_table([analyses[k] for k in valid], prefix), valid, errors

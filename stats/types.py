@@ -55,6 +55,9 @@ class ErrorCode:
     ZERO_VARIANCE = "zero_variance"
     ZERO_CONTROL_MEAN = "zero_control_mean"
     NUMERICAL_ERROR = "numerical_error"
+    # The analysis' sums were refused (`AnalysisResult.input_error` says why); analyses
+    # run with `isolate_errors` report it instead of failing the whole batch.
+    INVALID_INPUT = "invalid_input"
 
 
 # Codes in order of precedence: the first that applies is reported.
@@ -190,6 +193,8 @@ class AnalysisResult:
     srm_warning: bool
     variations: tuple[VariationSummary, ...]
     comparisons: tuple[Comparison, ...]
+    # Set (with every comparison's error `invalid_input`) when the analysis was refused.
+    input_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,6 +214,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+# The queue readouts go to; a deployment sharing one broker between services (or a test run)
+# gives it a name of its own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # Readouts of running experiments are refreshed on this schedule (minutes).
 READOUT_INTERVAL_MINUTES = env_int("READOUT_INTERVAL_MINUTES", 15)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -175,10 +176,12 @@ def celery_worker(
     from config.celery import app
 
     broker = f"redis://127.0.0.1:6379/{WORKER_REDIS_DB}"
-    # The worker queues tasks itself (the scheduled refresh queues readouts), so the isolation
-    # is by Redis database, with the default queue; leftovers of an earlier run are dropped.
-    redis.Redis.from_url(broker).flushdb()
+    # Isolation is by a queue of this run's own: the test process and the worker (which queues
+    # readouts itself) both use it as their default queue, and only its keys are deleted after.
+    queue = f"splitbase-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     previous = app.conf.broker_url
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
     # Celery reads the broker from the CELERY_BROKER_URL environment variable before its
     # configuration, so both point at the private database.
     for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL"):
@@ -190,12 +193,13 @@ def celery_worker(
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": _database_url(),
         "CELERY_BROKER_URL": broker,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
         "DATABASE_CONN_MAX_AGE": "0",
     })
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "--queues", queue,
          "--hostname", f"experiments-test-{os.getpid()}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -214,5 +218,15 @@ def celery_worker(
             proc.kill()
             proc.wait()
         log.close()
+        app.conf.task_default_queue = previous_queue
         _point_app_at(app, previous)
-        redis.Redis.from_url(broker).flushdb()
+        _delete_queue(redis.Redis.from_url(broker), queue)
+
+
+def _delete_queue(client: Any, queue: str) -> None:
+    """Remove this run's queue and its exchange binding, and nothing else of the database."""
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    for binding in client.scan_iter(match="_kombu.binding.*", _type="set"):
+        for member in client.smembers(binding):
+            if queue.encode() in member:
+                client.srem(binding, member)

@@ -27,6 +27,7 @@ from experiments import selectors, services
 from experiments import traffic_admin as _traffic_admin  # noqa: F401 - registers the layer and holdout admin
 from experiments.catalog import METRIC_FIELDS
 from experiments.lifecycle import EXPERIMENT_FIELDS
+from experiments.mappers import snapshot_readout
 from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot, Variation
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -294,12 +295,13 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         if snapshot is None:
             pending = selectors.snapshot_history(experiment=obj).first()
             return f"No readout yet ({pending.status})." if pending else "No readout yet."
+        readout = snapshot_readout(snapshot)
         head = format_html(
             "<p>Readout {} of {} ({}), {} units, SRM p = {}, multiple exposures {}{}</p>",
             snapshot.pk, f"{(snapshot.finished_at or snapshot.created_at):%Y-%m-%d %H:%M}", snapshot.status,
-            snapshot.units if snapshot.units is not None else "—", _num(snapshot.srm_p_value),
-            _pct(snapshot.multiple_exposure_share).lstrip("+"),
-            f", guardrails {snapshot.guardrail_status}" if snapshot.guardrail_status else "",
+            readout.units if readout.units is not None else "—", _num(readout.srm_p_value),
+            _pct(readout.multiple_exposure_share).lstrip("+"),
+            f", guardrails {readout.guardrail_status}" if readout.guardrail_status else "",
         )
         page = format_html('<p><a class="text-primary-600 font-medium" href="{}">Open the results page</a>: '
                            "charts, slices and the recommendation.</p>",
@@ -308,20 +310,17 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         if snapshot.status == ResultSnapshot.Status.FAILED:
             return format_html("{}<p><b>The readout failed:</b> {}</p>", head, snapshot.error)
         rows = []
-        for metric in snapshot.metrics:
-            for comparison in metric.get("comparisons", []):
+        for metric in readout.metrics:
+            for c in metric.comparisons:
+                absolute = c.difference_type == "absolute"
                 ci = "—"
-                if comparison.get("ci_low") is not None:
-                    ci = f"[{_pct(comparison['ci_low'])}, {_pct(comparison['ci_high'])}]"
-                    if comparison.get("difference_type") == "absolute":
-                        ci = f"[{_num(comparison['ci_low'])}, {_num(comparison['ci_high'])}]"
-                estimate = comparison.get("estimate")
-                shown = _pct(estimate) if comparison.get("difference_type") != "absolute" else _num(estimate)
-                rows.append((metric["key"], metric["role"], comparison["variation"], shown, ci,
-                             _num(comparison.get("p_value")), _num(comparison.get("chance_to_win"), 2),
-                             "yes" if comparison.get("significant") else "no",
-                             comparison.get("error") or metric.get("guardrail") or ""))
-        warnings = format_html_join("", "<li>{}</li>", ((w["message"],) for w in snapshot.warnings))
+                if c.ci_low is not None:
+                    ci = (f"[{_num(c.ci_low)}, {_num(c.ci_high)}]" if absolute
+                          else f"[{_pct(c.ci_low)}, {_pct(c.ci_high)}]")
+                rows.append((metric.key, metric.role, c.variation, _num(c.estimate) if absolute else _pct(c.estimate),
+                             ci, _num(c.p_value), _num(c.chance_to_win, 2), "yes" if c.significant else "no",
+                             c.error or metric.guardrail or ""))
+        warnings = format_html_join("", "<li>{}</li>", ((w.message,) for w in readout.warnings))
         table = format_html_join("", "<tr>" + "<td>{}</td>" * 9 + "</tr>", rows)
         return format_html(
             '{}<ul>{}</ul><table style="border-collapse:separate;border-spacing:14px 3px;margin-left:-14px">'
@@ -465,8 +464,8 @@ class ResultSnapshotAdmin(ModelAdmin[ResultSnapshot]):
     readonly_fields = ("experiment", "phase", "status", "trigger", "requested_by", "attempts", "created_at",
                        "started_at", "finished_at", "duration_ms", "analysis_end", "rollup_mode", "error_code",
                        "error", "units", "multiple_exposure_units", "multiple_exposure_share", "srm_p_value",
-                       "srm_warning", "guardrail_status", "variations", "metrics", "slices", "warnings",
-                       "settings", "inputs")
+                       "srm_warning", "guardrail_status", "schema_version", "variations", "metrics", "slices",
+                       "warnings", "settings", "inputs")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

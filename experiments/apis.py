@@ -8,23 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-    extend_schema_serializer,
-    inline_serializer,
-)
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_dataclasses.serializers import DataclassSerializer
 
 from base.authentication import request_actor
 from config.api import ListApi, validated_input
 from config.errors import ValidationFailed
 from experiments import selectors, services
-from experiments.documents import experiment_document, metric_document, snapshot_document, snapshot_summary
+from experiments.documents import (
+    ExperimentResults,
+    SnapshotRecord,
+    SnapshotRun,
+    experiment_document,
+    metric_document,
+)
 from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot
+from experiments.readout import Readout
 from flags import selectors as flag_selectors
 
 # Metrics ---------------------------------------------------------------------------------
@@ -332,6 +335,37 @@ class ExperimentRefreshApi(APIView):
                         status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_serializer(component_name="ResultSnapshot")
+class ResultSnapshotOutput(serializers.Serializer[SnapshotRecord]):
+    """One readout run: the run's facts (`SnapshotRun`) and the readout's fields (`Readout`) side by side."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        run: DataclassSerializer[SnapshotRun] = DataclassSerializer(dataclass=SnapshotRun)
+        readout: DataclassSerializer[Readout] = DataclassSerializer(dataclass=Readout)
+        fields = readout.get_fields()
+        for field in fields.values():
+            field.required = True  # a run without results still shows every field, empty
+        return {**run.get_fields(), **fields}
+
+
+@extend_schema_serializer(component_name="ExperimentResults")
+class ExperimentResultsOutput(DataclassSerializer[ExperimentResults]):
+    latest = ResultSnapshotOutput(
+        allow_null=True,
+        help_text="The newest readout of the phase. Per metric: `fixed`, `cuped`, `sequential` (with the "
+                  "experiment's CUPED setting) and, with CUPED on, `sequential_unadjusted`, each a list of "
+                  "comparisons per treatment in both difference types (the experiment's own first); "
+                  "`comparisons` holds the headline view. Readouts stored in an older shape are shown in the "
+                  "current one, with the views they stored.",
+    )
+    latest_success = ResultSnapshotOutput(
+        allow_null=True, help_text="The newest successful readout when the latest one failed.")
+
+    class Meta:
+        dataclass = ExperimentResults
+        fields = ("experiment", "status", "phase", "latest", "latest_success", "pending", "history")
+
+
 class ExperimentResultsApi(APIView):
     """The latest readout (successful or failed) and the history of readouts for trends."""
 
@@ -340,26 +374,7 @@ class ExperimentResultsApi(APIView):
             OpenApiParameter("phase", int, description="phase number; default: the current phase"),
             OpenApiParameter("history", int, description="how many history points (default 100, at most 1000)"),
         ],
-        responses=inline_serializer(
-            "ExperimentResults",
-            {
-                "experiment": serializers.CharField(),
-                "status": serializers.CharField(),
-                "phase": serializers.IntegerField(allow_null=True),
-                "latest": serializers.JSONField(
-                    allow_null=True,
-                    help_text="The newest readout of the phase. Per metric: `fixed`, `cuped`, `sequential` "
-                              "(with the experiment's CUPED setting) and, with CUPED on, `sequential_unadjusted`, "
-                              "each a list of comparisons per treatment in both difference types (the "
-                              "experiment's own first: estimate, ci_low, ci_high, p_value, chance_to_win, ...); "
-                              "`comparisons` holds the headline view. Older readouts hold one difference type.",
-                ),
-                "latest_success": serializers.JSONField(
-                    allow_null=True, help_text="The newest successful readout when the latest one failed."),
-                "pending": serializers.JSONField(allow_null=True),
-                "history": serializers.JSONField(),
-            },
-        ),
+        responses=ExperimentResultsOutput,
     )
     def get(self, request: Request, key: str) -> Response:
         experiment = selectors.experiment_get(key=key)
@@ -368,20 +383,5 @@ class ExperimentResultsApi(APIView):
             limit = min(1000, max(1, int(request.query_params.get("history", 100))))
         except ValueError as exc:
             raise ValidationFailed("phase and history must be integers.") from exc
-        phase = selectors.phase_get(experiment=experiment, number=number)
-        history = list(selectors.snapshot_history(experiment=experiment, phase=phase)[:limit]) if phase else []
-        latest = selectors.snapshot_latest(experiment=experiment, phase=phase) if phase else None
-        success = selectors.snapshot_latest_success(experiment=experiment, phase=phase) if phase else None
-        pending = next((s for s in history if s.status in (ResultSnapshot.Status.QUEUED,
-                                                              ResultSnapshot.Status.RUNNING)), None)
-        return Response({
-            "experiment": experiment.key,
-            "status": experiment.status,
-            "phase": phase.number if phase else None,
-            "latest": snapshot_document(latest) if latest else None,
-            "latest_success": (
-                snapshot_document(success) if success is not None and success != latest else None
-            ),
-            "pending": snapshot_summary(pending) if pending else None,
-            "history": [snapshot_summary(s) for s in reversed(history)],
-        })
+        results = selectors.experiment_results(experiment=experiment, phase_number=number, history=limit)
+        return Response(results.to_json())

@@ -1,10 +1,19 @@
-"""Experiments, metrics and result snapshots as the management API's JSON documents."""
+"""Experiments, metrics and result snapshots as the management API's JSON documents.
+
+Result snapshots are typed values (dataclasses of plain data, readouts read through
+`experiments.readout`), so that the results API's OpenAPI schema is generated from the same
+types its JSON is written from.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
+from experiments.mappers import snapshot_readout
 from experiments.models import Experiment, Metric, Phase, ResultSnapshot
+from experiments.readout import Readout
 
 
 def _iso(value: Any) -> str | None:
@@ -95,64 +104,142 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def snapshot_summary(snapshot: ResultSnapshot) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class HeadlinePoint:
+    """One headline comparison of one metric at one readout."""
+
+    metric: str
+    variation: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSummary:
     """One point of the results history: enough for trend charts of the headline numbers."""
-    headline = []
-    for metric in snapshot.metrics or []:
-        for comparison in metric.get("comparisons", []):
-            headline.append(
-                {
-                    "metric": metric["key"],
-                    "variation": comparison["variation"],
-                    "estimate": comparison.get("estimate"),
-                    "ci_low": comparison.get("ci_low"),
-                    "ci_high": comparison.get("ci_high"),
-                    "p_value": comparison.get("p_value"),
-                }
-            )
-    return {
-        "id": snapshot.pk,
-        "status": snapshot.status,
-        "trigger": snapshot.trigger,
-        "phase": snapshot.phase.number if snapshot.phase else None,
-        "created_at": _iso(snapshot.created_at),
-        "finished_at": _iso(snapshot.finished_at),
-        "analysis_end": _iso(snapshot.analysis_end),
-        "units": snapshot.units,
-        "srm_p_value": snapshot.srm_p_value,
-        "guardrail_status": snapshot.guardrail_status or None,
-        "error": snapshot.error or None,
-        "headline": headline,
-    }
+
+    id: int
+    status: str
+    trigger: str
+    phase: int | None
+    created_at: str | None
+    finished_at: str | None
+    analysis_end: str | None
+    units: int | None
+    srm_p_value: float | None
+    guardrail_status: str | None
+    error: str | None
+    headline: tuple[HeadlinePoint, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                "headline": [dataclasses.asdict(point) for point in self.headline]}
 
 
-def snapshot_document(snapshot: ResultSnapshot) -> dict[str, Any]:
-    return {
-        "id": snapshot.pk,
-        "experiment": snapshot.experiment.key,
-        "phase": snapshot.phase.number if snapshot.phase else None,
-        "status": snapshot.status,
-        "trigger": snapshot.trigger,
-        "requested_by": snapshot.requested_by,
-        "attempts": snapshot.attempts,
-        "created_at": _iso(snapshot.created_at),
-        "started_at": _iso(snapshot.started_at),
-        "finished_at": _iso(snapshot.finished_at),
-        "duration_ms": snapshot.duration_ms,
-        "analysis_end": _iso(snapshot.analysis_end),
-        "rollup_mode": snapshot.rollup_mode or None,
-        "error_code": snapshot.error_code or None,
-        "error": snapshot.error or None,
-        "units": snapshot.units,
-        "multiple_exposure_units": snapshot.multiple_exposure_units,
-        "multiple_exposure_share": snapshot.multiple_exposure_share,
-        "srm_p_value": snapshot.srm_p_value,
-        "srm_warning": snapshot.srm_warning,
-        "guardrail_status": snapshot.guardrail_status or None,
-        "variations": snapshot.variations,
-        "metrics": snapshot.metrics,
-        "slices": snapshot.slices,
-        "warnings": snapshot.warnings,
-        "settings": snapshot.settings,
-        "inputs": snapshot.inputs,
-    }
+@dataclass(frozen=True, slots=True)
+class SnapshotRun:
+    """One readout run: when and how it ran, and how it ended."""
+
+    id: int
+    experiment: str
+    phase: int | None
+    status: str
+    trigger: str
+    requested_by: str
+    attempts: int
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_ms: int | None
+    analysis_end: str | None
+    rollup_mode: str | None
+    error_code: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """A readout run and the readout it stored (empty when it produced none)."""
+
+    run: SnapshotRun
+    readout: Readout
+
+    def to_json(self) -> dict[str, Any]:
+        """The run's facts and the readout's fields side by side, as the results API shows them."""
+        # The API says null where the snapshot column holds "" (no guardrail metric).
+        return {**dataclasses.asdict(self.run), **self.readout.to_json(),
+                "guardrail_status": self.readout.guardrail_status}
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentResults:
+    """An experiment's results in one phase: the latest readout, the latest successful one when
+    the latest failed, a readout still waiting or running, and the history for trends."""
+
+    experiment: str
+    status: str
+    phase: int | None
+    latest: SnapshotRecord | None
+    latest_success: SnapshotRecord | None
+    pending: SnapshotSummary | None
+    history: tuple[SnapshotSummary, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "status": self.status,
+            "phase": self.phase,
+            "latest": self.latest.to_json() if self.latest else None,
+            "latest_success": self.latest_success.to_json() if self.latest_success else None,
+            "pending": self.pending.to_json() if self.pending else None,
+            "history": [s.to_json() for s in self.history],
+        }
+
+
+# The readout's columns a summary reads: a history can leave the others (the large ones) unloaded.
+SUMMARY_FIELDS = ("schema_version", "units", "srm_p_value", "guardrail_status", "settings", "metrics")
+
+
+def snapshot_summary(snapshot: ResultSnapshot) -> SnapshotSummary:
+    readout = snapshot_readout(snapshot, SUMMARY_FIELDS)
+    return SnapshotSummary(
+        id=snapshot.pk,
+        status=snapshot.status,
+        trigger=snapshot.trigger,
+        phase=snapshot.phase.number if snapshot.phase else None,
+        created_at=_iso(snapshot.created_at),
+        finished_at=_iso(snapshot.finished_at),
+        analysis_end=_iso(snapshot.analysis_end),
+        units=readout.units,
+        srm_p_value=readout.srm_p_value,
+        guardrail_status=readout.guardrail_status,
+        error=snapshot.error or None,
+        headline=tuple(
+            HeadlinePoint(metric=m.key, variation=c.variation, estimate=c.estimate, ci_low=c.ci_low,
+                          ci_high=c.ci_high, p_value=c.p_value)
+            for m in readout.metrics for c in m.comparisons
+        ),
+    )
+
+
+def snapshot_record(snapshot: ResultSnapshot) -> SnapshotRecord:
+    run = SnapshotRun(
+        id=snapshot.pk,
+        experiment=snapshot.experiment.key,
+        phase=snapshot.phase.number if snapshot.phase else None,
+        status=snapshot.status,
+        trigger=snapshot.trigger,
+        requested_by=snapshot.requested_by,
+        attempts=snapshot.attempts,
+        created_at=_iso(snapshot.created_at),
+        started_at=_iso(snapshot.started_at),
+        finished_at=_iso(snapshot.finished_at),
+        duration_ms=snapshot.duration_ms,
+        analysis_end=_iso(snapshot.analysis_end),
+        rollup_mode=snapshot.rollup_mode or None,
+        error_code=snapshot.error_code or None,
+        error=snapshot.error or None,
+    )
+    return SnapshotRecord(run=run, readout=snapshot_readout(snapshot))

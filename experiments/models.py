@@ -409,6 +409,9 @@ class ResultSnapshot(models.Model):
     srm_p_value = models.FloatField(null=True, blank=True)
     srm_warning = models.BooleanField(default=False)
     guardrail_status = models.CharField(max_length=10, blank=True, default="")
+    # The shape of the readout document in the columns below (`experiments.readout`); null for
+    # runs without results and for readouts stored before the version was kept (told apart by shape).
+    schema_version = models.PositiveSmallIntegerField(null=True, blank=True)
     # Per variation: units; per metric: fixed, CUPED and sequential comparisons; slices; inputs.
     variations = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=list, blank=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.db.models import Count, Prefetch, QuerySet
 
 from config.errors import NotFound
+from experiments.documents import SUMMARY_FIELDS, ExperimentResults, snapshot_record, snapshot_summary
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
+from experiments.readout import READOUT_FIELDS
 from flags.models import Flag
 
 
@@ -101,3 +103,29 @@ def snapshot_latest(*, experiment: Experiment, phase: Phase | None = None) -> Re
 
 def snapshot_latest_success(*, experiment: Experiment, phase: Phase | None = None) -> ResultSnapshot | None:
     return snapshot_history(experiment=experiment, phase=phase).filter(status=ResultSnapshot.Status.SUCCESS).first()
+
+
+def experiment_results(*, experiment: Experiment, phase_number: int | None = None, history: int = 100
+                       ) -> ExperimentResults:
+    """The experiment's results in one phase (the current one by default): the newest finished
+    readout, the newest successful one when that differs, a readout waiting or running, and the
+    last `history` readouts, oldest first."""
+    phase = phase_get(experiment=experiment, number=phase_number)
+    if phase is None:
+        return ExperimentResults(experiment=experiment.key, status=experiment.status, phase=None, latest=None,
+                                 latest_success=None, pending=None, history=())
+    unread = [name for name in READOUT_FIELDS if name not in SUMMARY_FIELDS]
+    recent = list(snapshot_history(experiment=experiment, phase=phase).defer(*unread)[:history])
+    latest = snapshot_latest(experiment=experiment, phase=phase)
+    success = snapshot_latest_success(experiment=experiment, phase=phase)
+    pending = next((s for s in recent if s.status in (ResultSnapshot.Status.QUEUED, ResultSnapshot.Status.RUNNING)),
+                   None)
+    return ExperimentResults(
+        experiment=experiment.key,
+        status=experiment.status,
+        phase=phase.number,
+        latest=snapshot_record(latest) if latest else None,
+        latest_success=snapshot_record(success) if success is not None and success != latest else None,
+        pending=snapshot_summary(pending) if pending else None,
+        history=tuple(snapshot_summary(s) for s in reversed(recent)),
+    )

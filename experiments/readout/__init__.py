@@ -1,0 +1,58 @@
+"""The readout contract: what a readout is computed from, what it holds, and its stored document.
+
+Plain Python (and the statistics engine): the Celery job builds a `ReadoutInput` from its SQL
+sums, `readout_compute` turns it into a `Readout`, and the job stores `Readout.to_json()`.
+Every reader (result pages, exports, admin, the results API) goes through `Readout.from_json`,
+which reads every stored version of the document and any part of one.
+"""
+
+from experiments.readout.compute import readout_compute
+from experiments.readout.input import GroupSums, Look, MetricDescription, ReadoutInput, SliceSums, VariationSpec
+from experiments.readout.legacy import document_version
+from experiments.readout.settings import DIFFERENCE_TYPES, MODES, AnalysisSettings, DifferenceType, Mode
+from experiments.readout.types import (
+    READOUT_FIELDS,
+    SCHEMA_VERSION,
+    ArmSummary,
+    Comparison,
+    MetricReadout,
+    MetricSums,
+    Readout,
+    ReadoutSums,
+    ReadoutWarning,
+    Rollup,
+    SliceArm,
+    SliceMetric,
+    SliceReadout,
+    VariationResult,
+)
+
+__all__ = [
+    "DIFFERENCE_TYPES",
+    "MODES",
+    "READOUT_FIELDS",
+    "SCHEMA_VERSION",
+    "AnalysisSettings",
+    "ArmSummary",
+    "Comparison",
+    "DifferenceType",
+    "GroupSums",
+    "Look",
+    "MetricDescription",
+    "MetricReadout",
+    "MetricSums",
+    "Mode",
+    "Readout",
+    "ReadoutInput",
+    "ReadoutSums",
+    "ReadoutWarning",
+    "Rollup",
+    "SliceArm",
+    "SliceMetric",
+    "SliceReadout",
+    "SliceSums",
+    "VariationResult",
+    "VariationSpec",
+    "document_version",
+    "readout_compute",
+]

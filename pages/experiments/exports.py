@@ -1,5 +1,6 @@
 """Downloads of a readout: the stored snapshot as JSON, and every stored view as CSV rows
-(the view chosen by the page's toggles marked `selected`)."""
+(the view chosen by the page's toggles marked `selected`). Both read the snapshot through the
+readout contract, so a readout stored in an older shape downloads in the current one."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 
 from experiments.models import Experiment, ResultSnapshot
+from experiments.readout import MODES, READOUT_FIELDS
 from pages.access import staff_required
 from pages.experiments.views import _experiment_or_404, _toggles
-from pages.presentation.viewmodels import MODES, parse_snapshot
+from pages.presentation.viewmodels import SnapshotData, parse_snapshot
 
 
 def _export_snapshot(experiment: Experiment, snapshot_id: str | None) -> ResultSnapshot:
@@ -30,21 +32,24 @@ def _export_snapshot(experiment: Experiment, snapshot_id: str | None) -> ResultS
     return found
 
 
-EXPORT_FIELDS = (
-    "id", "status", "trigger", "created_at", "finished_at", "analysis_end", "duration_ms", "units",
-    "multiple_exposure_units", "multiple_exposure_share", "srm_p_value", "srm_warning", "guardrail_status",
-    "variations", "metrics", "slices", "warnings", "settings", "inputs", "error", "error_code",
-)
+# The run's facts exported next to the readout's fields.
+RUN_FIELDS = ("id", "status", "trigger", "created_at", "finished_at", "analysis_end", "duration_ms", "error",
+              "error_code")
+
+
+def _snapshot_data(snap: ResultSnapshot) -> SnapshotData:
+    return parse_snapshot({name: getattr(snap, name) for name in (*RUN_FIELDS, *READOUT_FIELDS)})
 
 
 @staff_required
 def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     snap = _export_snapshot(experiment, request.GET.get("snapshot"))
+    data = _snapshot_data(snap)
     body = {"experiment": experiment.key, "phase": snap.phase.number if snap.phase else None,
-            **{f: getattr(snap, f) for f in EXPORT_FIELDS}}
+            **{f: getattr(snap, f) for f in RUN_FIELDS}, **data.readout.to_json()}
     # Which stored view the page showed: `metrics[].<mode>` entries of `difference_type`.
-    toggles = _toggles(request, parse_snapshot({f: getattr(snap, f) for f in EXPORT_FIELDS}))
+    toggles = _toggles(request, data)
     body["selected_view"] = {"analysis": toggles.analysis, "cuped": toggles.cuped, "mode": toggles.mode,
                              "difference_type": toggles.difference_type}
     response = HttpResponse(json.dumps(body, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
@@ -62,7 +67,7 @@ CSV_HEADER = (
 
 def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest | None = None
               ) -> list[list[Any]]:
-    data = parse_snapshot({f: getattr(snap, f) for f in EXPORT_FIELDS})
+    data = _snapshot_data(snap)
     selection: tuple[str, str] | None = None
     if request is not None:
         toggles = _toggles(request, data)
@@ -70,9 +75,9 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
     rows: list[list[Any]] = []
     base = [experiment.key, snap.pk, snap.created_at.isoformat()]
     for metric in data.metrics:
-        control = metric.arms[0] if metric.arms else None
+        control = metric.variations[0] if metric.variations else None
         # Every stored view: analyses in a fixed order, the experiment's own difference type first.
-        views = sorted(metric.results.items(), key=lambda item: (
+        views = sorted(metric.views().items(), key=lambda item: (
             MODES.index(item[0][0]) if item[0][0] in MODES else len(MODES), item[0][1] != data.difference_type))
         for (mode, dtype), by_variation in views:
             for key, n in by_variation.items():
@@ -84,25 +89,22 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
                              arm.users if arm else "", control.mean if control else "", arm.mean if arm else "",
                              n.estimate, n.ci_low, n.ci_high, n.p_value, n.p_value_adjusted, n.chance_to_win,
                              n.variance_reduction, n.cuped_applied, n.sequential, n.error or ""])
-    roles = {m.key: m for m in data.metrics}
-    for entry in snap.slices or []:
-        for m in entry.get("metrics") or []:
-            found = roles.get(str(m.get("key")))
+    by_key = {m.key: m for m in data.metrics}
+    control_key = data.arms[0].key if data.arms else ""
+    for entry in data.readout.slices:
+        for m in entry.metrics:
+            found = by_key.get(m.key)
             if found is None:
                 continue
-            metric = found
-            arms = {str(a.get("key")): a for a in m.get("variations") or []}
-            control_key = data.arms[0].key if data.arms else ""
-            for c in m.get("comparisons") or []:
-                key = str(c.get("variation"))
-                rows.append([*base, entry.get("attribute"), entry.get("value"), metric.key, metric.role,
-                             metric.direction, metric.headline, True, "",
-                             c.get("difference_type", data.difference_type),
-                             key, arms.get(control_key, {}).get("users", ""), arms.get(key, {}).get("users", ""),
-                             arms.get(control_key, {}).get("mean", ""), arms.get(key, {}).get("mean", ""),
-                             c.get("estimate"), c.get("ci_low"), c.get("ci_high"), c.get("p_value"), "",
-                             c.get("chance_to_win"), c.get("variance_reduction"), c.get("cuped_applied"),
-                             c.get("sequential"), c.get("error") or ""])
+            control_arm = m.arm(control_key)
+            for c in m.comparisons:
+                slice_arm = m.arm(c.variation)
+                rows.append([*base, entry.attribute, entry.value, found.key, found.role, found.direction,
+                             found.headline, True, "", c.difference_type, c.variation,
+                             control_arm.users if control_arm else "", slice_arm.users if slice_arm else "",
+                             control_arm.mean if control_arm else "", slice_arm.mean if slice_arm else "",
+                             c.estimate, c.ci_low, c.ci_high, c.p_value, "", c.chance_to_win, c.variance_reduction,
+                             c.cuped_applied, c.sequential, c.error or ""])
     return rows
 
 

@@ -3,7 +3,8 @@
 Snapshots can be large (20 metrics x 3 variations x 50 slices is about a megabyte of JSON),
 so the pages never load whole snapshot histories: PostgreSQL picks out the parts a page
 shows (the primary metric for the list, one metric's always-valid intervals for the trend,
-one slice dimension for the drill-down) and only those travel to Python.
+one slice dimension for the drill-down) and only those travel to Python, where each part is
+read through the readout contract (`Readout.from_json`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from experiments.models import Experiment, Phase, ResultSnapshot
+from experiments.readout import Readout, SliceReadout
 
 __all__ = [
     "TREND_POINTS",
@@ -34,7 +36,7 @@ TREND_POINTS = 120
 PAGE_FIELDS = (
     "id", "experiment_id", "phase_id", "status", "created_at", "finished_at", "analysis_end", "units",
     "multiple_exposure_units", "multiple_exposure_share", "srm_p_value", "srm_warning", "guardrail_status",
-    "variations", "metrics", "warnings", "settings", "error", "error_code", "duration_ms",
+    "variations", "metrics", "warnings", "settings", "error", "error_code", "duration_ms", "schema_version",
 )
 
 
@@ -69,19 +71,13 @@ def experiments_for_list(
 
 @dataclass(frozen=True, slots=True)
 class ListSnapshot:
-    """The latest successful readout of one experiment, cut down to what the list shows."""
+    """The latest successful readout of one experiment, cut down to what the list shows (the
+    readout holds the primary metric only, without its analyses other than the headline list),
+    and the latest outcome."""
 
-    id: int
-    created_at: datetime
-    units: int | None
-    srm_warning: bool
-    srm_p_value: float | None
-    multiple_exposure_share: float | None
-    guardrail_status: str
-    variations: list[dict[str, Any]]
-    warnings: list[dict[str, Any]]
-    settings: dict[str, Any]
-    primary: dict[str, Any] | None
+    id: int | None
+    created_at: datetime | None
+    readout: Readout
     last_status: str | None
     last_error: str
 
@@ -120,18 +116,15 @@ def list_snapshots(experiment_ids: Sequence[int]) -> dict[int, ListSnapshot]:
     for row in rows:
         if row[1] is None and row[12] is None:
             continue
+        primary = _json(row[11])
         out[row[0]] = ListSnapshot(
             id=row[1],
             created_at=row[2],
-            units=row[3],
-            srm_warning=bool(row[4]),
-            srm_p_value=row[5],
-            multiple_exposure_share=row[6],
-            guardrail_status=row[7] or "",
-            variations=_json(row[8]) or [],
-            warnings=_json(row[9]) or [],
-            settings=_json(row[10]) or {},
-            primary=_json(row[11]),
+            readout=Readout.from_json({
+                "units": row[3], "srm_warning": row[4], "srm_p_value": row[5], "multiple_exposure_share": row[6],
+                "guardrail_status": row[7], "variations": _json(row[8]), "warnings": _json(row[9]),
+                "settings": _json(row[10]), "metrics": [primary] if primary else [],
+            }),
             last_status=row[12],
             last_error=row[13] or "",
         )
@@ -185,15 +178,21 @@ SELECT s.created_at, s.variations,
 def trend_history(
     *, experiment_id: int, phase_id: int | None, metric_key: str, mode: str = "sequential",
     difference_type: str = "relative",
-) -> list[tuple[datetime, list[dict[str, Any]], dict[str, Any] | None]]:
-    """(time, variations, {mode: comparisons} of one metric) for up to ~TREND_POINTS readouts;
-    the comparisons are null or empty where a readout did not store that view. Only the view
-    the chart draws travels: one analysis (`sequential` or `sequential_unadjusted`), one
-    difference type."""
+) -> list[tuple[datetime, Readout]]:
+    """(time, readout) for up to ~TREND_POINTS readouts, each readout holding its variations and
+    one view of one metric: one analysis (`sequential` or `sequential_unadjusted`), one
+    difference type. The metric is missing where a readout has none, and the view empty where
+    the readout did not store it."""
     with connection.cursor() as cur:
         cur.execute(_TREND_SQL, [experiment_id, phase_id, phase_id, mode, mode, difference_type, metric_key,
                                  TREND_POINTS])
-        return [(row[0], _json(row[1]) or [], _json(row[2])) for row in cur.fetchall()]
+        rows = cur.fetchall()
+    out = []
+    for at, variations, part in rows:
+        view = _json(part)
+        metrics = [{"key": metric_key, **view}] if view else []
+        out.append((at, Readout.from_json({"variations": _json(variations), "metrics": metrics})))
+    return out
 
 
 _SLICE_SQL = """
@@ -205,14 +204,15 @@ SELECT e ->> 'value', e -> 'units',
 """
 
 
-def slice_entries(*, snapshot_id: int, attribute: str, metric_key: str) -> list[dict[str, Any]]:
+def slice_entries(*, snapshot_id: int, attribute: str, metric_key: str) -> tuple[SliceReadout, ...]:
     """The slices of one dimension, each carrying only the chosen metric."""
     with connection.cursor() as cur:
         cur.execute(_SLICE_SQL, [metric_key, snapshot_id, attribute])
-        return [
+        entries = [
             {"attribute": attribute, "value": row[0], "units": _json(row[1]) or [], "metrics": _json(row[2]) or []}
             for row in cur.fetchall()
         ]
+    return Readout.from_json({"slices": entries}).slices
 
 
 def slice_attributes(*, snapshot_id: int) -> list[str]:

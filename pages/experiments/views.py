@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from config.errors import ApplicationError
 from experiments import services
 from experiments.models import Experiment, ResultSnapshot
+from experiments.readout import MetricReadout
 from flags.models import FlagState
 from pages.access import (
     EXPERIMENT_ADD,
@@ -37,7 +38,6 @@ from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
 from pages.presentation.recommendation import power_panel, recommend
 from pages.presentation.viewmodels import (
-    MetricResult,
     SnapshotData,
     Toggles,
     choose_toggles,
@@ -45,7 +45,6 @@ from pages.presentation.viewmodels import (
     fmt_interval,
     fmt_share,
     judge,
-    parse_metric,
     parse_snapshot,
     result_rows,
     slice_rows,
@@ -118,39 +117,40 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
 
 def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any]:
     has = snap is not None and snap.id is not None
-    arms = snap.variations if has and snap else []
-    settings = snap.settings if has and snap else {}
+    readout = snap.readout if snap is not None and has else None
+    arms = readout.variations if readout else ()
+    settings = readout.settings if readout else None
     facts = ListFacts(
         status=e.status,
-        min_sample=int(settings.get("min_sample_per_arm", e.min_sample_per_arm) or 0),
-        arm_units=tuple(int(a.get("units") or 0) for a in arms),
-        srm_warning=bool(snap and snap.srm_warning),
-        srm_p_value=snap.srm_p_value if snap else None,
-        multiple_exposure_share=snap.multiple_exposure_share if snap else None,
-        guardrail_status=snap.guardrail_status if snap else "",
-        warning_codes=frozenset(str(w.get("code")) for w in (snap.warnings if snap else []) if isinstance(w, dict)),
+        min_sample=settings.min_sample_per_arm if settings else e.min_sample_per_arm,
+        arm_units=tuple(a.units for a in arms),
+        srm_warning=bool(readout and readout.srm_warning),
+        srm_p_value=readout.srm_p_value if readout else None,
+        multiple_exposure_share=readout.multiple_exposure_share if readout else None,
+        guardrail_status=(readout.guardrail_status or "") if readout else "",
+        warning_codes=frozenset(w.code for w in readout.warnings) if readout else frozenset(),
         has_snapshot=has,
         last_failed=bool(snap and snap.last_status == ResultSnapshot.Status.FAILED),
     )
     primary_text = ""
     primary_tone = "neutral"
     primary_name = ""
-    if has and snap and snap.primary:
-        dtype = str(settings.get("difference_type") or "relative")
-        headline = "sequential" if settings.get("sequential") else "cuped" if settings.get("cuped") else "fixed"
-        metric = parse_metric(snap.primary, default_type=dtype, headline=headline)
+    metric = readout.primary if readout else None
+    if readout and metric:
+        analysis = readout.analysis
+        dtype = analysis.own_type
         primary_name = metric.name
         parts = []
         for a in arms[1:]:
-            n = metric.numbers(metric.headline, dtype).get(str(a.get("key")))
+            n = metric.numbers(metric.headline, dtype).get(a.key)
             if n is None or n.error:
                 continue
-            tone, _ = judge(metric, n, alpha=float(settings.get("alpha") or 0.05), min_sample=facts.min_sample,
+            tone, _ = judge(metric, n, alpha=analysis.alpha, min_sample=facts.min_sample,
                             users=min(facts.arm_units, default=0))
             if tone != "neutral":
                 primary_tone = tone
             parts.append(
-                f"{a.get('name') or a.get('key')}: {fmt_estimate(n.estimate, dtype == 'relative')} "
+                f"{a.name or a.key}: {fmt_estimate(n.estimate, dtype == 'relative')} "
                 f"{fmt_interval(n.ci_low, n.ci_high, dtype == 'relative')}"
             )
         primary_text = "; ".join(parts)
@@ -160,7 +160,7 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
         "experiment": e,
         "phase": getattr(e, "phase_number", None),
         "days": _days(started, end) if e.started_at else None,
-        "arms": [(str(a.get("name") or a.get("key")), f"{int(a.get('units') or 0):,}") for a in arms],
+        "arms": [(a.name or a.key, f"{a.units:,}") for a in arms],
         "primary_name": primary_name,
         "primary": primary_text,
         "primary_tone": primary_tone,
@@ -260,7 +260,7 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
     ]
 
 
-def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None, metric: MetricResult,
+def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None, metric: MetricReadout,
            toggles: Toggles, names: dict[str, str]) -> tuple[str, str, str]:
     """(trend chart, users chart, note): the always-valid intervals of the view the toggles chose."""
     history = queries.trend_history(experiment_id=experiment.pk, phase_id=phase_id, metric_key=metric.key,
@@ -268,17 +268,17 @@ def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None,
     relative = toggles.difference_type == "relative"
     users: dict[str, list[tuple[datetime, float]]] = {}
     expected: dict[str, list[tuple[datetime, float]]] = {}
-    parsed: list[tuple[datetime, MetricResult]] = []
-    for at, variations, parts in history:
-        total = sum(int(v.get("units") or 0) for v in variations)
-        weight_sum = sum(float(v.get("weight") or 0) for v in variations) or 1.0
+    parsed: list[tuple[datetime, MetricReadout]] = []
+    for at, readout in history:
+        variations = readout.variations
+        total = sum(v.units for v in variations)
+        weight_sum = sum(v.weight or 0.0 for v in variations) or 1.0
         for v in variations:
-            key = str(v.get("key"))
-            users.setdefault(key, []).append((at, float(v.get("units") or 0)))
-            expected.setdefault(key, []).append((at, total * float(v.get("weight") or 0) / weight_sum))
-        if parts:
-            parsed.append((at, parse_metric({"key": metric.key, **parts}, default_type=snapshot.difference_type,
-                                            headline="sequential")))
+            users.setdefault(v.key, []).append((at, float(v.units)))
+            expected.setdefault(v.key, []).append((at, total * (v.weight or 0.0) / weight_sum))
+        found = readout.metric(metric.key)
+        if found is not None:
+            parsed.append((at, found))
     series, missing = _trend_series(parsed, toggles.sequential_mode, toggles.difference_type)
     note = ""
     if missing:
@@ -298,7 +298,7 @@ def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None,
     return trend_svg, charts.users_chart(user_series), note
 
 
-def _trend_series(parsed: list[tuple[datetime, MetricResult]], mode: str, difference_type: str
+def _trend_series(parsed: list[tuple[datetime, MetricReadout]], mode: str, difference_type: str
                   ) -> tuple[dict[str, list[charts.TrendPoint]], int]:
     """Points per variation of one stored view, and how many readouts lack that view."""
     series: dict[str, list[charts.TrendPoint]] = {}
@@ -351,7 +351,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     if snapshot is not None:
         toggles = _toggles(request, snapshot)
         relative = toggles.difference_type == "relative"
-        control = snapshot.primary.arms[0] if snapshot.primary and snapshot.primary.arms else None
+        control = snapshot.primary.variations[0] if snapshot.primary and snapshot.primary.variations else None
         mde = target_mde(experiment, request.GET.get("mde"), snapshot.difference_type == "relative",
                          control.mean if control else None)
         power = power_panel(snapshot, target_mde=mde, started_at=phase.started_at if phase else None,
@@ -369,8 +369,8 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         slice_table: list[Any] = []
         slice_svg = ""
         if slice_attr and slice_metric is not None and snapshot.id is not None:
-            entries = queries.slice_entries(snapshot_id=snapshot.id, attribute=slice_attr, metric_key=slice_metric.key)
-            slice_table = slice_rows(entries, metric=slice_metric, snapshot=snapshot)
+            part = queries.slice_entries(snapshot_id=snapshot.id, attribute=slice_attr, metric_key=slice_metric.key)
+            slice_table = slice_rows(part, metric=slice_metric, snapshot=snapshot)
             slice_svg = charts.forest_plot(
                 [charts.ForestRow(f"{r.value} · {r.variation_name}",
                                   r.numbers.estimate if r.numbers and not r.numbers.error else None,
@@ -397,7 +397,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
             slice_table=slice_table,
             slice_svg=mark_safe(slice_svg),  # noqa: S308
             slice_count=len({r.value for r in slice_table}),
-            warnings=[(c, m) for c, m in snapshot.warnings if c not in ("srm",)],
+            warnings=[(w.code, w.message) for w in snapshot.warnings if w.code != "srm"],
             mde_input=request.GET.get("mde", ""),
             urls={
                 "cuped_on": _url_with(request, cuped="on"),
@@ -410,8 +410,8 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
             },
             alpha=snapshot.alpha,
             confidence=f"{(1 - snapshot.alpha) * 100:g}",
-            correction=dict(Experiment.Correction.choices).get(str(snapshot.settings.get("correction")), "none"),
-            show_adjusted=snapshot.settings.get("correction") not in (None, "", "none")
+            correction=dict(Experiment.Correction.choices).get(snapshot.settings.correction, "none"),
+            show_adjusted=snapshot.settings.correction_method is not None
             and toggles.mode == snapshot.headline and toggles.difference_type == snapshot.difference_type,
             multiple_share=fmt_share(snapshot.multiple_exposure_share),
             units_text=f"{snapshot.units:,}",

@@ -29,15 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import stats
-from pages.presentation.viewmodels import (
-    MetricResult,
-    Numbers,
-    SnapshotData,
-    fmt_estimate,
-    fmt_interval,
-    fmt_share,
-    judge,
-)
+from experiments.readout import Comparison, MetricReadout
+from pages.presentation.viewmodels import SnapshotData, fmt_estimate, fmt_interval, fmt_share, judge
 
 __all__ = ["PowerPanel", "Recommendation", "power_panel", "recommend"]
 
@@ -102,8 +95,8 @@ class Recommendation:
         return VERDICT_WORDS[self.verdict]
 
 
-def _variance_reduction(metric: MetricResult, snapshot: SnapshotData) -> float:
-    if snapshot.headline == "fixed" or not snapshot.settings.get("cuped"):
+def _variance_reduction(metric: MetricReadout, snapshot: SnapshotData) -> float:
+    if snapshot.headline == "fixed" or not snapshot.settings.cuped:
         return 0.0
     for n in metric.numbers("cuped", snapshot.difference_type).values():
         if n.cuped_applied and n.variance_reduction is not None:
@@ -126,12 +119,12 @@ def power_panel(
     reduction; sequential as the wider always-valid boundary). Cheap: a few closed forms.
     """
     metric = snapshot.primary
-    if metric is None or not metric.arms:
+    if metric is None or not metric.variations:
         return None
-    control = metric.arms[0]
+    control = metric.variations[0]
     relative = snapshot.difference_type == "relative"
     weights = [a.weight or 0.0 for a in snapshot.arms]
-    users = sum(a.users for a in metric.arms)
+    users = sum(a.users for a in metric.variations)
     elapsed_days = (now - started_at).total_seconds() / 86400 if started_at else None
     rate = users / elapsed_days if elapsed_days and elapsed_days > 0.01 and users else None
     base = PowerPanel(
@@ -141,7 +134,7 @@ def power_panel(
     )
     if control.stddev is None or control.mean is None or control.stddev <= 0 or len(weights) < 2 or min(weights) <= 0:
         return _replace(base, note="Not enough data on the primary metric to estimate power yet.")
-    tuning = float(snapshot.settings.get("sequential_tuning") or 5000.0) if snapshot.headline == "sequential" else None
+    tuning = snapshot.settings.sequential_tuning if snapshot.headline == "sequential" else None
     common = {
         "variance": control.stddev**2,
         "weights": weights,
@@ -191,7 +184,7 @@ def _interval_words(headline: str) -> str:
     }.get(headline, "the interval")
 
 
-def _describe(metric: MetricResult, n: Numbers, relative: bool) -> str:
+def _describe(metric: MetricReadout, n: Comparison, relative: bool) -> str:
     return f"{metric.name} {fmt_estimate(n.estimate, relative)} {fmt_interval(n.ci_low, n.ci_high, relative)}"
 
 
@@ -218,7 +211,7 @@ def recommend(
     headline = snapshot.headline
     comparisons = primary.numbers(headline, snapshot.difference_type)
     treatments = [a.key for a in snapshot.arms[1:]] or list(comparisons)
-    smallest = min((a.users for a in primary.arms), default=0)
+    smallest = min((a.users for a in primary.variations), default=0)
     if smallest < snapshot.min_sample:
         reasons = [f"The smallest arm has {smallest:,} users; results are reliable from {snapshot.min_sample:,}."]
         if power and power.days_more is not None and power.users_more:
@@ -238,8 +231,8 @@ def recommend(
             if tone == "bad":
                 harms.append(f"guardrail {metric.name} is worse for {label(key, key)}: "
                              f"{fmt_estimate(n.estimate, relative)} {fmt_interval(n.ci_low, n.ci_high, relative)}")
-    winners: list[tuple[str, Numbers]] = []
-    losers: list[tuple[str, Numbers]] = []
+    winners: list[tuple[str, Comparison]] = []
+    losers: list[tuple[str, Comparison]] = []
     for key in treatments:
         found = comparisons.get(key)
         tone, _ = judge(primary, found, alpha=snapshot.alpha)

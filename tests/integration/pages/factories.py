@@ -1,9 +1,9 @@
 """Experiments with stored readouts for the result pages, built without raw events.
 
 The experiment, its flag, metrics and phase are made through the services. Readouts are
-made by the experiments app's own `build_results` (the code the Celery readout runs after
-its SQL), fed with per-variation sufficient statistics computed from known rates and
-means, so the snapshots have exactly the stored shape while skipping event ingestion.
+made by the experiments app's own `readout_input` and `readout_compute` (the code the Celery
+readout runs after its SQL), fed with per-variation sufficient statistics computed from known
+rates and means, so the snapshots have exactly the stored shape while skipping event ingestion.
 `snapshot_series` writes a history of readouts for the trend chart.
 """
 
@@ -22,9 +22,9 @@ from django.utils import timezone
 from audit.types import Actor
 from base.models import Environment
 from experiments import services as experiment_services
-from experiments.mappers import metric_spec
+from experiments.mappers import readout_input
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
-from experiments.readout_jobs import _MetricRef, build_results
+from experiments.readout import readout_compute
 from experiments.readout_sql import AggregateRow
 from flags import services as flag_services
 
@@ -188,39 +188,21 @@ def aggregate_rows(plan: ExperimentPlan, users: int, *, with_slices: bool, rng: 
 
 def store_snapshot(experiment: Experiment, plan: ExperimentPlan, *, users: int, at: datetime, with_slices: bool,
                    rng: random.Random, multiple: int = 0) -> ResultSnapshot:
-    """One successful readout, written like `readouts._compute` writes it."""
+    """One successful readout, written like `readout_jobs._compute` writes it."""
     phase = Phase.objects.filter(experiment=experiment).order_by("-number").first()
+    assert phase is not None
     links = list(ExperimentMetric.objects.filter(experiment=experiment).select_related("metric"))
     variations = list(experiment.variations.order_by("position"))
-    refs = [_MetricRef(link.metric, link.role, metric_spec(link.metric)) for link in links]
-    weights = [v.weight for v in variations]
     rows = aggregate_rows(plan, users, with_slices=with_slices, rng=rng)
-    result = build_results(
-        experiment=experiment, variations=variations, weights=weights, refs=refs, rows=rows, caps={},
-        slice_attributes=list(plan.slices) if with_slices else [],
-    )
-    warnings = list(result.warnings)
-    share = multiple / (result.units + multiple) if result.units else None
-    if share is not None and share > 0.01:
-        warnings.append({"code": "multiple_exposures",
-                         "message": f"{multiple} of {result.units + multiple} units ({share:.1%}) saw more than one "
-                                    "variation; they are left out of the analysis."})
+    readout = readout_compute(readout_input(
+        experiment=experiment, variations=variations, weights=[v.weight for v in variations], links=links,
+        rows=rows, caps={}, slice_attributes=list(plan.slices) if with_slices else [], analysis_end=at,
+        phase_number=phase.number, multiple_exposure_units=multiple,
+    ))
     snapshot = ResultSnapshot.objects.create(
         experiment=experiment, phase=phase, status=ResultSnapshot.Status.SUCCESS,
         trigger=ResultSnapshot.Trigger.SCHEDULE, attempts=1, started_at=at, finished_at=at, duration_ms=120,
-        analysis_end=at, rollup_mode="full", units=result.units, multiple_exposure_units=multiple,
-        multiple_exposure_share=share, srm_p_value=result.srm_p_value, srm_warning=result.srm_warning,
-        guardrail_status=result.guardrail_status, variations=result.variations, metrics=result.metrics,
-        slices=result.slices, inputs={"analysis_end": at.isoformat(), "phase": phase.number if phase else None,
-                                      "caps": {}, "metrics": result.inputs},
-        warnings=warnings,
-        settings={
-            "alpha": experiment.alpha, "difference_type": experiment.difference_type,
-            "sequential": experiment.sequential, "sequential_tuning": experiment.sequential_tuning,
-            "cuped": experiment.cuped, "cuped_lookback_days": experiment.cuped_lookback_days,
-            "correction": experiment.correction, "min_sample_per_arm": experiment.min_sample_per_arm,
-            "weights": weights,
-        },
+        analysis_end=at, rollup_mode="full", **readout.to_json(),
     )
     ResultSnapshot.objects.filter(pk=snapshot.pk).update(created_at=at)
     snapshot.created_at = at

@@ -1,0 +1,294 @@
+"""Sums in, a `Readout` out: every analysis of every metric and slice through one call of the
+statistics engine, the sample-ratio check and the multiple-testing correction once each."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import stats
+from experiments.readout.input import MetricDescription, ReadoutInput
+from experiments.readout.settings import AnalysisSettings, DifferenceType, Mode
+from experiments.readout.types import (
+    ArmSummary,
+    Comparison,
+    MetricReadout,
+    MetricSums,
+    Readout,
+    ReadoutSums,
+    ReadoutWarning,
+    SliceArm,
+    SliceMetric,
+    SliceReadout,
+    VariationResult,
+)
+
+STATS_METRIC: dict[str, stats.MetricType] = {
+    "conversion": "binomial", "retention": "binomial", "funnel": "binomial",
+    "mean": "mean", "count": "mean", "ratio": "ratio",
+}
+# Warn when more than this share of exposed units saw two variations.
+MULTIPLE_EXPOSURE_WARNING = 0.01
+# A guardrail trends worse when it is at most this likely to be better: at least 80% likely
+# to be worse. A point estimate on the wrong side of zero alone would flag half of all
+# harmless changes.
+GUARDRAIL_WARNING_CHANCE = 0.2
+SEVERITY = {"ok": 0, "warning": 1, "failing": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """Where one analysis's result goes: metric, analysis, difference type, slice (None: overall)."""
+
+    metric: int
+    mode: Mode
+    difference_type: DifferenceType
+    slice: int | None
+
+
+def readout_compute(data: ReadoutInput) -> Readout:
+    """The readout of `data`: the same numbers, warnings and guardrail verdicts for the same sums."""
+    settings = data.settings
+    n = len(data.variations)
+    units = data.overall.units
+    total = sum(units)
+    srm = stats.srm_test(list(units), list(settings.weights)) if n >= 2 and total > 0 else None
+    warnings = _sample_warnings(settings, units, srm)
+
+    results = _analyse(data)
+    adjusted = _corrected(data, results)
+    metrics = tuple(
+        _metric(settings, spec, i, results, adjusted) for i, spec in enumerate(data.metrics)
+    )
+    guardrail = _worst(m.guardrail for m in metrics if m.guardrail is not None) if any(
+        spec.role == "guardrail" for spec in data.metrics) else None
+    if guardrail == "failing":
+        warnings.append(ReadoutWarning("guardrail_failing", "A guardrail metric is significantly worse."))
+    multiple = data.multiple_exposure_units
+    exposed = total + multiple
+    share = multiple / exposed if exposed else None
+    if share is not None and share > MULTIPLE_EXPOSURE_WARNING:
+        warnings.append(ReadoutWarning(
+            "multiple_exposures",
+            f"{multiple} of {exposed} units ({share:.1%}) saw more than one variation; they are left out of the "
+            "analysis. Check the assignment and exposure logging.",
+        ))
+    warnings.extend(data.warnings)
+    weights = settings.weights
+    return Readout(
+        units=total,
+        multiple_exposure_units=multiple,
+        multiple_exposure_share=share,
+        srm_p_value=_finite(srm.p_value) if srm is not None else None,
+        srm_warning=bool(srm.warning) if srm is not None else False,
+        guardrail_status=guardrail,
+        variations=tuple(
+            VariationResult(key=v.key, name=v.name or v.key,
+                            weight=float(weights[k]) if k < len(weights) else v.weight,
+                            units=units[k], share=units[k] / total if total else None)
+            for k, v in enumerate(data.variations)
+        ),
+        metrics=metrics,
+        slices=tuple(_slice(data, g, results) for g in range(len(data.slices))),
+        warnings=tuple(warnings),
+        settings=settings,
+        inputs=_sums(data),
+    )
+
+
+def _sample_warnings(settings: AnalysisSettings, units: Sequence[int], srm: stats.SrmResult | None
+                     ) -> list[ReadoutWarning]:
+    warnings: list[ReadoutWarning] = []
+    total = sum(units)
+    if srm is not None and srm.warning:
+        warnings.append(ReadoutWarning(
+            "srm", f"Sample ratio mismatch (p = {srm.p_value:.2g}): units per variation do not match the configured "
+                   "weights; do not trust the results until explained."))
+    if total and min(units) < settings.min_sample_per_arm:
+        warnings.append(ReadoutWarning(
+            "low_sample", f"Fewer than {settings.min_sample_per_arm} units in some variation: results are not yet "
+                          "reliable."))
+    if total == 0:
+        warnings.append(ReadoutWarning("no_data", "No exposures in this phase yet."))
+    return warnings
+
+
+# Analyses ---------------------------------------------------------------------------------------
+
+
+def _analyse(data: ReadoutInput) -> dict[_Slot, stats.AnalysisResult]:
+    """Every analysis of the readout, in one batch: each overall analysis in both difference
+    types, and per slice only the headline analysis in the experiment's own type (all of them
+    would multiply the largest part of a readout)."""
+    settings = data.settings
+    if len(data.variations) < 2:
+        return {}
+    modes = settings.modes
+    headline = settings.headline
+    own = settings.own_type
+    analyses: list[stats.AnalysisInput] = []
+    slots: list[_Slot] = []
+    for i, spec in enumerate(data.metrics):
+        arms = data.overall.metrics[i]
+        for mode, (cuped, sequential) in modes.items():
+            for dtype in settings.difference_types:
+                analyses.append(_analysis(settings, spec, arms, cuped, sequential, dtype))
+                slots.append(_Slot(i, mode, dtype, None))
+        cuped, sequential = modes[headline]
+        for g, part in enumerate(data.slices):
+            analyses.append(_analysis(settings, spec, part.sums.metrics[i], cuped, sequential, own))
+            slots.append(_Slot(i, headline, own, g))
+    return dict(zip(slots, stats.analyze_many(analyses), strict=True)) if analyses else {}
+
+
+def _analysis(settings: AnalysisSettings, spec: MetricDescription, arms: tuple[stats.VariationData, ...], cuped: bool,
+              sequential: bool, difference_type: DifferenceType) -> stats.AnalysisInput:
+    # CUPED needs the pre-exposure covariate, which is only summed when the experiment asks for it.
+    cuped_on = cuped and settings.cuped and arms[0].covariate_sum is not None
+    return stats.AnalysisInput(
+        metric=STATS_METRIC[spec.kind], variations=arms, alpha=settings.alpha, difference_type=difference_type,
+        sequential=sequential, sequential_tuning_parameter=settings.sequential_tuning, cuped=cuped_on,
+        weights=tuple(float(w) for w in settings.weights),
+    )
+
+
+def _corrected(data: ReadoutInput, results: dict[_Slot, stats.AnalysisResult]) -> dict[tuple[int, int], float | None]:
+    """Corrected p-values over the headline comparisons of primary and secondary metrics,
+    by (metric, comparison)."""
+    settings = data.settings
+    method = settings.correction_method
+    family: list[tuple[int, int]] = []
+    p_values: list[float] = []
+    for i, spec in enumerate(data.metrics):
+        found = results.get(_Slot(i, settings.headline, settings.own_type, None))
+        if not settings.corrects(spec.role) or found is None:
+            continue
+        for j, comparison in enumerate(found.comparisons):
+            family.append((i, j))
+            p_values.append(np.nan if comparison.p_value is None else comparison.p_value)
+    if method is None or not p_values:
+        return {}
+    values = stats.adjust_p_values(np.asarray(p_values), method)
+    return {key: None if math.isnan(value) else float(value)
+            for key, value in zip(family, values.tolist(), strict=True)}
+
+
+# Results ----------------------------------------------------------------------------------------
+
+
+def _metric(settings: AnalysisSettings, spec: MetricDescription, i: int, results: dict[_Slot, stats.AnalysisResult],
+            adjusted: dict[tuple[int, int], float | None]) -> MetricReadout:
+    headline, own = settings.headline, settings.own_type
+    base = results.get(_Slot(i, "fixed", own, None))
+    views: dict[str, tuple[Comparison, ...]] = {}
+    for mode in settings.modes:
+        found = [results.get(_Slot(i, mode, dtype, None)) for dtype in settings.difference_types]
+        if all(r is not None for r in found):
+            views[mode] = tuple(_comparison(c, spec.direction) for r in found if r for c in r.comparisons)
+    own_result = results.get(_Slot(i, headline, own, None))
+    comparisons: list[Comparison] = []
+    harms: list[str] = []
+    for j, c in enumerate(own_result.comparisons if own_result is not None else ()):
+        # Judged on the engine's numbers; an infinite bound only becomes null when stored.
+        significant = c.ci_low is not None and c.ci_high is not None and (c.ci_low > 0 or c.ci_high < 0)
+        p_adjusted: float | None = None
+        if (i, j) in adjusted:
+            p_adjusted = adjusted[(i, j)]
+            significant = p_adjusted is not None and p_adjusted < settings.alpha
+        comparisons.append(_with(_comparison(c, spec.direction), p_value_adjusted=p_adjusted,
+                                 significant=significant))
+        harms.append(_harm(spec.direction, c))
+    guardrail = _worst(harms) if spec.role == "guardrail" else None
+    return MetricReadout(
+        key=spec.key, name=spec.name or spec.key, kind=spec.kind, role=spec.role, direction=spec.direction,
+        headline=headline, cap=spec.cap,
+        variations=tuple(ArmSummary(key=v.name, users=v.users, mean=_finite(v.mean), stddev=_finite(v.stddev))
+                         for v in base.variations) if base is not None else (),
+        fixed=views.get("fixed", ()), cuped=views.get("cuped", ()), sequential=views.get("sequential", ()),
+        sequential_unadjusted=views.get("sequential_unadjusted", ()), comparisons=tuple(comparisons),
+        guardrail=guardrail,
+    )
+
+
+def _slice(data: ReadoutInput, g: int, results: dict[_Slot, stats.AnalysisResult]) -> SliceReadout:
+    settings = data.settings
+    part = data.slices[g]
+    metrics: list[SliceMetric] = []
+    for i, spec in enumerate(data.metrics):
+        found = results.get(_Slot(i, settings.headline, settings.own_type, g))
+        if found is None:
+            continue
+        metrics.append(SliceMetric(
+            key=spec.key,
+            variations=tuple(SliceArm(key=v.name, users=v.users, mean=_finite(v.mean)) for v in found.variations),
+            comparisons=tuple(_comparison(c, spec.direction) for c in found.comparisons),
+        ))
+    return SliceReadout(attribute=part.attribute, value=part.value, units=part.sums.units, metrics=tuple(metrics))
+
+
+def _sums(data: ReadoutInput) -> ReadoutSums:
+    metrics: dict[str, MetricSums] = {}
+    for i, spec in enumerate(data.metrics):
+        slices: dict[str, dict[str, tuple[stats.VariationData, ...]]] = {}
+        # Slices are analysed (and so recorded) only when there is a treatment to compare.
+        if len(data.variations) >= 2:
+            for part in data.slices:
+                slices.setdefault(part.attribute, {})[part.value] = part.sums.metrics[i]
+        metrics[spec.key] = MetricSums(overall=data.overall.metrics[i], slices=slices or None)
+    look = data.look
+    return ReadoutSums(analysis_end=look.analysis_end.isoformat(), phase=look.phase, caps=dict(look.caps),
+                       rollup=look.rollup, metrics=metrics)
+
+
+def _comparison(c: stats.Comparison, direction: str) -> Comparison:
+    chance = _finite(c.chance_to_win)
+    if chance is not None and direction == "lower":
+        chance = 1.0 - chance
+    return Comparison(
+        variation=c.variation, difference_type=c.difference_type, estimate=_finite(c.estimate),
+        ci_low=_finite(c.ci_low), ci_high=_finite(c.ci_high), p_value=_finite(c.p_value), chance_to_win=chance,
+        cuped_applied=bool(c.cuped_applied), variance_reduction=_finite(c.variance_reduction),
+        sequential=bool(c.sequential), error=c.error,
+    )
+
+
+def _with(c: Comparison, *, p_value_adjusted: float | None, significant: bool) -> Comparison:
+    return Comparison(
+        variation=c.variation, difference_type=c.difference_type, estimate=c.estimate, ci_low=c.ci_low,
+        ci_high=c.ci_high, p_value=c.p_value, chance_to_win=c.chance_to_win, cuped_applied=c.cuped_applied,
+        variance_reduction=c.variance_reduction, sequential=c.sequential, error=c.error,
+        p_value_adjusted=p_value_adjusted, significant=significant,
+    )
+
+
+def _harm(direction: str, c: stats.Comparison) -> str:
+    """ok, warning or failing: how a guardrail comparison looks for the metric's direction."""
+    if c.estimate is None:
+        return "ok"
+    higher = direction == "higher"
+    worse = c.estimate < 0 if higher else c.estimate > 0
+    significant = (c.ci_high is not None and c.ci_high < 0) if higher else (c.ci_low is not None and c.ci_low > 0)
+    if significant:
+        return "failing"
+    # The chance of being better: the engine's chance of a higher value, flipped for lower-is-better.
+    chance = c.chance_to_win
+    if chance is not None and direction == "lower":
+        chance = 1.0 - chance
+    likely = chance is None or chance <= GUARDRAIL_WARNING_CHANCE
+    return "warning" if worse and likely else "ok"
+
+
+def _worst(statuses: Iterable[str]) -> str:
+    worst = "ok"
+    for status in statuses:
+        if SEVERITY[status] > SEVERITY[worst]:
+            worst = status
+    return worst
+
+
+def _finite(value: float | None) -> float | None:
+    """Finite or None: the engine may give inf for a degenerate slice, which JSON cannot hold."""
+    return value if value is None or math.isfinite(value) else None

@@ -15,6 +15,7 @@ from base.models import Environment
 from config.api import ListApi, validated_input
 from flags import selectors, services
 from flags.documents import flag_document, rule_document, segment_document
+from flags.engine.limits import SEGMENT_MAX_IDS
 from flags.models import Flag
 
 
@@ -323,7 +324,7 @@ class SegmentSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["condition", "ids"], required=False)
     condition = serializers.JSONField(required=False)
     attribute = serializers.CharField(max_length=100, required=False)
-    ids = serializers.ListField(child=serializers.JSONField(), required=False, max_length=100_000)
+    ids = serializers.ListField(child=serializers.JSONField(), required=False, max_length=SEGMENT_MAX_IDS)
 
 
 class SegmentListApi(ListApi):

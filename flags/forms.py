@@ -55,6 +55,11 @@ def _json_error(exc: json.JSONDecodeError) -> str:
     return f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
 
 
+# JSON nested beyond what the parser follows; the services refuse far less deep documents
+# with a message naming the limit (docs/api.md, Limits).
+TOO_DEEP = "This JSON is nested too deeply to be read."
+
+
 class JSONTextField(forms.Field):
     """JSON typed into a textarea; the error says where the text stops being JSON."""
 
@@ -81,6 +86,8 @@ class JSONTextField(forms.Field):
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationError(_json_error(exc), code="invalid_json") from exc
+        except RecursionError as exc:
+            raise ValidationError(TOO_DEEP, code="too_deep") from exc
         if self.kind is dict and not isinstance(parsed, dict):
             raise ValidationError(f"Write a JSON object in curly braces, for example {self.example}.",
                                   code="not_object")
@@ -188,6 +195,8 @@ def parse_variant_value(text: str, value_type: str) -> Any:
         if value_type == Flag.ValueType.NUMBER:
             raise ValueError("Use a number, for example 10 or 0.5.") from exc
         raise ValueError(_json_error(exc)) from exc
+    except RecursionError as exc:
+        raise ValueError(TOO_DEEP) from exc
     if value_type == Flag.ValueType.NUMBER and (
         not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
     ):

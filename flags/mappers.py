@@ -14,6 +14,11 @@ SDK payload and a GrowthBook SDK agrees with our own evaluation:
   holdout's share in (with its layer range, if any, as a second filter, since GrowthBook
   ignores a namespace once filters are set); held-out units fall through to the next rule.
 
+Validation keeps stored configuration within ``flags.engine.limits``; a row written around it
+costs only itself: a condition too deep to compile makes its rule (or prerequisite) one that
+never matches, and a flag with a value too deep to serialise is left out, each with an error
+logged, while the rest of the environment is served.
+
 ``environment_snapshot`` reads one environment in a fixed batch of queries; the other
 functions work on rows already in memory and touch no database.
 """
@@ -28,6 +33,8 @@ from typing import Any, cast
 from django.db.models import Prefetch
 
 from base.models import Environment
+from flags.engine.conditions import ConditionTooComplex
+from flags.engine.limits import SERVE_VALUE_MAX_DEPTH, depth_exceeds
 from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
 from flags.models import Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
@@ -41,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 # A prerequisite without a condition requires its parent flag to be on.
 DEFAULT_PREREQUISITE_CONDITION: Mapping[str, Any] = {"value": True}
+# A condition no unit satisfies, here and in GrowthBook's SDKs: the negation of the empty
+# condition, which every unit satisfies.
+NEVER_MATCHES: Mapping[str, Any] = {"$not": {}}
 HASH_VERSION = 2
 
 
@@ -87,6 +97,10 @@ def snapshot_from_rows(
     for flag, state, variants, rules in sorted(flags, key=lambda row: row[0].key):
         if flag.archived_at is not None:
             continue
+        if any(depth_exceeds(variant.value, SERVE_VALUE_MAX_DEPTH) for variant in variants):
+            logger.error("Flag %s has a variant value nested deeper than %d levels; it is not served.",
+                         flag.key, SERVE_VALUE_MAX_DEPTH)
+            continue
         features[flag.key] = feature_from_rows(
             flag=flag, state=state, variants=variants, rules=rules, segments=segments, saved_groups=saved_groups,
             holdouts=holdouts,
@@ -123,7 +137,7 @@ def feature_from_rows(
             value_type=value_type,
         )
     compiled: list[Rule] = []
-    gate = _parents(flag.prerequisites, gate=True)
+    gate = _parents(flag.prerequisites, gate=True, owner=f"flag {flag.key}")
     if gate:
         compiled.append(Rule(parent_conditions=gate))
     for row in rules:
@@ -156,7 +170,8 @@ def rule_from_row(
     holdouts: Mapping[str, Holdout] | None = None,
 ) -> Rule | None:
     """One rule; None when it refers to a variant, segment or holdout that no longer exists
-    (the services prevent that, so it is only a guard against a half-migrated row)."""
+    (the services prevent that, so it is only a guard against a half-migrated row). A rule
+    whose condition is too deep to compile never matches."""
     condition = _condition(row.condition, _segment_keys(row), segments, saved_groups)
     if condition is _MISSING:
         logger.warning("Rule %s of flag %s uses an unknown segment; it is skipped.", row.uid, flag_key)
@@ -164,10 +179,25 @@ def rule_from_row(
     common: dict[str, Any] = {
         "id": row.uid,
         "condition": condition,
-        "parent_conditions": _parents(row.prerequisites, gate=False),
+        "parent_conditions": _parents(row.prerequisites, gate=False, owner=f"rule {row.uid} of flag {flag_key}"),
         "starts_at": _epoch(row.starts_at),
         "ends_at": _epoch(row.ends_at),
     }
+    try:
+        return _rule(flag_key, row, values, names, holdouts, common)
+    except ConditionTooComplex as exc:
+        logger.error("Rule %s of flag %s never matches: %s", row.uid, flag_key, exc)
+        return _rule(flag_key, row, values, names, holdouts, {**common, "condition": NEVER_MATCHES})
+
+
+def _rule(
+    flag_key: str,
+    row: RuleRow,
+    values: Mapping[str, Any],
+    names: Mapping[str, str],
+    holdouts: Mapping[str, Holdout] | None,
+    common: dict[str, Any],
+) -> Rule | None:
     if row.kind in (RuleRow.Kind.FORCE, RuleRow.Kind.ROLLOUT):
         if row.variant not in values:
             logger.warning("Rule %s of flag %s serves an unknown variant; it is skipped.", row.uid, flag_key)
@@ -250,7 +280,7 @@ def _condition(
     return {"$and": parts}
 
 
-def _parents(prerequisites: Any, *, gate: bool) -> tuple[ParentCondition, ...]:
+def _parents(prerequisites: Any, *, gate: bool, owner: str) -> tuple[ParentCondition, ...]:
     out: list[ParentCondition] = []
     for item in prerequisites or ():
         if not isinstance(item, Mapping) or not isinstance(item.get("flag"), str):
@@ -258,7 +288,11 @@ def _parents(prerequisites: Any, *, gate: bool) -> tuple[ParentCondition, ...]:
         condition = item.get("condition")
         if not isinstance(condition, Mapping):
             condition = DEFAULT_PREREQUISITE_CONDITION
-        out.append(ParentCondition(id=item["flag"], condition=condition, gate=gate))
+        try:
+            out.append(ParentCondition(id=item["flag"], condition=condition, gate=gate))
+        except ConditionTooComplex as exc:
+            logger.error("The prerequisite %s of %s never holds: %s", item["flag"], owner, exc)
+            out.append(ParentCondition(id=item["flag"], condition=NEVER_MATCHES, gate=gate))
     return tuple(out)
 
 

@@ -413,9 +413,7 @@ def _check_segment(data: Mapping[str, Any]) -> None:
         if not data.get("condition"):
             errors["condition"] = ["A condition segment needs a condition."]
     else:
-        ids = data.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
-            errors["ids"] = ["Give a list of ids (strings or numbers)."]
+        errors.update(validation.check_segment_ids(data.get("ids")))
         if not data.get("attribute"):
             errors["attribute"] = ["Name the attribute the ids are matched against."]
     _raise_if(errors, "The segment is not valid.")

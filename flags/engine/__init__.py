@@ -4,10 +4,11 @@ Pure (no Django): the serving edge evaluates snapshots that `flags.mappers` comp
 database; the GrowthBook SDK payload is a direct serialisation of the same snapshot, so SDKs
 evaluating it locally agree with the server. Modules: `types` (the snapshot and evaluation
 results), `conditions` (GrowthBook's condition language), `evaluation`, `gbformat` (the SDK
-payload both ways) and `validation` (checks the services run before a write).
+payload both ways), `validation` (checks the services run before a write) and `limits` (how
+large and deep configuration may be).
 """
 
-from flags.engine.conditions import compile_condition, eval_condition, validate_condition
+from flags.engine.conditions import ConditionTooComplex, compile_condition, eval_condition, validate_condition
 from flags.engine.evaluation import evaluate, evaluate_all, prerequisites_of, run_experiment
 from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
 from flags.engine.types import (
@@ -28,6 +29,7 @@ from flags.engine.validation import (
     check_condition,
     check_prerequisites,
     check_rule,
+    check_segment_ids,
     check_served_variants,
     check_variants,
     find_cycle,
@@ -36,6 +38,7 @@ from flags.engine.validation import (
 
 __all__ = [
     "UNSET",
+    "ConditionTooComplex",
     "Evaluation",
     "Experiment",
     "ExperimentAssignment",
@@ -50,6 +53,7 @@ __all__ = [
     "check_condition",
     "check_prerequisites",
     "check_rule",
+    "check_segment_ids",
     "check_served_variants",
     "check_variants",
     "compile_condition",

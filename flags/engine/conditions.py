@@ -6,7 +6,16 @@ plain values compare the way JavaScript coerces them (``{"age": 30}`` matches
 ``"30"``), relational operators use JavaScript's ordering (null counts as 0,
 numeric strings as numbers), array attributes intersect with ``$in``, and
 version operators compare padded version strings. Nothing here raises on bad
-input: a condition that cannot be evaluated simply does not match.
+input: a condition that cannot be evaluated simply does not match. The one
+exception is size: ``compile_condition`` raises :class:`ConditionTooComplex`
+for a condition nested deeper than ``limits.COMPILE_MAX_DEPTH``, so that the
+caller can set that one rule aside instead of exhausting the stack.
+
+``$regex`` runs on RE2, whose matching time is linear in the length of the
+text whatever the pattern: a pattern cannot make a request slow. RE2 takes
+JavaScript's syntax for ordinary patterns (``\\uXXXX`` and ``\\cX`` escapes are
+translated); it has no backreferences or lookarounds, and ``pattern_problem``
+says so to people writing such a pattern.
 
 ``compile_condition`` resolves the operator dispatch, regexes and lookup sets
 once; ``eval_condition`` compiles and evaluates in one go; ``validate_condition``
@@ -15,22 +24,28 @@ lists problems for people editing conditions.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import re2
+
+from flags.engine.limits import COMPILE_MAX_DEPTH, depth_exceeds
 from traffic.assignment.bucketing import js_number_to_string
 
 __all__ = [
     "LOGICAL_OPERATORS",
     "VALUE_OPERATORS",
+    "ConditionTooComplex",
     "GroupIndex",
     "Matcher",
     "compile_condition",
     "eval_condition",
     "index_groups",
+    "pattern_problem",
     "validate_condition",
 ]
 
@@ -75,9 +90,19 @@ def eval_condition(
     return compile_condition(condition)(attributes, index_groups(saved_groups))
 
 
+class ConditionTooComplex(ValueError):
+    """A condition nested deeper than compilation takes (``limits.COMPILE_MAX_DEPTH``)."""
+
+
 def compile_condition(condition: object) -> Matcher:
     """Compile a condition into a matcher called as ``matcher(attributes, groups)``,
-    where ``groups`` comes from :func:`index_groups`."""
+    where ``groups`` comes from :func:`index_groups`.
+
+    Raises :class:`ConditionTooComplex` for a condition nested deeper than
+    ``limits.COMPILE_MAX_DEPTH`` levels; validation keeps stored conditions far below that.
+    """
+    if depth_exceeds(condition, COMPILE_MAX_DEPTH):
+        raise ConditionTooComplex(f"The condition is nested deeper than {COMPILE_MAX_DEPTH} levels.")
     return _compile_object(condition)
 
 
@@ -360,7 +385,7 @@ def _compile_operator(op: str, operand: Any) -> _ValuePred:
             return _always if negate else _never
         return lambda value, groups: is_in(value, groups.get(operand, _EMPTY)) is not negate
     if op in ("$regex", "$regexi"):
-        return _regex(operand, re.IGNORECASE if op == "$regexi" else 0)
+        return _regex(operand, insensitive=op == "$regexi")
     if op in ("$all", "$alli"):
         return _all(operand, insensitive=op == "$alli")
     if op == "$exists":
@@ -397,15 +422,68 @@ def _membership(operand: Any, *, insensitive: bool, negate: bool) -> _ValuePred:
     return lambda value, _g: is_in(value, members, True) is not negate
 
 
-def _regex(operand: Any, flags: int) -> _ValuePred:
+# --- regular expressions ---------------------------------------------------------
+
+_JS_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|c([A-Za-z])|.)", re.DOTALL)
+_BACKREFERENCE = re.compile(r"\\(?:[1-9]|k<)")
+_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+_LINEAR = "patterns are matched by RE2, in time linear in the text"
+
+
+def _js_escape(match: re.Match[str]) -> str:
+    code, control = match.group(1), match.group(2)
+    if code is not None:
+        return f"\\x{{{code}}}"
+    if control is not None:
+        return f"\\x{{{ord(control) % 32:02x}}}"
+    return match.group(0)
+
+
+class _PatternError(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=1024)
+def _pattern(pattern: str, insensitive: bool) -> Any:
+    """The compiled RE2 program of a JavaScript pattern; _PatternError when RE2 refuses it."""
+    options = re2.Options()
+    options.case_sensitive = not insensitive
+    options.never_capture = True
+    options.log_errors = False
+    try:
+        return re2.compile(_JS_ESCAPE.sub(_js_escape, pattern), options)
+    except UnicodeError as exc:
+        raise _PatternError("not valid Unicode") from exc
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else "not a pattern"
+        raise _PatternError(reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)) from exc
+
+
+def pattern_problem(pattern: str, *, insensitive: bool = False) -> str | None:
+    """Why a ``$regex`` pattern cannot be used, for people (None when it can)."""
+    try:
+        _pattern(pattern, insensitive)
+    except _PatternError as exc:
+        if _BACKREFERENCE.search(pattern):
+            return f"backreferences such as \\1 are not supported ({_LINEAR})"
+        if _LOOKAROUND.search(pattern):
+            return f"lookaheads and lookbehinds such as (?= are not supported ({_LINEAR})"
+        return f"invalid regular expression ({exc})"
+    return None
+
+
+def _regex(operand: Any, *, insensitive: bool) -> _ValuePred:
     if not isinstance(operand, str):
         return _never
     try:
-        search = re.compile(operand, flags).search
-    except (re.error, OverflowError, RecursionError):
+        search = _pattern(operand, insensitive).search
+    except _PatternError:
         return _never
-    # A missing attribute does not match (JavaScript would test the text "null").
-    return lambda value, _g: value is not None and search(value if type(value) is str else js_string(value)) is not None
+    # A missing attribute does not match (JavaScript would test the text "null"). The text is
+    # given as bytes, so a lone surrogate cannot fail the encoding.
+    return lambda value, _g: value is not None and search(
+        (value if type(value) is str else js_string(value)).encode("utf-8", "surrogatepass")
+    ) is not None
 
 
 def _all(operand: Any, *, insensitive: bool) -> _ValuePred:
@@ -509,10 +587,9 @@ def _check_operator(op: str, operand: Any, path: str, errors: list[str], groups:
     elif op == "$type" and operand not in _TYPES:
         errors.append(f"{path}: expected one of {', '.join(sorted(_TYPES))}, got {operand!r}.")
     elif op in ("$regex", "$regexi"):
-        try:
-            re.compile(operand)
-        except (re.error, OverflowError, RecursionError) as exc:
-            errors.append(f"{path}: invalid regular expression ({exc}).")
+        problem = pattern_problem(operand, insensitive=op == "$regexi")
+        if problem is not None:
+            errors.append(f"{path}: {problem}.")
     elif op in ("$inGroup", "$notInGroup") and groups is not None and operand not in groups:
         errors.append(f"{path}: unknown saved group '{operand}'.")
     elif op in ("$size", "$not", "$elemMatch") and kind == "object":

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flags.engine.conditions import GroupIndex, index_groups
+from flags.engine.limits import EVALUATION_MAX_PREREQUISITE_CHAIN
 from flags.engine.types import (
     EXPERIMENT,
     FORCE_ALWAYS,
@@ -188,7 +189,8 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
     feature = ctx.features.get(key)
     if feature is None:
         return Evaluation(key, None, None, Reason.ERROR, Source.UNKNOWN_FEATURE, error_code=ERROR_FLAG_NOT_FOUND)
-    if key in ctx.stack:
+    if key in ctx.stack or len(ctx.stack) >= EVALUATION_MAX_PREREQUISITE_CHAIN:
+        # A chain this long was written around validation; it is answered as a cycle is.
         return _cyclic(key)
     if not feature.enabled:
         return feature.default_result

@@ -1,7 +1,9 @@
 """Checks on flag configuration, independent of storage.
 
 Each function returns a dict of field -> list of messages (empty when valid), so the
-services can reject a write with every problem listed at once.
+services can reject a write with every problem listed at once. Every write path (the
+services, rule sets, segments, ramps, experiments) runs them, so that nothing is stored
+that the serving path cannot compile: the size limits are those of ``flags.engine.limits``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,19 @@ from typing import Any
 
 from base.keys import Errors, check_key
 from flags.engine.conditions import validate_condition
+from flags.engine.limits import (
+    PREREQUISITES_MAX,
+    SEGMENT_ID_MAX_LENGTH,
+    SEGMENT_MAX_IDS,
+    condition_limit_errors,
+    value_limit_errors,
+)
 
 VALUE_TYPES = ("boolean", "string", "number", "json")
 RULE_KINDS = ("force", "rollout", "experiment")
 WEIGHT_TOLERANCE = 1e-6
+_END = object()
+
 
 def _add(errors: Errors, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
@@ -51,6 +62,9 @@ def check_variants(value_type: str, variants: Sequence[Mapping[str, Any]]) -> Er
             _add(errors, f"variants[{i}].value", "A variant needs a value.")
         elif not value_matches_type(variant["value"], value_type):
             _add(errors, f"variants[{i}].value", f"Value does not match the flag type '{value_type}'.")
+        else:
+            for message in value_limit_errors(variant["value"]):
+                _add(errors, f"variants[{i}].value", message)
     return errors
 
 
@@ -70,8 +84,24 @@ def check_condition(condition: Any, field: str = "condition") -> Errors:
     if not isinstance(condition, dict):
         _add(errors, field, "A condition must be a JSON object.")
         return errors
-    for message in validate_condition(condition):
+    # Only a condition within the limits is checked in detail: the detailed check recurses.
+    for message in condition_limit_errors(condition) or validate_condition(condition):
         _add(errors, field, message)
+    return errors
+
+
+def check_segment_ids(ids: Any, field: str = "ids") -> Errors:
+    """The ids of an id-list segment: strings or numbers, within the limits."""
+    errors: Errors = {}
+    if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        _add(errors, field, "Give a list of ids (strings or numbers).")
+    elif len(ids) > SEGMENT_MAX_IDS:
+        _add(errors, field, f"At most {SEGMENT_MAX_IDS:,} ids (this list has {len(ids):,}).")
+    else:
+        for index, item in enumerate(ids):
+            if len(str(item)) > SEGMENT_ID_MAX_LENGTH:
+                _add(errors, field, f"{field}[{index}]: longer than {SEGMENT_ID_MAX_LENGTH} characters.")
+                break
     return errors
 
 
@@ -81,6 +111,9 @@ def check_prerequisites(
     errors: Errors = {}
     if not isinstance(prerequisites, list):
         _add(errors, field, "Prerequisites must be a list of {flag, condition}.")
+        return errors
+    if len(prerequisites) > PREREQUISITES_MAX:
+        _add(errors, field, f"At most {PREREQUISITES_MAX} prerequisites.")
         return errors
     known = set(known_flags)
     for i, item in enumerate(prerequisites):
@@ -98,30 +131,67 @@ def check_prerequisites(
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
-    """Return one dependency cycle (as a path of flag keys) or None."""
+    """Return one dependency cycle (as a path of flag keys) or None. Iterative, so a chain of
+    any length is walked."""
     state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in edges.get(node, ()):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if state.get(nxt) is None:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
     for start in sorted(edges):
-        if state.get(start) is None:
-            found = visit(start)
-            if found:
-                return found
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [start]
+        pending = [iter(edges.get(start, ()))]
+        while pending:
+            nxt = next(pending[-1], _END)
+            if nxt is _END:
+                state[stack.pop()] = 2
+                pending.pop()
+                continue
+            key = str(nxt)
+            if state.get(key) == 1:
+                return [*stack[stack.index(key) :], key]
+            if key not in state:
+                state[key] = 1
+                stack.append(key)
+                pending.append(iter(edges.get(key, ())))
     return None
+
+
+def _longest_path(edges: Mapping[str, Iterable[str]], start: str) -> list[str]:
+    """The longest path of edges from `start`, as its nodes (an edge that closes a cycle is
+    not followed)."""
+    best: dict[str, tuple[int, str | None]] = {}
+    on_path = {start}
+    stack = [(start, iter(edges.get(start, ())))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, _END)
+        if child is _END:
+            stack.pop()
+            on_path.discard(node)
+            length, via = 0, None
+            for key in map(str, edges.get(node, ())):
+                if key in best and best[key][0] + 1 > length:
+                    length, via = best[key][0] + 1, key
+            best[node] = (length, via)
+        elif (key := str(child)) not in best and key not in on_path:
+            on_path.add(key)
+            stack.append((key, iter(edges.get(key, ()))))
+    path = [start]
+    while (step := best[path[-1]][1]) is not None:
+        path.append(step)
+    return path
+
+
+def longest_chain_through(edges: Mapping[str, Iterable[str]], key: str) -> list[str]:
+    """The longest chain of requirements that goes through `key`, as the flag keys from the
+    flag that requires the most down to the last one required (`[key]` alone: no chain)."""
+    required_by: dict[str, list[str]] = {}
+    for node, parents in edges.items():
+        for parent in parents:
+            required_by.setdefault(str(parent), []).append(node)
+    above = _longest_path(required_by, key)
+    below = _longest_path(edges, key)
+    return [*reversed(above), *below[1:]]
 
 
 def check_rule(

@@ -25,5 +25,6 @@ urlpatterns = [
     path("api/v1/", include("experiments.urls")),
     path("experiments/", include("pages.experiments.urls")),
     path("flags/", include("pages.flags.urls")),
+    path("", include("pages.urls")),
     path("", include("base.urls")),
 ]

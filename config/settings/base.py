@@ -128,6 +128,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/admin/login/"
+# A login without `next` (the admin's login form sends none) lands on the result pages.
+LOGIN_REDIRECT_URL = "/experiments/"
 
 # Request bodies above this size get 413 (the events batch limit is separate).
 # 4 MiB: a segment of 100,000 ids (the most one takes) is about 2 MB of JSON.

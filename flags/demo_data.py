@@ -1,25 +1,29 @@
-"""Demo configuration: environments, segments and a handful of realistic flags.
+"""Demo configuration: environments, segments, a handful of realistic flags and when the
+simulated applications last evaluated them.
 
 Used by `manage.py seed_demo`; every step goes through the services and is idempotent.
 """
 
 from __future__ import annotations
 
-import secrets
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from audit.types import Actor
-from base import tokens
-from base.models import ApiToken, Environment
+from base.models import Environment
 from flags import services
+from flags.demo_credentials import DemoLogin, demo_login_ensure, demo_login_read, demo_login_write
 from flags.models import Flag, Segment
+from flags.selectors import flag_usage_by_environment
+from flags.staleness import stale_flag_days
+from flags.usage import flag_usage_record
 
 ACTOR = Actor(label="seed_demo", via="command")
 ENVIRONMENTS = (("production", "Production"), ("staging", "Staging"))
-DEMO_TOKEN_NAME = "demo token"  # noqa: S105 - a label, not a secret
 
 SEGMENTS: tuple[dict[str, Any], ...] = (
     {
@@ -104,7 +108,17 @@ FLAGS: tuple[dict[str, Any], ...] = (
         "description": "Largest file a user may upload.",
         "tags": ["limits"],
     },
+    {
+        "key": "spring-sale-banner",
+        "name": "Spring sale banner",
+        "owner": "marketing",
+        "description": "Banner of the spring sale, shown to everyone while the sale ran.",
+        "tags": ["marketing"],
+    },
 )
+# A temporary flag whose code was removed after its launch: nothing has evaluated it for longer
+# than the stale-flag horizon, so `/flags/?stale=1` lists it.
+FINISHED_FLAG = "spring-sale-banner"
 
 
 def _ensure_environments() -> list[Environment]:
@@ -143,9 +157,25 @@ RULES: dict[str, list[dict[str, Any]]] = {
     "max-upload-mb": [
         {"kind": "force", "variant": "large", "condition": {"plan": "business"}, "description": "Business plan"},
     ],
+    "spring-sale-banner": [
+        {"kind": "rollout", "variant": "on", "coverage": 1.0, "description": "Everyone during the sale"},
+    ],
 }
 ENABLED = {"maintenance-mode": (True, True), "new-checkout": (True, True), "pricing-page": (True, True),
-           "checkout-upsell": (True, True), "max-upload-mb": (True, True), "search-ranking": (True, False)}
+           "checkout-upsell": (True, True), "max-upload-mb": (True, True), "search-ranking": (True, False),
+           "spring-sale-banner": (True, True)}
+
+# The simulated applications' last evaluation of each flag, as (production, staging) ages at
+# seeding time; None: never evaluated there. Production asks for its flags all the time, staging
+# only when someone tests, so the staging times spread over the last two weeks.
+LAST_EVALUATED: dict[str, tuple[timedelta | None, timedelta | None]] = {
+    "maintenance-mode": (timedelta(minutes=1), timedelta(hours=3)),
+    "new-checkout": (timedelta(minutes=1), timedelta(hours=5)),
+    "pricing-page": (timedelta(minutes=4), timedelta(days=2, hours=6)),
+    "checkout-upsell": (timedelta(minutes=2), timedelta(days=6)),
+    "search-ranking": (timedelta(minutes=9), None),
+    "max-upload-mb": (timedelta(hours=2), timedelta(days=11)),
+}
 
 
 def _configure(flag: Flag, env: Environment) -> None:
@@ -161,6 +191,13 @@ def _configure(flag: Flag, env: Environment) -> None:
         services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=enabled)
 
 
+def _finished_ages() -> tuple[timedelta, timedelta]:
+    """How long ago the finished flag was created and last evaluated: past the stale-flag
+    horizon, whatever `STALE_FLAG_DAYS` says."""
+    horizon = stale_flag_days()
+    return timedelta(days=horizon + 60), timedelta(days=horizon + 12)
+
+
 def _ensure_flags(envs: list[Environment]) -> None:
     for spec in FLAGS:
         if Flag.objects.filter(key=spec["key"]).exists():
@@ -168,39 +205,49 @@ def _ensure_flags(envs: list[Environment]) -> None:
         flag = services.flag_create(actor=ACTOR, **spec)
         for env in envs:
             _configure(flag, env)
+        if flag.key == FINISHED_FLAG:
+            # Its story began before the seeding: created before it was last evaluated.
+            Flag.objects.filter(pk=flag.pk).update(created_at=timezone.now() - _finished_ages()[0])
 
 
-def _ensure_admin() -> tuple[Any, str]:
-    user_model = get_user_model()
-    password = secrets.token_urlsafe(12)
-    user = user_model.objects.filter(username="admin").first()
-    if user is None:
-        user = user_model.objects.create_superuser("admin", "admin@example.com", password)
-    else:
-        user.set_password(password)
-        user.save(update_fields=["password"])
-    return user, password
-
-
-def _fresh_token(user: Any) -> str:
-    for token in ApiToken.objects.filter(name=DEMO_TOKEN_NAME, revoked_at__isnull=True):
-        tokens.api_token_revoke(actor=ACTOR, token=token)
-    _, raw = tokens.api_token_create(actor=ACTOR, user=user, name=DEMO_TOKEN_NAME, scope=ApiToken.Scope.WRITE)
-    return raw
+def _ensure_evaluations(envs: list[Environment]) -> None:
+    """Record the simulated evaluations where a demo flag has none in an environment yet, in
+    the table the SDK edge writes; later real evaluations move the times forward."""
+    now = timezone.now()
+    finished = _finished_ages()[1]
+    ages = {**LAST_EVALUATED, FINISHED_FLAG: (finished, finished)}
+    flags = dict(Flag.objects.filter(key__in=list(ages)).values_list("key", "pk"))
+    recorded = flag_usage_by_environment(flag_ids=flags.values())
+    for env in envs:
+        production = env.key == "production"
+        evaluated = {
+            key: now - age
+            for key, pair in ages.items()
+            if key in flags
+            and (age := pair[0 if production else 1]) is not None
+            and env.key not in recorded.get(flags[key], {})
+        }
+        flag_usage_record(environment=env, evaluated=evaluated)
 
 
 @transaction.atomic
-def seed_demo() -> dict[str, Any]:
-    """Create what is missing and return the keys, a fresh admin password and a fresh token."""
+def _seed(stored: DemoLogin | None, *, rotate_credentials: bool) -> tuple[DemoLogin, dict[str, Any]]:
     envs = _ensure_environments()
     _ensure_segments()
     _ensure_flags(envs)
-    user, password = _ensure_admin()
-    token = _fresh_token(user)
-    return {
-        "environments": {
-            e.key: {"client_key": e.client_key, "server_key": e.server_key} for e in Environment.objects.all()
-        },
-        "admin": {"username": user.get_username(), "password": password},
-        "management_token": token,
-    }
+    _ensure_evaluations(envs)
+    login = demo_login_ensure(actor=ACTOR, stored=stored, rotate=rotate_credentials)
+    keys = {e.key: {"client_key": e.client_key, "server_key": e.server_key} for e in Environment.objects.all()}
+    return login, keys
+
+
+def seed_demo(*, credentials_file: Path, rotate_credentials: bool = False) -> dict[str, Any]:
+    """Create what is missing and return the SDK keys, the admin login and a management token.
+
+    The login and token are kept in `credentials_file` and reused while they still work;
+    `rotate_credentials` replaces them (the old token is revoked).
+    """
+    login, keys = _seed(demo_login_read(credentials_file), rotate_credentials=rotate_credentials)
+    # Written once the database holds them: a failed seeding leaves the file as it was.
+    demo_login_write(credentials_file, login)
+    return {"environments": keys, **login.as_json()}

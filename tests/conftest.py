@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from audit.types import Actor
@@ -27,6 +30,14 @@ def require_service(host: str, port: int, name: str) -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """What the tests' demo seeding keeps (its login and token) stays out of the checkout's `.demo/`."""
+    path = tmp_path_factory.mktemp("demo")
+    with override_settings(DEMO_DIR=path):
+        yield path
 
 
 @pytest.fixture

@@ -271,15 +271,20 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Files of `make demo` (its secret key, its login and token, the file broker): see README.md.
+DEMO_DIR = Path(env_str("DEMO_DIR", str(BASE_DIR / ".demo")))
+
 # A broker without any server, for `make demo` on a machine with no Redis: messages are files.
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = Path(env_str("CELERY_BROKER_DIR", str(BASE_DIR / ".demo" / "broker")))
-    for _sub in ("out", "processed"):
+    _broker_dir = Path(env_str("CELERY_BROKER_DIR", str(DEMO_DIR / "broker")))
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        # The exchange tables; by default a `control` folder in the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 

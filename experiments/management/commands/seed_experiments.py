@@ -12,7 +12,9 @@ result pages show every kind of recommendation:
   about 53.5/46.5 (a client drops some control exposures): a sample ratio mismatch.
 
 Traffic goes through the same ingestion service as `POST /api/v1/events`, day by day, with a
-readout at the end of each simulated day (dated then), so the trend charts have history;
+readout at the end of each simulated day (dated then), so the trend charts have history; the
+exposures of each day count as evaluations of the experiment's flag, recorded as the events
+API records them (the flag's "last evaluated" time follows the traffic up to its latest exposure);
 `--no-readout` sends it all at once. `--users` scales every experiment (20,000 is the
 default scale). Idempotent: an existing demo experiment is left alone unless `--force` (it
 only gets its demo tags if it has none).
@@ -35,6 +37,7 @@ from experiments import services
 from experiments.models import Experiment, Metric, Phase, ResultSnapshot
 from flags import services as flag_services
 from flags.models import Flag
+from flags.usage import flag_usage_record
 
 METRICS: dict[str, dict[str, Any]] = {
     "checkout-conversion": {"kind": "conversion", "event_name": "purchase", "window_hours": 72,
@@ -126,7 +129,7 @@ class Command(BaseCommand):
     def _deliver(self, experiment: Experiment, environment: Environment, demo: Demo, items: list[dict[str, Any]],
                  *, readouts: bool) -> None:
         if not readouts:
-            sent = self._send(environment, items)
+            sent = self._send(experiment, environment, items)
             self.stdout.write(f"Sent {sent:,} exposures and events for '{demo.key}'.")
             return
         # The traffic arrives day by day, with a readout at the end of each day, so that the
@@ -137,7 +140,7 @@ class Command(BaseCommand):
             until = min(start + timedelta(days=day), datetime.now(tz=UTC))
             today = [item for item in items if item["timestamp"] <= until] if day < demo.days else items
             items = items[len(today):]
-            sent += self._send(environment, today)
+            sent += self._send(experiment, environment, today)
             snapshot = services.readout_run(experiment_id=experiment.pk, trigger="command")
             if snapshot is None:
                 continue
@@ -211,14 +214,21 @@ class Command(BaseCommand):
         items.sort(key=lambda item: item["timestamp"])
         return items
 
-    def _send(self, environment: Environment, items: list[dict[str, Any]]) -> int:
-        """Ingest `items` through the events service in batches of 1,000; the number accepted."""
+    def _send(self, experiment: Experiment, environment: Environment, items: list[dict[str, Any]]) -> int:
+        """Ingest `items` through the events service in batches of 1,000; the number accepted.
+
+        As for `POST /api/v1/events`, the latest exposure accepted is an evaluation of the
+        experiment's flag."""
         run = f"{int(datetime.now(tz=UTC).timestamp() * 1000)}"
         sent = 0
+        flag_key = experiment.flag.key
         for start in range(0, len(items), 1000):
             batch = [
                 {**item, "timestamp": item["timestamp"].isoformat(), "id": f"demo-{run}-{start + n}"}
                 for n, item in enumerate(items[start:start + 1000])
             ]
-            sent += services.events_ingest(environment=environment, items=batch).accepted
+            result = services.events_ingest(environment=environment, items=batch)
+            sent += result.accepted
+            if experiment.pk in result.exposed:
+                flag_usage_record(environment=environment, evaluated={flag_key: result.exposed[experiment.pk]})
         return sent

@@ -39,8 +39,10 @@ bench-tools: $(DEV_STAMP)
 	  echo "installing Debian wrk for bench/serve.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
+# The demo starts and stops the embedded database itself: after Ctrl-C the server and the
+# worker stop first, then the database.
 demo: $(RUNTIME_STAMP)
-	$(EMBEDDED) --data .demo/pgdata -- $(PY) -m devtools.demo
+	$(PY) -m devtools.demo
 
 test: $(DEV_STAMP) browser
 	$(EMBEDDED) --data .test-db/pgdata -- $(PY) -m pytest $(PYTEST_ARGS)

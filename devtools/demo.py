@@ -1,24 +1,66 @@
-"""`make demo`: migrate, seed demo data, then run the web server, a Celery worker and beat.
+"""`make demo`: the whole service with demo data, and a clean stop on Ctrl-C.
 
-Run through `python -m devtools.embedded_db`, which provides DATABASE_URL. Ctrl-C stops all
-processes started here (the embedded database is stopped by its runner).
+    python -m devtools.demo [--data DIR]
+
+Without DATABASE_URL it starts an embedded PostgreSQL (data in `--data`, by default
+`DEMO_DIR/pgdata`); then it migrates, seeds the demo data and runs the web server (gunicorn on
+127.0.0.1:`DEMO_PORT`, 8000 by default) and a Celery worker with beat. Its files (secret key,
+admin login and token, beat schedule, file broker) are under `DEMO_DIR` (`.demo/`).
+
+Ctrl-C, SIGTERM or SIGHUP stop everything in order: the server and the worker first, since
+they may still be writing, then the database; one line says what was stopped and the exit
+status is 0. The children run in process groups of their own (`devtools.processes`), so a
+terminal's Ctrl-C reaches only this process and the order is kept.
 """
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import json
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from devtools.embedded_db import EmbeddedPostgres, stop_signals_held
+from devtools.processes import Child, StopRequest, stop_children
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_DIR = ROOT / ".demo"
-HOST, PORT = "127.0.0.1", 8000
+HOST = "127.0.0.1"
+# Seconds the server and the worker get to finish what they are doing (gunicorn's own
+# graceful timeout is 20 s).
+GRACE_SECONDS = 25.0
+# Seconds to wait for the server's first answer before printing the banner anyway.
+STARTUP_SECONDS = 60.0
+
+
+def demo_dir() -> Path:
+    return Path(os.environ.get("DEMO_DIR") or ROOT / ".demo").resolve()
+
+
+def demo_port() -> int:
+    raw = os.environ.get("DEMO_PORT") or "8000"
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"DEMO_PORT must be a port number, not {raw!r}.")
+    return int(raw)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As gunicorn binds: a connection of an earlier run still closing does not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def _redis_reachable() -> bool:
@@ -29,13 +71,14 @@ def _redis_reachable() -> bool:
         return False
 
 
-def _environment() -> dict[str, str]:
+def _environment(directory: Path) -> dict[str, str]:
     env = dict(os.environ)
-    DEMO_DIR.mkdir(exist_ok=True)
-    key_file = DEMO_DIR / "secret_key"
+    directory.mkdir(parents=True, exist_ok=True)
+    key_file = directory / "secret_key"
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(48))
         key_file.chmod(0o600)
+    env["DEMO_DIR"] = str(directory)
     env.setdefault("DJANGO_SECRET_KEY", key_file.read_text().strip())
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     if "CELERY_BROKER_URL" not in env:
@@ -43,28 +86,21 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE, text=True
-    )
-    return out.stdout
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _banner(seed: dict[str, object]) -> str:
+def _banner(seed: dict[str, Any], base: str, credentials: Path) -> str:
     envs = seed["environments"]
-    assert isinstance(envs, dict)
     admin = seed["admin"]
-    assert isinstance(admin, dict)
-    prod = envs.get("production", {})
-    client_key = prod.get("client_key", "")
+    client_key = envs.get("production", {}).get("client_key", "")
     token = seed["management_token"]
-    base = f"http://{HOST}:{PORT}"
     lines = [
         "",
         "Splitbase demo is running",
         f"  Admin UI        {base}/admin/   (login {admin['username']} / {admin['password']})",
         f"  Results pages   {base}/experiments/   (the demo experiment: {base}/experiments/checkout-redesign/)",
-        f"  Flag pages      {base}/flags/   (usage, ramps, kill switch, stale flags)",
+        f"  Flag pages      {base}/flags/   (usage, ramps, kill switch, stale flags: {base}/flags/?stale=1)",
         f"  API docs        {base}/api/docs/",
         "  SDK keys:",
     ]
@@ -72,6 +108,8 @@ def _banner(seed: dict[str, object]) -> str:
         lines.append(f"    {key:<11} client {keys['client_key']}   server {keys['server_key']}")
     lines += [
         f"  Management token  {token}",
+        f"  (login and token are kept in {_shown(credentials)} and stay the same on every start;",
+        "   delete that file before a start for new ones)",
         "",
         "Try:",
         f"  curl -s -X POST {base}/ofrep/v1/evaluate/flags/new-checkout \\",
@@ -85,62 +123,133 @@ def _banner(seed: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def stopped_line(names: list[str]) -> str:
+    """"Stopped the server, the worker and the database." for the names given."""
+    if not names:
+        return "Stopped."
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"Stopped {listed}."
 
 
-def main() -> int:
-    # A SIGTERM (from `kill`, or forwarded by the embedded database's wrapper) stops the server
-    # and the worker as Ctrl-C does, instead of leaving them running without a database.
-    signal.signal(signal.SIGTERM, _interrupt)
-    env = _environment()
-    os.chdir(ROOT)
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-    seed = json.loads(_manage(env, "seed_demo", "--json"))
-    # A demo experiment with simulated traffic, so result pages have data on first start.
-    _manage(env, "seed_experiments")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py", "--bind", f"{HOST}:{PORT}"],
-            env=env,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--beat",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--schedule",
-                str(DEMO_DIR / "celerybeat-schedule"),
-            ],
-            env=env,
-        ),
-    ]
-    time.sleep(1.5)
-    print(_banner(seed), flush=True)
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+@dataclass
+class Demo:
+    env: dict[str, str]
+    stop: StopRequest
+    directory: Path
+    port: int
+    services: list[Child] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def _manage(self, *args: str, stdout: Any = None) -> int | None:
+        """Run a management command to its end: its exit status, or None when stopped first."""
+        if self.stop.requested:
+            return None
+        step = Child("the setup", [sys.executable, "manage.py", *args], env=self.env, stdout=stdout)
+        status = step.run(self.stop)
+        if status is None:
+            stop_children([step], stop=self.stop, grace=GRACE_SECONDS)
+            self.interrupted.append(step.name)
+        elif status != 0:
+            print(f"`manage.py {' '.join(args)}` failed with status {status}.", file=sys.stderr)
+        return status
+
+    def _seed(self) -> dict[str, Any] | int | None:
+        """Migrate and seed: the demo keys and login, or the failed step's status (None: stopped)."""
+        for args in (("migrate", "--noinput"), ("collectstatic", "--noinput", "--verbosity", "0")):
+            status = self._manage(*args)
+            if status != 0:
+                return status
+        with tempfile.TemporaryFile("w+") as out:
+            status = self._manage("seed_demo", "--json", stdout=out)
+            if status != 0:
+                return status
+            out.seek(0)
+            seed: dict[str, Any] = json.load(out)
+        # Four demo experiments with simulated traffic, so the result pages have data at once.
+        status = self._manage("seed_experiments")
+        return seed if status == 0 else status
+
+    def _start_services(self) -> None:
+        self.services.append(Child("the server", [
+            sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py",
+            "--bind", f"{HOST}:{self.port}",
+        ], env=self.env))
+        self.services.append(Child("the worker", [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
+            "--concurrency", "1", "--schedule", str(self.directory / "celerybeat-schedule"),
+        ], env=self.env))
+
+    def _ended(self) -> Child | None:
+        return next((child for child in self.services if child.exited()), None)
+
+    def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and not self.stop.requested and self._ended() is None:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return 0
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1):  # noqa: S310 - our own URL
+                    return
+            except (OSError, http.client.HTTPException):
+                self.stop.sleep(0.3)
+
+    def run(self) -> int:
+        """Seed, serve until stopped; 0 when stopped by a signal."""
+        seeded = self._seed()
+        if not isinstance(seeded, dict):
+            return 0 if seeded is None else seeded
+        self._start_services()
+        self._wait_until_serving()
+        ended = self._ended()
+        if ended is None and not self.stop.requested:
+            print(_banner(seeded, self.base, self.directory / "credentials.json"), flush=True)
+        while ended is None and not self.stop.sleep(0.5):
+            ended = self._ended()
+        if ended is None:
+            return 0
+        self.services.remove(ended)
+        print(f"{ended.name.capitalize()} ended by itself with status {ended.finish()}.", file=sys.stderr)
+        return 1
+
+    def shut_down(self) -> list[str]:
+        """Stop the server and the worker; the names of what was stopped."""
+        stop_children(self.services, stop=self.stop, grace=GRACE_SECONDS)
+        return [*self.interrupted, *(child.name for child in self.services)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    directory = demo_dir()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, default=directory / "pgdata",
+                        help="data directory of the embedded PostgreSQL (without DATABASE_URL)")
+    args = parser.parse_args(argv)
+    data = args.data.resolve()  # before the change of directory below
+    port = demo_port()
+    if not _port_free(port):
+        print(f"Port {port} on {HOST} is in use, perhaps by another demo. Stop that, or choose another port: "
+              f"DEMO_PORT={port + 1} make demo", file=sys.stderr)
+        return 1
+    stop = StopRequest()
+    stop.install()
+    env = _environment(directory)
+    os.chdir(ROOT)
+    database = None
+    if not env.get("DATABASE_URL"):
+        with stop_signals_held():
+            database = EmbeddedPostgres.start(data)
+        env["DATABASE_URL"] = database.url
+    demo = Demo(env=env, stop=stop, directory=directory, port=port)
+    status = 1
+    try:
+        status = demo.run()
+    finally:
+        stopped = demo.shut_down()
+        if database is not None and database.stop():
+            stopped.append("the database")
+        print(stopped_line(stopped), flush=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Requests refused before any view runs, with a clear JSON error.
 
 - PostgreSQL text and JSON values cannot hold the NUL character; a query parameter or a JSON
-  string with one would fail inside the database. The events API is left out: it rejects such
-  items one by one and keeps the rest of the batch.
+  string with one would fail inside the database.
 - A management API body above `DATA_UPLOAD_MAX_MEMORY_SIZE` gets 413 `payload_too_large`
-  (Django alone would answer an HTML 400). The SDK endpoints and the events API answer 413 in
-  their own shapes.
+  (Django alone would answer an HTML 400).
+
+The SDK endpoints and the events API are left out: the SDK edge (`serving.request`) holds their
+requests to its own limits and answers in each protocol's shape (the events API rejects items
+with a NUL character one by one and keeps the rest of the batch).
 """
 
 from __future__ import annotations
@@ -19,32 +21,39 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.api import error_body
 
-EXEMPT_PREFIXES = ("/api/v1/events",)
+__all__ = ["NUL_MESSAGE", "SDK_EDGE_PREFIXES", "RequestGuard", "nul_in_url"]
+
+SDK_EDGE_PREFIXES = ("/api/v1/events", "/api/v1/evaluate", "/api/features/", "/ofrep/")
 MANAGEMENT_PREFIX = "/api/v1/"
-SDK_PATHS = ("/api/v1/evaluate",)
-OFREP_PREFIX = "/ofrep/"
-OFREP_SINGLE = "/ofrep/v1/evaluate/flags/"
+NUL_MESSAGE = "The request's {location} contains a NUL character (U+0000), which cannot be stored."
 
 
-def _has_nul(request: HttpRequest) -> str | None:
+def nul_in_url(request: HttpRequest) -> str | None:
+    """``path`` or ``query`` when that part of the request holds a NUL character, else None."""
     if "\x00" in request.path:
         return "path"
     query = request.META.get("QUERY_STRING", "")
     if "%00" in query or "\x00" in query or b"\x00" in unquote_to_bytes(query):
         return "query"
+    return None
+
+
+def _has_nul(request: HttpRequest) -> str | None:
+    where = nul_in_url(request)
+    if where is not None:
+        return where
     if request.method in ("POST", "PUT", "PATCH") and "json" in (request.content_type or ""):
         try:
             body = request.body
         except RequestDataTooBig:
-            return None  # the view answers 413 in its own shape
+            return None  # _too_large answered the API's 413; other pages get Django's own answer
         if b"\\u0000" in body or b"\x00" in body:
             return "body"
     return None
 
 
 def _too_large(request: HttpRequest) -> bool:
-    path = request.path
-    if not path.startswith(MANAGEMENT_PREFIX) or path.startswith(EXEMPT_PREFIXES + SDK_PATHS):
+    if not request.path.startswith(MANAGEMENT_PREFIX):
         return False
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -58,20 +67,14 @@ class RequestGuard:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(SDK_EDGE_PREFIXES):
+            return self.get_response(request)
         if _too_large(request):
             limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
             return JsonResponse(error_body("payload_too_large", f"The body is larger than {limit:,} bytes.",
                                            {"limit_bytes": limit}), status=413)
-        if not request.path.startswith(EXEMPT_PREFIXES):
-            where = _has_nul(request)
-            if where is not None:
-                message = f"The request's {where} contains a NUL character (U+0000), which cannot be stored."
-                if request.path.startswith(OFREP_PREFIX):
-                    # OpenFeature's remote evaluation protocol has an error shape of its own.
-                    body = {"errorCode": "INVALID_CONTEXT", "errorDetails": message}
-                    key = request.path.removeprefix(OFREP_SINGLE).strip("/")
-                    if request.path.startswith(OFREP_SINGLE) and key and where != "path":
-                        body = {"key": key, **body}
-                    return JsonResponse(body, status=400)
-                return JsonResponse(error_body("invalid_characters", message, {"location": where}), status=400)
+        where = _has_nul(request)
+        if where is not None:
+            message = NUL_MESSAGE.format(location=where)
+            return JsonResponse(error_body("invalid_characters", message, {"location": where}), status=400)
         return self.get_response(request)

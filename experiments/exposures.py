@@ -6,21 +6,32 @@ events API (`experiments.ingestion`)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from base.models import Environment
 from experiments.ingestion import _json_object, _Reject, _route_exposure, _routes, _Rows, _unit, _write
 
-__all__ = ["ExposureInput", "ServedExposure", "exposures_record", "serving_exposures_record"]
+__all__ = [
+    "ExposureInput",
+    "ServedExposure",
+    "exposures_record",
+    "served_exposures_load",
+    "serving_exposures_record",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class ServedExposure:
-    """A unit assigned to a variation of a running experiment, as evaluation saw it."""
+    """A unit assigned to a variation of a running experiment, as evaluation saw it.
 
+    The environment travels as its id, which is what the rows store, and as its key, which
+    keeps logs and spool files readable.
+    """
+
+    environment_id: int
     environment: str
     experiment: str
     variation: str
@@ -40,13 +51,19 @@ class ServedExposure:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ServedExposure:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+    def from_json(cls, data: Mapping[str, Any], *, environment_id: int | None = None) -> ServedExposure:
+        """The exposure of `as_json`; `environment_id` stands in for a record that lacks one."""
+        values = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        if "environment_id" not in values:
+            if environment_id is None:
+                raise KeyError("environment_id")
+            values["environment_id"] = environment_id
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
 class ExposureInput:
-    """An exposure seen by the serving layer (or any caller other than the events API).
+    """An exposure seen by any caller other than the events API and the SDK edge.
 
     `environment` (a key) is only read when `exposures_record` is not given an environment id.
     Without `event_id` the exposure is identified by experiment, phase, unit and variation, so
@@ -61,24 +78,59 @@ class ExposureInput:
     environment: str | None = None
     event_id: str | None = None
 
+    @property
+    def seen_at(self) -> datetime:
+        return self.timestamp if self.timestamp.tzinfo else self.timestamp.replace(tzinfo=UTC)
 
-def serving_exposures_record(exposures: Sequence[ServedExposure]) -> None:
-    """The recorder of the exposures the evaluation endpoints buffer (`EXPOSURE_RECORDER`):
-    the same bulk, idempotent path as `exposures_record`, which skips experiments that are not
-    running and counts each unit once per experiment and variation."""
-    exposures_record(
-        exposures=[
-            {
-                "environment": e.environment,
-                "experiment": e.experiment,
-                "variation": e.variation,
-                "unit_id": e.unit_id,
-                "timestamp": e.seen_at,
-                "attributes": dict(e.attributes),
-            }
-            for e in exposures
-        ]
-    )
+
+class _Exposure(Protocol):
+    """What recording reads of an exposure, whoever saw it."""
+
+    @property
+    def experiment(self) -> str: ...
+
+    @property
+    def variation(self) -> str: ...
+
+    @property
+    def unit_id(self) -> str: ...
+
+    @property
+    def attributes(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def seen_at(self) -> datetime: ...
+
+
+def serving_exposures_record(exposures: Sequence[ServedExposure]) -> int:
+    """Record the exposures the evaluation endpoints buffered, each in the environment whose id
+    it carries: the same bulk, idempotent path as `exposures_record`, which skips experiments
+    that are not running and counts each unit once per experiment and variation. Returns how
+    many exposures were new; database errors propagate (the SDK edge spools the batch)."""
+    by_environment: dict[int, list[ServedExposure]] = {}
+    for exposure in exposures:
+        by_environment.setdefault(exposure.environment_id, []).append(exposure)
+    return _record(by_environment)
+
+
+def served_exposures_load(records: Iterable[Mapping[str, Any]]) -> list[ServedExposure]:
+    """Exposures read back from their JSON form (`ServedExposure.as_json`).
+
+    Records that lack the environment id name only the environment's key: those keys are
+    looked up in one query. Records of an environment that no longer exists are left out.
+    """
+    records = list(records)
+    keys = {str(r["environment"]) for r in records if "environment_id" not in r}
+    ids: dict[str, int] = {}
+    if keys:
+        ids = dict(Environment.objects.filter(key__in=keys).values_list("key", "id"))
+    out: list[ServedExposure] = []
+    for record in records:
+        if "environment_id" in record:
+            out.append(ServedExposure.from_json(record))
+        elif str(record["environment"]) in ids:
+            out.append(ServedExposure.from_json(record, environment_id=ids[str(record["environment"])]))
+    return out
 
 
 def _exposure_id(experiment: str, phase_number: int, unit: str, variation: str) -> str:
@@ -105,7 +157,7 @@ def _as_input(item: ExposureInput | Mapping[str, Any]) -> ExposureInput:
 def exposures_record(
     *, exposures: Sequence[ExposureInput | Mapping[str, Any]], environment_id: int | None = None
 ) -> int:
-    """Record exposures seen outside the events API (the evaluation endpoints, SDK callbacks).
+    """Record exposures seen outside the events API (SDK callbacks, server code).
 
     Bulk and idempotent: an exposure of a unit to the same variation of the same experiment
     phase is stored once, however often it is recorded. Exposures of unknown or not-running
@@ -113,24 +165,38 @@ def exposures_record(
     `ExposureInput` or mappings with the same keys; without `environment_id`, each item names
     its environment by key. Returns how many exposures were new. Database errors propagate.
     """
+    items = [_as_input(raw) for raw in exposures]
     by_environment: dict[int, list[ExposureInput]] = {}
-    if environment_id is None:
-        keys = {i.environment if isinstance(i, ExposureInput) else i.get("environment") for i in exposures}
-        ids = dict(Environment.objects.filter(key__in=[k for k in keys if k]).values_list("key", "id"))
-    for raw in exposures:
-        item = _as_input(raw)
-        env_id = environment_id if environment_id is not None else ids.get(item.environment or "")
-        if env_id is not None:
-            by_environment.setdefault(env_id, []).append(item)
+    if environment_id is not None:
+        if items:
+            by_environment[environment_id] = items
+    else:
+        keys = {item.environment for item in items if item.environment}
+        ids = dict(Environment.objects.filter(key__in=keys).values_list("key", "id")) if keys else {}
+        for item in items:
+            env_id = ids.get(item.environment or "")
+            if env_id is not None:
+                by_environment.setdefault(env_id, []).append(item)
+    return _record(by_environment)
+
+
+def _record(by_environment: Mapping[int, Sequence[_Exposure]]) -> int:
+    """Write each environment's exposures through its experiments as of its current config
+    version (the versions of every environment in one query)."""
+    if not by_environment:
+        return 0
+    versions = dict(
+        Environment.objects.filter(pk__in=list(by_environment)).values_list("id", "config_version")
+    )
     inserted = 0
     for env_id, items in by_environment.items():
-        version = Environment.objects.filter(pk=env_id).values_list("config_version", flat=True).first()
+        version = versions.get(env_id)
         if version is None:
-            continue
+            continue  # the environment was deleted meanwhile
         routes = _routes(env_id, version)
         rows = _Rows()
         for item in items:
-            ts = item.timestamp if item.timestamp.tzinfo else item.timestamp.replace(tzinfo=UTC)
+            ts = item.seen_at
             try:
                 experiment_id, phase_id, number, position = _route_exposure(
                     routes, item.experiment, item.variation, ts
@@ -139,7 +205,8 @@ def exposures_record(
                 attrs = _json_object(dict(item.attributes) if item.attributes else None, "attributes")
             except _Reject:
                 continue
-            rows.exp_ids.append(item.event_id or _exposure_id(item.experiment, number, unit, item.variation))
+            event_id = item.event_id if isinstance(item, ExposureInput) else None
+            rows.exp_ids.append(event_id or _exposure_id(item.experiment, number, unit, item.variation))
             rows.exp_experiments.append(experiment_id)
             rows.exp_phases.append(phase_id)
             rows.exp_units.append(unit)

@@ -24,6 +24,7 @@ import psycopg
 from django.db import connection, transaction
 
 from base.models import Environment
+from config.json_values import holds_nul
 from experiments.models import Experiment, Phase, Variation
 
 __all__ = [
@@ -462,27 +463,29 @@ def _with_nul(items: Sequence[Any]) -> set[int]:
             return set()
     except TypeError:
         return set()  # not JSON data: the validation rejects the items themselves
-    return {i for i, item in enumerate(items) if _holds_nul(item)}
+    return {i for i, item in enumerate(items) if holds_nul(item)}
 
 
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
-
-
-def events_ingest(*, environment: Environment, items: Sequence[Any], now: datetime | None = None) -> IngestResult:
+def events_ingest(
+    *,
+    environment: Environment | int,
+    items: Sequence[Any],
+    config_version: int | None = None,
+    now: datetime | None = None,
+) -> IngestResult:
     """Validate and store a batch of exposures and metric events (the `POST /api/v1/events` body).
 
+    `environment` is the row or its id; with an id, `config_version` (the SDK edge knows it from
+    its snapshot) lets the environment's experiments come from the cache instead of a query.
     Good items are written even when others are rejected. An item whose id was stored before
     (or appears twice in the batch) counts as a duplicate and changes nothing.
     """
     now = now or datetime.now(tz=UTC)
-    routes = _routes(environment.pk, environment.config_version)
+    if isinstance(environment, Environment):
+        environment_id, config_version = environment.pk, environment.config_version
+    else:
+        environment_id = environment
+    routes = _routes(environment_id, config_version)
     unstorable = _with_nul(items)
     if unstorable:
         # Rare: leave those items out here, and report them in their place in the batch.
@@ -496,7 +499,7 @@ def events_ingest(*, environment: Environment, items: Sequence[Any], now: dateti
         )
     else:
         rows, rejected, repeated = _validate(items, routes, now)
-    inserted = _write(environment.pk, rows)
+    inserted = _write(environment_id, rows)
     exposed: dict[int, datetime] = {}
     for experiment_id, ts in zip(rows.exp_experiments, rows.exp_ts, strict=True):
         if experiment_id not in exposed or ts > exposed[experiment_id]:

@@ -25,10 +25,6 @@ def environment_keys() -> list[str]:
     return list(Environment.objects.values_list("key", flat=True))
 
 
-def environment_by_sdk_key(*, key: str) -> Environment | None:
-    return Environment.objects.filter(client_key=key).first() or Environment.objects.filter(server_key=key).first()
-
-
 def flag_list(*, archived: bool | None = False, tag: str | None = None, search: str | None = None) -> QuerySet[Flag]:
     qs = Flag.objects.prefetch_related(
         "variants",

@@ -8,8 +8,10 @@ are replayed, oldest first, as soon as a write succeeds again, by whichever proc
 first (a file is claimed by renaming it). The recorder is idempotent per unit and experiment,
 so a batch replayed twice after a crash does no harm. On exit the in-memory list is spooled.
 
-The recorder is the callable named by ``EXPOSURE_RECORDER``; it takes a sequence of
-:class:`Exposure` and raises on failure.
+Each exposure carries its environment's id from the evaluation to the row; spool lines that
+lack the id and name only the environment's key are resolved with one lookup per file.
+The recorder is the experiments app's (``ExposureBuffer.recorder``, a callable that takes a
+sequence of :class:`ServedExposure` and raises on failure).
 """
 
 from __future__ import annotations
@@ -19,22 +21,25 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 from django.conf import settings
 from django.db import Error as DatabaseError
-from django.utils.module_loading import import_string
 
-from experiments.exposures import ServedExposure as Exposure
+from experiments.exposures import ServedExposure, served_exposures_load, serving_exposures_record
+from flags.engine.types import Evaluation
 from serving.background import FlushThread, discard_connection
+from serving.snapshots import SdkKey
+from traffic.assignment.bucketing import hash_string
 
-__all__ = ["Exposure", "ExposureBuffer", "RecorderUnavailable", "buffer"]
+__all__ = ["ExposureBuffer", "buffer", "exposures_of", "track"]
 
 logger = logging.getLogger(__name__)
 
-Recorder = Callable[[Sequence["Exposure"]], None]
+Recorder = Callable[[Sequence[ServedExposure]], object]
 
 # A unit seen in an experiment is not queued again for this long (the recorder deduplicates
 # anyway; this only spares it the repeats of busy units). Entries are 64-bit hashes, so two
@@ -45,15 +50,48 @@ DEDUP_MAX = 100_000
 STALE_CLAIM_SECONDS = 300.0
 
 
-class RecorderUnavailable(Exception):
-    """Nothing can take exposures yet (keep them spooled)."""
+def exposures_of(
+    environment: SdkKey, evaluations: Iterable[Evaluation], attributes: Mapping[str, Any]
+) -> list[ServedExposure]:
+    """Exposures of a unit placed in an experiment variation (not units left out by coverage
+    or a namespace, and not passthrough variations)."""
+    now = time.time()
+    out: list[ServedExposure] = []
+    for ev in evaluations:
+        assignment = ev.experiment
+        if assignment is None or not assignment.in_experiment or not assignment.hash_used or assignment.passthrough:
+            continue
+        out.append(
+            ServedExposure(
+                environment_id=environment.environment_id,
+                environment=environment.environment,
+                experiment=assignment.key,
+                variation=assignment.variation_key,
+                variation_index=assignment.variation_id,
+                unit_id=hash_string(assignment.hash_value),
+                hash_attribute=assignment.hash_attribute,
+                flag=ev.key,
+                rule_id=ev.rule_id,
+                timestamp=now,
+                attributes=attributes,
+            )
+        )
+    return out
+
+
+def track(environment: SdkKey, evaluations: Iterable[Evaluation], attributes: Mapping[str, Any]) -> int:
+    """Queue the exposures of an evaluation; returns how many were new to this process."""
+    exposures = exposures_of(environment, evaluations, attributes)
+    return buffer.add(exposures) if exposures else 0
 
 
 class ExposureBuffer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._pending: list[Exposure] = []
+        # What writes a batch to the database; tests put a stand-in here.
+        self.recorder: Recorder = serving_exposures_record
+        self._pending: list[ServedExposure] = []
         self._seen: set[int] = set()
         self._seen_before: set[int] = set()
         self._seen_rotated = time.monotonic()
@@ -62,14 +100,14 @@ class ExposureBuffer:
 
     # --- request side ------------------------------------------------------------------
 
-    def add(self, exposures: Iterable[Exposure]) -> int:
+    def add(self, exposures: Iterable[ServedExposure]) -> int:
         """Queue exposures not seen recently; returns how many were queued."""
         queued = 0
-        spill: list[Exposure] = []
+        spill: list[ServedExposure] = []
         with self._lock:
             self._rotate_seen()
             for exposure in exposures:
-                dedup = hash((exposure.environment, exposure.experiment, exposure.unit_id))
+                dedup = hash((exposure.environment_id, exposure.experiment, exposure.unit_id))
                 if dedup in self._seen or dedup in self._seen_before:
                     continue
                 self._seen.add(dedup)
@@ -113,10 +151,10 @@ class ExposureBuffer:
                 return False
             return self._replay()
 
-    def _record(self, batch: Sequence[Exposure]) -> bool:
+    def _record(self, batch: Sequence[ServedExposure]) -> bool:
         try:
-            _recorder()(batch)
-        except (RecorderUnavailable, DatabaseError) as exc:
+            self.recorder(batch)
+        except DatabaseError as exc:
             first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
             logger.warning("%d exposure(s) kept for later: %s", len(batch), first_line)
             discard_connection()
@@ -140,11 +178,20 @@ class ExposureBuffer:
             except OSError:
                 continue  # another process took it
             try:
-                batch = [Exposure.from_json(orjson.loads(line)) for line in claimed.read_bytes().splitlines() if line]
-            except (OSError, ValueError, TypeError) as exc:
+                records = [orjson.loads(line) for line in claimed.read_bytes().splitlines() if line]
+                batch = served_exposures_load(records)
+            except DatabaseError as exc:
+                logger.warning("Exposure spool file %s kept for later: %s", path.name, type(exc).__name__)
+                discard_connection()
+                claimed.rename(path)
+                return False
+            except (OSError, ValueError, TypeError, KeyError) as exc:
                 logger.error("Unreadable exposure spool file %s (%s); moved aside.", claimed, exc)
                 claimed.rename(claimed.with_suffix(".bad"))
                 continue
+            if len(batch) < len(records):
+                logger.warning("%d exposure(s) of %s name an environment that no longer exists; dropped.",
+                               len(records) - len(batch), path.name)
             if batch and not self._record(batch):
                 claimed.rename(path)
                 return False
@@ -162,7 +209,7 @@ class ExposureBuffer:
             except (OSError, ValueError):
                 continue
 
-    def _spool_or_keep(self, batch: Sequence[Exposure]) -> None:
+    def _spool_or_keep(self, batch: Sequence[ServedExposure]) -> None:
         try:
             self._spool(batch)
         except OSError:
@@ -170,7 +217,7 @@ class ExposureBuffer:
             with self._lock:
                 self._pending[:0] = batch
 
-    def _spool(self, batch: Sequence[Exposure]) -> None:
+    def _spool(self, batch: Sequence[ServedExposure]) -> None:
         directory = self.directory()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"spool-{time.time_ns():020d}-{os.getpid()}.jsonl"
@@ -202,14 +249,6 @@ class ExposureBuffer:
     @staticmethod
     def directory() -> Path:
         return Path(settings.SNAPSHOT_DIR) / "exposures"
-
-
-def _recorder() -> Recorder:
-    try:
-        recorder: Recorder = import_string(settings.EXPOSURE_RECORDER)
-    except ImportError as exc:
-        raise RecorderUnavailable(f"No exposure recorder {settings.EXPOSURE_RECORDER!r}: {exc}") from exc
-    return recorder
 
 
 def _process_alive(pid: int) -> bool:

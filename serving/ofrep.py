@@ -15,31 +15,23 @@ evaluates everything up front).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
 from flags.engine.evaluation import evaluate, evaluate_all
 from flags.engine.types import Evaluation, Reason, Source
-from serving.request import (
-    Denied,
-    Rejected,
-    attributes_of,
-    authenticate,
-    etag_matches,
-    etag_of,
-    json_response,
-    not_modified,
-    preflight,
-    raw_key,
-    read_json,
-    track,
-)
+from serving.endpoint import sdk_endpoint
+from serving.errors import Rejected
+from serving.exposures import track
+from serving.request import attributes_of, authenticate, raw_key, read_json
+from serving.responses import etag_matches, etag_of, json_response, not_modified
 from serving.usage import recorder as usage
 
-__all__ = ["NO_VALUE_VARIANT", "evaluate_flag", "evaluate_flags", "ofrep_item"]
+__all__ = ["NO_VALUE_VARIANT", "evaluate_flag", "evaluate_flags", "ofrep_error", "ofrep_item"]
 
 NO_VALUE_VARIANT = "prerequisite-not-met"
 
@@ -58,12 +50,21 @@ TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
 FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
 GENERAL = "GENERAL"
 
+_OWN_CODES = frozenset({PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING, FLAG_NOT_FOUND, GENERAL})
+# Refusals of the shared request reading, in the protocol's terms.
+_SHARED_CODES = {"parse_error": PARSE_ERROR, "invalid_characters": INVALID_CONTEXT}
 
-class _BadRequest(Exception):
-    def __init__(self, code: str, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
+
+def ofrep_error(exc: Rejected, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A refusal in OFREP's shape. 400 and 404 carry an error code of the protocol (and, for the
+    single-flag call, the flag's key); the protocol gives 401, 403, 405, 413, 429 and 503 no
+    body shape, so they say ``GENERAL`` and the details."""
+    if exc.status in (400, 404):
+        code = exc.code if exc.code in _OWN_CODES else _SHARED_CODES.get(exc.code, GENERAL)
+        body: dict[str, Any] = {"errorCode": code, "errorDetails": exc.message}
+        key = arguments.get("key")
+        return {"key": key, **body} if key is not None else body
+    return {"errorCode": GENERAL, "errorDetails": exc.message}
 
 
 def ofrep_item(ev: Evaluation) -> dict[str, Any]:
@@ -89,68 +90,42 @@ def _error_details(ev: Evaluation) -> str:
 
 
 def _context(request: HttpRequest) -> dict[str, Any]:
-    try:
-        body = read_json(request)
-    except Rejected as exc:
-        if exc.status == 400:
-            raise _BadRequest(PARSE_ERROR, exc.message) from exc
-        raise
+    body = read_json(request, max_bytes=int(settings.SDK_MAX_BODY_BYTES))
     if not isinstance(body, dict):
-        raise _BadRequest(PARSE_ERROR, "The body must be a JSON object with a 'context' object.")
+        raise Rejected(400, PARSE_ERROR, "The body must be a JSON object with a 'context' object.")
     context = body.get("context")
     if not isinstance(context, dict):
-        raise _BadRequest(INVALID_CONTEXT, "The request needs a 'context' object.")
+        raise Rejected(400, INVALID_CONTEXT, "The request needs a 'context' object.")
     targeting_key = context.get("targetingKey")
     if targeting_key is None or targeting_key == "":
-        raise _BadRequest(TARGETING_KEY_MISSING, "Context is missing required targetingKey property.")
+        raise Rejected(400, TARGETING_KEY_MISSING, "Context is missing required targetingKey property.")
     if not isinstance(targeting_key, str):
-        raise _BadRequest(INVALID_CONTEXT, "The context's targetingKey must be a string.")
+        raise Rejected(400, INVALID_CONTEXT, "The context's targetingKey must be a string.")
     return attributes_of(context)
 
 
-def _denied(exc: Rejected) -> HttpResponse:
-    """401, 403, 413, 429 and 503: the protocol gives no body shape; send the details."""
-    body: dict[str, Any] = {"errorCode": GENERAL, "errorDetails": exc.message}
-    return json_response(body, exc.status, exc.headers)
-
-
-@csrf_exempt
+@sdk_endpoint("POST", shape=ofrep_error)
 def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
-    if request.method != "POST":
-        return preflight() if request.method == "OPTIONS" else _not_allowed()
-    try:
-        info, compiled = authenticate(raw_key(request))
-        attributes = _context(request)
-    except _BadRequest as exc:
-        return json_response({"key": key, "errorCode": exc.code, "errorDetails": exc.details}, 400)
-    except (Denied, Rejected) as exc:
-        return _denied(exc)
+    info, compiled = authenticate(raw_key(request))
+    attributes = _context(request)
     snapshot = compiled.snapshot
     if key not in snapshot.features:
-        return json_response({"key": key, "errorCode": FLAG_NOT_FOUND, "errorDetails": f"Flag '{key}' was not found."},
-                             404)
+        raise Rejected(404, FLAG_NOT_FOUND, f"Flag '{key}' was not found.")
     ev = evaluate(snapshot, key, attributes)
     item = ofrep_item(ev)
     if "errorCode" in item:
-        return json_response(item, 400)
+        raise Rejected(400, item["errorCode"], item["errorDetails"])
     if ev.experiment is not None:
-        track(info.environment, (ev,), attributes)
+        track(info, (ev,), attributes)
     response = json_response(item)
     usage.evaluated(info.environment_id, compiled.used_by((key,)))
     return response
 
 
-@csrf_exempt
+@sdk_endpoint("POST", shape=ofrep_error)
 def evaluate_flags(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return preflight() if request.method == "OPTIONS" else _not_allowed()
-    try:
-        info, compiled = authenticate(raw_key(request))
-        attributes = _context(request)
-    except _BadRequest as exc:
-        return json_response({"errorCode": exc.code, "errorDetails": exc.details}, 400)
-    except (Denied, Rejected) as exc:
-        return _denied(exc)
+    info, compiled = authenticate(raw_key(request))
+    attributes = _context(request)
     snapshot = compiled.snapshot
     results = evaluate_all(snapshot, attributes)
     body = {
@@ -163,9 +138,3 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
         return not_modified(etag)
     return json_response(raw, headers={"ETag": etag})
-
-
-def _not_allowed() -> HttpResponse:
-    response = json_response({"errorCode": GENERAL, "errorDetails": "Use POST."}, 405)
-    response["Allow"] = "POST, OPTIONS"
-    return response

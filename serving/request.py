@@ -1,106 +1,27 @@
-"""Shared plumbing of the SDK endpoints (OFREP, evaluate, SDK payload).
+"""What every SDK endpoint reads from a request, read one way: the SDK key (resolved through the
+snapshot store and rate limited), the JSON body (held to the endpoint's size, nesting depth and
+character limits) and the evaluation context.
 
-These are plain Django views, not DRF: every request on this path pays only for what it
-uses (a header lookup, a token bucket, orjson, the pure evaluation). Nothing here queries
-the database except the snapshot store's throttled version check.
+Nothing here queries the database except the snapshot store's throttled version check.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from base.keys import TOKEN_PREFIX
-from flags.engine.types import Evaluation
-from serving.exposures import Exposure
-from serving.exposures import buffer as exposure_buffer
+from config.json_values import holds_nul, nested_deeper_than
+from config.middleware import NUL_MESSAGE, nul_in_url
+from serving.errors import Rejected
 from serving.ratelimit import limiter
 from serving.snapshots import CompiledEnvironment, SdkKey, SnapshotUnavailable, store
-from traffic.assignment.bucketing import hash_string
 
-__all__ = [
-    "EXPOSED_HEADERS",
-    "Denied",
-    "Rejected",
-    "attributes_of",
-    "authenticate",
-    "etag_matches",
-    "etag_of",
-    "exposures_of",
-    "json_response",
-    "not_modified",
-    "preflight",
-    "raw_key",
-    "read_json",
-    "track",
-]
-
-EXPOSED_HEADERS = "ETag, Retry-After"
-_PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-API-Key, If-None-Match",
-    "Access-Control-Max-Age": "86400",
-}
-
-
-class Rejected(Exception):
-    """A request refused before evaluation: HTTP status, a machine code, a message."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: Mapping[str, str] | None = None,
-        details: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-        self.details = details
-
-
-class Denied(Rejected):
-    """Authentication or authorisation failed (401, 403), or the key is over its limit (429)."""
-
-
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    response = HttpResponse(raw, status=status, content_type="application/json")
-    response["Access-Control-Allow-Origin"] = "*"
-    if headers:
-        # Browsers only show a cross-origin script the headers listed as exposed.
-        response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-        for name, value in headers.items():
-            response[name] = value
-    return response
-
-
-def not_modified(etag: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    response = HttpResponse(status=304)
-    response["ETag"] = etag
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-    if headers:
-        for name, value in headers.items():
-            response[name] = value
-    return response
-
-
-def preflight() -> HttpResponse:
-    response = HttpResponse(status=204)
-    for name, value in _PREFLIGHT_HEADERS.items():
-        response[name] = value
-    return response
+__all__ = ["attributes_of", "authenticate", "raw_key", "read_json", "refuse_nul_in_url"]
 
 
 def raw_key(request: HttpRequest) -> str | None:
@@ -118,44 +39,84 @@ def raw_key(request: HttpRequest) -> str | None:
 
 
 def authenticate(key: str | None, *, allow_server: bool = True) -> tuple[SdkKey, CompiledEnvironment]:
-    """Resolve an SDK key to its environment's snapshot and take a rate-limit token."""
+    """Resolve an SDK key to its environment's snapshot and take a rate-limit token.
+
+    401 without a key or for an unknown one, 403 for a management token (and for the server key
+    where only the public client key belongs), 429 over the key's rate, 503 when no snapshot
+    exists and the database cannot be read.
+    """
     if not key:
-        raise Denied(401, "unauthorized", "Send an SDK key in X-API-Key or Authorization: Bearer.")
+        raise Rejected(401, "unauthorized", "Send an SDK key in X-API-Key or Authorization: Bearer.")
     if key.startswith(TOKEN_PREFIX):
-        raise Denied(403, "forbidden", "This is a management token; use the environment's SDK key.")
+        raise Rejected(403, "forbidden", "This is a management token; use the environment's SDK key.")
     try:
         resolved = store.resolve(key)
     except SnapshotUnavailable as exc:
         raise Rejected(503, "unavailable", "Flag configuration is not available yet; retry shortly.",
                        {"Retry-After": "5"}) from exc
     if resolved is None:
-        raise Denied(401, "unauthorized", "Unknown or revoked SDK key.")
+        raise Rejected(401, "unauthorized", "Unknown or revoked SDK key.")
     info, compiled = resolved
     if not allow_server and info.kind != "client":
-        raise Denied(403, "forbidden", "Use the environment's client key here; the server key must stay secret.")
+        raise Rejected(403, "forbidden", "Use the environment's client key here; the server key must stay secret.")
     wait = limiter.take(f"{info.environment_id}:{info.kind}")
     if wait:
-        raise Denied(429, "rate_limited", f"Too many requests for this key; retry in {wait} s.",
-                     {"Retry-After": str(wait)})
+        raise Rejected(429, "rate_limited", f"Too many requests for this key; retry in {wait} s.",
+                       {"Retry-After": str(wait)})
     return info, compiled
 
 
-def read_json(request: HttpRequest) -> Any:
-    """The parsed body; Rejected(413) when too large, Rejected(400, parse_error) when not JSON."""
-    limit = int(settings.SDK_MAX_BODY_BYTES)
+def read_json(request: HttpRequest, *, max_bytes: int, refuse_nul: bool = True, invalid: str = "parse_error") -> Any:
+    """The parsed body, held to the endpoint's limits:
+
+    - 413 ``payload_too_large`` above ``max_bytes`` (told by ``Content-Length`` before anything
+      is read, or found while reading);
+    - 400 with the code ``invalid`` when the body is not JSON or nests deeper than
+      ``SDK_MAX_JSON_DEPTH`` levels;
+    - 400 ``invalid_characters`` when a string holds the NUL character, which PostgreSQL cannot
+      store, unless ``refuse_nul`` is false (the events API rejects such items one by one).
+
+    The body is read from the stream, so Django's form-upload limit does not apply.
+    """
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if length > limit:
-        raise Rejected(413, "payload_too_large", f"The body is larger than {limit} bytes.")
-    body = request.body
-    if len(body) > limit:
-        raise Rejected(413, "payload_too_large", f"The body is larger than {limit} bytes.")
+    if length > max_bytes:
+        raise Rejected(413, "payload_too_large", f"The body is larger than {max_bytes} bytes.")
+    raw = request.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise Rejected(413, "payload_too_large", f"The body is larger than {max_bytes} bytes.")
+    if refuse_nul and b"\x00" in raw:
+        raise _nul_in_body()
+    depth = int(settings.SDK_MAX_JSON_DEPTH)
     try:
-        return orjson.loads(body)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise Rejected(400, "parse_error", f"The body is not valid JSON: {exc.msg}.") from exc
+        if "depth" in exc.msg or "recursion" in exc.msg:
+            raise _too_deep(invalid, depth) from exc
+        raise Rejected(400, invalid, f"The body is not valid JSON: {exc.msg}.") from exc
+    # A body with few brackets cannot be deep: most bodies skip the walk.
+    if raw.count(b"[") + raw.count(b"{") > depth and nested_deeper_than(body, depth):
+        raise _too_deep(invalid, depth)
+    if refuse_nul and b"\\u0000" in raw and holds_nul(body):
+        raise _nul_in_body()
+    return body
+
+
+def _too_deep(code: str, depth: int) -> Rejected:
+    return Rejected(400, code, f"The JSON body is nested more than {depth} levels deep.")
+
+
+def _nul_in_body() -> Rejected:
+    return Rejected(400, "invalid_characters", NUL_MESSAGE.format(location="body"), details={"location": "body"})
+
+
+def refuse_nul_in_url(request: HttpRequest) -> None:
+    """400 ``invalid_characters`` when the path or the query string holds a NUL character."""
+    where = nul_in_url(request)
+    if where is not None:
+        raise Rejected(400, "invalid_characters", NUL_MESSAGE.format(location=where), details={"location": where})
 
 
 def attributes_of(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,51 +127,3 @@ def attributes_of(context: Mapping[str, Any]) -> dict[str, Any]:
     if key is not None and key != "":
         attributes["id"] = key
     return attributes
-
-
-def exposures_of(
-    environment: str, evaluations: Iterable[Evaluation], attributes: Mapping[str, Any]
-) -> list[Exposure]:
-    """Exposures of a unit placed in an experiment variation (not units left out by coverage
-    or a namespace, and not passthrough variations)."""
-    now = time.time()
-    out: list[Exposure] = []
-    for ev in evaluations:
-        assignment = ev.experiment
-        if assignment is None or not assignment.in_experiment or not assignment.hash_used or assignment.passthrough:
-            continue
-        out.append(
-            Exposure(
-                environment=environment,
-                experiment=assignment.key,
-                variation=assignment.variation_key,
-                variation_index=assignment.variation_id,
-                unit_id=hash_string(assignment.hash_value),
-                hash_attribute=assignment.hash_attribute,
-                flag=ev.key,
-                rule_id=ev.rule_id,
-                timestamp=now,
-                attributes=attributes,
-            )
-        )
-    return out
-
-
-def track(environment: str, evaluations: Iterable[Evaluation], attributes: Mapping[str, Any]) -> int:
-    exposures = exposures_of(environment, evaluations, attributes)
-    return exposure_buffer.add(exposures) if exposures else 0
-
-
-def etag_of(body: bytes) -> str:
-    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    """``If-None-Match`` holds ``etag`` (weak comparison, lists and ``*`` allowed)."""
-    if not header:
-        return False
-    for candidate in header.split(","):
-        tag = candidate.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False

@@ -3,13 +3,18 @@ post-processing hook (the endpoints are plain Django views, which drf-spectacula
 
 It describes what the service answers, including the errors that the protocols leave open
 (413 for large bodies, 429 with an integer ``Retry-After``, 503 before any snapshot exists).
+The events API is described as the management API's operations are (tag ``v1``, components
+named as drf-spectacular names request and response bodies), in its place among them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["add_sdk_endpoints", "sdk_components", "sdk_paths"]
+from experiments.ingestion import MAX_BATCH_ITEMS
+
+__all__ = ["add_sdk_endpoints", "events_components", "events_paths", "sdk_components", "sdk_paths"]
 
 _JSON = "application/json"
 _ANY: dict[str, Any] = {}
@@ -269,11 +274,116 @@ def sdk_paths() -> dict[str, Any]:
     }
 
 
+def _string(description: str, *, max_length: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "string", "minLength": 1, "description": description}
+    if max_length is not None:
+        out["maxLength"] = max_length
+    return out
+
+
+def _free_object(description: str) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": {}, "description": description}
+
+
+def events_components() -> dict[str, Any]:
+    item_properties = {
+        "id": _string("Client-generated id; a re-sent id adds nothing.", max_length=128),
+        "type": _ref("TypeEnum"),
+        "unit_id": _string("The unit's targetingKey.", max_length=256),
+        "timestamp": _string("ISO 8601 date-time, or epoch milliseconds (a number)."),
+        "experiment": _string("exposure: the experiment key"),
+        "variation": _string("exposure: the variation key"),
+        "attributes": _free_object("exposure: attributes for slicing"),
+        "name": _string("event: the event name", max_length=100),
+        "value": {"type": "number", "format": "double", "description": "event: the value (default 1)"},
+        "properties": _free_object("event: free-form properties"),
+    }
+    return {
+        "EventBatchRequest": {
+            "type": "object",
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "items": _ref("EventItemRequest"),
+                    "description": f"At most {MAX_BATCH_ITEMS} items.",
+                },
+            },
+            "required": ["events"],
+        },
+        "EventBatchResult": {
+            "type": "object",
+            "properties": {
+                "accepted": {"type": "integer"},
+                "duplicates": {"type": "integer"},
+                "rejected": {"type": "array", "items": _ref("EventRejection")},
+            },
+            "required": ["accepted", "duplicates", "rejected"],
+        },
+        "EventItemRequest": {
+            "type": "object",
+            "properties": item_properties,
+            "required": ["id", "timestamp", "type", "unit_id"],
+        },
+        "EventRejection": {
+            "type": "object",
+            "properties": {"index": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "index", "message"],
+        },
+        "TypeEnum": {
+            "enum": ["exposure", "event"],
+            "type": "string",
+            "description": "* `exposure` - exposure\n* `event` - event",
+        },
+    }
+
+
+def events_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/events": {
+            "post": {
+                "operationId": "events_ingest",
+                "description": "Batch of exposures and metric events from an SDK (client or server key).",
+                "tags": ["v1"],
+                "requestBody": {"content": {_JSON: {"schema": _ref("EventBatchRequest")}}, "required": True},
+                "responses": {
+                    "202": {"content": {_JSON: {"schema": _ref("EventBatchResult")}}, "description": ""},
+                    "400": {"description": "invalid_json or invalid_batch"},
+                    "401": {"description": "missing or unknown SDK key"},
+                    "413": {"description": "batch_too_large (more than 1,000 items) or payload_too_large"},
+                },
+            }
+        }
+    }
+
+
+def _path_order(path: str) -> str:
+    """drf-spectacular's order of paths: ``foo{arg}`` after ``foo/`` and before ``foo/bar``."""
+    if path.endswith("/"):
+        path = path[:-1] + " "
+    return path.replace("{", "!")
+
+
+def _merged(existing: Mapping[str, Any], added: Mapping[str, Any], order: Callable[[str], str]) -> dict[str, Any]:
+    """`existing` with each entry of `added` it lacks placed where the generator would have put it."""
+    pending = sorted((name for name in added if name not in existing), key=order)
+    out: dict[str, Any] = {}
+    for name, value in existing.items():
+        while pending and order(pending[0]) < order(name):
+            first = pending.pop(0)
+            out[first] = added[first]
+        out[name] = value
+    for name in pending:
+        out[name] = added[name]
+    return out
+
+
 def add_sdk_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular POSTPROCESSING_HOOKS entry."""
-    result.setdefault("paths", {}).update(sdk_paths())
+    result["paths"] = _merged(result.get("paths", {}), events_paths(), _path_order)
+    result["paths"].update(sdk_paths())
     components = result.setdefault("components", {})
-    components.setdefault("schemas", {}).update(sdk_components())
+    components["schemas"] = _merged(components.get("schemas", {}), events_components(), str)
+    components["schemas"].update(sdk_components())
     components.setdefault("securitySchemes", {}).update(
         {
             "SdkKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

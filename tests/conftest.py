@@ -17,6 +17,8 @@ from audit.types import Actor
 from base import tokens
 from base.models import ApiToken, Environment
 from flags import services
+from serving.ratelimit import limiter
+from serving.snapshots import store
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -38,6 +40,25 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("demo")
     with override_settings(DEMO_DIR=path):
         yield path
+
+
+@pytest.fixture(scope="session")
+def snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("snapshots")
+
+
+@pytest.fixture(autouse=True)
+def sdk_edge_cache(settings: Any, snapshot_dir: Path) -> Iterator[None]:
+    """The SDK endpoints know keys from each process's snapshot cache, which reads them again
+    at most once per `SNAPSHOT_CHECK_INTERVAL`; tests create environments and call the
+    endpoints right away, so every test starts from an empty cache that checks on each request."""
+    settings.SNAPSHOT_DIR = snapshot_dir
+    settings.SNAPSHOT_CHECK_INTERVAL = 0.0
+    store.reset()
+    limiter.reset()
+    yield
+    store.reset()
+    limiter.reset()
 
 
 @pytest.fixture

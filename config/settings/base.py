@@ -197,13 +197,13 @@ SNAPSHOT_RETRY_INTERVAL = float(env_str("SNAPSHOT_RETRY_INTERVAL", "5.0"))  # se
 RATE_LIMIT_PER_SECOND = float(env_str("RATE_LIMIT_PER_SECOND", "1000.0"))  # 0 turns the limit off
 RATE_LIMIT_BURST = env_int("RATE_LIMIT_BURST", 2000)
 SDK_MAX_BODY_BYTES = env_int("SDK_MAX_BODY_BYTES", 65_536)  # larger evaluation requests get 413
+SDK_MAX_JSON_DEPTH = env_int("SDK_MAX_JSON_DEPTH", 32)  # SDK and events bodies nested deeper get 400
 SDK_MAX_FLAGS_PER_REQUEST = env_int("SDK_MAX_FLAGS_PER_REQUEST", 1000)
 SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-age of the SDK payload
 # Exposures are written in batches by a background thread; while the database is down they
 # are spooled to files under SNAPSHOT_DIR and replayed later. 0 disables the thread (tests).
 EXPOSURE_FLUSH_INTERVAL = float(env_str("EXPOSURE_FLUSH_INTERVAL", "0.5"))
 EXPOSURE_BUFFER_MAX = env_int("EXPOSURE_BUFFER_MAX", 10_000)
-EXPOSURE_RECORDER = env_str("EXPOSURE_RECORDER", "experiments.services.serving_exposures_record")
 # Seconds between writes of the "last evaluated" time of each flag (one statement per process
 # and interval, never one per request). 0 disables the thread (tests).
 EVALUATION_FLUSH_INTERVAL = float(env_str("EVALUATION_FLUSH_INTERVAL", "60"))

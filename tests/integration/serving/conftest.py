@@ -18,17 +18,16 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from audit.types import Actor
 from base.models import Environment
+from experiments.exposures import ServedExposure
 from flags import services
 from flags.models import Flag
-from serving.exposures import Exposure
 from serving.exposures import buffer as exposure_buffer
 from serving.ratelimit import limiter
 from serving.snapshots import store
 from serving.usage import recorder as usage
 from tests.conformance import shared_path
 
-RECORDED: list[Exposure] = []
-RECORDER_PATH = "tests.integration.serving.conftest.record_in_memory"
+RECORDED: list[ServedExposure] = []
 
 
 def record_in_memory(exposures: Any) -> None:
@@ -37,7 +36,7 @@ def record_in_memory(exposures: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def serving_state(settings: Any, tmp_path: Path) -> Iterator[Path]:
+def serving_state(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Each test starts with empty caches, its own snapshot directory, no background
     flushing (tests flush explicitly), no rate limit and the in-memory recorder."""
     directory = tmp_path / "serving"
@@ -46,7 +45,7 @@ def serving_state(settings: Any, tmp_path: Path) -> Iterator[Path]:
     settings.EXPOSURE_FLUSH_INTERVAL = 0.0
     settings.EVALUATION_FLUSH_INTERVAL = 0.0
     settings.RATE_LIMIT_PER_SECOND = 0.0
-    settings.EXPOSURE_RECORDER = RECORDER_PATH
+    monkeypatch.setattr(exposure_buffer, "recorder", record_in_memory)
     store.reset()
     limiter.reset()
     exposure_buffer.reset()

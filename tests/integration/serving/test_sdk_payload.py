@@ -84,7 +84,7 @@ def test_sdk_payload__rule_starts_later__served_once_its_time_comes(
     assert 0 < max_age <= 30
 
     later = start.timestamp() + 1
-    monkeypatch.setattr("serving.sdk_views.time", types.SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr("serving.payload.time", types.SimpleNamespace(time=lambda: later))
     after = client.get(_url(catalog.client_key), HTTP_IF_NONE_MATCH=before["ETag"])
     assert after.status_code == 200
     assert after.json()["features"]["kill-switch"]["rules"][0]["force"] is False

@@ -1,38 +1,24 @@
-"""``POST /api/v1/evaluate`` (all or some flags for one unit) and the GrowthBook SDK payload
-``GET /api/features/{clientKey}``. Errors use the API's ``{code, message, details}`` body.
+"""``POST /api/v1/evaluate``: all or some flags for one unit, with the unit's exposures recorded.
+Errors use the API's ``{code, message, details}`` body.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
-from config.api import error_body
 from flags.engine.evaluation import evaluate_all
 from flags.engine.types import Evaluation
-from serving.request import (
-    Rejected,
-    attributes_of,
-    authenticate,
-    etag_matches,
-    json_response,
-    not_modified,
-    preflight,
-    raw_key,
-    read_json,
-    track,
-)
+from serving.endpoint import sdk_endpoint
+from serving.errors import Rejected
+from serving.exposures import track
+from serving.request import attributes_of, authenticate, raw_key, read_json
+from serving.responses import json_response
 from serving.usage import recorder as usage
 
-__all__ = ["evaluate_view", "sdk_payload_view"]
-
-
-def _error(exc: Rejected) -> HttpResponse:
-    return json_response(error_body(exc.code, exc.message, exc.details), exc.status, exc.headers)
+__all__ = ["evaluate_view"]
 
 
 def _invalid(details: dict[str, list[str]]) -> Rejected:
@@ -91,61 +77,25 @@ def _flag(ev: Evaluation) -> dict[str, Any]:
     }
 
 
-@csrf_exempt
+@sdk_endpoint("POST")
 def evaluate_view(request: HttpRequest) -> HttpResponse:
     """Evaluate every flag (or ``flags``) for the unit in ``context``; units placed in a
     running experiment get an exposure recorded unless ``"track": false``."""
-    if request.method != "POST":
-        if request.method == "OPTIONS":
-            return preflight()
-        response = _error(Rejected(405, "method_not_allowed", "Use POST."))
-        response["Allow"] = "POST, OPTIONS"
-        return response
-    try:
-        info, compiled = authenticate(raw_key(request))
-        context, keys, tracking = _input(read_json(request))
-    except Rejected as exc:
-        return _error(exc)
+    info, compiled = authenticate(raw_key(request))
+    context, keys, tracking = _input(read_json(request, max_bytes=int(settings.SDK_MAX_BODY_BYTES)))
     snapshot = compiled.snapshot
     if keys is not None:
         unknown = [k for k in keys if k not in snapshot.features]
         if unknown:
-            message = "Some flags do not exist in this environment."
-            return _error(Rejected(404, "flag_not_found", message, details={"flags": unknown}))
+            raise Rejected(404, "flag_not_found", "Some flags do not exist in this environment.",
+                           details={"flags": unknown})
     attributes = attributes_of(context)
     results = evaluate_all(snapshot, attributes, keys)
     if tracking:
-        track(info.environment, results.values(), attributes)
+        track(info, results.values(), attributes)
     response = json_response(
         {"flags": {key: _flag(ev) for key, ev in results.items()}, "configVersion": snapshot.version}
     )
     # A subset of the flags also evaluates their prerequisites: those are in use too.
     usage.evaluated(info.environment_id, results if keys is None else compiled.used_by(results))
     return response
-
-
-@csrf_exempt
-def sdk_payload_view(request: HttpRequest, client_key: str) -> HttpResponse:
-    """The environment's features in GrowthBook's SDK payload shape, for local evaluation.
-    Rules outside their schedule are left out, and the cache lifetime ends at the next
-    scheduled change."""
-    if request.method not in ("GET", "HEAD"):
-        if request.method == "OPTIONS":
-            return preflight()
-        response = _error(Rejected(405, "method_not_allowed", "Use GET."))
-        response["Allow"] = "GET, HEAD, OPTIONS"
-        return response
-    try:
-        info, compiled = authenticate(client_key, allow_server=False)
-    except Rejected as exc:
-        return _error(exc)
-    now = time.time()
-    usage.payload_fetched(info.environment_id, now)
-    body, etag, stale_at = compiled.payload(now)
-    max_age = int(settings.SDK_PAYLOAD_MAX_AGE)
-    if stale_at is not None:
-        max_age = max(0, min(max_age, int(stale_at - now)))
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
-    if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
-        return not_modified(etag, headers)
-    return json_response(body, headers=headers)

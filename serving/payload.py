@@ -1,0 +1,34 @@
+"""``GET /api/features/{clientKey}``: the environment's features in GrowthBook's SDK payload
+shape, for SDKs that evaluate locally. Errors use the API's ``{code, message, details}`` body.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from serving.endpoint import sdk_endpoint
+from serving.request import authenticate
+from serving.responses import etag_matches, json_response, not_modified
+from serving.usage import recorder as usage
+
+__all__ = ["sdk_payload_view"]
+
+
+@sdk_endpoint("GET", "HEAD")
+def sdk_payload_view(request: HttpRequest, client_key: str) -> HttpResponse:
+    """The payload of the client key's environment. Rules outside their schedule are left out,
+    and the cache lifetime ends at the next scheduled change."""
+    info, compiled = authenticate(client_key, allow_server=False)
+    now = time.time()
+    usage.payload_fetched(info.environment_id, now)
+    body, etag, stale_at = compiled.payload(now)
+    max_age = int(settings.SDK_PAYLOAD_MAX_AGE)
+    if stale_at is not None:
+        max_age = max(0, min(max_age, int(stale_at - now)))
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
+        return not_modified(etag, headers)
+    return json_response(body, headers=headers)

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+
 
 class ApplicationError(Exception):
     """Base of every error a caller can fix; `status` is the HTTP status the API answers with."""
@@ -32,9 +34,12 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
-class Forbidden(ApplicationError):
+class Forbidden(ApplicationError, PermissionDenied):
+    """A refusal by role. Also Django's `PermissionDenied`, so that the admin and the pages answer 403
+    as the API does; the code is the one every 403 of the API carries."""
+
     status = 403
-    code = "forbidden"
+    code = "permission_denied"
 
 
 class Unauthorized(ApplicationError):

@@ -1,0 +1,101 @@
+"""A small world with one or more objects of every kind the admin and the API manage, the
+read-only role, and a fingerprint of every table they show, to prove that a refused request
+changed nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib import admin
+from django.contrib.auth.models import Group, Permission, User
+from django.db.models import Model
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from audit.models import AuditEntry
+from audit.types import Actor
+from base import tokens
+from base.models import ApiToken, Environment
+from experiments import services as experiment_services
+from experiments.models import Experiment
+from flags import ramps
+from flags import services as flag_services
+from flags.models import Flag, Rule, Segment
+from tests.integration.pages import factories
+from traffic import services as traffic_services
+
+ACTOR = Actor(label="roles-tests", via="system")
+
+
+def read_only_user(username: str = "viewer") -> User:
+    """The read-only role: staff with every `view_*` model permission and nothing else."""
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-viewer-123", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    return user
+
+
+def token_client(user: User, scope: str = ApiToken.Scope.WRITE) -> APIClient:
+    _, raw = tokens.api_token_create(actor=ACTOR, user=user, name=f"{user.username} {scope}", scope=scope)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@dataclass(frozen=True)
+class World:
+    environment: Environment
+    flag: Flag
+    rule: Rule
+    segment: Segment
+    draft: Experiment
+    running: Experiment
+    ramp_id: str
+
+
+def build_world() -> World:
+    env = factories.environment("production")
+    factories.environment("staging")
+    running = factories.seed(factories.flat_plan("walk-running", history=2, slices={}))
+    draft = factories.create_experiment(factories.flat_plan("walk-draft", slices={}), start=False)
+    flag = flag_services.flag_create(actor=ACTOR, key="walk-flag", tags=["walk"])
+    flag_services.flag_state_update(actor=ACTOR, flag=flag, environment=env, enabled=True)
+    rule = flag_services.flag_rule_create(actor=ACTOR, flag=flag, environment=env, kind="rollout", variant="on",
+                                          coverage=0.5)
+    flag_services.flag_rule_create(actor=ACTOR, flag=flag, environment=env, kind="force", variant="off",
+                                   condition={"country": "DE"})
+    steps = ramps.ramp_plan(start=timezone.now() - timedelta(hours=30), interval=timedelta(days=1))
+    ramp = ramps.ramp_create(actor=ACTOR, flag=flag, environment=env, variant="on", steps=steps)
+    segment = flag_services.segment_create(actor=ACTOR, key="walk-segment", condition={"plan": "pro"})
+    archived = experiment_services.metric_create(actor=ACTOR, key="walk-archived", kind="count", event_name="x")
+    experiment_services.metric_archive(actor=ACTOR, metric=archived, archived=True)
+    flag_services.flag_archive(actor=ACTOR, flag=flag_services.flag_create(actor=ACTOR, key="walk-archived"),
+                               archived=True)
+    traffic_services.layer_create(actor=ACTOR, key="walk-layer")
+    traffic_services.holdout_create(actor=ACTOR, key="walk-holdout", share=0.05)
+    boss = User.objects.create_superuser("walk-boss", "boss@example.com", "pw-boss-123")
+    tokens.api_token_create(actor=ACTOR, user=boss, name="walk token", scope=ApiToken.Scope.WRITE)
+    Group.objects.create(name="walkers")
+    fields = {"user_agent": "walker", "ip_address": "10.0.0.1", "username": "someone", "http_accept": "*/*",
+              "path_info": "/admin/login/"}
+    AccessAttempt.objects.create(**fields, get_data="", post_data="", failures_since_start=1)
+    AccessLog.objects.create(**fields)
+    AccessFailureLog.objects.create(**fields)
+    return World(environment=env, flag=flag, rule=rule, segment=segment, draft=draft, running=running,
+                 ramp_id=ramp.id)
+
+
+def fingerprint() -> dict[str, Any]:
+    """Every row of every model the admin shows, plus the audit log and the readouts."""
+    models: set[type[Model]] = set(admin.site._registry)
+    state: dict[str, Any] = {}
+    for model in sorted(models, key=lambda m: m._meta.label):
+        rows = model._default_manager.order_by("pk").values()
+        # Signing in and using a token stamp these; they are no change of configuration.
+        state[model._meta.label] = [
+            {k: v for k, v in row.items() if k not in ("last_login", "last_used_at")} for row in rows
+        ]
+    state["audit"] = AuditEntry.objects.count()
+    return state

@@ -4,7 +4,7 @@
 product managers see who changed what, whichever interface made the change. Tokens are
 created (the raw value shown once) and revoked through `base.tokens`. The base classes every
 app's admin is built from are in `base.admin_base`; environments are administered with their
-flag states, in `flags`.
+flag states, in `flags`; sign-in records in `base.signin_admin`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,20 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.models import AuditEntry
+from base import signin_admin as _signin_admin  # noqa: F401 - registers the sign-in records' admin
 from base import tokens
-from base.admin_base import ErrorTarget, Formsets, ModelAdmin, ServiceAdmin, ServiceModelForm, admin_actor
+from base.admin_base import (
+    AdminRoles,
+    ErrorTarget,
+    Formsets,
+    ModelAdmin,
+    ServiceAdmin,
+    ServiceModelForm,
+    admin_actor,
+    requires,
+)
 from base.models import ApiToken
+from base.permissions import Action
 
 __all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "diff_rows"]
 
@@ -154,6 +165,7 @@ def _object_link(entry: AuditEntry) -> str | None:
 class AuditEntryAdmin(ModelAdmin[AuditEntry]):
     """Read-only: audit entries are written by the services, never edited."""
 
+    roles = AdminRoles(view=Action.AUDIT_VIEW)
     list_display = ("created_at", "actor_label", "via", "action", "object_type", "object_key", "environment",
                     "changed_fields")
     list_filter = ("object_type", "action", "via", "environment", "created_at")
@@ -163,15 +175,6 @@ class AuditEntryAdmin(ModelAdmin[AuditEntry]):
     fields = ("created_at", "actor_label", "via", "action", "object_type", "object_link", "environment", "changes",
               "before_json", "after_json")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return False
 
     @admin.display(description="Changed fields")
     def changed_fields(self, obj: AuditEntry) -> str:
@@ -215,6 +218,8 @@ class ApiTokenForm(ServiceModelForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
+    # Revoked, never deleted: revoked tokens stay listed, so their use can still be traced.
+    roles = AdminRoles(view=Action.TOKEN_VIEW, add=Action.TOKEN_CREATE, change=Action.TOKEN_CHANGE)
     audit_object_type = "token"
     audit_key_field = "prefix"
     form = ApiTokenForm
@@ -247,9 +252,6 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
                    **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
-    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
-        return False  # revoked tokens stay listed, so their use can still be traced
-
     @admin.display(description="Status")
     def status(self, obj: ApiToken) -> str:
         return f"Revoked {obj.revoked_at:%Y-%m-%d %H:%M}" if obj.revoked_at else "Active"
@@ -263,7 +265,8 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
         form.instance.pk = token.pk
         self.message_user(request, f"Copy this token now, it will not be shown again: {raw}", messages.WARNING)
 
-    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    @admin.action(description="Revoke selected tokens")
+    @requires(Action.TOKEN_CHANGE)
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> TemplateResponse | None:
         if request.POST.get("post") != "yes":
             return self.confirm(

@@ -2,6 +2,11 @@
 
 - Typed base classes: unfold's admin classes at run time, django-stubs' generic ones for
   the type checker (unfold ships no type information).
+- Roles: every permission question of an admin is asked of `base.permissions`. A model admin
+  declares the actions its pages need (`roles`); an inline's rows are part of the parent
+  object, so they follow the parent's roles. Custom actions and detail buttons declare the
+  action they perform with `@requires(...)`: they are offered only to users allowed it and
+  refused (403) to anyone else; an action that declares nothing is offered to nobody.
 - `ServiceAdmin`: an admin whose writes are service calls. Services reject bad input with
   `{field: [messages]}` details; those are placed back on the forms (`place_errors`,
   `apply_placements`) and nothing is written.
@@ -12,7 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from functools import wraps
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from django import forms
 from django.contrib import messages
@@ -24,10 +30,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from audit.types import Actor
+from base.models import Environment
+from base.permissions import Action, allowed, require
 from config.errors import ApplicationError
 
 if TYPE_CHECKING:
-    from django.contrib.admin import ModelAdmin, StackedInline, TabularInline
+    from django.contrib.admin import ModelAdmin as _ModelAdmin
+    from django.contrib.admin import StackedInline as _StackedInline
+    from django.contrib.admin import TabularInline as _TabularInline
 else:
     from unfold import admin as unfold_admin
 
@@ -37,19 +47,19 @@ else:
         def __class_getitem__(cls, item: object) -> type:
             return cls
 
-    class ModelAdmin(_Generic, unfold_admin.ModelAdmin):
+    class _ModelAdmin(_Generic, unfold_admin.ModelAdmin):
         pass
 
-    class TabularInline(_Generic, unfold_admin.TabularInline):
+    class _TabularInline(_Generic, unfold_admin.TabularInline):
         pass
 
-    class StackedInline(_Generic, unfold_admin.StackedInline):
+    class _StackedInline(_Generic, unfold_admin.StackedInline):
         pass
 
 
 __all__ = [
-    "ErrorTarget", "ModelAdmin", "Placement", "ServiceAdmin", "ServiceModelForm", "ServiceRejected",
-    "ServiceStackedInline", "ServiceTabularInline", "StackedInline", "TabularInline", "admin_actor", "place_errors",
+    "AdminRoles", "ErrorTarget", "ModelAdmin", "Placement", "ServiceAdmin", "ServiceModelForm", "ServiceRejected",
+    "ServiceStackedInline", "ServiceTabularInline", "admin_actor", "place_errors", "requires",
 ]
 
 # Placing service errors on forms ----------------------------------------------------------
@@ -165,13 +175,145 @@ def formset_with_errors(formset_class: type[Any], placements: Sequence[Placement
     return type(formset_class.__name__, (formset_class,), {"clean": clean})
 
 
-# Admin classes that write through services ------------------------------------------------
+# Roles ------------------------------------------------------------------------------------
 
 M = TypeVar("M", bound=Model)
 C = TypeVar("C", bound=Model)
 P = TypeVar("P", bound=Model)
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 Formsets = Mapping[str, Any]
+
+REQUIRED_ACTION_ATTR = "required_action"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRoles:
+    """The action each of an admin's permissions stands for; None: the admin offers no such write."""
+
+    view: Action
+    add: Action | None = None
+    change: Action | None = None
+    delete: Action | None = None
+
+
+def requires(action: Action) -> Callable[[F], F]:
+    """Declare the action an admin action or detail button performs (put it under `@admin.action`
+    or unfold's `@action`): offered only to users allowed it, refused with 403 to anyone else."""
+
+    def decorate(func: F) -> F:
+        @wraps(func)
+        def guarded(model_admin: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            require(request.user, action)
+            return func(model_admin, request, *args, **kwargs)
+
+        setattr(guarded, REQUIRED_ACTION_ATTR, action)
+        return cast(F, guarded)
+
+    return decorate
+
+
+def may_offer(request: HttpRequest, function: Any) -> bool:
+    """Whether an admin action may be offered to the user: its declared action is allowed, or it
+    is one of Django's own (`delete_selected`), whose model permissions ask the admin's roles."""
+    needed = getattr(function, REQUIRED_ACTION_ATTR, None)
+    if needed is not None:
+        return allowed(request.user, needed)
+    return bool(getattr(function, "allowed_permissions", ()))
+
+
+class ModelAdmin(_ModelAdmin[M]):
+    """A model admin whose permissions are the actions of `roles`, asked of `base.permissions`.
+
+    Without `roles` nobody may use the admin: a new admin says what it needs before anyone sees it.
+    """
+
+    roles: ClassVar[AdminRoles | None] = None
+
+    def environment_of(self, obj: M | None) -> Environment | None:
+        """The environment an object lives in, for admins of objects that live in one."""
+        return None
+
+    def _may(self, request: HttpRequest, kind: str, obj: M | None = None) -> bool:
+        action = getattr(self.roles, kind) if self.roles is not None else None
+        return action is not None and allowed(request.user, action, environment=self.environment_of(obj))
+
+    def has_view_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
+        return self._may(request, "view", obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "add")
+
+    def has_change_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
+        return self._may(request, "change", obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: M | None = None) -> bool:
+        return self._may(request, "delete", obj)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return any(self.get_model_perms(request).values())
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        return {name: entry for name, entry in actions.items() if entry is not None and may_offer(request, entry[0])}
+
+    # unfold's buttons: at the top of the list and of an object's page, per row, in the submit line.
+
+    def get_actions_list(self, request: HttpRequest) -> Any:
+        return [a for a in super().get_actions_list(request) if may_offer(request, a.method)]  # type: ignore[misc]
+
+    def get_actions_detail(self, request: HttpRequest, object_id: Any) -> Any:
+        actions = super().get_actions_detail(request, object_id)  # type: ignore[misc]
+        return [a for a in actions if may_offer(request, a.method)]
+
+    def get_actions_row(self, request: HttpRequest) -> Any:
+        return [a for a in super().get_actions_row(request) if may_offer(request, a.method)]  # type: ignore[misc]
+
+    def get_actions_submit_line(self, request: HttpRequest, object_id: Any) -> Any:
+        actions = super().get_actions_submit_line(request, object_id)  # type: ignore[misc]
+        return [a for a in actions if may_offer(request, a.method)]
+
+
+def _inline_may(inline: Any, request: HttpRequest, parent: Any, *, write: bool) -> bool:
+    """An inline's rows are part of their parent: seeing them is seeing the parent, writing them is
+    changing it (or adding it, on the page that adds the parent)."""
+    parent_admin: Any = inline.admin_site.get_model_admin(inline.parent_model)
+    if not write:
+        return bool(parent_admin.has_view_permission(request, parent))
+    if parent is None:
+        return bool(parent_admin.has_add_permission(request))
+    return bool(parent_admin.has_change_permission(request, parent))
+
+
+class TabularInline(_TabularInline[C, P]):
+    def has_view_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=False)
+
+    def has_add_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=True)
+
+    def has_change_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=True)
+
+    def has_delete_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=True)
+
+
+class StackedInline(_StackedInline[C, P]):
+    def has_view_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=False)
+
+    def has_add_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=True)
+
+    def has_change_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=True)
+
+    def has_delete_permission(self, request: HttpRequest, obj: P | None = None) -> bool:
+        return _inline_may(self, request, obj, write=True)
+
+
+# Admin classes that write through services ------------------------------------------------
 
 REJECTION_ATTR = "_service_rejection"
 

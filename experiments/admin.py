@@ -21,7 +21,18 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from base.admin import AuditHistoryMixin
-from base.admin_base import ErrorTarget, ModelAdmin, ServiceAdmin, ServiceModelForm, ServiceTabularInline, admin_actor
+from base.admin_base import (
+    AdminRoles,
+    ErrorTarget,
+    ModelAdmin,
+    ServiceAdmin,
+    ServiceModelForm,
+    ServiceTabularInline,
+    admin_actor,
+    requires,
+)
+from base.models import Environment
+from base.permissions import Action, require
 from config.errors import ApplicationError
 from experiments import selectors, services
 from experiments import traffic_admin as _traffic_admin  # noqa: F401 - registers the layer and holdout admin
@@ -61,6 +72,8 @@ class MetricForm(ServiceModelForm):
 
 @admin.register(Metric)
 class MetricAdmin(AuditHistoryMixin, ServiceAdmin[Metric]):
+    # Archived, never deleted: experiments and their snapshots refer to metrics.
+    roles = AdminRoles(view=Action.METRIC_VIEW, add=Action.METRIC_CREATE, change=Action.METRIC_CHANGE)
     audit_object_type = "metric"
     form = MetricForm
     list_display = ("key", "name", "kind", "events", "window", "capping_shown", "direction", "status")
@@ -70,9 +83,6 @@ class MetricAdmin(AuditHistoryMixin, ServiceAdmin[Metric]):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Metric | None = None) -> Any:
         return () if obj is None else ("key",)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Metric | None = None) -> bool:
-        return False  # archived, never deleted: experiments and their snapshots refer to metrics
 
     @admin.display(description="Events")
     def events(self, obj: Metric) -> str:
@@ -116,10 +126,12 @@ class MetricAdmin(AuditHistoryMixin, ServiceAdmin[Metric]):
                       metric=Metric.objects.get(pk=form.instance.pk), **changes)
 
     @admin.action(description="Archive the selected metrics")
+    @requires(Action.METRIC_ARCHIVE)
     def archive_metrics(self, request: HttpRequest, queryset: QuerySet[Metric]) -> None:
         self.run_each(request, queryset, services.metric_archive, "metric", "{count} metric(s) archived.")
 
     @admin.action(description="Restore the selected metrics")
+    @requires(Action.METRIC_ARCHIVE)
     def restore_metrics(self, request: HttpRequest, queryset: QuerySet[Metric]) -> None:
         self.run_each(request, queryset, services.metric_archive, "metric", "{count} metric(s) restored.",
                       archived=False)
@@ -207,6 +219,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 @admin.register(Experiment)
 class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
+    # Archived, never deleted: the audit log and snapshots refer to it.
+    roles = AdminRoles(view=Action.EXPERIMENT_VIEW, add=Action.EXPERIMENT_CREATE, change=Action.EXPERIMENT_CHANGE)
     audit_object_type = "experiment"
     form = ExperimentForm
     inlines = (VariationInline, ExperimentMetricInline)
@@ -218,6 +232,9 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).select_related("environment", "flag")
+
+    def environment_of(self, obj: Experiment | None) -> Environment | None:
+        return obj.environment if obj is not None else None
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
         sets: list[Any] = [
@@ -244,9 +261,6 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         if obj.status == Experiment.Status.RUNNING:
             return (*shown, *ASSIGNMENT_LOCKED)
         return (*shown, *ASSIGNMENT_LOCKED, "coverage", "condition", "holdout")
-
-    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
-        return False  # archived, never deleted: the audit log and snapshots refer to it
 
     # Read-only panels ----------------------------------------------------------------
 
@@ -375,6 +389,7 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         if changes:
             experiment = self.call(target, services.experiment_update, actor=actor, experiment=experiment, **changes)
         if data.get("decision"):
+            require(request.user, Action.EXPERIMENT_STOP, environment=experiment.environment)
             self.call(ErrorTarget(fields={"variation": "ship_variation", "note": "decision_note"}),
                       services.experiment_stop, actor=actor, experiment=experiment, decision=data["decision"],
                       variation=data.get("ship_variation") or None, note=data.get("decision_note") or "")
@@ -386,10 +401,12 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
                                             trigger=ResultSnapshot.Trigger.ADMIN)
 
     @admin.action(description="Start the selected experiments")
+    @requires(Action.EXPERIMENT_START)
     def start_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         self.run_each(request, queryset, services.experiment_start, "experiment", "{count} experiment(s) started.")
 
     @admin.action(description="Refresh the results of the selected experiments now")
+    @requires(Action.EXPERIMENT_REFRESH)
     def refresh_results(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         count = 0
         for experiment in queryset:
@@ -401,16 +418,15 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         self.message_user(request, f"{count} readout(s) queued; results appear within a minute.", messages.SUCCESS)
 
     @admin.action(description="Archive the selected experiments")
+    @requires(Action.EXPERIMENT_ARCHIVE)
     def archive_experiments(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         self.run_each(request, queryset, services.experiment_archive, "experiment",
                       "{count} experiment(s) archived.")
 
-    def _detail(self, request: HttpRequest, object_id: Any, do: Any, done: str) -> HttpResponse:
+    def _detail(self, request: HttpRequest, object_id: Any, needs: Action, do: Any, done: str) -> HttpResponse:
         url = reverse("admin:experiments_experiment_change", args=[object_id])
-        if not self.has_change_permission(request):
-            self.message_user(request, "You may not change experiments.", messages.ERROR)
-            return HttpResponseRedirect(url)
-        experiment = Experiment.objects.get(pk=object_id)
+        experiment = Experiment.objects.select_related("environment").get(pk=object_id)
+        require(request.user, needs, environment=experiment.environment)
         try:
             do(experiment)
         except ApplicationError as exc:
@@ -429,33 +445,38 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
     }
 
     def get_actions_detail(self, request: HttpRequest, object_id: Any) -> Any:
-        actions = super().get_actions_detail(request, object_id)  # type: ignore[misc]
+        actions = super().get_actions_detail(request, object_id)
         status = Experiment.objects.filter(pk=object_id).values_list("status", flat=True).first()
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
         allowed = {prefix + name for name in self.DETAIL_ACTIONS_BY_STATUS.get(str(status), ())}
         return [a for a in actions if a.action_name in allowed]
 
     @action(description="Start", url_path="start")
+    @requires(Action.EXPERIMENT_START)
     def start_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
-        return self._detail(request, object_id,
+        return self._detail(request, object_id, Action.EXPERIMENT_START,
                             lambda e: services.experiment_start(actor=admin_actor(request), experiment=e),
                             "Started: the flag now splits traffic between the variations.")
 
     @action(description="Refresh results now", url_path="refresh")
+    @requires(Action.EXPERIMENT_REFRESH)
     def refresh_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
-        return self._detail(request, object_id, lambda e: self._refresh(request, e),
+        return self._detail(request, object_id, Action.EXPERIMENT_REFRESH, lambda e: self._refresh(request, e),
                             "Readout queued; reload the page in a moment.")
 
     @action(description="Archive", url_path="archive")
+    @requires(Action.EXPERIMENT_ARCHIVE)
     def archive_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
-        return self._detail(request, object_id,
+        return self._detail(request, object_id, Action.EXPERIMENT_ARCHIVE,
                             lambda e: services.experiment_archive(actor=admin_actor(request), experiment=e),
                             "Archived.")
 
 
 @admin.register(ResultSnapshot)
 class ResultSnapshotAdmin(ModelAdmin[ResultSnapshot]):
-    """Read-only list of readouts, failures included."""
+    """Read-only list of readouts, failures included: part of their experiments' results."""
+
+    roles = AdminRoles(view=Action.EXPERIMENT_VIEW)
 
     list_display = ("id", "experiment", "phase", "status", "trigger", "created_at", "duration_ms", "units",
                     "srm_p_value", "guardrail_status", "error_code")
@@ -466,12 +487,3 @@ class ResultSnapshotAdmin(ModelAdmin[ResultSnapshot]):
                        "error", "units", "multiple_exposure_units", "multiple_exposure_share", "srm_p_value",
                        "srm_warning", "guardrail_status", "schema_version", "variations", "metrics", "slices",
                        "warnings", "settings", "inputs")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: ResultSnapshot | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: ResultSnapshot | None = None) -> bool:
-        return False

@@ -14,8 +14,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from base.admin import AuditHistoryMixin
-from base.admin_base import ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
+from base.admin_base import AdminRoles, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
 from base.forms import NameOptionalMixin, as_percent, percent_field
+from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import traffic as traffic_deletes
 from traffic import services
@@ -88,6 +89,8 @@ class ServiceDeleteMixin:
 
 @admin.register(Layer)
 class LayerAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[Layer]):
+    roles = AdminRoles(view=Action.LAYER_VIEW, add=Action.LAYER_CREATE, change=Action.LAYER_CHANGE,
+                       delete=Action.LAYER_DELETE)
     audit_object_type = "layer"
     form = LayerForm
     list_display = ("key", "name", "description", "created_at")
@@ -114,6 +117,8 @@ class LayerAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[Layer]):
 
 @admin.register(Holdout)
 class HoldoutAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[Holdout]):
+    roles = AdminRoles(view=Action.HOLDOUT_VIEW, add=Action.HOLDOUT_CREATE, change=Action.HOLDOUT_CHANGE,
+                       delete=Action.HOLDOUT_DELETE)
     audit_object_type = "holdout"
     form = HoldoutForm
     list_display = ("key", "name", "share_shown", "hash_attribute", "created_at")

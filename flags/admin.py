@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString
 from audit.types import Actor
 from base.admin import AuditHistoryMixin
 from base.admin_base import (
+    AdminRoles,
     ErrorTarget,
     Formsets,
     Placement,
@@ -31,8 +32,11 @@ from base.admin_base import (
     ServiceStackedInline,
     ServiceTabularInline,
     admin_actor,
+    requires,
 )
 from base.forms import as_percent
+from base.models import Environment
+from base.permissions import Action, require
 from config.errors import ApplicationError
 from flags import environment_admin as _environment_admin  # noqa: F401 - registers the environment admin
 from flags import rule_sets, services
@@ -120,6 +124,8 @@ class FlagStateInline(ServiceTabularInline[FlagState, Flag]):
 
 @admin.register(Flag)
 class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
+    # Flags are archived, never deleted: the audit history keeps referring to them.
+    roles = AdminRoles(view=Action.FLAG_VIEW, add=Action.FLAG_CREATE, change=Action.FLAG_CHANGE)
     audit_object_type = "flag"
     form = FlagChangeForm
     list_display = ("key", "name", "value_type", "status", "environments_summary", "owner", "lifecycle",
@@ -156,9 +162,6 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> Any:
         return () if obj is None else ("key", "value_type", "status", "history_link")
-
-    def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
-        return False  # flags are archived, never deleted: the audit history keeps referring to them
 
     @admin.display(description="Status")
     def status(self, obj: Flag) -> str:
@@ -224,19 +227,21 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
         if changes:
             self.call(target, services.flag_update, actor=actor, flag=flag, **changes)
         if "states" in formsets:
-            self._apply_states(actor, flag, formsets["states"])
+            self._apply_states(request, actor, flag, formsets["states"])
 
-    def _apply_states(self, actor: Actor, flag: Flag, formset: Any) -> None:
+    def _apply_states(self, request: HttpRequest, actor: Actor, flag: Flag, formset: Any) -> None:
         for index, state_form in enumerate(formset.forms):
             served = {name: state_form.cleaned_data[name] for name in ("enabled", "default_variant", "off_variant")
                       if name in state_form.changed_data}
             if served:
+                require(request.user, Action.FLAG_KILL_SWITCH, environment=state_form.instance.environment)
                 self.call(ErrorTarget(prefix=formset.prefix, index=index), services.flag_state_update, actor=actor,
                           flag=Flag.objects.get(pk=flag.pk), environment=state_form.instance.environment, **served)
 
     # Actions --------------------------------------------------------------------------
 
-    @admin.action(description="Archive selected flags", permissions=["change"])
+    @admin.action(description="Archive selected flags")
+    @requires(Action.FLAG_ARCHIVE)
     def archive_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> TemplateResponse | None:
         if request.POST.get("post") != "yes":
             return self.confirm(
@@ -248,7 +253,8 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
         self.run_each(request, queryset, services.flag_archive, "flag", "Archived {count} flag(s).", archived=True)
         return None
 
-    @admin.action(description="Restore selected flags", permissions=["change"])
+    @admin.action(description="Restore selected flags")
+    @requires(Action.FLAG_ARCHIVE)
     def restore_flags(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         self.run_each(request, queryset, services.flag_archive, "flag", "Restored {count} flag(s).", archived=False)
 
@@ -283,6 +289,8 @@ class RuleInline(ServiceStackedInline[Rule, FlagState]):
 class FlagStateAdmin(ServiceAdmin[FlagState]):
     """One flag in one environment: its switch, served variants and ordered targeting rules."""
 
+    # Every flag has a state in every environment, created and kept with the flag.
+    roles = AdminRoles(view=Action.FLAG_VIEW, change=Action.FLAG_CHANGE)
     form = FlagStateForm
     list_display = ("flag", "environment", "enabled", "default_variant", "off_variant", "rule_total")
     list_filter = ("environment", "enabled")
@@ -299,11 +307,8 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
         return super().get_queryset(request).select_related("flag", "environment").annotate(rule_count=Count("rules"))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # every flag has a state in every environment, created with the flag
-
-    def has_delete_permission(self, request: HttpRequest, obj: FlagState | None = None) -> bool:
-        return False
+    def environment_of(self, obj: FlagState | None) -> Environment | None:
+        return obj.environment if obj is not None else None
 
     def get_formset_kwargs(self, request: HttpRequest, obj: FlagState, inline: Any, prefix: str) -> dict[str, Any]:
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
@@ -338,6 +343,7 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
         served = {name: form.cleaned_data[name] for name in ("enabled", "default_variant", "off_variant")
                   if name in form.changed_data}
         if served:
+            require(request.user, Action.FLAG_KILL_SWITCH, environment=environment)
             self.call(ErrorTarget(), services.flag_state_update, actor=actor, flag=flag, environment=environment,
                       **served)
         formset = formsets.get("rules")
@@ -369,6 +375,8 @@ def _rule_items(formset: Any) -> tuple[list[dict[str, Any]], list[int]]:
 
 @admin.register(Segment)
 class SegmentAdmin(AuditHistoryMixin, ServiceAdmin[Segment]):
+    roles = AdminRoles(view=Action.SEGMENT_VIEW, add=Action.SEGMENT_CREATE, change=Action.SEGMENT_CHANGE,
+                       delete=Action.SEGMENT_DELETE)
     audit_object_type = "segment"
     form = SegmentForm
     list_display = ("key", "name", "kind", "summary", "updated_at")

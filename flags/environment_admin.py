@@ -15,14 +15,16 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from base.admin import AuditHistoryMixin
-from base.admin_base import ErrorTarget, Formsets, ServiceAdmin, admin_actor
+from base.admin_base import AdminRoles, ErrorTarget, Formsets, ServiceAdmin, admin_actor, requires
 from base.models import Environment
+from base.permissions import Action
 from flags import services
 from flags.forms import EnvironmentForm
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
+    roles = AdminRoles(view=Action.ENVIRONMENT_VIEW, add=Action.ENVIRONMENT_CREATE, change=Action.ENVIRONMENT_CHANGE)
     audit_object_type = "environment"
     form = EnvironmentForm
     list_display = ("key", "name", "client_key", "server_key_hint", "config_version", "updated_at")
@@ -43,9 +45,6 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
                    **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Environment | None = None) -> bool:
-        return False
-
     @admin.display(description="Server key")
     def server_key_hint(self, obj: Environment) -> str:
         return obj.server_key[:14] + "…"
@@ -56,7 +55,8 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
                             key=form.cleaned_data["key"], name=form.cleaned_data["name"])
             form.instance.pk = env.pk
 
-    @admin.action(description="Rotate SDK keys of selected environments", permissions=["change"])
+    @admin.action(description="Rotate SDK keys of selected environments")
+    @requires(Action.ENVIRONMENT_CHANGE)
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[Environment]) -> TemplateResponse | None:
         if request.POST.get("post") != "yes":
             return self.confirm(

@@ -77,6 +77,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False
+# The sign-in records are administered by `base.signin_admin`, which asks the permission service.
+AXES_ENABLE_ADMIN = False
 # Behind a proxy, set DJANGO_TRUSTED_PROXY_HEADER (e.g. HTTP_X_FORWARDED_FOR) so that the
 # client's address, not the proxy's, is throttled.
 AXES_IPWARE_META_PRECEDENCE_ORDER = [h for h in [env_str("DJANGO_TRUSTED_PROXY_HEADER", "")] if h] + ["REMOTE_ADDR"]

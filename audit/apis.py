@@ -11,6 +11,9 @@ from config.api import ListApi
 
 
 class AuditListApi(ListApi):
+    # An action of `base.permissions` (which sits above this app), named by its value.
+    required_actions = {"GET": "audit.view"}
+
     class OutputSerializer(serializers.ModelSerializer[AuditEntry]):
         class Meta:
             model = AuditEntry

@@ -1,8 +1,8 @@
 """The OpenAPI schema and its Swagger UI, behind a login unless `API_DOCS_ACCESS` is "public".
 
 The schema lists every endpoint and field, which helps an attacker as much as a developer,
-so by default only a staff login (the admin session) or a management token opens it. A
-browser without a session is sent to the login page and back; an API client gets a 401.
+so by default only a staff login (the admin session) or a management token of a staff member
+opens it. A browser without a session is sent to the login page and back; an API client gets a 401.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from base.permissions import is_staff_member
+
 
 class DocsAccess(permissions.BasePermission):
-    """Anyone when the docs are public; otherwise a staff session or any management token."""
+    """Anyone when the docs are public; otherwise a staff member, signed in or through a token."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if settings.API_DOCS_ACCESS == "public":
@@ -27,7 +29,7 @@ class DocsAccess(permissions.BasePermission):
         user: Any = request.user
         if user is None or not user.is_authenticated:
             return False
-        return request.auth is not None or bool(user.is_staff)
+        return is_staff_member(user)
 
 
 class SchemaView(SpectacularAPIView):

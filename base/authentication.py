@@ -1,6 +1,7 @@
-"""Who is asking: management API tokens (read or write scope) or a staff session, and the
-throttle on admin logins."""
+"""Who is asking: management API tokens (read or write scope) or a staff session, what they may
+do (`HasManagementScope`, asking `base.permissions`), and the throttle on admin logins."""
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from axes.backends import AxesStandaloneBackend
@@ -13,6 +14,8 @@ from rest_framework.request import Request
 from audit.types import Actor
 from base.keys import TOKEN_PREFIX, token_digest
 from base.models import ApiToken
+from base.permissions import Action, require
+from config.errors import Forbidden
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -39,20 +42,35 @@ class ManagementTokenAuthentication(authentication.BaseAuthentication):
 
 
 class HasManagementScope(permissions.BasePermission):
-    """Reads need a read or write token (or staff session); writes need write scope."""
-
-    message = "This token cannot change configuration (read scope)."
+    """Each API view says which action each of its methods performs (`required_actions`, by HTTP
+    method, in `base.permissions`' vocabulary). A request needs its user's rights for that action:
+    the staff member signed in, or the owner of the token, checked now, so a token never does more
+    than its owner may at the moment. A read-scope token is further held to actions that change
+    nothing. A method the view does not map is refused to everyone."""
 
     def has_permission(self, request: Request, view: "APIView") -> bool:
         user: Any = request.user
         if user is None or not user.is_authenticated:
             return False
+        action = required_action(view, request.method or "")
+        if action is None:
+            raise Forbidden("This endpoint does not say what it needs; nobody may call it.",
+                            details={"method": request.method})
         token = request.auth
-        if isinstance(token, ApiToken):
-            return request.method in permissions.SAFE_METHODS or token.scope == ApiToken.Scope.WRITE
-        if not user.is_staff:
-            return False
-        return request.method in permissions.SAFE_METHODS or user.has_perm("flags.change_flag")
+        if isinstance(token, ApiToken) and token.scope != ApiToken.Scope.WRITE and action.writes:
+            raise Forbidden("This token cannot change configuration (read scope).", details={"action": action.value})
+        require(user, action)
+        return True
+
+
+def required_action(view: Any, method: str) -> Action | None:
+    """The action a view declares for an HTTP method (HEAD and OPTIONS ask what GET does)."""
+    declared: Mapping[str, str] = getattr(view, "required_actions", {})
+    name = declared.get("GET" if method.upper() in ("HEAD", "OPTIONS") else method.upper())
+    try:
+        return Action(name) if name is not None else None
+    except ValueError:
+        return None
 
 
 def request_actor(request: Request) -> Actor:

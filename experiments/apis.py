@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from rest_framework_dataclasses.serializers import DataclassSerializer
 
 from base.authentication import request_actor
+from base.permissions import Action
 from config.api import ListApi, validated_input
 from config.errors import ValidationFailed
 from experiments import selectors, services
@@ -69,6 +70,8 @@ class _MetricFields(serializers.Serializer[Any]):
 
 
 class MetricListApi(ListApi):
+    required_actions = {"GET": Action.METRIC_VIEW, "POST": Action.METRIC_CREATE}
+
     @extend_schema_serializer(component_name="MetricCreate")
     class InputSerializer(_MetricFields):
         key = serializers.CharField(max_length=100)
@@ -91,6 +94,8 @@ class MetricListApi(ListApi):
 
 
 class MetricDetailApi(APIView):
+    required_actions = {"GET": Action.METRIC_VIEW, "PATCH": Action.METRIC_CHANGE}
+
     @extend_schema_serializer(component_name="MetricUpdate")
     class InputSerializer(_MetricFields):
         pass
@@ -107,6 +112,7 @@ class MetricDetailApi(APIView):
 
 
 class MetricArchiveApi(APIView):
+    required_actions = {"POST": Action.METRIC_ARCHIVE}
     archived = True
 
     @extend_schema(request=None, responses=MetricOutput)
@@ -236,6 +242,8 @@ def _document(key: str) -> dict[str, Any]:
 
 
 class ExperimentListApi(ListApi):
+    required_actions = {"GET": Action.EXPERIMENT_VIEW, "POST": Action.EXPERIMENT_CREATE}
+
     @extend_schema_serializer(component_name="ExperimentCreate")
     class InputSerializer(_ExperimentFields):
         key = serializers.CharField(max_length=100)
@@ -266,6 +274,8 @@ class ExperimentListApi(ListApi):
 
 
 class ExperimentDetailApi(APIView):
+    required_actions = {"GET": Action.EXPERIMENT_VIEW, "PATCH": Action.EXPERIMENT_CHANGE}
+
     @extend_schema_serializer(component_name="ExperimentUpdate")
     class InputSerializer(_ExperimentFields):
         pass
@@ -282,6 +292,8 @@ class ExperimentDetailApi(APIView):
 
 
 class ExperimentStartApi(APIView):
+    required_actions = {"POST": Action.EXPERIMENT_START}
+
     @extend_schema(request=None, responses=ExperimentOutput)
     def post(self, request: Request, key: str) -> Response:
         services.experiment_start(actor=request_actor(request), experiment=selectors.experiment_get(key=key))
@@ -289,6 +301,8 @@ class ExperimentStartApi(APIView):
 
 
 class ExperimentStopApi(APIView):
+    required_actions = {"POST": Action.EXPERIMENT_STOP}
+
     @extend_schema_serializer(component_name="ExperimentStop")
     class InputSerializer(serializers.Serializer[Any]):
         decision = serializers.ChoiceField(choices=["ship", "rollback"])
@@ -304,6 +318,8 @@ class ExperimentStopApi(APIView):
 
 
 class ExperimentArchiveApi(APIView):
+    required_actions = {"POST": Action.EXPERIMENT_ARCHIVE}
+
     @extend_schema(request=None, responses=ExperimentOutput)
     def post(self, request: Request, key: str) -> Response:
         services.experiment_archive(actor=request_actor(request), experiment=selectors.experiment_get(key=key))
@@ -312,6 +328,8 @@ class ExperimentArchiveApi(APIView):
 
 class ExperimentRefreshApi(APIView):
     """Queue a readout now; poll the results endpoint for it."""
+
+    required_actions = {"POST": Action.EXPERIMENT_REFRESH}
 
     @extend_schema_serializer(component_name="ExperimentRefresh")
     class InputSerializer(serializers.Serializer[Any]):
@@ -368,6 +386,8 @@ class ExperimentResultsOutput(DataclassSerializer[ExperimentResults]):
 
 class ExperimentResultsApi(APIView):
     """The latest readout (successful or failed) and the history of readouts for trends."""
+
+    required_actions = {"GET": Action.EXPERIMENT_VIEW}
 
     @extend_schema(
         parameters=[

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from base.authentication import request_actor
 from base.models import Environment
+from base.permissions import Action
 from config.api import ListApi, validated_input
 from flags import selectors, services
 from flags.documents import flag_document, rule_document, segment_document
@@ -29,6 +30,8 @@ class EnvironmentOutput(serializers.Serializer[Environment]):
 
 
 class EnvironmentListApi(ListApi):
+    required_actions = {"GET": Action.ENVIRONMENT_VIEW, "POST": Action.ENVIRONMENT_CREATE}
+
     class InputSerializer(serializers.Serializer[Any]):
         key = serializers.CharField(max_length=64)
         name = serializers.CharField(max_length=120, required=False, default="")
@@ -47,12 +50,16 @@ class EnvironmentListApi(ListApi):
 
 
 class EnvironmentDetailApi(APIView):
+    required_actions = {"GET": Action.ENVIRONMENT_VIEW}
+
     @extend_schema(responses=EnvironmentOutput)
     def get(self, request: Request, key: str) -> Response:
         return Response(EnvironmentOutput(selectors.environment_get(key=key)).data)
 
 
 class EnvironmentRotateKeysApi(APIView):
+    required_actions = {"POST": Action.ENVIRONMENT_CHANGE}
+
     @extend_schema(request=None, responses=EnvironmentOutput)
     def post(self, request: Request, key: str) -> Response:
         env = services.environment_rotate_keys(
@@ -115,6 +122,8 @@ class FlagOutput(serializers.Serializer[Any]):
 
 
 class FlagListApi(ListApi):
+    required_actions = {"GET": Action.FLAG_VIEW, "POST": Action.FLAG_CREATE}
+
     class InputSerializer(serializers.Serializer[Any]):
         key = serializers.CharField(max_length=100)
         value_type = serializers.ChoiceField(choices=["boolean", "string", "number", "json"], default="boolean")
@@ -154,6 +163,8 @@ class FlagListApi(ListApi):
 
 
 class FlagDetailApi(APIView):
+    required_actions = {"GET": Action.FLAG_VIEW, "PATCH": Action.FLAG_CHANGE}
+
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         description = serializers.CharField(required=False, allow_blank=True)
@@ -178,6 +189,7 @@ class FlagDetailApi(APIView):
 
 
 class FlagArchiveApi(APIView):
+    required_actions = {"POST": Action.FLAG_ARCHIVE}
     archived = True
 
     @extend_schema(request=None, responses=FlagOutput)
@@ -193,6 +205,8 @@ class FlagRestoreApi(FlagArchiveApi):
 
 
 class FlagStateApi(APIView):
+    required_actions = {"PATCH": Action.FLAG_KILL_SWITCH}
+
     class InputSerializer(serializers.Serializer[Any]):
         enabled = serializers.BooleanField(required=False)
         default_variant = serializers.CharField(required=False)
@@ -266,6 +280,8 @@ def _rulevalidated_input(request: Request, *, partial: bool) -> dict[str, Any]:
 
 
 class FlagRuleListApi(APIView):
+    required_actions = {"GET": Action.FLAG_VIEW, "POST": Action.FLAG_CHANGE}
+
     @extend_schema(responses=RuleOutput(many=True))
     def get(self, request: Request, key: str, env: str) -> Response:
         rules = selectors.rule_list(flag=selectors.flag_get(key=key), environment=selectors.environment_get(key=env))
@@ -284,6 +300,8 @@ class FlagRuleListApi(APIView):
 
 
 class FlagRuleDetailApi(APIView):
+    required_actions = {"PATCH": Action.FLAG_CHANGE, "DELETE": Action.FLAG_CHANGE}
+
     @extend_schema(request=RuleSerializer, responses=RuleOutput)
     def patch(self, request: Request, key: str, env: str, uid: str) -> Response:
         data = _rulevalidated_input(request, partial=True)
@@ -304,6 +322,8 @@ class FlagRuleDetailApi(APIView):
 
 
 class FlagRuleReorderApi(APIView):
+    required_actions = {"POST": Action.FLAG_CHANGE}
+
     class InputSerializer(serializers.Serializer[Any]):
         rule_ids = serializers.ListField(child=serializers.CharField(max_length=40))
 
@@ -328,6 +348,8 @@ class SegmentSerializer(serializers.Serializer[Any]):
 
 
 class SegmentListApi(ListApi):
+    required_actions = {"GET": Action.SEGMENT_VIEW, "POST": Action.SEGMENT_CREATE}
+
     @extend_schema(responses=SegmentSerializer(many=True))
     def get(self, request: Request) -> Response:
         return self.page_response(request, selectors.segment_list(), lambda page: [segment_document(s) for s in page])
@@ -340,6 +362,8 @@ class SegmentListApi(ListApi):
 
 
 class SegmentDetailApi(APIView):
+    required_actions = {"GET": Action.SEGMENT_VIEW, "PATCH": Action.SEGMENT_CHANGE, "DELETE": Action.SEGMENT_DELETE}
+
     @extend_schema(responses=SegmentSerializer)
     def get(self, request: Request, key: str) -> Response:
         return Response(segment_document(selectors.segment_get(key=key)))

@@ -1,6 +1,7 @@
-"""Who may see and who may change: staff see every page; changes need model permissions.
+"""Who may see and who may change: staff see every page; changes need the actions of
+`base.permissions`, which decides for the pages as for the admin and the API.
 
-A staff member without change permissions (the read-only role) sees the same pages with the
+A staff member without change rights (the read-only role) sees the same pages with the
 buttons left out, and gets 403 if they post anyway.
 """
 
@@ -11,16 +12,13 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from audit.types import Actor
+from base.models import Environment
+from base.permissions import Action, allowed, require
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
-
-EXPERIMENT_CHANGE = "experiments.change_experiment"
-EXPERIMENT_ADD = "experiments.add_experiment"
-FLAG_CHANGE = "flags.change_flag"
 
 
 def staff_required(view: View) -> View:
@@ -28,19 +26,19 @@ def staff_required(view: View) -> View:
     return staff_member_required(view, login_url="admin:login")
 
 
-def can(request: HttpRequest, permission: str) -> bool:
-    user: Any = request.user
-    return bool(user.is_active and user.is_staff and user.has_perm(permission))
+def can(request: HttpRequest, action: Action, *, environment: Environment | None = None) -> bool:
+    """Whether the signed-in user may do `action`: decides which buttons a page shows."""
+    return allowed(request.user, action, environment=environment)
 
 
-def permission_required(*permissions: str) -> Callable[[View], View]:
-    """Staff with every permission listed; other staff get 403 (not a login redirect)."""
+def permission_required(*actions: Action) -> Callable[[View], View]:
+    """Staff allowed every action listed; other staff get 403 (not a login redirect)."""
 
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not all(can(request, p) for p in permissions):
-                raise PermissionDenied("Your role can view this page but not change anything.")
+            for action in actions:
+                require(request.user, action)
             return view(request, *args, **kwargs)
 
         return staff_required(cast(View, wrapped))

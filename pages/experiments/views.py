@@ -18,20 +18,13 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
+from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import services
 from experiments.models import Experiment, ResultSnapshot
 from experiments.readout import MetricReadout
 from flags.models import FlagState
-from pages.access import (
-    EXPERIMENT_ADD,
-    EXPERIMENT_CHANGE,
-    FLAG_CHANGE,
-    can,
-    page_actor,
-    permission_required,
-    staff_required,
-)
+from pages.access import can, page_actor, permission_required, staff_required
 from pages.experiments import queries
 from pages.forms import StopForm, place_service_errors
 from pages.presentation import charts
@@ -57,8 +50,8 @@ STATUS_CHOICES = [("", "Any status"), *Experiment.Status.choices]
 
 def page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     """What every page template needs: the role (read-only or not) and the page's data."""
-    changer = can(request, EXPERIMENT_CHANGE) or can(request, FLAG_CHANGE)
-    return {"can_create": can(request, EXPERIMENT_ADD), "read_only": not changer, **extra}
+    changer = can(request, Action.EXPERIMENT_CHANGE) or can(request, Action.FLAG_CHANGE)
+    return {"can_create": can(request, Action.EXPERIMENT_CREATE), "read_only": not changer, **extra}
 
 
 def _experiment_or_404(key: str) -> Experiment:
@@ -339,7 +332,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         "days": _days(phase.started_at if phase else experiment.started_at,
                       experiment.stopped_at if experiment.status != Experiment.Status.RUNNING else None)
         if experiment.started_at else None,
-        "can_change": can(request, EXPERIMENT_CHANGE),
+        "can_change": can(request, Action.EXPERIMENT_CHANGE, environment=experiment.environment),
         "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
         "flag_off": experiment.status == Experiment.Status.RUNNING
         and FlagState.objects.filter(flag_id=experiment.flag_id, environment_id=experiment.environment_id,
@@ -430,7 +423,7 @@ def _detail(experiment: Experiment) -> HttpResponseRedirect:
 
 
 @require_POST
-@permission_required(EXPERIMENT_CHANGE)
+@permission_required(Action.EXPERIMENT_START)
 def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     try:
@@ -445,7 +438,7 @@ def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_POST
-@permission_required(EXPERIMENT_CHANGE)
+@permission_required(Action.EXPERIMENT_REFRESH)
 def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     try:
@@ -459,7 +452,7 @@ def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(EXPERIMENT_CHANGE)
+@permission_required(Action.EXPERIMENT_STOP)
 def experiment_stop(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     variations = [(v.key, v.name or v.key) for v in experiment.variations.all()]

@@ -21,13 +21,14 @@ from django.views.decorators.http import require_http_methods
 
 import stats
 from base.models import Environment
+from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import services
 from experiments.models import Experiment, Metric
 from experiments.validation import normalize_tags, tags_errors
 from flags import selectors as flag_selectors
 from flags.models import Flag, FlagState
-from pages.access import EXPERIMENT_ADD, EXPERIMENT_CHANGE, can, page_actor, permission_required
+from pages.access import can, page_actor, permission_required
 from pages.experiments.views import page_context
 from pages.forms import CONDITION_HELP, JSONObjectField, parse_weights, place_service_errors
 
@@ -330,7 +331,7 @@ def _plain(step: str, form: forms.Form) -> dict[str, Any]:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(EXPERIMENT_ADD)
+@permission_required(Action.EXPERIMENT_CREATE)
 def wizard(request: HttpRequest, step: str) -> HttpResponse:
     if step not in STEP_KEYS:
         raise Http404("No such step.")
@@ -389,8 +390,10 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
     error = ""
     if request.method == "POST":
         start = request.POST.get("action") == "start"
-        if start and not can(request, EXPERIMENT_CHANGE):
+        if start and not can(request, Action.EXPERIMENT_START):
             error = "Your role can create drafts but not start them."
+        elif (answers.get("flag") or {}).get("new_flag") and not can(request, Action.FLAG_CREATE):
+            error = "Your role cannot create flags: choose an existing flag."
         else:
             try:
                 experiment = _launch(request, answers, estimate, start=start)
@@ -414,7 +417,7 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
         request,
         "experiments/wizard_review.html",
         page_context(request, steps=_step_states("review", answers), answers=answers, plan=estimate, error=error,
-                     can_start=can(request, EXPERIMENT_CHANGE), flag_off=_flag_off(answers)),
+                     can_start=can(request, Action.EXPERIMENT_START), flag_off=_flag_off(answers)),
     )
 
 

@@ -15,13 +15,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_list
+from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
 from flags import ramps, selectors, services
 from flags import staleness as lifecycle
 from flags.models import Flag, FlagState, Rule
-from pages.access import FLAG_CHANGE, can, page_actor, permission_required, staff_required
+from pages.access import can, page_actor, permission_required, staff_required
 from pages.experiments.views import page_context
 from pages.forms import RampForm, place_service_errors
 from pages.rows import KEY_PLACEHOLDER, flag_rows
@@ -117,14 +118,14 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
             required_by_flags=selectors.flags_requiring(flag=flag),
             required_by_rules=selectors.rules_requiring(flag=flag),
             audit=list(audit_list(object_type="flag", object_key=flag.key)[:15]),
-            can_change_flag=can(request, FLAG_CHANGE),
+            can_change_flag=can(request, Action.FLAG_CHANGE),
             now=timezone.now(),
         ),
     )
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(FLAG_CHANGE)
+@permission_required(Action.FLAG_KILL_SWITCH)
 def flag_switch(request: HttpRequest, key: str, env: str) -> HttpResponse:
     """The kill switch: a confirmation page, then one service call."""
     flag = _flag_or_404(key)
@@ -157,7 +158,7 @@ def flag_switch(request: HttpRequest, key: str, env: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(FLAG_CHANGE)
+@permission_required(Action.FLAG_RAMP)
 def ramp_new(request: HttpRequest, key: str) -> HttpResponse:
     flag = _flag_or_404(key)
     envs = sorted(s.environment.key for s in flag.states.all())
@@ -187,7 +188,7 @@ def ramp_new(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_POST
-@permission_required(FLAG_CHANGE)
+@permission_required(Action.FLAG_RAMP)
 def ramp_stop(request: HttpRequest, key: str, env: str, ramp_id: str) -> HttpResponse:
     flag = _flag_or_404(key)
     state = next((s for s in flag.states.all() if s.environment.key == env), None)

@@ -85,7 +85,7 @@ def staff_user(username: str = "analyst", *, read_only: bool = False) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", "pw-12345-x", is_staff=True)
     codenames = ["view_experiment", "view_flag", "view_resultsnapshot", "view_metric"]
     if not read_only:
-        codenames += ["add_experiment", "change_experiment", "change_flag", "add_rule", "change_rule"]
+        codenames += ["add_experiment", "change_experiment", "add_flag", "change_flag", "add_rule", "change_rule"]
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     return user
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from experiments.models import Experiment
+from flags import ramps
 from flags.models import FlagState
+from pages.experiments import urls as experiment_urls
+from pages.flags import urls as flag_urls
+from tests.integration.base.roles import fingerprint
 from tests.integration.pages import factories
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +105,37 @@ def test_pages__unsafe_method_without_csrf__rejected(analyst: User, winner: Expe
     assert response.status_code == 403
     winner.refresh_from_db()
     assert winner.status == Experiment.Status.RUNNING
+
+
+READ_ONLY_URL_NAMES = {"experiment-pages:list", "experiment-pages:detail", "experiment-pages:export-json",
+                       "experiment-pages:export-csv", "flag-pages:list", "flag-pages:detail"}
+
+
+def test_every_page_url__post_as_read_only_staff__writes_are_403_and_nothing_changes(
+    client_for: Any, viewer: User, winner: Experiment
+) -> None:
+    draft = factories.create_experiment(factories.flat_plan("draft-idea"), start=False)
+    env = winner.environment
+    steps = ramps.ramp_plan(start=timezone.now() - timedelta(hours=30), interval=timedelta(days=1))
+    ramp = ramps.ramp_create(actor=factories.ACTOR, flag=winner.flag, environment=env, variant="treatment",
+                             steps=steps)
+    client = client_for(viewer)
+    walked = set()
+    for module in (experiment_urls, flag_urls):
+        for pattern in module.urlpatterns:
+            name = f"{module.app_name}:{pattern.name}"
+            key = winner.flag.key if module is flag_urls else draft.key if pattern.name == "start" else winner.key
+            values = {"<str:key>": key, "<str:env>": env.key, "<str:ramp_id>": ramp.id, "<str:step>": "review"}
+            url = "/" + module.app_name.removesuffix("-pages") + "s/" + str(pattern.pattern)
+            for placeholder, value in values.items():
+                url = url.replace(placeholder, value)
+            before = fingerprint()
+            response = client.post(url, {"action": "start", "decision": "rollback", "enabled": "0", "mode": "remove",
+                                         "environment": env.key, "variant": "treatment"})
+            assert fingerprint() == before, url
+            if name in READ_ONLY_URL_NAMES:
+                assert response.status_code in (200, 405), (url, response.status_code)
+            else:
+                assert response.status_code == 403, (url, response.status_code)
+            walked.add(name)
+    assert len(walked) == 13

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
@@ -96,6 +96,21 @@ def test_wizard__draft_then_start_from_the_results_page(
     assert response.status_code == 302
     experiment.refresh_from_db()
     assert experiment.status == Experiment.Status.RUNNING
+
+
+def test_wizard__new_flag_without_the_right_to_create_flags__refused_and_nothing_written(
+    client_for: Any, catalog: dict[str, Metric]
+) -> None:
+    user = factories.staff_user("drafter")
+    user.user_permissions.remove(Permission.objects.get(codename="add_flag"))
+    client = client_for(user)
+    audit_before = AuditEntry.objects.count()
+    response, _ = _walk_wizard(client, new_flag="green-button-flag", action="draft")
+    assert response.status_code == 200
+    assert "cannot create flags" in response.content.decode()
+    assert not Flag.objects.filter(key="green-button-flag").exists()
+    assert not Experiment.objects.filter(key="green-button").exists()
+    assert AuditEntry.objects.count() == audit_before
 
 
 def test_wizard__invalid_answers__errors_shown_and_nothing_written(

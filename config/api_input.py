@@ -13,7 +13,7 @@ from rest_framework import exceptions, parsers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
-from config.json_limits import JsonInputError, loads_limited
+from config.json_values import JsonInputError, loads_limited
 
 
 class StrictJSONParser(parsers.BaseParser):

@@ -1,13 +1,19 @@
-"""Checks of parsed JSON values that every reader of client input shares: how deep a document
-nests and whether a string in it holds the NUL character (U+0000), which PostgreSQL text and
-JSON columns refuse. Plain Python, no Django.
+"""JSON input with limits, shared by every reader of client input (the management API's parser
+and the SDK edge's body reader): parsing with orjson (which refuses numbers that overflow to
+infinity), how deep a document nests, and whether a string in it holds the NUL character
+(U+0000), which PostgreSQL text and JSON columns refuse. Plain Python, no Django.
+
+Deeply nested documents are how one request exhausts the recursion of whatever reads it later
+(validation, compilation, a JSON column, the next reader), so they are refused at the door.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["holds_nul", "nested_deeper_than"]
+import orjson
+
+__all__ = ["DEFAULT_MAX_DEPTH", "JsonInputError", "holds_nul", "loads_limited", "nested_deeper_than"]
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:
@@ -46,3 +52,28 @@ def holds_nul(value: Any) -> bool:
         elif isinstance(node, list):
             stack.extend(node)
     return False
+
+
+DEFAULT_MAX_DEPTH = 32
+
+
+class JsonInputError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def loads_limited(raw: bytes | str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """Parse `raw`; JsonInputError(`parse_error` or `too_deep`) with a message for people."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in exc.msg or "recursion" in exc.msg:
+            raise JsonInputError("too_deep", f"The JSON body is nested deeper than {max_depth} levels.") from exc
+        raise JsonInputError("parse_error", f"The body is not valid JSON: {exc.msg}.") from exc
+    # Counting brackets is a fast bound: a body with few of them cannot be deep.
+    text = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    if text.count(b"[") + text.count(b"{") > max_depth and nested_deeper_than(value, max_depth):
+        raise JsonInputError("too_deep", f"The JSON body is nested deeper than {max_depth} levels.")
+    return value

@@ -37,6 +37,7 @@ class FlushThread:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._wakeup = threading.Event()
 
     def ensure_started(self) -> None:
         pid = os.getpid()
@@ -51,10 +52,14 @@ class FlushThread:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
+    def wake(self) -> None:
+        """Run the work now rather than at the end of the interval."""
+        self._wakeup.set()
+
     def _run(self) -> None:
-        wait = threading.Event().wait
         while True:
-            wait(max(self._interval(), 0.05))
+            self._wakeup.wait(max(self._interval(), 0.05))
+            self._wakeup.clear()
             try:
                 close_old_connections()
                 self._work()

@@ -72,7 +72,7 @@ def read_json(request: HttpRequest, *, max_bytes: int, refuse_nul: bool = True, 
     - 413 ``payload_too_large`` above ``max_bytes`` (told by ``Content-Length`` before anything
       is read, or found while reading);
     - 400 with the code ``invalid`` when the body is not JSON or nests deeper than
-      ``SDK_MAX_JSON_DEPTH`` levels;
+      ``JSON_MAX_DEPTH`` levels;
     - 400 ``invalid_characters`` when a string holds the NUL character, which PostgreSQL cannot
       store, unless ``refuse_nul`` is false (the events API rejects such items one by one).
 
@@ -89,7 +89,7 @@ def read_json(request: HttpRequest, *, max_bytes: int, refuse_nul: bool = True, 
         raise Rejected(413, "payload_too_large", f"The body is larger than {max_bytes} bytes.")
     if refuse_nul and b"\x00" in raw:
         raise _nul_in_body()
-    depth = int(settings.SDK_MAX_JSON_DEPTH)
+    depth = int(settings.JSON_MAX_DEPTH)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -1,16 +1,21 @@
 """Per-process cache of compiled environment snapshots: the only state the hot path reads.
 
-- **Freshness.** Every write bumps ``Environment.config_version``. At most once per
-  ``SNAPSHOT_CHECK_INTERVAL`` seconds (default 1 s) a request runs one query for the versions
-  of all environments; an environment whose version moved is recompiled on its next request
-  (four queries, see ``flags.mappers``). SDK keys are re-read only when a version or the set
-  of environments changes (rotating keys bumps the version).
-- **Fail static.** When PostgreSQL is unreachable the cache keeps serving the last good
-  snapshot and reports itself degraded (``status()``, shown by ``/readyz``); it retries every
-  ``SNAPSHOT_RETRY_INTERVAL`` seconds instead of on every request. Each compiled snapshot is
-  also written to ``SNAPSHOT_DIR`` as JSON (the GrowthBook payload form, which round-trips),
-  with SHA-256 digests of the environment's keys rather than the keys, so a process started
-  while the database is down serves what its predecessor served.
+- **Freshness.** Every write bumps ``Environment.config_version``. A refresher thread of the
+  process reads the versions of all environments every ``SNAPSHOT_CHECK_INTERVAL`` seconds
+  (default 1 s) and recompiles an environment whose version moved (four queries, see
+  ``flags.mappers``); requests meanwhile answer from the snapshot they have. A request never
+  waits for the database, except the very first one of an environment in a new process, and
+  that one at most ``SNAPSHOT_COLD_START_TIMEOUT`` seconds. (Tests run with
+  ``SNAPSHOT_REFRESH = "inline"``: the check runs in the request, which can see the test's own
+  transaction.)
+- **Fail static.** When PostgreSQL is unreachable (refused, or silent) the cache keeps serving
+  the last good snapshot and reports itself degraded (``status()``, shown by ``/readyz``). Each
+  compiled snapshot is also written to ``SNAPSHOT_DIR`` as JSON (the GrowthBook payload form,
+  which round-trips), with SHA-256 digests of the environment's keys rather than the keys, so a
+  process started while the database is down serves what its predecessor served.
+- **Bad configuration.** A snapshot that fails to compile never replaces the last good one:
+  the environment keeps being served from it, and the failure is logged and reported by
+  ``status()`` (``compile_failures``) until a later version compiles.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,8 @@ from flags import mappers
 from flags.engine.evaluation import prerequisites_of
 from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
 from flags.engine.types import Snapshot
-from serving.background import discard_connection
+from serving.background import FlushThread, discard_connection
+from serving.files import private_directory
 
 __all__ = ["CompiledEnvironment", "SdkKey", "SnapshotStore", "SnapshotUnavailable", "key_digest", "store"]
 
@@ -108,31 +114,97 @@ class SnapshotStore:
         self._next_check = 0.0
         self._degraded_since: float | None = None
         self._error = ""
+        self._checked_once = False
+        self._last_answer = time.monotonic()  # when the database last answered a check
+        self._compile_failures: dict[int, tuple[int, str]] = {}  # environment -> (version, error)
+        self._wanted: set[int] = set()  # environments a request waits for
+        self._refreshed = threading.Condition(threading.Lock())
+        self._refresher = FlushThread("snapshot-refresh", self._refresh_interval, self._refresh_round)
 
     # --- the hot path ----------------------------------------------------------------
 
     def resolve(self, raw_key: str) -> tuple[SdkKey, CompiledEnvironment] | None:
         """The key's environment and its current snapshot; None for an unknown key.
         Raises SnapshotUnavailable only when nothing at all can be served."""
+        if settings.SNAPSHOT_REFRESH == "inline":
+            return self._resolve_inline(raw_key)
+        self._refresher.ensure_started()
+        if time.monotonic() >= self._next_check:
+            self._refresher.wake()
+        if not self._checked_once:
+            self._wait_for(lambda: self._checked_once)
+        info = self._keys.get(key_digest(raw_key))
+        if info is None:
+            self._refresher.wake()  # a key created since the last check is known a moment later
+            self._refuse_when_blind()
+            return None
+        env_id = info.environment_id
+        compiled = self._compiled.get(env_id)
+        if compiled is None:
+            with self._lock:
+                self._wanted.add(env_id)
+            self._refresher.wake()
+            self._wait_for(lambda: env_id in self._compiled)
+            compiled = self._compiled.get(env_id) or self._from_file(env_id)
+            if compiled is None:
+                raise SnapshotUnavailable("The environment's snapshot could not be loaded in time.")
+        return info, compiled
+
+    def _resolve_inline(self, raw_key: str) -> tuple[SdkKey, CompiledEnvironment] | None:
         if time.monotonic() >= self._next_check:
             self._check()
         info = self._keys.get(key_digest(raw_key))
         if info is None:
-            if not self._keys and self._degraded_since is not None:
-                raise SnapshotUnavailable("No key can be checked: the database is down and no snapshot is on disk.")
+            self._refuse_when_blind()
             return None
         compiled = self._compiled.get(info.environment_id)
         if compiled is None or compiled.version < self._versions.get(info.environment_id, 0):
-            compiled = self._load(info)
+            compiled = self._load(info.environment_id)
             if compiled is None:
                 return None
         return info, compiled
+
+    def _refuse_when_blind(self) -> None:
+        """An unknown key is a 401, unless no key at all can be checked (a 503)."""
+        if not self._keys and self._degraded_since is not None:
+            raise SnapshotUnavailable("No key can be checked: the database is down and no snapshot is on disk.")
+
+    def _wait_for(self, ready: Callable[[], bool]) -> None:
+        """Wait for the refresher (a cold start), at most SNAPSHOT_COLD_START_TIMEOUT seconds."""
+        deadline = time.monotonic() + float(settings.SNAPSHOT_COLD_START_TIMEOUT)
+        with self._refreshed:
+            while not ready():
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._degraded_since is not None and self._checked_once):
+                    return
+                self._refreshed.wait(min(left, 0.5))
+
+    # --- the refresher thread ----------------------------------------------------------
+
+    def _refresh_interval(self) -> float:
+        return max(float(settings.SNAPSHOT_CHECK_INTERVAL), 0.05)
+
+    def _refresh_round(self) -> None:
+        """Check the versions, then compile what moved or what a request waits for."""
+        try:
+            self._check()
+            with self._lock:
+                stale = {i for i, c in self._compiled.items() if c.version < self._versions.get(i, 0)}
+                todo = (stale | self._wanted) & set(self._versions)
+                self._wanted -= todo
+            for env_id in sorted(todo):
+                self._load(env_id)
+        finally:
+            self._checked_once = True
+            with self._refreshed:
+                self._refreshed.notify_all()
 
     # --- state for probes and tests ----------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """``state`` is ``ok``, or ``degraded`` while the database cannot be read and
-        answers come from the last good snapshots."""
+        answers come from the last good snapshots; ``compile_failures`` names environments
+        whose newest configuration does not compile (they are served their last good one)."""
         out: dict[str, Any] = {
             "state": "degraded" if self._degraded_since is not None else "ok",
             "environments": {c.snapshot.environment: c.version for c in self._compiled.values()},
@@ -140,17 +212,44 @@ class SnapshotStore:
         if self._degraded_since is not None:
             out["degraded_for_seconds"] = round(time.time() - self._degraded_since, 1)
             out["error"] = self._error
+        elif self.silent_for() > float(settings.SNAPSHOT_STALE_AFTER):
+            out["state"] = "degraded"
+            out["degraded_for_seconds"] = round(self.silent_for(), 1)
+            out["error"] = "no answer from the database"
+        if self._compile_failures:
+            names = {c.environment_id: c.snapshot.environment for c in self._compiled.values()}
+            out["compile_failures"] = {
+                names.get(env_id, str(env_id)): {"version": version, "error": error}
+                for env_id, (version, error) in self._compile_failures.items()
+            }
         return out
 
     def refresh(self) -> None:
         """Run the version check now if it is due (the readiness probe calls this, so that a
         process without SDK traffic still notices the database coming back)."""
-        if time.monotonic() >= self._next_check:
+        if time.monotonic() < self._next_check:
+            return
+        if settings.SNAPSHOT_REFRESH == "inline":
             self._check()
+        else:
+            self._refresher.ensure_started()
+            self._refresher.wake()
 
     @property
     def degraded(self) -> bool:
         return self._degraded_since is not None
+
+    def silent_for(self) -> float:
+        """Seconds since the database last answered a version check (background mode; a check
+        stuck on a silent network does not fail, it just never answers)."""
+        if settings.SNAPSHOT_REFRESH == "inline":
+            return 0.0
+        return time.monotonic() - self._last_answer
+
+    def database_unreachable(self) -> bool:
+        """The database refused the last check, or has not answered one for SNAPSHOT_STALE_AFTER
+        seconds: writes on the request path would only hang or fail."""
+        return self.degraded or self.silent_for() > float(settings.SNAPSHOT_STALE_AFTER)
 
     def reset(self) -> None:
         """Forget everything in memory (the files on disk stay)."""
@@ -158,6 +257,7 @@ class SnapshotStore:
             self._keys, self._versions, self._compiled, self._retry_at = {}, {}, {}, {}
             self._next_check = 0.0
             self._degraded_since, self._error = None, ""
+            self._checked_once, self._compile_failures, self._wanted = False, {}, set()
 
     # --- database ----------------------------------------------------------------------
 
@@ -178,6 +278,7 @@ class SnapshotStore:
                     self._load_directory()
                 return
             self._versions, self._keys = versions, keys
+            self._last_answer = time.monotonic()
             self._compiled = {i: c for i, c in self._compiled.items() if i in versions}
             self._recovered()
             self._next_check = now + float(settings.SNAPSHOT_CHECK_INTERVAL)
@@ -192,8 +293,7 @@ class SnapshotStore:
             keys[key_digest(server_key)] = SdkKey(env_id, env_key, SERVER)
         return keys
 
-    def _load(self, info: SdkKey) -> CompiledEnvironment | None:
-        env_id = info.environment_id
+    def _load(self, env_id: int) -> CompiledEnvironment | None:
         with self._lock:
             current = self._compiled.get(env_id)
             wanted = self._versions.get(env_id, 0)
@@ -215,12 +315,36 @@ class SnapshotStore:
                     raise SnapshotUnavailable(str(exc)) from exc
                 self._compiled[env_id] = fallback
                 return fallback
+            except Exception as exc:  # a configuration the compiler refuses: keep the last good one
+                return self._compile_failed(env_id, wanted, current, exc)
+            self._compile_failures.pop(env_id, None)
             compiled = CompiledEnvironment(env_id, snapshot)
             self._compiled[env_id] = compiled
             self._versions[env_id] = max(wanted, snapshot.version)
             self._retry_at.pop(env_id, None)
             self._write_file(compiled)
             return compiled
+
+    def _compile_failed(
+        self, env_id: int, version: int, current: CompiledEnvironment | None, exc: Exception
+    ) -> CompiledEnvironment | None:
+        if self._compile_failures.get(env_id, (None,))[0] != version:
+            logger.error("The snapshot of environment %s (version %s) does not compile; serving the last good one: "
+                         "%s: %s", env_id, version, type(exc).__name__, str(exc)[:500])
+        self._compile_failures[env_id] = (version, f"{type(exc).__name__}: {str(exc)[:500]}")
+        self._retry_at[env_id] = time.monotonic() + float(settings.SNAPSHOT_RETRY_INTERVAL)
+        fallback = current or self._read_file(env_id)
+        if fallback is None:
+            raise SnapshotUnavailable(f"The configuration does not compile: {type(exc).__name__}") from exc
+        self._compiled[env_id] = fallback
+        return fallback
+
+    def _from_file(self, env_id: int) -> CompiledEnvironment | None:
+        with self._lock:
+            loaded = self._read_file(env_id)
+            if loaded is not None:
+                self._compiled.setdefault(env_id, loaded)
+            return self._compiled.get(env_id)
 
     def _failed(self, exc: Exception) -> None:
         if self._degraded_since is None:
@@ -256,14 +380,20 @@ class SnapshotStore:
             "snapshot": snapshot_to_payload(compiled.snapshot),
         }
         path = self._path(compiled.environment_id)
+        tmp: str | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".tmp")
+            raw = orjson.dumps(document)  # before any file exists: a failure leaves nothing behind
+            private_directory(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".tmp")  # mode 0600
             with os.fdopen(fd, "wb") as handle:
-                handle.write(orjson.dumps(document))
+                handle.write(raw)
             os.replace(tmp, path)
-        except OSError as exc:
+            tmp = None
+        except (OSError, TypeError, orjson.JSONEncodeError) as exc:
             logger.warning("Could not write the snapshot of %s to %s: %s", compiled.snapshot.environment, path, exc)
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
     def _read_file(self, env_id: int) -> CompiledEnvironment | None:
         loaded = _parse_file(self._path(env_id))

@@ -3,7 +3,6 @@
 Production (DJANGO_DEBUG unset or false) refuses to start without DJANGO_SECRET_KEY.
 """
 
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,14 +191,23 @@ SPECTACULAR_SETTINGS = {
 # Serving (flag evaluation for SDKs): see docs/sdk.md.
 # Compiled snapshots of each environment are kept per process and written here, so that a
 # process started while PostgreSQL is down can still answer; buffered exposures wait here too.
-SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR", str(Path(tempfile.gettempdir()) / "splitbase-serving")))
+# The default is private to the service's user (created 0700), not the shared temporary directory.
+SNAPSHOT_DIR = Path(env_str("SNAPSHOT_DIR", str(Path.home() / ".local" / "state" / "splitbase" / "serving")))
 SNAPSHOT_CHECK_INTERVAL = float(env_str("SNAPSHOT_CHECK_INTERVAL", "1.0"))  # seconds between version checks
+# "background": a thread of each process checks versions and recompiles, requests never wait
+# for the database (but a new process's first request of an environment, for at most
+# SNAPSHOT_COLD_START_TIMEOUT seconds). "inline": the check runs in the request (tests, whose
+# data lives in a transaction other threads cannot see).
+SNAPSHOT_REFRESH = env_str("SNAPSHOT_REFRESH", "background")
+SNAPSHOT_COLD_START_TIMEOUT = float(env_str("SNAPSHOT_COLD_START_TIMEOUT", "3.0"))
+# A database that has not answered a version check for this long counts as unreachable (a
+# silent partition): /readyz says degraded and the events API answers 503 at once.
+SNAPSHOT_STALE_AFTER = float(env_str("SNAPSHOT_STALE_AFTER", "5.0"))
 SNAPSHOT_RETRY_INTERVAL = float(env_str("SNAPSHOT_RETRY_INTERVAL", "5.0"))  # seconds between retries when down
 # Per SDK key and per worker process: a token bucket refilled at this rate, holding up to the burst.
 RATE_LIMIT_PER_SECOND = float(env_str("RATE_LIMIT_PER_SECOND", "1000.0"))  # 0 turns the limit off
 RATE_LIMIT_BURST = env_int("RATE_LIMIT_BURST", 2000)
 SDK_MAX_BODY_BYTES = env_int("SDK_MAX_BODY_BYTES", 65_536)  # larger evaluation requests get 413
-SDK_MAX_JSON_DEPTH = env_int("SDK_MAX_JSON_DEPTH", 32)  # SDK and events bodies nested deeper get 400
 SDK_MAX_FLAGS_PER_REQUEST = env_int("SDK_MAX_FLAGS_PER_REQUEST", 1000)
 SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-age of the SDK payload
 # Exposures are written in batches by a background thread; while the database is down they

@@ -11,3 +11,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Serving checks snapshot versions in the request: tests run inside a transaction that a
+# background thread's connection would not see.
+SNAPSHOT_REFRESH = "inline"

@@ -26,6 +26,7 @@ from serving.ratelimit import limiter
 from serving.snapshots import store
 from serving.usage import recorder as usage
 from tests.conformance import shared_path
+from tests.integration.serving.relayed import relayed_server  # noqa: F401 - a fixture
 
 RECORDED: list[ServedExposure] = []
 

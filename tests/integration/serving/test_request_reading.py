@@ -47,14 +47,14 @@ def _deep_batch(levels: int) -> bytes:
 
 
 def test_depth__at_the_limit__accepted_everywhere(client: Client, catalog: Catalog, settings: Any) -> None:
-    settings.SDK_MAX_JSON_DEPTH = 6
+    settings.JSON_MAX_DEPTH = 6
     for path in (SINGLE, BULK, EVALUATE):
         assert _post(client, path, _deep_context(6), catalog.client_key).status_code == 200, path
     assert _post(client, EVENTS, _deep_batch(6), catalog.client_key).status_code == 202
 
 
 def test_depth__over_the_limit__400_in_each_endpoints_shape(client: Client, catalog: Catalog, settings: Any) -> None:
-    settings.SDK_MAX_JSON_DEPTH = 6
+    settings.JSON_MAX_DEPTH = 6
     message = "The JSON body is nested more than 6 levels deep."
     evaluate = _post(client, EVALUATE, _deep_context(7), catalog.client_key)
     assert evaluate.status_code == 400

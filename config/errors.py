@@ -1,5 +1,6 @@
 """Domain errors: raised by services, mapped to JSON `{code, message, details}` by the API layer."""
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -45,3 +46,22 @@ class Forbidden(ApplicationError, PermissionDenied):
 class Unauthorized(ApplicationError):
     status = 401
     code = "unauthorized"
+
+
+# Names of list items in error paths, where dropping a final "s" would not do.
+_ITEM_NAMES = {"prerequisites": "prerequisite", "funnel_steps": "funnel step", "ids": "id"}
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+
+
+def error_path_label(path: str) -> str:
+    """A `details` key as people read it: `steps[1].percent` is "Step 2, percent", `rules[2]`
+    "Rule 3", `hash_attribute` "Hash attribute" (list positions count from 1)."""
+    words: list[str] = []
+    for name, index in _PATH_PART.findall(path):
+        if name:
+            words.append(name.replace("_", " "))
+        elif words:
+            item = _ITEM_NAMES.get(words[-1].replace(" ", "_"), words[-1].removesuffix("s"))
+            words[-1] = f"{item} {int(index) + 1 if index.isdigit() else index}"
+    text = ", ".join(words) or path
+    return text[:1].upper() + text[1:]

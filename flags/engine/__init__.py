@@ -4,11 +4,12 @@ Pure (no Django): the serving edge evaluates snapshots that `flags.mappers` comp
 database; the GrowthBook SDK payload is a direct serialisation of the same snapshot, so SDKs
 evaluating it locally agree with the server. Modules: `types` (the snapshot and evaluation
 results), `conditions` (GrowthBook's condition language), `evaluation`, `gbformat` (the SDK
-payload both ways), `validation` (checks the services run before a write) and `limits` (how
-large and deep configuration may be).
+payload both ways), `validation` (checks the services run before a write), `limits` (how
+large and deep configuration may be) and `describe` (conditions and rules in words, for people).
 """
 
 from flags.engine.conditions import ConditionTooComplex, compile_condition, eval_condition, validate_condition
+from flags.engine.describe import describe_condition, describe_prerequisite, describe_rule, describe_value
 from flags.engine.evaluation import evaluate, evaluate_all, prerequisites_of, run_experiment
 from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
 from flags.engine.types import (
@@ -57,6 +58,10 @@ __all__ = [
     "check_served_variants",
     "check_variants",
     "compile_condition",
+    "describe_condition",
+    "describe_prerequisite",
+    "describe_rule",
+    "describe_value",
     "eval_condition",
     "evaluate",
     "evaluate_all",

@@ -1,7 +1,9 @@
 """Admin of the audit log and of management API tokens.
 
 `AuditHistoryMixin`: the "History" page of an object lists its audit entries with diffs, so
-product managers see who changed what, whichever interface made the change. Tokens are
+product managers see who changed what, whichever interface made the change. Values are shown as
+JSON; an admin that knows what a change means (a rule's condition, say) adds it in words
+(`audit_diff_words`), on its own history page and on the audit log's page of the entry. Tokens are
 created (the raw value shown once) and revoked through `base.tokens`. The base classes every
 app's admin is built from are in `base.admin_base`; environments are administered with their
 flag states, in `flags`; sign-in records in `base.signin_admin`.
@@ -9,8 +11,7 @@ flag states, in `flags`; sign-in records in `base.signin_admin`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,9 @@ from base.admin_base import (
 )
 from base.models import ApiToken
 from base.permissions import Action
+from config.json_text import json_text
 
-__all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "diff_rows"]
+__all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "DiffWords", "diff_rows"]
 
 
 # Audit history ------------------------------------------------------------------------------
@@ -52,40 +54,63 @@ FOLD_LINES = 12
 
 
 @dataclass(frozen=True, slots=True)
+class DiffWords:
+    """What a changed value means, before and after, in words. `about` names the thing the words
+    describe (one rule, say): several rows changing the same thing show its words once."""
+
+    about: str
+    before: str
+    after: str
+
+
+# The words of one diff row, from its path; None when the values speak for themselves.
+WordsOfPath = Callable[[str], DiffWords | None]
+
+
+@dataclass(frozen=True, slots=True)
 class DiffRow:
     path: str
     before: str
     after: str
+    before_words: str = ""
+    after_words: str = ""
 
 
 def _show(value: Any) -> str:
     if value is None:
         return "—"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json_text(value, indent=2 if isinstance(value, (dict, list)) else None, sort_keys=True)
 
 
-def _value_cell(css: str, color: str, text: str) -> SafeString:
+def _value_cell(css: str, color: str, text: str, words: str) -> SafeString:
     pre = format_html('<pre class="{} whitespace-pre-wrap" style="color:{}">{}</pre>', css, color, text)
     lines = text.count("\n") + 1
-    if lines <= FOLD_LINES:
+    if lines > FOLD_LINES:
+        pre = format_html('<details><summary style="cursor:pointer">{} lines</summary>{}</details>', lines, pre)
+    if not words:
         return pre
-    return format_html('<details><summary style="cursor:pointer">{} lines</summary>{}</details>', lines, pre)
+    return format_html('{}<p class="diff-words text-sm mt-1">In words: {}</p>', pre, words)
 
 
-def diff_rows(diff: Mapping[str, Any] | None) -> list[DiffRow]:
-    """Flatten a stored diff ({path: {before, after}}) into rows a person can read."""
+def diff_rows(diff: Mapping[str, Any] | None, words: WordsOfPath | None = None) -> list[DiffRow]:
+    """Flatten a stored diff ({path: {before, after}}) into rows a person can read, with the
+    words of what changed on the first row about each thing."""
     rows = []
+    worded: set[str] = set()
     for path, change in (diff or {}).items():
         change = change if isinstance(change, dict) else {}
         label = "(whole object)" if path == "$" else path.replace(".", " › ")
-        rows.append(DiffRow(label, _show(change.get("before")), _show(change.get("after"))))
+        meaning = words(path) if words is not None else None
+        if meaning is None or meaning.about in worded:
+            meaning = DiffWords("", "", "")
+        worded.add(meaning.about)
+        rows.append(DiffRow(label, _show(change.get("before")), _show(change.get("after")), meaning.before,
+                            meaning.after))
     return rows
 
 
-def render_diff(diff: Mapping[str, Any] | None) -> SafeString:
-    rows = diff_rows(diff)
+def render_diff(diff: Mapping[str, Any] | None, words: WordsOfPath | None = None) -> SafeString:
+    rows = diff_rows(diff, words)
     if not rows:
         return format_html('<span class="text-base-500">{}</span>', "No field changed.")
     body = format_html_join(
@@ -93,8 +118,8 @@ def render_diff(diff: Mapping[str, Any] | None) -> SafeString:
         '<tr class="border-t border-base-200 dark:border-base-700">'
         '<td class="align-top font-medium pr-4 py-2">{}</td>'
         '<td class="align-top pr-4 py-2">{}</td><td class="align-top py-2">{}</td></tr>',
-        ((r.path, _value_cell("diff-before", "#b91c1c", r.before), _value_cell("diff-after", "#15803d", r.after))
-         for r in rows),
+        ((r.path, _value_cell("diff-before", "#b91c1c", r.before, r.before_words),
+          _value_cell("diff-after", "#15803d", r.after, r.after_words)) for r in rows),
     )
     return format_html(
         '<table class="audit-diff w-full text-sm"><thead><tr class="text-left">'
@@ -109,6 +134,13 @@ class AuditHistoryMixin:
 
     audit_object_type = ""
     audit_key_field = "key"
+
+    def audit_diff_words(self, entry: AuditEntry, path: str) -> DiffWords | None:
+        """What the change at `path` of an entry means in words; None: the values say it all."""
+        return None
+
+    def render_audit_diff(self, entry: AuditEntry) -> SafeString:
+        return render_diff(entry.diff, lambda path: self.audit_diff_words(entry, path))
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
@@ -132,7 +164,7 @@ class AuditHistoryMixin:
             "opts": opts,
             "module_name": str(opts.verbose_name_plural).capitalize(),
             "page": page,
-            "entries": [(entry, render_diff(entry.diff)) for entry in page.object_list],
+            "entries": [(entry, self.render_audit_diff(entry)) for entry in page.object_list],
             "preserved_filters": model_admin.get_preserved_filters(request),
             **(extra_context or {}),
         }
@@ -140,15 +172,18 @@ class AuditHistoryMixin:
         return TemplateResponse(request, "admin/audit_history.html", context)
 
 
+# The model of each kind of audited object that has an admin page: app label, model name.
+AUDITED_MODELS = {
+    "flag": ("flags", "flag"), "segment": ("flags", "segment"), "environment": ("base", "environment"),
+    "layer": ("traffic", "layer"), "holdout": ("traffic", "holdout"),
+}
+
+
 def _object_link(entry: AuditEntry) -> str | None:
     """The admin page of the entry's object, when it still exists."""
     from django.apps import apps
 
-    targets = {
-        "flag": ("flags", "flag"), "segment": ("flags", "segment"), "environment": ("base", "environment"),
-        "layer": ("traffic", "layer"), "holdout": ("traffic", "holdout"),
-    }
-    target = targets.get(entry.object_type)
+    target = AUDITED_MODELS.get(entry.object_type)
     if target is None:
         return None
     model = apps.get_model(*target)
@@ -192,6 +227,14 @@ class AuditEntryAdmin(ModelAdmin[AuditEntry]):
 
     @admin.display(description="Changes")
     def changes(self, obj: AuditEntry) -> SafeString:
+        """The diff, in words too when the admin of the entry's kind of object has them."""
+        from django.apps import apps
+
+        target = AUDITED_MODELS.get(obj.object_type)
+        model = apps.get_model(*target) if target else None
+        model_admin = self.admin_site.get_model_admin(model) if model and self.admin_site.is_registered(model) else None
+        if isinstance(model_admin, AuditHistoryMixin):
+            return model_admin.render_audit_diff(obj)
         return render_diff(obj.diff)
 
     @admin.display(description="Before")

@@ -32,7 +32,7 @@ from django.urls import reverse
 from audit.types import Actor
 from base.models import Environment
 from base.permissions import Action, allowed, require
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_path_label
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin as _ModelAdmin
@@ -93,10 +93,6 @@ class ErrorTarget:
 ITEM_PATH = re.compile(r"^([A-Za-z_]+)\[(\d+)\]")
 
 
-def _readable_path(path: str) -> str:
-    return re.sub(r"\[(\d+)\]", lambda m: f" #{int(m.group(1)) + 1}", path).replace(".", " ")
-
-
 def _place(key: str, message: str, target: ErrorTarget) -> Placement:
     match = ITEM_PATH.match(key)
     if match and match.group(1) in target.items:
@@ -111,7 +107,7 @@ def _place(key: str, message: str, target: ErrorTarget) -> Placement:
     if key in target.items:
         return Placement(target.items[key][0], None, None, message)
     base = re.split(r"[.\[]", key, maxsplit=1)[0]
-    text = message if key == base else f"{_readable_path(key)}: {message}"
+    text = message if key == base else f"{error_path_label(key)}: {message}"
     return Placement(target.prefix, target.index, target.fields.get(base, base), text)
 
 
@@ -134,7 +130,7 @@ def apply_placements(form: forms.BaseForm, placements: Sequence[Placement]) -> N
         if name is not None and name in form.fields:
             form.add_error(name, placement.message)
         elif name is not None and name != "__all__":
-            form.add_error(None, f"{name.replace('_', ' ').capitalize()}: {placement.message}")
+            form.add_error(None, f"{error_path_label(name)}: {placement.message}")
         else:
             form.add_error(None, placement.message)
 
@@ -426,7 +422,8 @@ class ServiceAdmin(ModelAdmin[M]):
             try:
                 service(actor=admin_actor(request), **{param: obj}, **kwargs)
             except ApplicationError as exc:
-                details = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in dict(exc.details or {}).items())
+                details = "; ".join(f"{error_path_label(str(k))}: {', '.join(map(str, v))}"
+                                    for k, v in dict(exc.details or {}).items())
                 self.message_user(request, f"{obj}: {exc.message} {details}".strip(), messages.ERROR)
             else:
                 count += 1

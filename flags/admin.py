@@ -6,6 +6,9 @@ config-version bump as the API). The admin never saves these rows itself: `save_
 no-op and `apply` makes the service calls once the forms are valid. When a service rejects a
 write, the whole request is rolled back and the form is shown again with the service's
 messages on the fields they concern (see `base.admin_base.ServiceAdmin`).
+
+Rules and segments are listed in words (`flags.summaries`), and their history pages add the
+words of each changed rule or condition (`flags.history_words`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 
+from audit.models import AuditEntry
 from audit.types import Actor
-from base.admin import AuditHistoryMixin
+from base.admin import AuditHistoryMixin, DiffWords
 from base.admin_base import (
     AdminRoles,
     ErrorTarget,
@@ -50,7 +55,15 @@ from flags.forms import (
     VariantForm,
     parse_variant_value,
 )
+from flags.history_words import flag_diff_words, segment_diff_words
 from flags.models import Flag, FlagState, Rule, Segment, Variant
+from flags.summaries import rule_summary, segment_summary
+
+
+def _rules_in_words(rules: Any) -> SafeString:
+    """A state's rules, in order and in words."""
+    return format_html_join("", '<li style="list-style:decimal;margin-left:1.25rem">{}</li>',
+                            ((capfirst(rule_summary(rule)),) for rule in rules))
 
 
 def _forms_in_use(formset: Any) -> list[tuple[int, Any]]:
@@ -102,8 +115,8 @@ class FlagStateInline(ServiceTabularInline[FlagState, Flag]):
     verbose_name_plural = "On / off per environment"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
-        return super().get_queryset(request).select_related("environment").annotate(
-            rule_count=Count("rules")).order_by("environment__key")
+        return super().get_queryset(request).select_related("environment").prefetch_related(
+            Prefetch("rules", queryset=Rule.objects.order_by("position", "id"))).order_by("environment__key")
 
     def has_add_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         return False
@@ -115,11 +128,11 @@ class FlagStateInline(ServiceTabularInline[FlagState, Flag]):
     def rules_link(self, obj: FlagState) -> SafeString | str:
         if obj.pk is None:
             return "—"
-        count = getattr(obj, "rule_count", None)
-        count = obj.rules.count() if count is None else count
+        rules = list(obj.rules.all())
         url = reverse("admin:flags_flagstate_change", args=[obj.pk])
-        label = f"{count} rule{'s' if count != 1 else ''} · edit targeting"
-        return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a>', url, label)
+        label = f"{len(rules)} rule{'s' if len(rules) != 1 else ''} · edit targeting"
+        return format_html('<a href="{}" class="text-primary-600 dark:text-primary-500">{}</a><ol>{}</ol>', url,
+                           label, _rules_in_words(rules))
 
 
 @admin.register(Flag)
@@ -162,6 +175,9 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> Any:
         return () if obj is None else ("key", "value_type", "status", "history_link")
+
+    def audit_diff_words(self, entry: AuditEntry, path: str) -> DiffWords | None:
+        return flag_diff_words(path, entry.before, entry.after)
 
     @admin.display(description="Status")
     def status(self, obj: Flag) -> str:
@@ -267,14 +283,19 @@ class RuleInline(ServiceStackedInline[Rule, FlagState]):
     form = RuleForm
     extra = 0
     verbose_name_plural = "Rules (tried in order; the first match serves)"
+    readonly_fields = ("summary",)
     fieldsets = (
-        (None, {"fields": ("position", "kind", "enabled", "description", "condition", "segments")}),
+        (None, {"fields": ("summary", "position", "kind", "enabled", "description", "condition", "segments")}),
         ("What it serves", {"fields": ("variant", "percentage", "split", "hash_attribute", "experiment_key")}),
         ("Schedule, prerequisites and advanced", {
             "classes": ("collapse",),
             "fields": ("starts_at", "ends_at", "prerequisites", "seed", "fallback_attribute", "namespace", "phase"),
         }),
     )
+
+    @admin.display(description="Summary")
+    def summary(self, obj: Rule) -> str:
+        return capfirst(rule_summary(obj)) if obj.pk is not None else "Summarised in words once saved."
 
     @admin.display(description="Percentage of users (%)")
     def percentage(self, obj: Rule) -> str:
@@ -292,7 +313,7 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
     # Every flag has a state in every environment, created and kept with the flag.
     roles = AdminRoles(view=Action.FLAG_VIEW, change=Action.FLAG_CHANGE)
     form = FlagStateForm
-    list_display = ("flag", "environment", "enabled", "default_variant", "off_variant", "rule_total")
+    list_display = ("flag", "environment", "on_off", "default_variant", "off_variant", "rule_total")
     list_filter = ("environment", "enabled")
     search_fields = ("flag__key",)
     list_select_related = ("flag", "environment")
@@ -305,7 +326,9 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
     }),)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
-        return super().get_queryset(request).select_related("flag", "environment").annotate(rule_count=Count("rules"))
+        rules = Prefetch("rules", queryset=Rule.objects.order_by("position", "id"))
+        return super().get_queryset(request).select_related("flag", "environment").annotate(
+            rule_count=Count("rules")).prefetch_related(rules)
 
     def environment_of(self, obj: FlagState | None) -> Environment | None:
         return obj.environment if obj is not None else None
@@ -327,9 +350,15 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
             return super().history_view(request, object_id, extra_context)
         return HttpResponseRedirect(reverse("admin:flags_flag_history", args=[state.flag_id]))
 
+    @admin.display(description="On", ordering="enabled")
+    def on_off(self, obj: FlagState) -> SafeString:
+        color, word = ("#16a34a", "on") if obj.enabled else ("#9ca3af", "off")
+        return format_html('<b style="color:{}">{}</b>', color, word)
+
     @admin.display(description="Rules", ordering="rule_count")
-    def rule_total(self, obj: FlagState) -> int:
-        return int(getattr(obj, "rule_count", 0))
+    def rule_total(self, obj: FlagState) -> SafeString | str:
+        rules = list(obj.rules.all())
+        return format_html("<ol>{}</ol>", _rules_in_words(rules)) if rules else "none"
 
     @admin.display(description="Flag")
     def flag_link(self, obj: FlagState) -> SafeString:
@@ -398,10 +427,11 @@ class SegmentAdmin(AuditHistoryMixin, ServiceAdmin[Segment]):
 
     @admin.display(description="Who")
     def summary(self, obj: Segment) -> str:
-        if obj.kind == Segment.Kind.IDS:
-            return f"{len(obj.ids or [])} ids of '{obj.attribute}'"
-        text = str(obj.condition)
-        return text if len(text) <= 80 else text[:77] + "…"
+        text = segment_summary(obj)
+        return text if len(text) <= 120 else text[:117] + "…"
+
+    def audit_diff_words(self, entry: AuditEntry, path: str) -> DiffWords | None:
+        return segment_diff_words(path, entry.before, entry.after)
 
     def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
         data = form.cleaned_data

@@ -16,7 +16,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_path_label
 
 PERCENTS_RE = re.compile(r"^\s*\d+(\.\d+)?\s*%?\s*(,\s*\d+(\.\d+)?\s*%?\s*)*$")
 CONDITION_HELP = (
@@ -26,7 +26,9 @@ CONDITION_HELP = (
 
 
 def place_service_errors(form: forms.Form, error: ApplicationError) -> None:
-    """Put a service's {field: [messages]} on the form's fields (unknown fields: on the form)."""
+    """Put a service's {field: [messages]} on the form's fields (unknown fields: on the form),
+    each message after the words of its path when the field alone does not say where it is
+    ("Step 2, percent: ...")."""
     details = error.details if isinstance(error.details, Mapping) else {}
     placed = False
     for key, messages in details.items():
@@ -34,7 +36,7 @@ def place_service_errors(form: forms.Form, error: ApplicationError) -> None:
         text = messages if isinstance(messages, list) else [str(messages)]
         target = field if field in form.fields else None
         for message in text:
-            form.add_error(target, f"{key}: {message}" if target is None else str(message))
+            form.add_error(target, str(message) if key == target else f"{error_path_label(str(key))}: {message}")
             placed = True
     if not placed:
         form.add_error(None, error.message)

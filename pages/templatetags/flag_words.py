@@ -1,0 +1,46 @@
+"""Template filters that show configuration as people read it: values as JSON (`false`, not
+Python's `False`) and rules, conditions and prerequisites in words.
+
+    {% load flag_words %}
+    {{ variant.value|json_value }}        {"cta": "Try it free"}
+    {{ rule|rule_words }}                 forced to on when plan is pro
+    {{ condition|condition_words }}       country is one of DE, FR
+    {{ prerequisite|prerequisite_words }} new-checkout is on
+
+`rule_words` takes a rule row or a rule's document (`flags.documents.rule_document`'s shape; a
+guided creation's split works too: kind, variations, weights, coverage, condition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import template
+
+from config.json_text import json_text
+from flags.engine.describe import describe_condition, describe_prerequisite, describe_rule
+from flags.models import Rule
+from flags.summaries import rule_summary
+
+register = template.Library()
+
+
+@register.filter
+def json_value(value: Any) -> str:
+    return json_text(value)
+
+
+@register.filter
+def rule_words(rule: Rule | Mapping[str, Any]) -> str:
+    return rule_summary(rule) if isinstance(rule, Rule) else describe_rule(rule)
+
+
+@register.filter
+def condition_words(condition: Any) -> str:
+    return describe_condition(condition)
+
+
+@register.filter
+def prerequisite_words(prerequisite: Any) -> str:
+    return describe_prerequisite(prerequisite)

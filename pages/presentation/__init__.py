@@ -1,0 +1,57 @@
+"""How a readout is shown to people: pure view models, the recommendation, charts and numbers.
+
+Pure (no Django): the result pages and the exports hand it a stored readout and the reader's
+choices; it returns frozen rows, badges and SVG text that templates only lay out. Modules:
+`viewmodels` (a snapshot as rows per metric and slice, the toggles a page offers), `badges`
+(list-page badges and the sample-ratio explanation), `recommendation` (the verdict and the
+power panel), `charts` (forest plot, trend and users charts as SVG) and `formatting`
+(estimates, intervals, p-values and shares as text).
+"""
+
+from pages.presentation.badges import Badge, ListFacts, list_badges, srm_explanation
+from pages.presentation.charts import ForestRow, Series, TrendPoint, forest_plot, trend_chart, users_chart
+from pages.presentation.formatting import fmt_estimate, fmt_interval, fmt_mean, fmt_number, fmt_p, fmt_share
+from pages.presentation.recommendation import PowerPanel, Recommendation, power_panel, recommend
+from pages.presentation.viewmodels import (
+    ResultRow,
+    SliceRow,
+    SnapshotData,
+    Toggles,
+    choose_toggles,
+    judge,
+    parse_snapshot,
+    result_rows,
+    slice_rows,
+)
+
+__all__ = [
+    "Badge",
+    "ForestRow",
+    "ListFacts",
+    "PowerPanel",
+    "Recommendation",
+    "ResultRow",
+    "Series",
+    "SliceRow",
+    "SnapshotData",
+    "Toggles",
+    "TrendPoint",
+    "choose_toggles",
+    "fmt_estimate",
+    "fmt_interval",
+    "fmt_mean",
+    "fmt_number",
+    "fmt_p",
+    "fmt_share",
+    "forest_plot",
+    "judge",
+    "list_badges",
+    "parse_snapshot",
+    "power_panel",
+    "recommend",
+    "result_rows",
+    "slice_rows",
+    "srm_explanation",
+    "trend_chart",
+    "users_chart",
+]

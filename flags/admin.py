@@ -57,13 +57,19 @@ from flags.forms import (
 )
 from flags.history_words import flag_diff_words, segment_diff_words
 from flags.models import Flag, FlagState, Rule, Segment, Variant
-from flags.summaries import rule_summary, segment_summary
+from flags.summaries import rule_summary, segment_summary, state_warnings
 
 
 def _rules_in_words(rules: Any) -> SafeString:
     """A state's rules, in order and in words."""
     return format_html_join("", '<li style="list-style:decimal;margin-left:1.25rem">{}</li>',
                             ((capfirst(rule_summary(rule)),) for rule in rules))
+
+
+def _warn(request: HttpRequest, state: FlagState) -> None:
+    """After a save: say which of the state's rules change nothing, and why."""
+    for warning in state_warnings(state):
+        messages.warning(request, f"{state.flag.key} in {state.environment.key}: {warning}")
 
 
 def _forms_in_use(formset: Any) -> list[tuple[int, Any]]:
@@ -187,7 +193,7 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
     def environments_summary(self, obj: Flag) -> SafeString:
         return format_html_join(
             " ", '<span title="{}" style="white-space:nowrap">{} <b style="color:{}">{}</b></span>',
-            ((f"serves {s.default_variant} when on, {s.off_variant} when off", s.environment.key,
+            ((f"serves {s.default_variant} when no rule matches, {s.off_variant} when off", s.environment.key,
               "#16a34a" if s.enabled else "#9ca3af", "on" if s.enabled else "off") for s in obj.states.all()),
         )
 
@@ -220,9 +226,8 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
         data = form.cleaned_data
         if not change:
             variants, indexes = self._variants(formsets["variants"], data["value_type"])
+            # Left blank, the service picks them: the off variant, which rules then override.
             default, off = data.get("default_variant") or None, data.get("off_variant") or None
-            if not variants and data["value_type"] == Flag.ValueType.BOOLEAN and default is None and off is None:
-                default, off = "on", "off"  # turning a new boolean flag on should serve true
             flag = self.call(
                 ErrorTarget(items={"variants": ("variants", indexes)}), services.flag_create, actor=actor,
                 key=data["key"], value_type=data["value_type"], variants=variants or None, default_variant=default,
@@ -246,13 +251,18 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
             self._apply_states(request, actor, flag, formsets["states"])
 
     def _apply_states(self, request: HttpRequest, actor: Actor, flag: Flag, formset: Any) -> None:
+        saved = []
         for index, state_form in enumerate(formset.forms):
             served = {name: state_form.cleaned_data[name] for name in ("enabled", "default_variant", "off_variant")
                       if name in state_form.changed_data}
             if served:
                 require(request.user, Action.FLAG_KILL_SWITCH, environment=state_form.instance.environment)
-                self.call(ErrorTarget(prefix=formset.prefix, index=index), services.flag_state_update, actor=actor,
-                          flag=Flag.objects.get(pk=flag.pk), environment=state_form.instance.environment, **served)
+                state = self.call(ErrorTarget(prefix=formset.prefix, index=index), services.flag_state_update,
+                                  actor=actor, flag=Flag.objects.get(pk=flag.pk),
+                                  environment=state_form.instance.environment, **served)
+                saved.append(state)
+        for state in saved:
+            _warn(request, state)
 
     # Actions --------------------------------------------------------------------------
 
@@ -318,11 +328,13 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
     search_fields = ("flag__key",)
     list_select_related = ("flag", "environment")
     inlines = (RuleInline,)
-    readonly_fields = ("flag_link", "environment")
+    readonly_fields = ("flag_link", "environment", "fall_through_check")
     fieldsets = ((None, {
-        "fields": ("flag_link", "environment", "enabled", "default_variant", "off_variant"),
-        "description": "When the flag is off, everyone gets the 'off' variant. When it is on, the rules below are "
-                       "tried in order and the first that matches serves; if none matches, the 'on' variant is served.",
+        "fields": ("flag_link", "environment", "enabled", "default_variant", "off_variant", "fall_through_check"),
+        "description": "When the flag is off, everyone gets the variant served when off. When it is on, the rules "
+                       "below are tried in order and the first that matches serves; units no rule matches get the "
+                       "default. Keep the default at the off variant and let rules hand out the rest: a rollout of "
+                       "the default variant changes nothing.",
     }),)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
@@ -360,6 +372,15 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
         rules = list(obj.rules.all())
         return format_html("<ol>{}</ol>", _rules_in_words(rules)) if rules else "none"
 
+    @admin.display(description="No rule matches")
+    def fall_through_check(self, obj: FlagState) -> SafeString:
+        warnings = state_warnings(obj, obj.rules.all())
+        served = format_html("Units no rule matches get <code>{}</code>.", obj.default_variant)
+        if not warnings:
+            return served
+        return format_html('{}<ul class="fall-through-warnings" style="color:#b45309">{}</ul>', served,
+                           format_html_join("", "<li>&#9888; {}</li>", ((w,) for w in warnings)))
+
     @admin.display(description="Flag")
     def flag_link(self, obj: FlagState) -> SafeString:
         url = reverse("admin:flags_flag_change", args=[obj.flag_id])
@@ -381,6 +402,7 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
             self.call(ErrorTarget(items={"rules": (formset.prefix, indexes)}, fields=RULE_ERROR_FIELDS),
                       rule_sets.flag_rules_replace, actor=actor, flag=flag, environment=environment, rules=rules,
                       replacing=[f.instance.uid for f in formset.forms if f.instance.pk is not None])
+        _warn(request, FlagState.objects.select_related("flag", "environment").get(pk=state.pk))
 
 
 def _rule_items(formset: Any) -> tuple[list[dict[str, Any]], list[int]]:

@@ -224,9 +224,9 @@ class FlagChangeForm(ServiceModelForm):
 
 class FlagAddForm(FlagChangeForm):
     default_variant = forms.CharField(
-        label="Served when on", required=False, max_length=100, widget=TextWidget(),
-        help_text="Variant key served when the flag is on and no rule matches. Blank: 'on' for a boolean flag "
-                  "without variants, otherwise the first variant.",
+        label="Default", required=False, max_length=100, widget=TextWidget(),
+        help_text="Variant key served when the flag is on and no rule matches. Blank: the variant served when "
+                  "off ('off' for a boolean flag without variants); rules then hand out the others.",
     )
     off_variant = forms.CharField(
         label="Served when off", required=False, max_length=100, widget=TextWidget(),
@@ -266,7 +266,7 @@ def _variant_choices(keys: Sequence[str]) -> list[tuple[str, str]]:
 class FlagStateForm(ServiceModelForm):
     """The kill switch and served variants of a flag in one environment."""
 
-    default_variant = forms.ChoiceField(label="Served when on", widget=SelectWidget(),
+    default_variant = forms.ChoiceField(label="Default", widget=SelectWidget(),
                                         help_text="Served when the flag is on and no rule matches.")
     off_variant = forms.ChoiceField(label="Served when off", widget=SelectWidget())
 

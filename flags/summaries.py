@@ -1,5 +1,6 @@
 """Flag configuration in words, for the admin and the flag pages: rules, prerequisites and
-segments as `flags.engine.describe` words them."""
+segments as `flags.engine.describe` words them, and the warnings of `flags.engine.advice`
+about a state whose rules change nothing."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from flags.documents import rule_document
+from flags.engine.advice import moot_rules
 from flags.engine.describe import describe_condition, describe_prerequisite, describe_rule, describe_value
-from flags.models import Rule, Segment
+from flags.models import FlagState, Rule, Segment
 
-__all__ = ["prerequisites_summary", "rule_summary", "segment_summary"]
+__all__ = ["prerequisites_summary", "rule_summary", "segment_summary", "state_warnings"]
 
 
 def rule_summary(rule: Rule) -> str:
@@ -30,3 +32,12 @@ def segment_summary(segment: Segment) -> str:
         count = len(segment.ids or [])
         return f"{describe_value(segment.attribute or 'id')} is one of {count} listed value{'' if count == 1 else 's'}"
     return describe_condition(segment.condition)
+
+
+def state_warnings(state: FlagState, rules: Iterable[Rule] | None = None) -> list[str]:
+    """Why some of a state's rules change nothing (a rollout of the variant the flag falls
+    through to anyway), one sentence each; `rules` in order, read from the state when None."""
+    ordered = list(state.rules.order_by("position", "id")) if rules is None else list(rules)
+    found = moot_rules(default_variant=state.default_variant, off_variant=state.off_variant,
+                       rules=[rule_document(r) for r in ordered])
+    return [m.message for m in found]

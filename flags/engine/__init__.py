@@ -5,9 +5,11 @@ database; the GrowthBook SDK payload is a direct serialisation of the same snaps
 evaluating it locally agree with the server. Modules: `types` (the snapshot and evaluation
 results), `conditions` (GrowthBook's condition language), `evaluation`, `gbformat` (the SDK
 payload both ways), `validation` (checks the services run before a write), `limits` (how
-large and deep configuration may be) and `describe` (conditions and rules in words, for people).
+large and deep configuration may be), `describe` (conditions and rules in words, for people)
+and `advice` (valid configurations that do not do what they seem to: rules that change nothing).
 """
 
+from flags.engine.advice import MootRule, moot_rules
 from flags.engine.conditions import ConditionTooComplex, compile_condition, eval_condition, validate_condition
 from flags.engine.describe import describe_condition, describe_prerequisite, describe_rule, describe_value
 from flags.engine.evaluation import evaluate, evaluate_all, prerequisites_of, run_experiment
@@ -44,6 +46,7 @@ __all__ = [
     "Experiment",
     "ExperimentAssignment",
     "Feature",
+    "MootRule",
     "ParentCondition",
     "Reason",
     "Rule",
@@ -66,6 +69,7 @@ __all__ = [
     "evaluate",
     "evaluate_all",
     "find_cycle",
+    "moot_rules",
     "next_schedule_change",
     "prerequisites_of",
     "run_experiment",

@@ -22,6 +22,7 @@ from experiments.models import Experiment
 from flags import ramps, selectors, services
 from flags import staleness as lifecycle
 from flags.models import Flag, FlagState, Rule
+from flags.summaries import state_warnings
 from pages.access import can, page_actor, permission_required, staff_required
 from pages.experiments.views import page_context
 from pages.forms import RampForm, place_service_errors
@@ -101,6 +102,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
             "ramps": [r for r in flag_ramps if r.environment == state.environment.key],
             "last_evaluated": evaluated.get(state.environment.key),
             "payload_fetched": fetched.get(state.environment.key),
+            "warnings": state_warnings(state, state.rules.all()),
         }
         for state in states
     ]

@@ -69,7 +69,7 @@ def test_flag_add__boolean_without_variants__off_on_created_by_service_and_audit
     assert flag.tags == ["checkout", "growth"]
     states = {s.environment.key: s for s in flag.states.select_related("environment")}
     assert set(states) == {"production", "staging"}
-    assert all(not s.enabled and s.default_variant == "on" and s.off_variant == "off" for s in states.values())
+    assert all(not s.enabled and s.default_variant == "off" and s.off_variant == "off" for s in states.values())
     entry = AuditEntry.objects.get(action="flag.create", object_key="new-checkout")
     assert (entry.actor_label, entry.actor_id, entry.via) == ("boss", admin_user.pk, "admin")
 

@@ -27,8 +27,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.models import AuditEntry
+from base import roles, tokens
 from base import signin_admin as _signin_admin  # noqa: F401 - registers the sign-in records' admin
-from base import tokens
 from base.admin_base import (
     AdminRoles,
     ErrorTarget,
@@ -39,8 +39,8 @@ from base.admin_base import (
     admin_actor,
     requires,
 )
-from base.models import ApiToken
-from base.permissions import Action
+from base.models import ApiToken, Environment, EnvironmentRole
+from base.permissions import Action, allowed, is_staff_member, require
 from config.json_text import json_text
 
 __all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "DiffWords", "diff_rows"]
@@ -252,9 +252,11 @@ class AuditEntryAdmin(ModelAdmin[AuditEntry]):
 class ApiTokenForm(ServiceModelForm):
     class Meta:
         model = ApiToken
-        fields = ("name", "user", "scope")
+        fields = ("name", "user", "scope", "environments")
         help_texts = {
             "scope": "Read tokens can only read configuration; write tokens can change it.",
+            "environments": "Leave empty for every environment; otherwise the token acts only in these "
+                            "(and changes nothing all environments share).",
             "user": "The token acts as this user.",
         }
 
@@ -280,11 +282,12 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
         if obj is None:
             user: Any = request.user
-            return ("name", "user", "scope") if user.is_superuser else ("name", "scope")
-        return ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+            return ("name", "user", "scope", "environments") if user.is_superuser else ("name", "scope", "environments")
+        return ("name", "user", "scope", "environments", "prefix", "created_at", "last_used_at", "status")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
-        return () if obj is None else ("name", "user", "scope", "prefix", "created_at", "last_used_at", "status")
+        return () if obj is None else ("name", "user", "scope", "environments", "prefix", "created_at", "last_used_at",
+                                       "status")
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
@@ -304,7 +307,8 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
             return
         data = form.cleaned_data
         token, raw = self.call(ErrorTarget(), tokens.api_token_create, actor=admin_actor(request),
-                               user=data.get("user") or request.user, name=data["name"], scope=data["scope"])
+                               user=data.get("user") or request.user, name=data["name"], scope=data["scope"],
+                               environments=list(data.get("environments") or []))
         form.instance.pk = token.pk
         self.message_user(request, f"Copy this token now, it will not be shown again: {raw}", messages.WARNING)
 
@@ -320,3 +324,84 @@ class ApiTokenAdmin(AuditHistoryMixin, ServiceAdmin[ApiToken]):
         self.run_each(request, queryset.filter(revoked_at__isnull=True), tokens.api_token_revoke, "token",
                       "Revoked {count} token(s).")
         return None
+
+
+class EnvironmentRoleForm(ServiceModelForm):
+    class Meta:
+        model = EnvironmentRole
+        fields = ("environment", "user", "role")
+        help_texts = {
+            "role": "Viewer sees; editor changes flags and experiments; publisher also approves reviewed "
+                    "changes; admin also changes the environment. The role replaces the user's general "
+                    "rights in this environment.",
+        }
+
+
+@admin.register(EnvironmentRole)
+class EnvironmentRoleAdmin(AuditHistoryMixin, ServiceAdmin[EnvironmentRole]):
+    roles = AdminRoles(view=Action.ENVIRONMENT_VIEW, add=Action.ENVIRONMENT_CHANGE,
+                       change=Action.ENVIRONMENT_CHANGE, delete=Action.ENVIRONMENT_CHANGE)
+    audit_object_type = "environment"
+    audit_key_field = "environment_key"
+    form = EnvironmentRoleForm
+    list_display = ("environment", "user", "role", "granted_at")
+    list_filter = ("environment", "role")
+    search_fields = ("user__username", "environment__key")
+    list_select_related = ("environment", "user")
+
+    def environment_of(self, obj: EnvironmentRole | None) -> Environment | None:
+        return obj.environment if obj is not None else None
+
+    def administered(self, request: HttpRequest) -> QuerySet[Environment]:
+        """The environments whose roles the user may grant: all with the general right, else
+        those where they are admin."""
+        if allowed(request.user, Action.ENVIRONMENT_CHANGE):
+            return Environment.objects.all()
+        if not is_staff_member(request.user):
+            return Environment.objects.none()
+        return Environment.objects.filter(roles__user=request.user, roles__role=EnvironmentRole.Role.ADMIN)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self.administered(request).exists()
+
+    def has_view_permission(self, request: HttpRequest, obj: EnvironmentRole | None = None) -> bool:
+        return super().has_view_permission(request, obj) or self.has_change_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.administered(request).exists()
+
+    def has_change_permission(self, request: HttpRequest, obj: EnvironmentRole | None = None) -> bool:
+        if obj is None:
+            return self.administered(request).exists()
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: EnvironmentRole | None = None) -> bool:
+        if obj is None:
+            return self.administered(request).exists()
+        return super().has_delete_permission(request, obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EnvironmentRole]:
+        queryset = super().get_queryset(request)
+        if allowed(request.user, Action.ENVIRONMENT_VIEW):
+            return queryset
+        return queryset.filter(environment__in=self.administered(request))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "environment":
+            kwargs["queryset"] = self.administered(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: EnvironmentRole | None = None) -> Any:
+        return () if obj is None else ("environment", "user")
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        data = form.cleaned_data
+        environment = data.get("environment") or form.instance.environment
+        require(request.user, Action.ENVIRONMENT_CHANGE, environment=environment)
+        grant = self.call(ErrorTarget(), roles.environment_role_grant, actor=admin_actor(request),
+                          environment=environment, user=data.get("user") or form.instance.user, role=data["role"])
+        form.instance.pk = grant.pk
+
+    def delete_model(self, request: HttpRequest, obj: EnvironmentRole) -> None:
+        require(request.user, Action.ENVIRONMENT_CHANGE, environment=obj.environment)
+        roles.environment_role_revoke(actor=admin_actor(request), grant=obj)

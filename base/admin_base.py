@@ -201,6 +201,10 @@ def requires(action: Action) -> Callable[[F], F]:
         @wraps(func)
         def guarded(model_admin: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             require(request.user, action)
+            # A bulk action also needs the right in the environment of each object it touches.
+            if args and isinstance(args[0], QuerySet):
+                for environment in {model_admin.environment_of(obj) for obj in args[0]} - {None}:
+                    require(request.user, action, environment=environment)
             return func(model_admin, request, *args, **kwargs)
 
         setattr(guarded, REQUIRED_ACTION_ATTR, action)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 
 from audit.types import Actor
 from base.keys import TOKEN_PREFIX, token_digest
-from base.models import ApiToken
+from base.models import ApiToken, Environment
 from base.permissions import Action, require
 from config.errors import Forbidden
 
@@ -46,7 +46,11 @@ class HasManagementScope(permissions.BasePermission):
     method, in `base.permissions`' vocabulary). A request needs its user's rights for that action:
     the staff member signed in, or the owner of the token, checked now, so a token never does more
     than its owner may at the moment. A read-scope token is further held to actions that change
-    nothing. A method the view does not map is refused to everyone."""
+    nothing. A method the view does not map is refused to everyone.
+
+    A view about something in one environment names it (`permission_environment()`), so that the
+    owner's role there decides; a token that names environments acts only in those, and changes
+    nothing that all environments share."""
 
     def has_permission(self, request: Request, view: "APIView") -> bool:
         user: Any = request.user
@@ -59,8 +63,31 @@ class HasManagementScope(permissions.BasePermission):
         token = request.auth
         if isinstance(token, ApiToken) and token.scope != ApiToken.Scope.WRITE and action.writes:
             raise Forbidden("This token cannot change configuration (read scope).", details={"action": action.value})
-        require(user, action)
+        environment = view_environment(view)
+        if isinstance(token, ApiToken):
+            token_may_act_in(token, action, environment)
+        require(user, action, environment=environment)
         return True
+
+
+def view_environment(view: Any) -> Environment | None:
+    """The environment a request is about, when its view names one (its URL says which)."""
+    resolve = getattr(view, "permission_environment", None)
+    return resolve() if resolve is not None else None
+
+
+def token_may_act_in(token: ApiToken, action: Action, environment: Environment | None) -> None:
+    """Refuse a token limited to some environments outside them, and its writes that concern
+    no single environment."""
+    limited = {env.key for env in token.environments.all()}
+    if not limited:
+        return
+    if environment is not None and environment.key not in limited:
+        raise Forbidden(f"This token acts only in {', '.join(sorted(limited))}.",
+                        details={"action": action.value, "environment": environment.key})
+    if environment is None and action.writes:
+        raise Forbidden(f"This token acts only in {', '.join(sorted(limited))}; it cannot change what all "
+                        "environments share.", details={"action": action.value})
 
 
 def required_action(view: Any, method: str) -> Action | None:

@@ -1,4 +1,5 @@
-"""Environments and management tokens: the rows every other app refers to.
+"""Environments, the roles granted in each, and management tokens: the rows every other app
+refers to.
 
 The tables keep the names they were created with (`flags_environment`, `flags_apitoken`).
 """
@@ -25,6 +26,7 @@ class Environment(models.Model):
     class Meta:
         db_table = "flags_environment"
         ordering = ["key"]
+        permissions = [("publish_environment", "Can approve and apply reviewed changes in every environment")]
 
     def __str__(self) -> str:
         return self.key
@@ -45,6 +47,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Empty: the owner's rights in every environment. Otherwise only in these environments.
+    environments = models.ManyToManyField(Environment, blank=True, related_name="+")
 
     class Meta:
         db_table = "flags_apitoken"
@@ -52,3 +56,32 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class EnvironmentRole(models.Model):
+    """A user's role in one environment; it replaces their general rights there (see
+    `base.permissions`)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        EDITOR = "editor", "Editor"
+        PUBLISHER = "publisher", "Publisher"
+        ADMIN = "admin", "Admin"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="environment_roles")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    granted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["environment__key", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["environment", "user"], name="one_role_per_environment")]
+        verbose_name = "environment role"
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} in {self.environment}"
+
+    @property
+    def environment_key(self) -> str:
+        """Grants are audited as changes of their environment."""
+        return self.environment.key

@@ -8,11 +8,15 @@ allowed an action when they are an active staff member holding one of those perm
 (superusers hold them all). Nothing is cached between requests: revoking a permission or
 deactivating a user takes effect at the next request, for their sessions and tokens alike.
 
-Roles are global: a model permission grants its actions in every environment. Calls about
-something that lives in one environment (a flag's state and rules there, an experiment) pass
-that `environment`, so that roles granted per environment (viewer, editor, publisher, admin of
-one environment) can be added here without changing the callers; a call without it asks about
-the action in general.
+Roles per environment: a user may hold one role in an environment (`EnvironmentRole`: viewer,
+editor, publisher or admin). For an action about something in that environment (a flag's state
+and rules there, an experiment, a change request, the environment itself) the role decides and
+replaces the user's general rights, in both directions: a viewer of production may not change
+it whatever their model permissions, an editor of staging may change staging without any. With
+no role in the environment, the general rights (model permissions) decide, as they do for every
+action that concerns no single environment (creating a flag, a metric, a token...). Callers pass
+the `environment` whenever the object lives in one; a call without it asks about the action in
+general, and roles in single environments never grant that.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from config.errors import Forbidden
 if TYPE_CHECKING:
     from base.models import Environment
 
-__all__ = ["RULES", "Action", "Rule", "allowed", "is_staff_member", "require"]
+__all__ = ["ENVIRONMENT_ACTIONS", "ROLE_ACTIONS", "RULES", "Action", "Role", "Rule", "allowed", "environment_role",
+           "is_staff_member", "require"]
 
 
 class Action(StrEnum):
@@ -68,6 +73,7 @@ class Action(StrEnum):
     AUDIT_VIEW = "audit.view"
     SIGN_IN_VIEW = "sign_in.view"
     SIGN_IN_RESET = "sign_in.reset"
+    CHANGE_APPROVE = "change.approve"
 
     @property
     def writes(self) -> bool:
@@ -136,7 +142,35 @@ RULES: dict[Action, Rule] = {
         "axes.view_accessattempt", "axes.view_accesslog", "axes.view_accessfailurelog",
         "axes.change_accessattempt", "axes.change_accesslog", "axes.change_accessfailurelog"), writes=False),
     Action.SIGN_IN_RESET: _needs("clear sign-in attempts, lockouts and logs", "axes.delete_accessattempt"),
+    Action.CHANGE_APPROVE: _needs("approve and apply reviewed changes", "base.publish_environment"),
 }
+
+
+class Role(StrEnum):
+    """The roles one environment grants (the same names as `EnvironmentRole.Role`)."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    PUBLISHER = "publisher"
+    ADMIN = "admin"
+
+
+_SEE = frozenset({Action.FLAG_VIEW, Action.SEGMENT_VIEW, Action.ENVIRONMENT_VIEW, Action.EXPERIMENT_VIEW,
+                  Action.METRIC_VIEW})
+_EDIT = frozenset({Action.FLAG_CHANGE, Action.FLAG_KILL_SWITCH, Action.FLAG_RAMP, Action.EXPERIMENT_CHANGE,
+                   Action.EXPERIMENT_START, Action.EXPERIMENT_STOP, Action.EXPERIMENT_ARCHIVE,
+                   Action.EXPERIMENT_REFRESH})
+
+# What each role may do in its environment; each role includes the ones before it.
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.VIEWER: _SEE,
+    Role.EDITOR: _SEE | _EDIT,
+    Role.PUBLISHER: _SEE | _EDIT | {Action.CHANGE_APPROVE},
+    Role.ADMIN: _SEE | _EDIT | {Action.CHANGE_APPROVE, Action.ENVIRONMENT_CHANGE},
+}
+
+# The actions a role in an environment decides when they are asked about that environment.
+ENVIRONMENT_ACTIONS: frozenset[Action] = ROLE_ACTIONS[Role.ADMIN]
 
 
 def is_staff_member(user: Any) -> bool:
@@ -144,10 +178,25 @@ def is_staff_member(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
 
 
+def environment_role(user: Any, environment: Environment) -> Role | None:
+    """The role `user` holds in `environment`, if any (read now: revoking takes effect at once)."""
+    from base.models import EnvironmentRole
+
+    name = EnvironmentRole.objects.filter(user_id=user.pk, environment_id=environment.pk).values_list(
+        "role", flat=True).first()
+    return Role(name) if name is not None else None
+
+
 def allowed(user: Any, action: Action, *, environment: Environment | None = None) -> bool:
     """Whether `user` may do `action` now (about `environment` when the action concerns one)."""
     if not is_staff_member(user):
         return False
+    if user.is_superuser:
+        return True
+    if environment is not None and action in ENVIRONMENT_ACTIONS:
+        role = environment_role(user, environment)
+        if role is not None:
+            return action in ROLE_ACTIONS[role]
     return any(user.has_perm(permission) for permission in RULES[action].granted_by)
 
 

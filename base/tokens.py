@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -9,7 +11,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from audit.types import Actor
 from base.keys import TOKEN_PREFIX, new_management_token, token_digest
-from base.models import ApiToken
+from base.models import ApiToken, Environment
 from config.errors import Conflict, NotFound, ValidationFailed
 
 # Tokens are shown (admin, audit log, command output) by their first characters only.
@@ -19,9 +21,11 @@ NAME_MAX_LENGTH = 120
 
 @transaction.atomic
 def api_token_create(
-    *, actor: Actor, user: User, name: str, scope: str = ApiToken.Scope.READ
+    *, actor: Actor, user: User, name: str, scope: str = ApiToken.Scope.READ,
+    environments: Sequence[Environment] = (),
 ) -> tuple[ApiToken, str]:
-    """Create a management token; the raw value is returned once and never stored."""
+    """Create a management token; the raw value is returned once and never stored. With
+    `environments` the token acts only in those (its owner's rights there)."""
     if scope not in ApiToken.Scope.values:
         raise ValidationFailed("Unknown scope.", details={"scope": [f"Use one of {ApiToken.Scope.values}."]})
     if not name.strip() or len(name) > NAME_MAX_LENGTH:
@@ -33,12 +37,14 @@ def api_token_create(
     token = ApiToken.objects.create(
         name=name, user=user, scope=scope, prefix=raw[:PREFIX_LENGTH], token_hash=token_digest(raw)
     )
+    token.environments.set(environments)
     audit_record(
         actor=actor,
         action="token.create",
         object_type="token",
         object_key=token.prefix,
-        after={"name": name, "scope": scope, "user": user.get_username()},
+        after={"name": name, "scope": scope, "user": user.get_username(),
+               **({"environments": sorted(env.key for env in environments)} if environments else {})},
     )
     return token, raw
 

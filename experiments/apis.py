@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from rest_framework_dataclasses.serializers import DataclassSerializer
 
 from base.authentication import request_actor
+from base.models import Environment
 from base.permissions import Action
 from config.api import ListApi, validated_input
 from config.errors import ValidationFailed
@@ -37,6 +38,15 @@ METRIC_KINDS = [c[0] for c in Metric.Kind.choices]
 
 
 @extend_schema_serializer(component_name="Metric")
+class ExperimentScoped:
+    """An endpoint about one experiment: the experiment's environment decides the caller's role."""
+
+    kwargs: dict[str, Any]
+
+    def permission_environment(self) -> Environment:
+        return selectors.experiment_get(key=self.kwargs["key"]).environment
+
+
 class MetricOutput(serializers.Serializer[Any]):
     key = serializers.CharField()
     name = serializers.CharField()
@@ -273,7 +283,7 @@ class ExperimentListApi(ListApi):
         return Response(_document(experiment.key), status=status.HTTP_201_CREATED)
 
 
-class ExperimentDetailApi(APIView):
+class ExperimentDetailApi(ExperimentScoped, APIView):
     required_actions = {"GET": Action.EXPERIMENT_VIEW, "PATCH": Action.EXPERIMENT_CHANGE}
 
     @extend_schema_serializer(component_name="ExperimentUpdate")
@@ -291,7 +301,7 @@ class ExperimentDetailApi(APIView):
         return Response(_document(key))
 
 
-class ExperimentStartApi(APIView):
+class ExperimentStartApi(ExperimentScoped, APIView):
     required_actions = {"POST": Action.EXPERIMENT_START}
 
     @extend_schema(request=None, responses=ExperimentOutput)
@@ -300,7 +310,7 @@ class ExperimentStartApi(APIView):
         return Response(_document(key))
 
 
-class ExperimentStopApi(APIView):
+class ExperimentStopApi(ExperimentScoped, APIView):
     required_actions = {"POST": Action.EXPERIMENT_STOP}
 
     @extend_schema_serializer(component_name="ExperimentStop")
@@ -317,7 +327,7 @@ class ExperimentStopApi(APIView):
         return Response(_document(key))
 
 
-class ExperimentArchiveApi(APIView):
+class ExperimentArchiveApi(ExperimentScoped, APIView):
     required_actions = {"POST": Action.EXPERIMENT_ARCHIVE}
 
     @extend_schema(request=None, responses=ExperimentOutput)
@@ -326,7 +336,7 @@ class ExperimentArchiveApi(APIView):
         return Response(_document(key))
 
 
-class ExperimentRefreshApi(APIView):
+class ExperimentRefreshApi(ExperimentScoped, APIView):
     """Queue a readout now; poll the results endpoint for it."""
 
     required_actions = {"POST": Action.EXPERIMENT_REFRESH}
@@ -384,7 +394,7 @@ class ExperimentResultsOutput(DataclassSerializer[ExperimentResults]):
         fields = ("experiment", "status", "phase", "latest", "latest_success", "pending", "history")
 
 
-class ExperimentResultsApi(APIView):
+class ExperimentResultsApi(ExperimentScoped, APIView):
     """The latest readout (successful or failed) and the history of readouts for trends."""
 
     required_actions = {"GET": Action.EXPERIMENT_VIEW}

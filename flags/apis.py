@@ -29,6 +29,16 @@ class EnvironmentOutput(serializers.Serializer[Environment]):
     updated_at = serializers.DateTimeField()
 
 
+class EnvironmentScoped:
+    """An endpoint about one environment, named in its URL: the caller's role there decides."""
+
+    environment_kwarg = "env"
+    kwargs: dict[str, Any]
+
+    def permission_environment(self) -> Environment:
+        return selectors.environment_get(key=self.kwargs[self.environment_kwarg])
+
+
 class EnvironmentListApi(ListApi):
     required_actions = {"GET": Action.ENVIRONMENT_VIEW, "POST": Action.ENVIRONMENT_CREATE}
 
@@ -49,7 +59,8 @@ class EnvironmentListApi(ListApi):
         return Response(EnvironmentOutput(env).data, status=status.HTTP_201_CREATED)
 
 
-class EnvironmentDetailApi(APIView):
+class EnvironmentDetailApi(EnvironmentScoped, APIView):
+    environment_kwarg = "key"
     required_actions = {"GET": Action.ENVIRONMENT_VIEW}
 
     @extend_schema(responses=EnvironmentOutput)
@@ -57,7 +68,8 @@ class EnvironmentDetailApi(APIView):
         return Response(EnvironmentOutput(selectors.environment_get(key=key)).data)
 
 
-class EnvironmentRotateKeysApi(APIView):
+class EnvironmentRotateKeysApi(EnvironmentScoped, APIView):
+    environment_kwarg = "key"
     required_actions = {"POST": Action.ENVIRONMENT_CHANGE}
 
     @extend_schema(request=None, responses=EnvironmentOutput)
@@ -204,7 +216,7 @@ class FlagRestoreApi(FlagArchiveApi):
     archived = False
 
 
-class FlagStateApi(APIView):
+class FlagStateApi(EnvironmentScoped, APIView):
     required_actions = {"PATCH": Action.FLAG_KILL_SWITCH}
 
     class InputSerializer(serializers.Serializer[Any]):
@@ -279,7 +291,7 @@ def _rulevalidated_input(request: Request, *, partial: bool) -> dict[str, Any]:
     return data
 
 
-class FlagRuleListApi(APIView):
+class FlagRuleListApi(EnvironmentScoped, APIView):
     required_actions = {"GET": Action.FLAG_VIEW, "POST": Action.FLAG_CHANGE}
 
     @extend_schema(responses=RuleOutput(many=True))
@@ -299,7 +311,7 @@ class FlagRuleListApi(APIView):
         return Response(rule_document(rule), status=status.HTTP_201_CREATED)
 
 
-class FlagRuleDetailApi(APIView):
+class FlagRuleDetailApi(EnvironmentScoped, APIView):
     required_actions = {"PATCH": Action.FLAG_CHANGE, "DELETE": Action.FLAG_CHANGE}
 
     @extend_schema(request=RuleSerializer, responses=RuleOutput)
@@ -321,7 +333,7 @@ class FlagRuleDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class FlagRuleReorderApi(APIView):
+class FlagRuleReorderApi(EnvironmentScoped, APIView):
     required_actions = {"POST": Action.FLAG_CHANGE}
 
     class InputSerializer(serializers.Serializer[Any]):

@@ -45,6 +45,9 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
                    **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
+    def environment_of(self, obj: Environment | None) -> Environment | None:
+        return obj
+
     @admin.display(description="Server key")
     def server_key_hint(self, obj: Environment) -> str:
         return obj.server_key[:14] + "…"

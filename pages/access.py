@@ -31,14 +31,20 @@ def can(request: HttpRequest, action: Action, *, environment: Environment | None
     return allowed(request.user, action, environment=environment)
 
 
-def permission_required(*actions: Action) -> Callable[[View], View]:
-    """Staff allowed every action listed; other staff get 403 (not a login redirect)."""
+def permission_required(
+    *actions: Action, environment: Callable[..., Environment] | None = None
+) -> Callable[[View], View]:
+    """Staff allowed every action listed; other staff get 403 (not a login redirect).
+
+    `environment`, given the view's URL arguments, names the environment the page acts in, so
+    that the user's role there decides."""
 
     def decorate(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            where = environment(**kwargs) if environment is not None else None
             for action in actions:
-                require(request.user, action)
+                require(request.user, action, environment=where)
             return view(request, *args, **kwargs)
 
         return staff_required(cast(View, wrapped))

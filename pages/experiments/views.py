@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
+from base.models import Environment
 from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import services
@@ -52,6 +53,11 @@ def page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     """What every page template needs: the role (read-only or not) and the page's data."""
     changer = can(request, Action.EXPERIMENT_CHANGE) or can(request, Action.FLAG_CHANGE)
     return {"can_create": can(request, Action.EXPERIMENT_CREATE), "read_only": not changer, **extra}
+
+
+def _experiment_environment(key: str, **_: Any) -> Environment:
+    """The environment an experiment page acts in (for the permission check)."""
+    return _experiment_or_404(key).environment
 
 
 def _experiment_or_404(key: str) -> Experiment:
@@ -423,7 +429,7 @@ def _detail(experiment: Experiment) -> HttpResponseRedirect:
 
 
 @require_POST
-@permission_required(Action.EXPERIMENT_START)
+@permission_required(Action.EXPERIMENT_START, environment=_experiment_environment)
 def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     try:
@@ -438,7 +444,7 @@ def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_POST
-@permission_required(Action.EXPERIMENT_REFRESH)
+@permission_required(Action.EXPERIMENT_REFRESH, environment=_experiment_environment)
 def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     try:
@@ -452,7 +458,7 @@ def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(Action.EXPERIMENT_STOP)
+@permission_required(Action.EXPERIMENT_STOP, environment=_experiment_environment)
 def experiment_stop(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     variations = [(v.key, v.name or v.key) for v in experiment.variations.all()]

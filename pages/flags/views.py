@@ -15,7 +15,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_list
-from base.permissions import Action
+from base.models import Environment
+from base.permissions import Action, require
 from config.errors import ApplicationError
 from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
@@ -27,6 +28,14 @@ from pages.access import can, page_actor, permission_required, staff_required
 from pages.experiments.views import page_context
 from pages.forms import RampForm, place_service_errors
 from pages.rows import KEY_PLACEHOLDER, flag_rows
+
+
+def _environment_or_404(env: str, **_: Any) -> Environment:
+    """The environment a flag page acts in (for the permission check)."""
+    environment = Environment.objects.filter(key=env).first()
+    if environment is None:
+        raise Http404(f"No environment '{env}'.")
+    return environment
 
 
 def _flag_or_404(key: str) -> Flag:
@@ -127,7 +136,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(Action.FLAG_KILL_SWITCH)
+@permission_required(Action.FLAG_KILL_SWITCH, environment=_environment_or_404)
 def flag_switch(request: HttpRequest, key: str, env: str) -> HttpResponse:
     """The kill switch: a confirmation page, then one service call."""
     flag = _flag_or_404(key)
@@ -169,6 +178,7 @@ def ramp_new(request: HttpRequest, key: str) -> HttpResponse:
     form = RampForm(request.POST or None, environments=envs, variants=variants, initial=initial)
     if request.method == "POST" and form.is_valid():
         state = next(s for s in flag.states.all() if s.environment.key == form.cleaned_data["environment"])
+        require(request.user, Action.FLAG_RAMP, environment=state.environment)
         steps = ramps.ramp_plan(start=form.start_at(), interval=form.interval(), percents=form.cleaned_data["percents"])
         try:
             ramp = ramps.ramp_create(
@@ -190,7 +200,7 @@ def ramp_new(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @require_POST
-@permission_required(Action.FLAG_RAMP)
+@permission_required(Action.FLAG_RAMP, environment=_environment_or_404)
 def ramp_stop(request: HttpRequest, key: str, env: str, ramp_id: str) -> HttpResponse:
     flag = _flag_or_404(key)
     state = next((s for s in flag.states.all() if s.environment.key == env), None)

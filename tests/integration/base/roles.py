@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEntry
 from audit.types import Actor
-from base import tokens
+from base import roles, tokens
 from base.models import ApiToken, Environment
 from experiments import services as experiment_services
 from experiments.models import Experiment
@@ -78,6 +78,8 @@ def build_world() -> World:
     boss = User.objects.create_superuser("walk-boss", "boss@example.com", "pw-boss-123")
     tokens.api_token_create(actor=ACTOR, user=boss, name="walk token", scope=ApiToken.Scope.WRITE)
     Group.objects.create(name="walkers")
+    editor = User.objects.create_user("walk-editor", "editor@example.com", "pw-editor-123", is_staff=True)
+    roles.environment_role_grant(actor=ACTOR, environment=env, user=editor, role="editor")
     fields = {"user_agent": "walker", "ip_address": "10.0.0.1", "username": "someone", "http_accept": "*/*",
               "path_info": "/admin/login/"}
     AccessAttempt.objects.create(**fields, get_data="", post_data="", failures_since_start=1)

@@ -97,7 +97,7 @@ def test_experiment_detail__winner__table_forest_trend_and_ship(
 ) -> None:
     client = client_for(analyst)
     client.get(f"/experiments/{winner.key}/")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         response = client.get(f"/experiments/{winner.key}/")
     assert response.status_code == 200
     html = response.content.decode()
@@ -132,9 +132,9 @@ def test_experiment_detail__more_metrics_and_slices__same_number_of_queries(
     plan.metrics = [*plan.metrics, *(factories.MetricPlan(f"extra-{i}", "mean", base=2.0) for i in range(8))]
     wide = factories.seed(plan)
     client.get(f"/experiments/{small.key}/")
-    with django_assert_max_num_queries(14) as small_queries:
+    with django_assert_max_num_queries(15) as small_queries:
         client.get(f"/experiments/{small.key}/")
-    with django_assert_max_num_queries(14) as wide_queries:
+    with django_assert_max_num_queries(15) as wide_queries:
         response = client.get(f"/experiments/{wide.key}/")
     assert len(wide_queries.captured_queries) == len(small_queries.captured_queries)
     assert response.content.decode().count('class="result-row"') == 12

@@ -359,7 +359,7 @@ class EnvironmentRoleAdmin(AuditHistoryMixin, ServiceAdmin[EnvironmentRole]):
             return Environment.objects.all()
         if not is_staff_member(request.user):
             return Environment.objects.none()
-        return Environment.objects.filter(roles__user=request.user, roles__role=EnvironmentRole.Role.ADMIN)
+        return Environment.objects.filter(roles__user_id=request.user.pk or 0, roles__role=EnvironmentRole.Role.ADMIN)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return super().has_module_permission(request) or self.administered(request).exists()

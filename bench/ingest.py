@@ -34,8 +34,6 @@ from typing import Any
 import benchdb
 import orjson
 
-from base.environments import environments_bump
-
 ROOT = benchdb.ROOT
 
 NAMES = ["page_view", "impression", "click", "purchase", "add_to_cart", "view_item"]
@@ -59,6 +57,8 @@ def _setup() -> Any:
     from experiments.models import Phase
 
     Phase.objects.filter(experiment__key="bench-ingest").update(started_at=datetime.now(tz=UTC) - timedelta(days=1))
+    from base.environments import environments_bump
+
     environments_bump(environment_ids=[env.pk])
     env.refresh_from_db()
     return env

@@ -31,8 +31,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import benchdb
 
-from base import tokens
-
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
@@ -116,6 +114,7 @@ def _api_token() -> str:
     from django.contrib.auth.models import User
 
     from audit.types import Actor
+    from base import tokens
 
     user = User.objects.get(username="bench")
     _, raw = tokens.api_token_create(actor=Actor.system(), user=user, name="pages bench", scope="read")

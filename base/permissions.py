@@ -45,6 +45,10 @@ class Action(StrEnum):
     SEGMENT_CREATE = "segment.create"
     SEGMENT_CHANGE = "segment.change"
     SEGMENT_DELETE = "segment.delete"
+    ATTRIBUTE_VIEW = "attribute.view"
+    ATTRIBUTE_CREATE = "attribute.create"
+    ATTRIBUTE_CHANGE = "attribute.change"
+    ATTRIBUTE_DELETE = "attribute.delete"
     ENVIRONMENT_VIEW = "environment.view"
     ENVIRONMENT_CREATE = "environment.create"
     ENVIRONMENT_CHANGE = "environment.change"
@@ -111,6 +115,10 @@ RULES: dict[Action, Rule] = {
     Action.SEGMENT_CREATE: _needs("create segments", "flags.add_segment"),
     Action.SEGMENT_CHANGE: _needs("change segments", "flags.change_segment"),
     Action.SEGMENT_DELETE: _needs("delete segments", "flags.delete_segment"),
+    Action.ATTRIBUTE_VIEW: _view("attribute definitions", "flags", "attributedefinition"),
+    Action.ATTRIBUTE_CREATE: _needs("define attributes", "flags.add_attributedefinition"),
+    Action.ATTRIBUTE_CHANGE: _needs("change attribute definitions", "flags.change_attributedefinition"),
+    Action.ATTRIBUTE_DELETE: _needs("delete attribute definitions", "flags.delete_attributedefinition"),
     Action.ENVIRONMENT_VIEW: _view("environments", "base", "environment"),
     Action.ENVIRONMENT_CREATE: _needs("create environments", "base.add_environment"),
     Action.ENVIRONMENT_CHANGE: _needs("change environments or rotate their SDK keys", "base.change_environment"),

@@ -43,6 +43,7 @@ from base.forms import as_percent
 from base.models import Environment
 from base.permissions import Action, require
 from config.errors import ApplicationError
+from flags import attribute_admin as _attribute_admin  # noqa: F401 - registers the attribute admin
 from flags import environment_admin as _environment_admin  # noqa: F401 - registers the environment admin
 from flags import rule_sets, services
 from flags.forms import (

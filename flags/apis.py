@@ -14,8 +14,8 @@ from base.authentication import request_actor
 from base.models import Environment
 from base.permissions import Action
 from config.api import ListApi, validated_input
-from flags import selectors, services
-from flags.documents import flag_document, rule_document, segment_document
+from flags import attributes, selectors, services
+from flags.documents import attribute_document, flag_document, rule_document, segment_document
 from flags.engine.limits import SEGMENT_MAX_IDS
 from flags.models import Flag
 
@@ -390,4 +390,64 @@ class SegmentDetailApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, key: str) -> Response:
         services.segment_delete(actor=request_actor(request), segment=selectors.segment_get(key=key))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+ATTRIBUTE_TYPES_HELP = (
+    "string, number, boolean, semver (version strings such as 1.2.3) or list (a list of strings or numbers)."
+)
+
+
+class AttributeSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(help_text="The attribute's name as the applications send it, e.g. country.")
+    type = serializers.ChoiceField(choices=["string", "number", "boolean", "semver", "list"], default="string",
+                                   help_text=ATTRIBUTE_TYPES_HELP)
+    allowed_values = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list,
+        help_text="Optional: the values it can take, offered as choices by the condition builder "
+                  "(numbers for number attributes, versions for semver, strings or numbers for list items).",
+    )
+    description = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class AttributeChangeSerializer(serializers.Serializer[Any]):
+    type = serializers.ChoiceField(choices=["string", "number", "boolean", "semver", "list"], required=False,
+                                   help_text=ATTRIBUTE_TYPES_HELP)
+    allowed_values = serializers.ListField(child=serializers.JSONField(), required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class AttributeListApi(ListApi):
+    required_actions = {"GET": Action.ATTRIBUTE_VIEW, "POST": Action.ATTRIBUTE_CREATE}
+
+    @extend_schema(responses=AttributeSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return self.page_response(request, selectors.attribute_list(),
+                                  lambda page: [attribute_document(a) for a in page])
+
+    @extend_schema(request=AttributeSerializer, responses={201: AttributeSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated_input(AttributeSerializer, request)
+        attribute = attributes.attribute_create(actor=request_actor(request), **data)
+        return Response(attribute_document(attribute), status=status.HTTP_201_CREATED)
+
+
+class AttributeDetailApi(APIView):
+    required_actions = {"GET": Action.ATTRIBUTE_VIEW, "PATCH": Action.ATTRIBUTE_CHANGE,
+                        "DELETE": Action.ATTRIBUTE_DELETE}
+
+    @extend_schema(responses=AttributeSerializer)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(attribute_document(selectors.attribute_get(name=name)))
+
+    @extend_schema(request=AttributeChangeSerializer, responses=AttributeSerializer)
+    def patch(self, request: Request, name: str) -> Response:
+        data = validated_input(AttributeChangeSerializer, request, partial=True)
+        attribute = attributes.attribute_update(actor=request_actor(request),
+                                                attribute=selectors.attribute_get(name=name), **data)
+        return Response(attribute_document(attribute))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, name: str) -> Response:
+        attributes.attribute_delete(actor=request_actor(request), attribute=selectors.attribute_get(name=name))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,5 @@
-"""Demo configuration: environments, segments, a handful of realistic flags and when the
-simulated applications last evaluated them.
+"""Demo configuration: environments, attribute definitions, segments, a handful of realistic
+flags and when the simulated applications last evaluated them.
 
 Used by `manage.py seed_demo`; every step goes through the services and is idempotent.
 """
@@ -15,15 +15,28 @@ from django.utils import timezone
 
 from audit.types import Actor
 from base.models import Environment
-from flags import services
+from flags import attributes, services
 from flags.demo_credentials import DemoLogin, demo_login_ensure, demo_login_read, demo_login_write
-from flags.models import Flag, Segment
+from flags.models import AttributeDefinition, Flag, Segment
 from flags.selectors import flag_usage_by_environment
 from flags.staleness import stale_flag_days
 from flags.usage import flag_usage_record
 
 ACTOR = Actor(label="seed_demo", via="command")
 ENVIRONMENTS = (("production", "Production"), ("staging", "Staging"))
+
+# The context attributes the demo applications send, for the condition builder.
+ATTRIBUTES: tuple[dict[str, Any], ...] = (
+    {"name": "id", "description": "The user's id (the OFREP targetingKey)."},
+    {"name": "country", "allowed_values": ["AT", "BE", "BR", "DE", "ES", "FR", "GB", "IE", "IT", "NL", "PL", "SE",
+                                           "US"],
+     "description": "ISO country code of the user."},
+    {"name": "plan", "allowed_values": ["free", "pro", "business"], "description": "The customer's plan."},
+    {"name": "platform", "allowed_values": ["ios", "android", "web"], "description": "Where the app runs."},
+    {"name": "visitor", "allowed_values": ["new", "returning"], "description": "First visit or a later one."},
+    {"name": "email", "description": "The user's e-mail address."},
+    {"name": "app_version", "type": "semver", "description": "Version of the mobile app."},
+)
 
 SEGMENTS: tuple[dict[str, Any], ...] = (
     {
@@ -131,6 +144,12 @@ def _ensure_environments() -> list[Environment]:
     return envs
 
 
+def _ensure_attributes() -> None:
+    for spec in ATTRIBUTES:
+        if not AttributeDefinition.objects.filter(name=spec["name"]).exists():
+            attributes.attribute_create(actor=ACTOR, **spec)
+
+
 def _ensure_segments() -> None:
     for spec in SEGMENTS:
         if not Segment.objects.filter(key=spec["key"]).exists():
@@ -233,6 +252,7 @@ def _ensure_evaluations(envs: list[Environment]) -> None:
 @transaction.atomic
 def _seed(stored: DemoLogin | None, *, rotate_credentials: bool) -> tuple[DemoLogin, dict[str, Any]]:
     envs = _ensure_environments()
+    _ensure_attributes()
     _ensure_segments()
     _ensure_flags(envs)
     _ensure_evaluations(envs)

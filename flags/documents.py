@@ -3,7 +3,7 @@
 from typing import Any
 
 from base.models import Environment
-from flags.models import Flag, FlagState, Rule, Segment
+from flags.models import AttributeDefinition, Flag, FlagState, Rule, Segment
 
 
 def rule_document(rule: Rule) -> dict[str, Any]:
@@ -72,3 +72,12 @@ def segment_document(segment: Segment) -> dict[str, Any]:
 def environment_document(env: Environment) -> dict[str, Any]:
     # Keys are secrets: the audit log records that they changed, not their values.
     return {"key": env.key, "name": env.name, "client_key_prefix": env.client_key[:8]}
+
+
+def attribute_document(attribute: AttributeDefinition) -> dict[str, Any]:
+    return {
+        "name": attribute.name,
+        "type": attribute.type,
+        "allowed_values": attribute.allowed_values,
+        "description": attribute.description,
+    }

@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from base.admin_base import ServiceModelForm
 from base.forms import NameOptionalMixin, as_percent, number_text, percent_field
 from base.models import Environment
-from flags.models import Flag, FlagState, Rule, Segment, Variant
+from flags.models import AttributeDefinition, Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:
     from django.forms import CheckboxSelectMultiple as CheckboxesWidget
@@ -402,6 +402,58 @@ class SegmentForm(NameOptionalMixin, ServiceModelForm):
         model = Segment
         fields = ("key", "name", "description", "kind", "condition", "attribute", "ids")
         help_texts = {"attribute": "For a list of ids: the attribute the ids are matched against."}
+
+
+class AllowedValuesField(forms.Field):
+    """Allowed values typed one per line; numbers are read as numbers for number attributes
+    (by the form, which knows the type)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", TextareaWidget(attrs={"rows": 5, "class": "font-mono"}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> list[Any]:
+        if isinstance(value, list):
+            return value
+        return [line.strip() for line in _text(value).splitlines() if line.strip()]
+
+    def prepare_value(self, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return "\n".join(v if isinstance(v, str) else json.dumps(v) for v in value)
+
+
+class AttributeDefinitionForm(ServiceModelForm):
+    allowed_values = AllowedValuesField(
+        help_text="Optional: the values it can take, one per line. The condition builder offers them as "
+                  "choices. Numbers for a number attribute, versions such as 1.2.3 for a version attribute, "
+                  "the possible items for a list. None for a boolean attribute.",
+    )
+
+    class Meta:
+        model = AttributeDefinition
+        fields = ("name", "type", "allowed_values", "description")
+        help_texts = {
+            "name": "The attribute's name as the applications send it in the context, e.g. country or "
+                    "app_version. It cannot be changed later.",
+            "type": "Decides which comparisons the condition builder offers.",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        values = cleaned.get("allowed_values")
+        if cleaned.get("type") == AttributeDefinition.Type.NUMBER and isinstance(values, list):
+            numbers: list[Any] = []
+            for value in values:
+                try:
+                    number = parse_variant_value(str(value), Flag.ValueType.NUMBER)
+                except ValueError:
+                    self.add_error("allowed_values", f"'{value}' is not a number.")
+                    return cleaned
+                numbers.append(number)
+            cleaned["allowed_values"] = numbers
+        return cleaned
 
 
 class EnvironmentForm(NameOptionalMixin, ServiceModelForm):

@@ -33,10 +33,11 @@ from typing import Any, cast
 from django.db.models import Prefetch
 
 from base.models import Environment
+from flags.engine.attributes import AttributeDefinition as AttributeSpec
 from flags.engine.conditions import ConditionTooComplex
 from flags.engine.limits import SERVE_VALUE_MAX_DEPTH, depth_exceeds
 from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
-from flags.models import Flag, FlagState, Segment, Variant
+from flags.models import AttributeDefinition, Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
 from traffic.assignment.bucketing import holdout_filter, namespace_filter
 from traffic.assignment.types import Filter, Namespace
@@ -322,3 +323,10 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def attribute_from_row(row: AttributeDefinition) -> AttributeSpec:
+    """An attribute definition as the condition builder reads it."""
+    return AttributeSpec.from_document(
+        {"name": row.name, "type": row.type, "allowed_values": row.allowed_values, "description": row.description}
+    )

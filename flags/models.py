@@ -33,6 +33,32 @@ class Segment(models.Model):
         return self.key
 
 
+class AttributeDefinition(models.Model):
+    """A context attribute the applications send, with its type and optional allowed values:
+    what the condition builder offers. Definitions guide people; they change nothing served."""
+
+    class Type(models.TextChoices):
+        STRING = "string", "String"
+        NUMBER = "number", "Number"
+        BOOLEAN = "boolean", "Boolean"
+        SEMVER = "semver", "Version (semver)"
+        LIST = "list", "List"
+
+    name = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.STRING)
+    allowed_values = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "attribute"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Flag(models.Model):
     class ValueType(models.TextChoices):
         BOOLEAN = "boolean", "Boolean"

@@ -7,7 +7,9 @@ from django.db.models import Max, Prefetch, QuerySet
 
 from base.models import Environment
 from config.errors import NotFound
-from flags.models import EnvironmentUsage, Flag, FlagState, FlagUsage, Rule, Segment
+from flags.engine.attributes import AttributeDefinition as AttributeSpec
+from flags.mappers import attribute_from_row
+from flags.models import AttributeDefinition, EnvironmentUsage, Flag, FlagState, FlagUsage, Rule, Segment
 
 
 def environment_get(*, key: str) -> Environment:
@@ -111,3 +113,19 @@ def rules_requiring(*, flag: Flag) -> list[Rule]:
             "state__flag", "state__environment"
         )
     )
+
+
+def attribute_list() -> QuerySet[AttributeDefinition]:
+    return AttributeDefinition.objects.all()
+
+
+def attribute_get(*, name: str) -> AttributeDefinition:
+    attribute = AttributeDefinition.objects.filter(name=name).first()
+    if attribute is None:
+        raise NotFound(f"Attribute '{name}' is not defined.", code="attribute_not_found")
+    return attribute
+
+
+def attribute_specs() -> list[AttributeSpec]:
+    """Every definition as the pure engine's type, for the condition builder and its checks."""
+    return [attribute_from_row(a) for a in AttributeDefinition.objects.all()]

@@ -18,4 +18,6 @@ urlpatterns = [
          name="flag-rule-detail"),
     path("segments", apis.SegmentListApi.as_view(), name="segment-list"),
     path("segments/<str:key>", apis.SegmentDetailApi.as_view(), name="segment-detail"),
+    path("attributes", apis.AttributeListApi.as_view(), name="attribute-list"),
+    path("attributes/<str:name>", apis.AttributeDetailApi.as_view(), name="attribute-detail"),
 ]

@@ -6,7 +6,8 @@ evaluating it locally agree with the server. Modules: `types` (the snapshot and 
 results), `conditions` (GrowthBook's condition language), `evaluation`, `gbformat` (the SDK
 payload both ways), `validation` (checks the services run before a write), `limits` (how
 large and deep configuration may be), `describe` (conditions and rules in words, for people)
-and `advice` (valid configurations that do not do what they seem to: rules that change nothing).
+`advice` (valid configurations that do not do what they seem to: rules that change nothing)
+and `attributes` (attribute definitions: types, allowed values, the attributes a condition tests).
 """
 
 from flags.engine.advice import MootRule, moot_rules

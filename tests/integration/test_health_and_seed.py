@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from base.models import ApiToken, Environment
-from flags.models import Flag, Segment
+from flags.models import AttributeDefinition, Flag, Segment
 from tests.conftest import require_service
 
 
@@ -41,11 +41,14 @@ def test_seed_demo__run_twice__idempotent_and_json(client: Client) -> None:
     out = StringIO()
     call_command("seed_demo", "--json", stdout=out)
     first = json.loads(out.getvalue())
-    counts = (Environment.objects.count(), Flag.objects.count(), Segment.objects.count())
+    counts = (Environment.objects.count(), Flag.objects.count(), Segment.objects.count(),
+              AttributeDefinition.objects.count())
+    assert AttributeDefinition.objects.get(name="country").allowed_values[:3] == ["AT", "BE", "BR"]
     out = StringIO()
     call_command("seed_demo", "--json", stdout=out)
     second = json.loads(out.getvalue())
-    assert (Environment.objects.count(), Flag.objects.count(), Segment.objects.count()) == counts
+    assert (Environment.objects.count(), Flag.objects.count(), Segment.objects.count(),
+            AttributeDefinition.objects.count()) == counts
     assert set(second["environments"]) == {"production", "staging"}
     assert second["environments"] == first["environments"]
     assert ApiToken.objects.filter(revoked_at__isnull=True).count() == 1

@@ -21,6 +21,7 @@ from base import roles, tokens
 from base.models import ApiToken, Environment
 from experiments import services as experiment_services
 from experiments.models import Experiment
+from flags import attributes as flag_attributes
 from flags import ramps
 from flags import services as flag_services
 from flags.models import Flag, Rule, Segment
@@ -69,6 +70,7 @@ def build_world() -> World:
     steps = ramps.ramp_plan(start=timezone.now() - timedelta(hours=30), interval=timedelta(days=1))
     ramp = ramps.ramp_create(actor=ACTOR, flag=flag, environment=env, variant="on", steps=steps)
     segment = flag_services.segment_create(actor=ACTOR, key="walk-segment", condition={"plan": "pro"})
+    flag_attributes.attribute_create(actor=ACTOR, name="plan", allowed_values=["free", "pro"])
     archived = experiment_services.metric_create(actor=ACTOR, key="walk-archived", kind="count", event_name="x")
     experiment_services.metric_archive(actor=ACTOR, metric=archived, archived=True)
     flag_services.flag_archive(actor=ACTOR, flag=flag_services.flag_create(actor=ACTOR, key="walk-archived"),

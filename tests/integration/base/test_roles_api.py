@@ -33,6 +33,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("flag-rule-detail", "patch"): {"coverage": 1.0},
     ("segment-list", "post"): {"key": "attacker-segment", "condition": {"a": 1}},
     ("segment-detail", "patch"): {"name": "attacker"},
+    ("attribute-list", "post"): {"name": "attacker-attribute"},
+    ("attribute-detail", "patch"): {"description": "attacker"},
     ("metric-list", "post"): {"key": "attacker-metric", "kind": "count", "event_name": "x"},
     ("metric-detail", "patch"): {"name": "attacker"},
     ("experiment-detail", "patch"): {"name": "attacker"},
@@ -65,7 +67,8 @@ def _url(route: str, world: World) -> str:
     kind = route.removeprefix(API_ROOT).split("/")[0]
     keys = {"flags": world.flag.key, "environments": world.environment.key, "segments": world.segment.key,
             "metrics": "signup", "experiments": world.draft.key if route.endswith("/start") else world.running.key}
-    values = {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid}
+    values = {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
+              "<str:name>": "plan"}
     for placeholder, value in values.items():
         route = route.replace(placeholder, value)
     assert "<" not in route, route

@@ -95,6 +95,7 @@ def snapshot_from_rows(
     """Build a snapshot from rows in memory (archived flags are left out here too)."""
     saved_groups: dict[str, tuple[Any, ...]] = {}
     features: dict[str, Feature] = {}
+    metadata: dict[str, dict[str, str | float | bool]] = {}
     for flag, state, variants, rules in sorted(flags, key=lambda row: row[0].key):
         if flag.archived_at is not None:
             continue
@@ -106,13 +107,30 @@ def snapshot_from_rows(
             flag=flag, state=state, variants=variants, rules=rules, segments=segments, saved_groups=saved_groups,
             holdouts=holdouts,
         )
+        metadata[flag.key] = flag_metadata(flag)
     return Snapshot(
         environment=environment,
         version=version,
         features=features,
         saved_groups=saved_groups,
         date_updated=_iso(updated_at),
+        metadata=metadata,
     )
+
+
+def flag_metadata(flag: Flag) -> dict[str, str | float | bool]:
+    """A flag's description for OpenFeature: only what is set, as strings (tags comma-separated)."""
+    found: dict[str, str | float | bool] = {"type": flag.value_type}
+    if flag.name:
+        found["name"] = flag.name
+    if flag.description:
+        found["description"] = flag.description
+    if flag.owner:
+        found["owner"] = flag.owner
+    tags = [str(tag) for tag in flag.tags or [] if isinstance(tag, str | int | float)]
+    if tags:
+        found["tags"] = ",".join(tags)
+    return found
 
 
 def feature_from_rows(

@@ -11,6 +11,14 @@ to the code default; its variant is ``prerequisite-not-met``, its reason ``TARGE
 Evaluating one flag records the unit's exposure when the flag put it into a running
 experiment, as an SDK would on use; the bulk call records nothing (a client provider
 evaluates everything up front).
+
+The targeting key is optional, as OpenFeature makes it: a context without one is evaluated, and a
+rollout or experiment rule whose hash attribute the context lacks does not match (GrowthBook's
+rule), so such a unit gets what the other rules and the default give. The flag is looked up
+before the context is checked, so an unknown flag answers ``FLAG_NOT_FOUND`` whatever the
+context. ``TARGETING_KEY_MISSING`` is kept in the protocol's vocabulary for evaluations that
+cannot go on without a key; no flag of this service needs one. Each success carries the flag's
+``metadata`` (its type, and its name, description, owner and comma-separated tags when set).
 """
 
 from __future__ import annotations
@@ -67,8 +75,9 @@ def ofrep_error(exc: Rejected, arguments: Mapping[str, Any]) -> dict[str, Any]:
     return {"errorCode": GENERAL, "errorDetails": exc.message}
 
 
-def ofrep_item(ev: Evaluation) -> dict[str, Any]:
-    """One flag in OFREP's form: a success, or a failure carrying ``errorCode``."""
+def ofrep_item(ev: Evaluation, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One flag in OFREP's form: a success (with the flag's metadata when given), or a failure
+    carrying ``errorCode``."""
     if ev.reason is Reason.ERROR:
         return {"key": ev.key, "errorCode": ev.error_code or GENERAL, "errorDetails": _error_details(ev)}
     item: dict[str, Any] = {"key": ev.key, "reason": _REASONS.get(ev.reason, "UNKNOWN")}
@@ -80,6 +89,8 @@ def ofrep_item(ev: Evaluation) -> dict[str, Any]:
     else:
         item["value"] = ev.value
         item["variant"] = ev.variant or "default"
+    if metadata:
+        item["metadata"] = dict(metadata)
     return item
 
 
@@ -89,17 +100,20 @@ def _error_details(ev: Evaluation) -> str:
     return f"Flag '{ev.key}' could not be evaluated (its prerequisites form a cycle)."
 
 
-def _context(request: HttpRequest) -> dict[str, Any]:
+def _body(request: HttpRequest) -> dict[str, Any]:
     body = read_json(request, max_bytes=int(settings.SDK_MAX_BODY_BYTES))
     if not isinstance(body, dict):
         raise Rejected(400, PARSE_ERROR, "The body must be a JSON object with a 'context' object.")
+    return body
+
+
+def _context(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation attributes of a request's context; the targeting key is optional."""
     context = body.get("context")
     if not isinstance(context, dict):
-        raise Rejected(400, INVALID_CONTEXT, "The request needs a 'context' object.")
+        raise Rejected(400, INVALID_CONTEXT, "The request needs a 'context' object (it may be empty).")
     targeting_key = context.get("targetingKey")
-    if targeting_key is None or targeting_key == "":
-        raise Rejected(400, TARGETING_KEY_MISSING, "Context is missing required targetingKey property.")
-    if not isinstance(targeting_key, str):
+    if targeting_key is not None and not isinstance(targeting_key, str):
         raise Rejected(400, INVALID_CONTEXT, "The context's targetingKey must be a string.")
     return attributes_of(context)
 
@@ -107,12 +121,13 @@ def _context(request: HttpRequest) -> dict[str, Any]:
 @sdk_endpoint("POST", shape=ofrep_error)
 def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     info, compiled = authenticate(raw_key(request))
-    attributes = _context(request)
+    body = _body(request)
     snapshot = compiled.snapshot
     if key not in snapshot.features:
         raise Rejected(404, FLAG_NOT_FOUND, f"Flag '{key}' was not found.")
+    attributes = _context(body)
     ev = evaluate(snapshot, key, attributes)
-    item = ofrep_item(ev)
+    item = ofrep_item(ev, snapshot.metadata.get(key))
     if "errorCode" in item:
         raise Rejected(400, item["errorCode"], item["errorDetails"])
     if ev.experiment is not None:
@@ -125,11 +140,11 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
 @sdk_endpoint("POST", shape=ofrep_error)
 def evaluate_flags(request: HttpRequest) -> HttpResponse:
     info, compiled = authenticate(raw_key(request))
-    attributes = _context(request)
+    attributes = _context(_body(request))
     snapshot = compiled.snapshot
     results = evaluate_all(snapshot, attributes)
     body = {
-        "flags": [ofrep_item(ev) for ev in results.values()],
+        "flags": [ofrep_item(ev, snapshot.metadata.get(ev.key)) for ev in results.values()],
         "metadata": {"configVersion": snapshot.version},
     }
     raw = orjson.dumps(body)

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -378,6 +379,7 @@ class SnapshotStore:
             "keys": keys,
             "saved_at": time.time(),
             "snapshot": snapshot_to_payload(compiled.snapshot),
+            "metadata": compiled.snapshot.metadata,
         }
         path = self._path(compiled.environment_id)
         tmp: str | None = None
@@ -424,6 +426,9 @@ def _parse_file(path: Path) -> tuple[dict[str, SdkKey], CompiledEnvironment] | N
         env_id, env_key = int(document["environment_id"]), str(document["environment"])
         version = int(document["version"])
         snapshot = snapshot_from_payload(document["snapshot"], environment=env_key, version=version)
+        metadata = document.get("metadata")
+        if isinstance(metadata, dict):
+            snapshot = dataclasses.replace(snapshot, metadata=metadata)
         keys = {str(d): SdkKey(env_id, env_key, str(kind)) for d, kind in document["keys"].items()}
     except FileNotFoundError:
         return None

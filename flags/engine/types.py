@@ -302,10 +302,14 @@ class Snapshot(_Rebuildable):
     features: Mapping[str, Feature]
     saved_groups: Mapping[str, tuple[Any, ...] | frozenset[Any]] = field(default_factory=dict)
     date_updated: str | None = None
+    # What OpenFeature calls flag metadata: per flag, strings, numbers and booleans that describe
+    # it (type, description, owner, tags); never used to evaluate.
+    metadata: Mapping[str, Mapping[str, str | float | bool]] = field(default_factory=dict)
     group_index: GroupIndex = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", dict(self.features))
+        object.__setattr__(self, "metadata", dict(self.metadata))
         object.__setattr__(self, "saved_groups", dict(self.saved_groups))
         object.__setattr__(self, "group_index", index_groups(self.saved_groups))
 

@@ -35,14 +35,17 @@ def test_ofrep_single__every_flag_and_some_units__valid_success_bodies(client: C
 
 def test_ofrep_single__boolean_flag__value_variant_reason(client: Client, catalog: Catalog) -> None:
     body = sdk_post(client, SINGLE.format("kill-switch"), {"context": {"targetingKey": "u"}}, catalog.client_key).json()
-    assert body == {"key": "kill-switch", "value": True, "variant": "on", "reason": "STATIC"}
+    assert body == {"key": "kill-switch", "value": True, "variant": "on", "reason": "STATIC",
+                    "metadata": {"type": "boolean"}}
     disabled = sdk_post(client, SINGLE.format("disabled-flag"), {"context": {"targetingKey": "u"}}, catalog.client_key)
-    assert disabled.json() == {"key": "disabled-flag", "value": False, "variant": "off", "reason": "DISABLED"}
+    assert disabled.json() == {"key": "disabled-flag", "value": False, "variant": "off", "reason": "DISABLED",
+                                 "metadata": {"type": "boolean"}}
 
 
 def test_ofrep_single__no_rule_applies__static_default_variant(client: Client, catalog: Catalog) -> None:
     body = sdk_post(client, SINGLE.format("later"), {"context": {"targetingKey": "u"}}, catalog.client_key).json()
-    assert body == {"key": "later", "value": False, "variant": "off", "reason": "STATIC"}
+    assert body == {"key": "later", "value": False, "variant": "off", "reason": "STATIC",
+                    "metadata": {"type": "boolean"}}
 
 
 def test_ofrep_single__prerequisite_not_met__no_value_so_code_default(client: Client, catalog: Catalog) -> None:
@@ -51,7 +54,8 @@ def test_ofrep_single__prerequisite_not_met__no_value_so_code_default(client: Cl
     parent = sdk_post(client, SINGLE.format("new-checkout"), {"context": context}, catalog.client_key).json()
     assert parent["value"] is False
     body = sdk_post(client, SINGLE.format("upsell"), {"context": context}, catalog.client_key).json()
-    assert body == {"key": "upsell", "variant": NO_VALUE_VARIANT, "reason": "TARGETING_MATCH"}
+    assert body == {"key": "upsell", "variant": NO_VALUE_VARIANT, "reason": "TARGETING_MATCH",
+                    "metadata": {"type": "boolean"}}
     assert_ofrep(body, "serverEvaluationSuccess")
 
 
@@ -75,8 +79,6 @@ def test_ofrep_single__unknown_flag__404_flag_not_found(client: Client, catalog:
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"context": {"country": "DE"}}, "TARGETING_KEY_MISSING"),
-        ({"context": {"targetingKey": ""}}, "TARGETING_KEY_MISSING"),
         ({"context": {"targetingKey": 42}}, "INVALID_CONTEXT"),
         ({"context": "unit-1"}, "INVALID_CONTEXT"),
         ({}, "INVALID_CONTEXT"),
@@ -94,6 +96,50 @@ def test_ofrep__bad_request__400_with_error_code(client: Client, catalog: Catalo
     assert bulk.status_code == 400
     assert bulk.json()["errorCode"] == code
     assert_ofrep(bulk.json(), "bulkEvaluationFailure")
+
+
+@pytest.mark.parametrize("context", [{"country": "DE"}, {"targetingKey": ""}, {}])
+def test_ofrep__no_targeting_key__evaluated_and_rollouts_do_not_match(
+    client: Client, catalog: Catalog, context: dict[str, Any]
+) -> None:
+    single = sdk_post(client, SINGLE.format("kill-switch"), {"context": context}, catalog.client_key)
+    assert single.status_code == 200, single.content
+    assert (single.json()["value"], single.json()["reason"]) == (True, "STATIC")
+    assert_ofrep(single.json(), "serverEvaluationSuccess")
+    # new-checkout: a segment rule, then a 30% rollout hashed on the id the context lacks.
+    rollout = sdk_post(client, SINGLE.format("new-checkout"), {"context": context}, catalog.client_key).json()
+    assert (rollout["value"], rollout["reason"]) == (False, "STATIC")
+    bulk = sdk_post(client, BULK, {"context": context}, catalog.client_key)
+    assert bulk.status_code == 200
+    assert_ofrep(bulk.json(), "bulkEvaluationSuccess")
+    assert all("errorCode" not in item for item in bulk.json()["flags"])
+
+
+def test_ofrep_single__unknown_flag__not_found_before_the_context_is_read(client: Client, catalog: Catalog) -> None:
+    for context in ({"targetingKey": 42}, "unit-1", None):
+        response = sdk_post(client, SINGLE.format("nope"), {"context": context}, catalog.client_key)
+        assert response.status_code == 404
+        assert response.json()["errorCode"] == "FLAG_NOT_FOUND"
+
+
+def test_ofrep__flag_metadata__type_description_owner_tags(client: Client, catalog: Catalog) -> None:
+    flag = catalog.flags["pricing"]
+    flag.description, flag.owner, flag.tags = "Pricing page layout", "growth", ["pricing", "q4"]
+    flag.save()
+    from base.environments import environments_bump
+
+    environments_bump(environment_ids=[catalog.environment.pk])
+    single = sdk_post(client, SINGLE.format("pricing"), {"context": unit_context(3)}, catalog.client_key).json()
+    metadata = single["metadata"]
+    assert {k: metadata[k] for k in ("type", "description", "owner", "tags")} == {
+        "type": "json", "description": "Pricing page layout", "owner": "growth", "tags": "pricing,q4"}
+    assert set(metadata) <= {"type", "name", "description", "owner", "tags"}
+    assert_ofrep(single, "serverEvaluationSuccess")
+    bulk = sdk_post(client, BULK, {"context": unit_context(3)}, catalog.client_key).json()
+    by_key = {item["key"]: item for item in bulk["flags"]}
+    assert by_key["pricing"]["metadata"] == metadata
+    assert by_key["kill-switch"]["metadata"]["type"] == "boolean"
+    assert "description" not in by_key["kill-switch"]["metadata"]  # only what is set
 
 
 def test_ofrep_bulk__every_flag__valid_success_with_etag(client: Client, catalog: Catalog) -> None:

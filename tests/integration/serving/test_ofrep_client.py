@@ -77,9 +77,11 @@ def test_ofrep_provider__live_server__typed_values_targeting_and_errors(
     missing = client.get_boolean_details("no-such-flag", True, unit)
     assert (missing.value, missing.error_code) == (True, ErrorCode.FLAG_NOT_FOUND)
 
-    # no targeting key
+    # no targeting key: evaluated (OpenFeature makes it optional); rollouts hashed on it do not match
     anonymous = client.get_boolean_details("kill-switch", False, EvaluationContext(attributes={"country": "DE"}))
-    assert (anonymous.value, anonymous.error_code) == (False, ErrorCode.TARGETING_KEY_MISSING)
+    assert (anonymous.value, anonymous.error_code) == (True, None)
+    assert client.get_boolean_value("new-checkout", True, EvaluationContext(attributes={"country": "DE"})) is False
+    assert client.get_boolean_details("kill-switch", False, unit).flag_metadata["type"] == "boolean"
 
     # a bad key: the code default, with an error
     bad = _client(live_server.url, "sdk-client-not-a-key", "bad-key")

@@ -12,6 +12,8 @@ from restarting together.
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
@@ -30,3 +32,21 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 # Tokens and SDK keys in request lines are replaced by a fingerprint (config/logs.py).
 logger_class = "config.logs.RedactingGunicornLogger"
+
+# Prometheus multiprocess mode (config/metrics.py): every worker writes its samples to files in
+# one directory, which /metrics adds up. A private directory per server unless set; emptied at
+# start, and a worker's live gauges are dropped when it exits.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="splitbase-metrics-")
+
+
+def on_starting(server: object) -> None:
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(getattr(worker, "pid", 0))  # type: ignore[no-untyped-call]

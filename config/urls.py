@@ -4,6 +4,8 @@ from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from config.metrics_http import metrics_view
+
 
 def _favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
     # Resolved per request: with hashed static names the manifest exists only after collectstatic.
@@ -14,6 +16,8 @@ urlpatterns = [
     # The SDK edge comes first (its endpoints take most of the traffic, and Django tries patterns in
     # order); it also answers the health probes.
     path("", include("serving.urls")),
+    # Prometheus metrics, for the monitoring system only (config/metrics_http.py).
+    path("metrics", metrics_view, name="metrics"),
     # Browsers ask for it on every page, the admin's included.
     path("favicon.ico", _favicon),
     # Environments and API tokens moved from the flags app to the base app: old links still work.

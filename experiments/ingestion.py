@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from django.db import connection, transaction
 
 from base.models import Environment
 from config.json_values import holds_nul
+from config.metrics import EVENTS
 from experiments.models import Experiment, Phase, Variation
 
 __all__ = [
@@ -504,7 +506,18 @@ def events_ingest(
     for experiment_id, ts in zip(rows.exp_experiments, rows.exp_ts, strict=True):
         if experiment_id not in exposed or ts > exposed[experiment_id]:
             exposed[experiment_id] = ts
-    return IngestResult(accepted=inserted, duplicates=len(rows) - inserted + repeated, rejected=rejected,
-                        exposed=exposed)
+    result = IngestResult(accepted=inserted, duplicates=len(rows) - inserted + repeated, rejected=rejected,
+                          exposed=exposed)
+    _count(result)
+    return result
+
+
+def _count(result: IngestResult) -> None:
+    if result.accepted:
+        EVENTS.labels("accepted", "").inc(result.accepted)
+    if result.duplicates:
+        EVENTS.labels("duplicate", "").inc(result.duplicates)
+    for code, count in Counter(r.code for r in result.rejected).items():
+        EVENTS.labels("rejected", code).inc(count)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from config.metrics import RATE_LIMITED
 from serving.errors import ErrorShape, Rejected, api_error
 from serving.request import refuse_nul_in_url
 from serving.responses import PREFLIGHT_HEADERS, json_response, preflight
@@ -50,6 +51,8 @@ def sdk_endpoint(
                     response = view(request, *args, **kwargs)
                 except Rejected as exc:
                     response = error_response(exc, shape, kwargs)
+                    if exc.status == 429:
+                        RATE_LIMITED.labels(view.__name__).inc()
                     if exc.status == 405:
                         response["Allow"] = allowed
             if cors:

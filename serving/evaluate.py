@@ -14,6 +14,7 @@ from flags.engine.types import Evaluation
 from serving.endpoint import sdk_endpoint
 from serving.errors import Rejected
 from serving.exposures import track
+from serving.metrics import count_evaluations
 from serving.request import attributes_of, authenticate, raw_key, read_json
 from serving.responses import json_response
 from serving.usage import recorder as usage
@@ -91,6 +92,7 @@ def evaluate_view(request: HttpRequest) -> HttpResponse:
                            details={"flags": unknown})
     attributes = attributes_of(context)
     results = evaluate_all(snapshot, attributes, keys)
+    count_evaluations("evaluate", results.values())
     if tracking:
         track(info, results.values(), attributes)
     response = json_response(

@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import InterfaceError, OperationalError
 
+from config.metrics import EXPOSURES
 from experiments.exposures import ServedExposure, served_exposures_load, serving_exposures_record
 from flags.engine.types import Evaluation
 from serving.background import FlushThread, discard_connection
@@ -132,6 +133,7 @@ class ExposureBuffer:
             if queued:
                 self._pending.extend(queued)
                 self._journal_write(queued)
+                EXPOSURES.labels("buffered").inc(len(queued))
             if len(self._pending) >= int(settings.EXPOSURE_BUFFER_MAX):
                 spill = self._take()
                 spill_segment, self._segment = self._segment, None
@@ -228,10 +230,12 @@ class ExposureBuffer:
             # Each half is written or kept as a whole; a half written twice is harmless.
             return self._record(batch[:middle]) and self._record(batch[middle:])
         self.recorded += len(batch)
+        EXPOSURES.labels("written").inc(len(batch))
         return True
 
     def _reject(self, exposure: ServedExposure, error: Exception) -> None:
         self.rejected += 1
+        EXPOSURES.labels("rejected").inc()
         logger.error("An exposure was refused by the database and set aside (%s: %s): %s",
                      type(error).__name__, str(error).splitlines()[0] if str(error) else "", exposure.as_json())
         try:
@@ -295,6 +299,7 @@ class ExposureBuffer:
                 segment.rename(segment.with_name(f"spool-{time.time_ns():020d}-{os.getpid()}.jsonl"))
             else:
                 self._spool(batch)
+            EXPOSURES.labels("spooled").inc(len(batch))
         except OSError:
             logger.exception("Could not spool %d exposure(s); keeping them in memory.", len(batch))
             with self._lock:

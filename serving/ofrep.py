@@ -35,6 +35,7 @@ from flags.engine.types import Evaluation, Reason, Source
 from serving.endpoint import sdk_endpoint
 from serving.errors import Rejected
 from serving.exposures import track
+from serving.metrics import count_evaluations
 from serving.request import attributes_of, authenticate, raw_key, read_json
 from serving.responses import etag_matches, etag_of, json_response, not_modified
 from serving.usage import recorder as usage
@@ -127,6 +128,7 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
         raise Rejected(404, FLAG_NOT_FOUND, f"Flag '{key}' was not found.")
     attributes = _context(body)
     ev = evaluate(snapshot, key, attributes)
+    count_evaluations("ofrep", (ev,))
     item = ofrep_item(ev, snapshot.metadata.get(key))
     if "errorCode" in item:
         raise Rejected(400, item["errorCode"], item["errorDetails"])
@@ -143,6 +145,7 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     attributes = _context(_body(request))
     snapshot = compiled.snapshot
     results = evaluate_all(snapshot, attributes)
+    count_evaluations("ofrep_bulk", results.values())
     body = {
         "flags": [ofrep_item(ev, snapshot.metadata.get(ev.key)) for ev in results.values()],
         "metadata": {"configVersion": snapshot.version},

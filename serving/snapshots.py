@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 
 from base.models import Environment
+from config.metrics import SNAPSHOT_COMPILE_FAILURES
 from flags import mappers
 from flags.engine.evaluation import prerequisites_of
 from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
@@ -330,6 +331,7 @@ class SnapshotStore:
         self, env_id: int, version: int, current: CompiledEnvironment | None, exc: Exception
     ) -> CompiledEnvironment | None:
         if self._compile_failures.get(env_id, (None,))[0] != version:
+            SNAPSHOT_COMPILE_FAILURES.labels(current.snapshot.environment if current else str(env_id)).inc()
             logger.error("The snapshot of environment %s (version %s) does not compile; serving the last good one: "
                          "%s: %s", env_id, version, type(exc).__name__, str(exc)[:500])
         self._compile_failures[env_id] = (version, f"{type(exc).__name__}: {str(exc)[:500]}")

@@ -48,6 +48,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer is counted and timed, and carries the request's id.
+    "config.metrics_http.RequestMetricsMiddleware",
+    "config.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.RequestGuard",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -241,13 +244,34 @@ CELERY_BEAT_SCHEDULE = {
 
 # Every log line passes through a filter that replaces management tokens and SDK keys by a
 # fingerprint (docs/security.md), whichever logger wrote it.
+# LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, request_id,
+# exception); plain text is the default. Both carry the request id (config/request_ids.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.logs.RedactSecrets"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
+    "filters": {
+        "redact_secrets": {"()": "config.logs.RedactSecrets"},
+        "request_id": {"()": "config.request_ids.RequestIdFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.logs.json_formatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets", "request_id"],
+                             "formatter": "json" if LOG_FORMAT == "json" else "text"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# /metrics (config/metrics_http.py): a bearer token, or else only these client networks.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+# Collectors that read current figures when /metrics is scraped.
+METRICS_COLLECTORS = [
+    "serving.metrics.SnapshotCollector",
+    "experiments.metrics.ReadoutCollector",
+    "experiments.metrics.QueueCollector",
+]
 
 UNFOLD = {
     "SITE_TITLE": "Splitbase",

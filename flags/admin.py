@@ -45,7 +45,7 @@ from base.permissions import Action, require
 from config.errors import ApplicationError
 from flags import attribute_admin as _attribute_admin  # noqa: F401 - registers the attribute admin
 from flags import environment_admin as _environment_admin  # noqa: F401 - registers the environment admin
-from flags import rule_sets, services
+from flags import rule_sets, selectors, services
 from flags.forms import (
     RULE_ERROR_FIELDS,
     FlagAddForm,
@@ -352,6 +352,7 @@ class FlagStateAdmin(ServiceAdmin[FlagState]):
             kwargs["form_kwargs"] = {
                 "variant_keys": list(obj.flag.variants.values_list("key", flat=True)),
                 "segment_keys": list(Segment.objects.values_list("key", flat=True)),
+                "attributes": selectors.attribute_specs(),
             }
         return kwargs
 

@@ -21,6 +21,10 @@ from django.core.exceptions import ValidationError
 from base.admin_base import ServiceModelForm
 from base.forms import NameOptionalMixin, as_percent, number_text, percent_field
 from base.models import Environment
+from flags import selectors
+from flags.condition_widget import ConditionBuilderWidget
+from flags.engine.attributes import AttributeDefinition as AttributeSpec
+from flags.engine.builder import builder_catalog
 from flags.models import AttributeDefinition, Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:
@@ -38,9 +42,10 @@ else:
 
 CONDITION_EXAMPLE = '{"country": {"$in": ["DE", "FR"]}, "plan": "pro"}'
 CONDITION_HELP = (
-    f"Who this applies to, as JSON. Example: {CONDITION_EXAMPLE}. Operators: $eq $ne $in $nin $gt $gte "
-    "$lt $lte $regex $exists $type $elemMatch $all $size $and $or $nor $not, version comparisons "
-    "($veq $vgt $vlt …) and $inGroup for saved segments. Leave empty to match everyone."
+    "Who this applies to: pick attributes, comparisons and values, or write the condition as JSON, for "
+    f"example {CONDITION_EXAMPLE} (operators: $eq $ne $in $nin $gt $gte $lt $lte $regex $exists $type "
+    "$elemMatch $all $size $and $or $nor $not, version comparisons $veq $vgt $vlt …). Attributes are defined "
+    "under Attributes; an attribute nobody defined works too, with a warning. Empty: everyone."
 )
 PREREQUISITES_HELP = (
     'Flags that must serve a given value first, as a JSON list. Example: [{"flag": "new-checkout", '
@@ -58,6 +63,20 @@ def _json_error(exc: json.JSONDecodeError) -> str:
 # JSON nested beyond what the parser follows; the services refuse far less deep documents
 # with a message naming the limit (docs/api.md, Limits).
 TOO_DEEP = "This JSON is nested too deeply to be read."
+
+
+def condition_widget(rows: int = 3) -> ConditionBuilderWidget:
+    """The condition builder around the admin's textarea."""
+    return ConditionBuilderWidget(textarea=TextareaWidget(attrs={"rows": rows, "class": "font-mono",
+                                                                 "spellcheck": "false"}))
+
+
+def set_condition_catalog(form: forms.BaseForm, attributes: Sequence[AttributeSpec] | None = None,
+                          field: str = "condition") -> None:
+    """Give the form's condition builder the attribute definitions (read now when not given)."""
+    widget = form.fields[field].widget
+    if isinstance(widget, ConditionBuilderWidget):
+        widget.catalog = builder_catalog(selectors.attribute_specs() if attributes is None else attributes)
 
 
 class JSONTextField(forms.Field):
@@ -301,7 +320,8 @@ class RuleForm(ServiceModelForm):
         label="Order", required=False, min_value=0, widget=NumberWidget(),
         help_text="Rules are tried from the lowest number; the first one that matches serves.",
     )
-    condition = JSONTextField(kind=dict, example=CONDITION_EXAMPLE, help_text=CONDITION_HELP)
+    condition = JSONTextField(kind=dict, example=CONDITION_EXAMPLE, help_text=CONDITION_HELP,
+                              widget=condition_widget())
     segments = forms.MultipleChoiceField(
         required=False, widget=CheckboxesWidget(),
         help_text="Only users in all of the selected saved segments match.",
@@ -328,9 +348,11 @@ class RuleForm(ServiceModelForm):
         fields = ("position", *RULE_MODEL_FIELDS)
 
     def __init__(
-        self, *args: Any, variant_keys: Sequence[str] = (), segment_keys: Sequence[str] = (), **kwargs: Any
+        self, *args: Any, variant_keys: Sequence[str] = (), segment_keys: Sequence[str] = (),
+        attributes: Sequence[AttributeSpec] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
+        set_condition_catalog(self, attributes)
         variant = self.fields["variant"]
         segments = self.fields["segments"]
         if isinstance(variant, forms.ChoiceField):
@@ -393,8 +415,9 @@ class RuleForm(ServiceModelForm):
 
 class SegmentForm(NameOptionalMixin, ServiceModelForm):
     condition = JSONTextField(
-        kind=dict, example=CONDITION_EXAMPLE, rows=4,
-        help_text=f"For a condition segment: who belongs, as JSON. Example: {CONDITION_EXAMPLE}.",
+        kind=dict, example=CONDITION_EXAMPLE, rows=4, widget=condition_widget(rows=4),
+        help_text="For a condition segment: who belongs. Pick attributes, comparisons and values, or write the "
+                  f"condition as JSON, for example {CONDITION_EXAMPLE}.",
     )
     ids = IdListField(label="Ids", help_text="For a list of ids: one per line (or separated by commas).")
 
@@ -402,6 +425,10 @@ class SegmentForm(NameOptionalMixin, ServiceModelForm):
         model = Segment
         fields = ("key", "name", "description", "kind", "condition", "attribute", "ids")
         help_texts = {"attribute": "For a list of ids: the attribute the ids are matched against."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        set_condition_catalog(self)
 
 
 class AllowedValuesField(forms.Field):

@@ -1,9 +1,12 @@
 """Targeting as a product manager builds it in headless Chromium, checked through OFREP over
 real HTTP against the live server: a new flag with a 20% rollout to a segment serves its
-variant to a fifth of the segment and to nobody else."""
+variant to a fifth of the segment and to nobody else; a condition built in the condition
+builder without typing JSON is saved and served; JSON and rows follow each other, as the
+Python model of the builder reads and writes them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,9 @@ from django.contrib.auth.models import User
 
 from audit.types import Actor
 from base.models import Environment
-from flags import services
+from flags import attributes, services
+from flags.engine.builder import builder_from_condition, builder_to_document
+from flags.models import FlagState, Rule, Segment
 from serving.ratelimit import limiter
 from serving.snapshots import store
 from serving.usage import recorder as usage
@@ -124,3 +129,141 @@ def test_admin__pm_builds_a_20_percent_rollout_to_eu_customers__ofrep_serves_tru
     assert set(germany) == {True, False}
     assert sum(germany) / len(germany) == pytest.approx(0.2, abs=0.04)
     assert set(america) == {False}
+
+
+# The condition builder -------------------------------------------------------------------------------
+
+ATTRIBUTES: list[dict[str, Any]] = [
+    {"name": "country", "allowed_values": ["DE", "FR", "NL", "US"]},
+    {"name": "plan", "allowed_values": ["free", "pro", "business"]},
+    {"name": "age", "type": "number"},
+    {"name": "app_version", "type": "semver"},
+    {"name": "tags", "type": "list", "allowed_values": ["vip", "early"]},
+    {"name": "beta", "type": "boolean"},
+]
+
+
+def define_attributes() -> None:
+    for spec in ATTRIBUTES:
+        attributes.attribute_create(actor=Actor.system(), **spec)
+
+
+def test_admin__pm_builds_a_condition_without_typing_json__saved_and_served_through_ofrep(
+    browser: Browser,
+) -> None:
+    User.objects.create_superuser("pm", "pm@example.com", PASSWORD)
+    production = services.environment_create(actor=Actor.system(), key="production")
+    define_attributes()
+    flag = services.flag_create(actor=Actor.system(), key="annual-billing")
+    state = FlagState.objects.get(flag=flag, environment=production)
+    page = browser.page
+    browser.login("pm", f"/admin/flags/flagstate/{state.pk}/change/")
+
+    page.check("input[name=enabled]")
+    page.click("text=Add another Rule")
+    page.select_option("select[name=rules-0-variant]", "on")
+    builder = page.locator("[data-condition-builder]:has(textarea[name=rules-0-condition])")
+    builder.locator(".cb-add").click()
+    first = builder.locator(".cb-rows > li").nth(0)
+    first.locator(".cb-attribute").select_option("plan")
+    first.locator(".cb-operator").select_option("$in")
+    first.locator("input[type=checkbox][value=pro]").check()
+    first.locator("input[type=checkbox][value=business]").check()
+    builder.locator(".cb-add").click()
+    second = builder.locator(".cb-rows > li").nth(1)
+    second.locator(".cb-attribute").select_option("country")
+    second.locator(".cb-operator").select_option("$in")
+    second.locator("input[type=checkbox][value=DE]").check()
+    second.locator("input[type=checkbox][value=FR]").check()
+    assert json.loads(page.input_value("textarea[name=rules-0-condition]")) == {
+        "plan": {"$in": ["pro", "business"]}, "country": {"$in": ["DE", "FR"]}}
+    assert builder.locator(".cb-warnings li").count() == 0
+    page.click("button[name=_continue]")
+    page.wait_for_selector("text=Forced to on when")
+    assert browser.errors == []
+
+    rule = Rule.objects.get(state=state)
+    assert rule.condition == {"plan": {"$in": ["pro", "business"]}, "country": {"$in": ["DE", "FR"]}}
+    # The saved condition reads back as the same rows.
+    saved = page.locator("[data-condition-builder]:has(textarea[name=rules-0-condition])")
+    assert saved.locator(".cb-rows > li").count() == 2
+    key = Environment.objects.get(pk=production.pk).client_key
+    contexts = [{"targetingKey": "u1", "plan": "pro", "country": "DE"},
+                {"targetingKey": "u2", "plan": "business", "country": "FR"},
+                {"targetingKey": "u3", "plan": "free", "country": "DE"},
+                {"targetingKey": "u4", "plan": "pro", "country": "US"},
+                {"targetingKey": "u5"}]
+    assert ofrep_values(browser.base, key, "annual-billing", contexts) == [True, True, False, False, False]
+
+
+# Conditions the rows show, as the Python model reads them; and some they cannot show.
+ROUND_TRIP = [
+    {},
+    {"country": "DE"},
+    {"plan": {"$in": ["pro", "business"]}, "country": {"$in": ["DE", "FR", "NL"]}},
+    {"age": {"$gte": 18, "$lt": 65}},
+    {"$or": [{"plan": "pro"}, {"beta": True}]},
+    {"app_version": {"$vgte": "2.4.0"}, "email": {"$not": {"$regex": "@example\\.com$"}}},
+    {"tags": {"$elemMatch": {"$eq": "vip"}}, "company": {"$exists": True}, "ref": {"$exists": False}},
+    {"$and": [{"age": {"$gt": 17}}, {"country": "DE"}, {"age": {"$lt": 30}}]},
+    {"tags": {"$all": ["vip", "early"], "$size": 2}},
+    {"tags": {"$in": ["vip"]}, "country": {"$nin": ["US"]}, "age": {"$ne": 3.5}},
+]
+NOT_SHOWN = [
+    {"$or": [{"plan": "pro", "country": "DE"}, {"beta": True}]},
+    {"country": "DE", "$or": [{"plan": "pro"}, {"beta": True}]},
+    {"$not": {"plan": "pro"}},
+    {"scores": {"$elemMatch": {"$gt": 3}}},
+    {"id": {"$inGroup": "beta-testers"}},
+]
+
+
+def test_builder__json_to_rows_to_json__same_condition_and_same_rows_as_the_python_model(browser: Browser) -> None:
+    User.objects.create_superuser("pm", "pm@example.com", PASSWORD)
+    define_attributes()
+    page = browser.page
+    browser.login("pm", "/admin/flags/segment/add/")
+    textarea = page.locator("textarea[name=condition]")
+    builder = page.locator("[data-condition-builder]")
+
+    for condition in ROUND_TRIP:
+        model = builder_from_condition(condition)
+        assert model is not None
+        # The script reads the condition as the Python model does.
+        assert page.evaluate("c => window.conditionBuilder.parse(c)", condition) == builder_to_document(model)
+        # Typed as JSON, shown as rows, written back from the rows: the same condition.
+        textarea.fill(json.dumps(condition))
+        assert builder.locator(".cb-rows > li").count() == len(model.clauses)
+        builder.locator(".cb-match").dispatch_event("change")
+        written = textarea.input_value()
+        assert (json.loads(written) if written else {}) == condition, condition
+        assert builder.locator(".cb-note").is_hidden()
+    for condition in NOT_SHOWN:
+        assert builder_from_condition(condition) is None
+        assert page.evaluate("c => window.conditionBuilder.parse(c)", condition) is None
+        textarea.fill(json.dumps(condition))
+        assert "more structure than rows can show" in builder.locator(".cb-note").inner_text()
+    assert browser.errors == []
+
+
+def test_builder__unknown_attribute_and_value_outside_the_list__warned_and_saved(browser: Browser) -> None:
+    User.objects.create_superuser("pm", "pm@example.com", PASSWORD)
+    define_attributes()
+    page = browser.page
+    browser.login("pm", "/admin/flags/segment/add/")
+    page.fill("input[name=key]", "odd-ones")
+    builder = page.locator("[data-condition-builder]")
+    builder.locator(".cb-add").click()
+    row = builder.locator(".cb-rows > li").nth(0)
+    row.locator(".cb-attribute").select_option("__other__")
+    row.locator(".cb-attribute-other").fill("browser")
+    row.locator(".cb-operator").select_option("$eq")
+    row.locator(".cb-value").fill("firefox")
+
+    warnings = builder.locator(".cb-warnings li").all_inner_texts()
+    assert warnings == ["browser is not a defined attribute: check its spelling, or define it so that the builder "
+                        "knows its type and values. Units whose context lacks it are treated as not having it."]
+    page.click("button[name=_save]")
+    page.wait_for_url("**/admin/flags/segment/")
+    assert Segment.objects.get(key="odd-ones").condition == {"browser": "firefox"}
+    assert browser.errors == []

@@ -4,14 +4,13 @@ readout contract, so a readout stored in an older shape downloads in the current
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 
+from config.csv_export import csv_text
 from experiments.models import Experiment, ResultSnapshot
 from experiments.readout import MODES, READOUT_FIELDS
 from pages.access import staff_required
@@ -112,11 +111,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
 def experiment_export_csv(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
     snap = _export_snapshot(experiment, request.GET.get("snapshot"))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_HEADER)
-    for row in _csv_rows(experiment, snap, request):
-        writer.writerow(["" if v is None else v for v in row])
-    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    # Slice values and keys come from clients: formulas are written as text (config.csv_export).
+    body = csv_text(CSV_HEADER, _csv_rows(experiment, snap, request))
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-readout-{snap.pk}.csv"'
     return response

@@ -9,7 +9,13 @@ from stats.analysis import analyze, analyze_many, analyze_records, validate
 from stats.corrections import adjust_p_values
 from stats.engine import ArmArrays, ComparisonArrays, compare_arrays
 from stats.parse import parse_analysis, parse_request, result_to_dict
-from stats.power import baseline_moments, detection_power, minimum_detectable_effect, users_needed
+from stats.power import (
+    baseline_moments,
+    detection_power,
+    minimum_detectable_effect,
+    sequential_users_needed,
+    users_needed,
+)
 from stats.srm import srm_test
 from stats.types import (
     ERROR_CODES,
@@ -54,6 +60,7 @@ __all__ = [
     "parse_analysis",
     "parse_request",
     "result_to_dict",
+    "sequential_users_needed",
     "srm_test",
     "users_needed",
     "validate",

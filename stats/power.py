@@ -150,6 +150,36 @@ def users_needed(
     return math.exp(optimize.brentq(shortfall, low, high, xtol=1e-13, rtol=1e-15))
 
 
+def sequential_users_needed(
+    *,
+    effect: float,
+    variance: float,
+    weights: Sequence[float] = (0.5, 0.5),
+    alpha: float = DEFAULT_ALPHA,
+    power: float = 0.8,
+    mean: float | None = None,
+    relative: bool = False,
+    variance_reduction: float = 0.0,
+) -> float:
+    """Total users N of an always-valid test tuned to its own size (N* = N) that detects `effect`.
+
+    The planned sample and the tuning of the confidence sequence are then one number. With
+    N* = N the product N rho^2 does not depend on N, so the boundary at the final look is a
+    fixed multiple of the standard error and N has the closed form of the fixed-horizon case
+    with that multiple in place of z_{1-alpha/2}. Unrounded.
+    """
+    if effect == 0 or not math.isfinite(effect):
+        raise InputError("effect", "must be a non-zero number")
+    if not alpha < power < 1.0:
+        raise InputError("power", "must be between alpha and 1")
+    w_a, w_b = _shares(weights)
+    var = _unit_variance(variance, variance_reduction)
+    per_user = _scaled_variance(1.0, w_a, w_b, var, mean, effect, relative)
+    # Any N works for the multiple when N* = N; 1 keeps it simple.
+    delta = _delta_needed(_critical(1.0, alpha, 1.0), power)
+    return delta * delta * per_user / (effect * effect)
+
+
 def minimum_detectable_effect(
     *,
     users: float,

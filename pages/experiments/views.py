@@ -340,6 +340,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         if experiment.started_at else None,
         "can_change": can(request, Action.EXPERIMENT_CHANGE, environment=experiment.environment),
         "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
+        "tuning_text": f"{experiment.sequential_tuning:,.0f}",
         "flag_off": experiment.status == Experiment.Status.RUNNING
         and FlagState.objects.filter(flag_id=experiment.flag_id, environment_id=experiment.environment_id,
                                      enabled=False).exists(),

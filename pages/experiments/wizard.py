@@ -8,7 +8,6 @@ everything again and audit every write.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,6 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-import stats
 from base.models import Environment
 from base.permissions import Action
 from config.errors import ApplicationError
@@ -31,6 +29,7 @@ from flags.models import Flag, FlagState
 from pages.access import can, page_actor, permission_required
 from pages.experiments.views import page_context
 from pages.forms import CONDITION_HELP, JSONObjectField, parse_weights, place_service_errors
+from pages.presentation.planning import Plan, PlanInput, plan_experiment
 
 SESSION_KEY = "experiment_wizard"
 STEPS = (
@@ -130,16 +129,31 @@ class SplitForm(forms.Form):
         return data
 
 
+def metric_label(metric: Metric) -> str:
+    """A metric as the wizard shows it everywhere: its name and, to tell it apart, its key."""
+    return f"{metric.name} ({metric.key})" if metric.name and metric.name != metric.key else metric.key
+
+
+class MetricChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return metric_label(obj)
+
+
+class MetricMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return metric_label(obj)
+
+
 class MetricsForm(forms.Form):
-    primary = forms.ModelChoiceField(
+    primary = MetricChoiceField(
         queryset=Metric.objects.filter(archived_at__isnull=True), to_field_name="key",
         help_text="The one metric that decides: ship if it improves and no guardrail is harmed.",
     )
-    secondary = forms.ModelMultipleChoiceField(
+    secondary = MetricMultipleChoiceField(
         queryset=Metric.objects.filter(archived_at__isnull=True), to_field_name="key", required=False,
         widget=forms.CheckboxSelectMultiple, help_text="Watched for understanding; they do not decide.",
     )
-    guardrails = forms.ModelMultipleChoiceField(
+    guardrails = MetricMultipleChoiceField(
         queryset=Metric.objects.filter(archived_at__isnull=True), to_field_name="key", required=False,
         widget=forms.CheckboxSelectMultiple, help_text="Must not get worse (errors, latency, unsubscribes…).",
     )
@@ -208,39 +222,20 @@ class PowerForm(forms.Form):
         return data
 
 
-def plan(answers: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Users and days needed for the target lift (stats.power; sequential costs more users)."""
+def plan(answers: Mapping[str, Any]) -> Plan | None:
+    """The plan of the answers so far (None until the split, metrics and effect are known)."""
     power = answers.get("power")
     split = answers.get("split")
     metrics = answers.get("metrics")
     if not power or not split or not metrics:
         return None
-    binary = bool(power.get("binary"))
-    mean = float(power["baseline"]) / 100 if binary else float(power["baseline"])
-    variance = mean * (1 - mean) if binary else float(power.get("stddev") or 0) ** 2
-    weights = list(split["weights"])
-    try:
-        fixed = stats.users_needed(effect=float(power["mde"]) / 100, variance=variance, weights=weights,
-                                   alpha=float(metrics["alpha"]), mean=mean, relative=True)
-        needed = fixed
-        if metrics.get("sequential"):
-            needed = stats.users_needed(effect=float(power["mde"]) / 100, variance=variance, weights=weights,
-                                        alpha=float(metrics["alpha"]), mean=mean, relative=True,
-                                        sequential_tuning_parameter=max(fixed, 100.0))
-    except stats.InputError as exc:
-        return {"error": exc.message}
-    per_day = float(power["daily_users"]) * float(split["coverage"]) / 100
-    users = math.ceil(needed)
-    return {
-        "users": users,
-        "users_text": f"{users:,}",
-        "fixed_users": math.ceil(fixed),
-        "fixed_text": f"{math.ceil(fixed):,}",
-        "days": math.ceil(users / per_day) if per_day > 0 else None,
-        "per_day": per_day,
-        "tuning": float(math.ceil(fixed)),
-        "mde": float(power["mde"]),
-    }
+    return plan_experiment(PlanInput(
+        mde_percent=float(power["mde"]), baseline=float(power["baseline"]),
+        stddev=float(power["stddev"]) if power.get("stddev") not in (None, "") else None,
+        binary=bool(power.get("binary")), daily_users=float(power["daily_users"]),
+        coverage_percent=float(split["coverage"]), weights=list(split["weights"]), alpha=float(metrics["alpha"]),
+        sequential=bool(metrics.get("sequential")), cuped=bool(metrics.get("cuped")),
+    ))
 
 
 def _answers(request: HttpRequest) -> dict[str, Any]:
@@ -346,13 +341,16 @@ def wizard(request: HttpRequest, step: str) -> HttpResponse:
     form = _form(step, answers, request.POST or None)
     if request.method == "POST" and form.is_valid():
         _save(request, step, _plain(step, form))
-        return HttpResponseRedirect(reverse("experiment-pages:wizard", args=[_next(step)]))
+        # "Estimate" stays on the power step to show the plan; "Continue" moves on.
+        stay = step == "power" and request.POST.get("action") == "estimate"
+        return HttpResponseRedirect(reverse("experiment-pages:wizard", args=[step if stay else _next(step)]))
+    primary = _primary(answers)
     return render(
         request,
         "experiments/wizard.html",
         page_context(request, step=step, steps=_step_states(step, answers), form=form,
                      plan=plan(answers) if step == "power" else None, answers=answers,
-                     primary=_primary(answers)),
+                     primary_label=metric_label(primary) if primary is not None else ""),
     )
 
 
@@ -360,17 +358,26 @@ def _step_states(step: str, answers: Mapping[str, Any]) -> list[tuple[str, str, 
     return [(key, label, "current" if key == step else "done" if key in answers else "") for key, label in STEPS]
 
 
-def _description(answers: Mapping[str, Any], estimate: Mapping[str, Any] | None) -> str:
+def _description(answers: Mapping[str, Any], estimate: Plan | None) -> str:
     """The plan in words (the target effect itself is the experiment's `target_mde`)."""
     power = answers.get("power") or {}
-    lines: list[str] = []
-    if estimate and "users" in estimate:
-        lines.append(
-            f"Planned: about {estimate['users_text']} users"
-            + (f", about {estimate['days']} days" if estimate.get("days") else "")
-            + f" at {power.get('daily_users')} eligible users per day."
-        )
-    return "\n".join(lines)
+    if estimate is None or estimate.error:
+        return ""
+    days = f", about {estimate.days:,} days" if estimate.days else ""
+    return (f"Planned: about {estimate.users_text} users{days} at {float(power.get('daily_users') or 0):,.0f} "
+            "eligible users per day.")
+
+
+def _metric_labels(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The chosen metrics as "name (key)", in the roles the review lists."""
+    metrics = answers.get("metrics") or {}
+    keys = [metrics.get("primary"), *metrics.get("secondary", []), *metrics.get("guardrails", [])]
+    labels = {m.key: metric_label(m) for m in Metric.objects.filter(key__in=[k for k in keys if k])}
+    return {
+        "primary": labels.get(metrics.get("primary") or "", metrics.get("primary") or ""),
+        "secondary": [labels.get(k, k) for k in metrics.get("secondary", [])],
+        "guardrails": [labels.get(k, k) for k in metrics.get("guardrails", [])],
+    }
 
 
 def _target_mde(answers: Mapping[str, Any]) -> float | None:
@@ -417,11 +424,12 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
         request,
         "experiments/wizard_review.html",
         page_context(request, steps=_step_states("review", answers), answers=answers, plan=estimate, error=error,
-                     can_start=can(request, Action.EXPERIMENT_START), flag_off=_flag_off(answers)),
+                     can_start=can(request, Action.EXPERIMENT_START), flag_off=_flag_off(answers),
+                     metric_labels=_metric_labels(answers)),
     )
 
 
-def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[str, Any] | None,
+def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Plan | None,
             *, start: bool) -> Experiment:
     """The answers as the launch service takes them (percentages as shares, the plan in words)."""
     basics, flag_step, split, metrics = answers["basics"], answers["flag"], answers["split"], answers["metrics"]
@@ -446,9 +454,9 @@ def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Mapping[
         "difference_type": "relative",
         "target_mde": _target_mde(answers),
     }
-    if estimate and estimate.get("tuning") and metrics.get("sequential"):
+    if estimate is not None and estimate.tuning:
         # The confidence sequence is tightest around N*: tune it to the planned sample.
-        fields["sequential_tuning"] = float(estimate["tuning"])
+        fields["sequential_tuning"] = float(estimate.tuning)
     new_flag = str(flag_step.get("new_flag") or "")
     return services.experiment_launch(
         actor=page_actor(request), key=basics["key"],

@@ -4,13 +4,15 @@ Pure (no Django): the result pages and the exports hand it a stored readout and 
 choices; it returns frozen rows, badges and SVG text that templates only lay out. Modules:
 `viewmodels` (a snapshot as rows per metric and slice, the toggles a page offers), `badges`
 (list-page badges and the sample-ratio explanation), `recommendation` (the verdict and the
-power panel), `charts` (forest plot, trend and users charts as SVG) and `formatting`
-(estimates, intervals, p-values and shares as text).
+power panel), `charts` (forest plot, trend and users charts as SVG), `formatting`
+(estimates, intervals, p-values and shares as text) and `planning` (the guided creation's
+users and days for a target lift, and the remedies of an underpowered plan).
 """
 
 from pages.presentation.badges import Badge, ListFacts, list_badges, srm_explanation
 from pages.presentation.charts import ForestRow, Series, TrendPoint, forest_plot, trend_chart, users_chart
 from pages.presentation.formatting import fmt_estimate, fmt_interval, fmt_mean, fmt_number, fmt_p, fmt_share
+from pages.presentation.planning import MAX_PLANNED_DAYS, Plan, PlanInput, plan_experiment
 from pages.presentation.recommendation import PowerPanel, Recommendation, power_panel, recommend
 from pages.presentation.viewmodels import (
     ResultRow,
@@ -25,9 +27,12 @@ from pages.presentation.viewmodels import (
 )
 
 __all__ = [
+    "MAX_PLANNED_DAYS",
     "Badge",
     "ForestRow",
     "ListFacts",
+    "Plan",
+    "PlanInput",
     "PowerPanel",
     "Recommendation",
     "ResultRow",
@@ -47,6 +52,7 @@ __all__ = [
     "judge",
     "list_badges",
     "parse_snapshot",
+    "plan_experiment",
     "power_panel",
     "recommend",
     "result_rows",

@@ -106,19 +106,32 @@ def test_browser__pm_creates_and_starts_an_experiment_through_the_guided_flow(br
     page.fill("input[name=mde]", "5")
     page.fill("input[name=baseline]", "12")
     page.fill("input[name=daily_users]", "3000")
+    # The estimate appears on the step itself, before the review; two months is too long.
+    page.click("#wizard-estimate")
+    page.wait_for_selector("#power-estimate")
+    assert "/new/power/" in page.url
+    warning = page.inner_text("#underpowered")
+    assert "Underpowered" in warning and "larger lift" in warning and "CUPED" in warning
+    browser.shot("wizard-underpowered.png", selector="#wizard-form")
+    page.fill("input[name=daily_users]", "6000")
+    page.click("#wizard-estimate")
+    page.wait_for_load_state()
+    planned = page.inner_text("#plan-users")
+    assert "users" in page.inner_text("#power-estimate") and f"tuned for these {planned} users" in page.inner_text(
+        "#power-estimate")
+    assert page.locator("#underpowered").count() == 0
+    browser.shot("wizard-power.png")
     page.click("#wizard-next")
     page.wait_for_url("**/new/review/")
-    page.go_back()
-    page.wait_for_selector("#power-estimate")
-    assert "users" in page.inner_text("#power-estimate")
-    browser.shot("wizard-power.png")
-    page.click("a.button:text-is('Review')")
-    page.wait_for_url("**/new/review/")
     assert "Green buy button" in page.inner_text("#review")
+    # One number of users on every step: the plan, the review and the tuning of the sequential test.
+    assert planned in page.inner_text("#review-plan") and f"tuned for {planned} users" in page.inner_text(
+        "#review-analysis")
     browser.shot("wizard-review.png")
     page.click("#create-start")
     page.wait_for_url("**/experiments/green-buy-button/")
     assert page.inner_text("#status-badge") == "Running"
+    assert page.inner_text("#sequential-tuning") == planned
     experiment = Experiment.objects.get(key="green-buy-button")
     assert experiment.status == Experiment.Status.RUNNING
     assert FlagState.objects.get(flag__key="green-buy-button").enabled

@@ -167,10 +167,10 @@ def test_wizard__power_step__estimates_users_and_days(
     # Relative lift L = 10% on p = 10%, fixed horizon, alpha 0.05, power 0.8, 50/50: the delta-method
     # variance of the lift gives N = (z_.975 + z_.8)^2 p(1-p)/p^2 (1/w_B + (1+L)^2/w_A) / L^2 users in total.
     expected = (1.959964 + 0.841621) ** 2 * (0.09 / 0.01) * (2 + 1.21 * 2) / 0.01
-    users = int(html.split("About ")[1].split(" users")[0].replace(",", ""))
+    users = int(html.split('id="plan-users">')[1].split("<")[0].replace(",", ""))
     assert users == pytest.approx(expected, rel=0.002)
     # 500 users a day enter at 50% coverage.
-    days = int(html.split("about ")[1].split(" day")[0])
+    days = int(html.split('id="plan-days">')[1].split("<")[0].replace(",", ""))
     assert days == -(-users // 500)
 
 

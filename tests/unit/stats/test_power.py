@@ -118,3 +118,26 @@ def test_power__bad_inputs__raise_input_error() -> None:
     with pytest.raises(stats.InputError):
         stats.users_needed(effect=0.0, variance=1.0)
     assert math.isfinite(stats.detection_power(effect=0.0, variance=1.0, users=100))
+
+
+@pytest.mark.parametrize(("alpha", "relative"), [(0.05, True), (0.01, False), (0.1, True)])
+def test_sequential_users_needed__tuned_to_itself__fixed_point_of_users_needed_and_power_there(
+    alpha: float, relative: bool
+) -> None:
+    p = 0.12
+    kwargs: dict[str, float | bool | None] = {"effect": 0.05 if relative else 0.006, "variance": p * (1 - p),
+                                              "alpha": alpha, "mean": p if relative else None, "relative": relative}
+    n = stats.sequential_users_needed(**kwargs)  # type: ignore[arg-type]
+    # Iterating "tune to the last answer" converges to the same N.
+    guess = stats.users_needed(**kwargs)  # type: ignore[arg-type]
+    for _ in range(30):
+        guess = stats.users_needed(**kwargs, sequential_tuning_parameter=guess)  # type: ignore[arg-type]
+    assert n == pytest.approx(guess, rel=1e-9)
+    power = stats.detection_power(**kwargs, users=n, sequential_tuning_parameter=n)  # type: ignore[arg-type]
+    assert power == pytest.approx(0.8, rel=1e-9)
+    assert n > stats.users_needed(**kwargs)  # type: ignore[arg-type]
+
+
+def test_sequential_users_needed__bad_effect__input_error() -> None:
+    with pytest.raises(stats.InputError):
+        stats.sequential_users_needed(effect=0.0, variance=1.0)

@@ -1,7 +1,9 @@
 """Statistics engine for experiment readouts.
 
 A plain package (numpy and scipy only): per-variation sufficient statistics in, lifts,
-intervals, p-values, chance to win, CUPED variance reduction and sample-ratio checks out.
+intervals, p-values, chance to win, CUPED variance reduction and sample-ratio checks out;
+with the Bayesian engine (stats.bayesian) posterior means, credible intervals, chance to win
+and risk.
 See docs/statistics.md for every method in plain words with its formula and sources.
 """
 
@@ -24,6 +26,7 @@ from stats.types import (
     Comparison,
     CorrectionMethod,
     DifferenceType,
+    Engine,
     ErrorCode,
     InputError,
     MetricType,
@@ -42,6 +45,7 @@ __all__ = [
     "ComparisonArrays",
     "CorrectionMethod",
     "DifferenceType",
+    "Engine",
     "ErrorCode",
     "InputError",
     "MetricType",

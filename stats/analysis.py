@@ -49,6 +49,8 @@ class _Columns(NamedTuple):
     variance_reduction: list[float | None]
     p_value_adjusted: list[float | None]
     error: list[str | None]
+    risk_control: list[float | None]
+    risk_treatment: list[float | None]
     cuped_applied: list[bool]  # per comparison
     mean: list[float | None]
     stddev: list[float | None]
@@ -93,6 +95,8 @@ def _compute(t: Table, correction: CorrectionMethod | None) -> _Columns:
         _nullable(core.variance_reduction, defined),
         _nullable(adjusted),
         _ERROR_LABELS[core.error].tolist(),
+        _nullable(core.risk_control, defined),
+        _nullable(core.risk_treatment, defined),
         core.cuped_applied[comparison_group].tolist(),
         _nullable(core.mean),
         _nullable(core.stddev),
@@ -157,7 +161,7 @@ def _refused(a: AnalysisInput, error: InputError) -> AnalysisResult:
     summaries = tuple(VariationSummary(v.name, v.users, None, None) for v in a.variations)
     comparisons = tuple(
         Comparison(v.name, a.difference_type, None, None, None, None, None, False, None, a.sequential,
-                   ErrorCode.INVALID_INPUT)
+                   ErrorCode.INVALID_INPUT, engine=a.engine)
         for v in a.variations[1:]
     )
     return AnalysisResult(math.nan, False, summaries, comparisons, input_error=str(error))
@@ -189,6 +193,8 @@ def _analyze_many(
                     a.sequential,
                     c.error[i],
                     c.p_value_adjusted[i],
+                    a.engine,
+                    _risk(c.risk_control[i], c.risk_treatment[i]),
                 )
             )
             i += 1
@@ -196,6 +202,10 @@ def _analyze_many(
         p = c.srm_p_value[k]
         results.append(AnalysisResult(p, p < srm_threshold, summaries, tuple(comparisons)))
     return results
+
+
+def _risk(control: float | None, treatment: float | None) -> tuple[float, float] | None:
+    return None if control is None or treatment is None else (control, treatment)
 
 
 def analyze(analysis: AnalysisInput, *, srm_threshold: float = DEFAULT_SRM_THRESHOLD) -> AnalysisResult:

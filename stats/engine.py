@@ -14,13 +14,14 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from stats import cuped, frequentist, ratio, sequential
+from stats import bayesian, cuped, frequentist, ratio, sequential
 from stats.types import (
     ERROR_CODES,
     METRIC_TYPES,
     NUMERIC_FIELDS,
     BoolArray,
     DifferenceType,
+    Engine,
     ErrorCode,
     FloatArray,
     IntArray,
@@ -47,6 +48,10 @@ class GroupSettings(NamedTuple):
     sequential: BoolArray
     tuning: FloatArray
     cuped: BoolArray
+    bayesian: BoolArray
+    prior_mean: FloatArray  # NaN: flat prior
+    prior_variance: FloatArray  # NaN: flat prior
+    prior_relative: BoolArray  # the prior is on the relative lift (else on the absolute difference)
 
 
 class CoreResult(NamedTuple):
@@ -65,6 +70,8 @@ class CoreResult(NamedTuple):
     chance_to_win: FloatArray
     variance_reduction: FloatArray
     error: IntArray  # index into ERROR_CODES, or NO_ERROR
+    risk_control: FloatArray  # Bayesian comparisons only, NaN elsewhere
+    risk_treatment: FloatArray
 
 
 class _Moments(NamedTuple):
@@ -185,39 +192,72 @@ def _run(arms: ArmColumns, settings: GroupSettings, control: IntArray, treatment
     variance_plain = np.where(rel, v_rel_plain, v_abs_plain)
     alpha = settings.alpha[g]
 
-    # Each comparison gets either the fixed-horizon t test or the confidence sequence;
-    # compute each only on its own rows (the t quantile is the costliest function here).
-    seq = settings.sequential[g]
+    # Each comparison gets the fixed-horizon t test, the confidence sequence or the Bayesian
+    # posterior; compute each only on its own rows (the t quantile is the costliest function here).
+    seq, bayes = settings.sequential[g], settings.bayesian[g]
     low, high, p = np.full_like(estimate, np.nan), np.full_like(estimate, np.nan), np.full_like(estimate, np.nan)
-    fx = np.flatnonzero(~seq)
+    fx = np.flatnonzero(~seq & ~bayes)
     if fx.size:
         dof = frequentist.welch_dof(adj_var[a[fx]], na[fx], adj_var[b[fx]], nb[fx])
         low[fx], high[fx], p[fx] = frequentist.t_interval(estimate[fx], variance[fx], dof, alpha[fx])
-    sq = np.flatnonzero(seq)
+    sq = np.flatnonzero(seq & ~bayes)
     if sq.size:
         total, tuning = na[sq] + nb[sq], settings.tuning[g[sq]]
         low[sq], high[sq] = sequential.confidence_sequence(estimate[sq], variance[sq], total, alpha[sq], tuning)
         p[sq] = sequential.sequential_p_value(estimate[sq], variance[sq], total, alpha[sq], tuning)
     ctw = frequentist.chance_to_win(estimate, variance)
     reduction = np.where(applied[g], cuped.variance_reduction(variance, variance_plain), np.nan)
+    risk_control, risk_treatment = np.full_like(estimate, np.nan), np.full_like(estimate, np.nan)
+    # A prior given for the other difference type converts through the control's unadjusted mean.
+    prior_converted = bayes & np.isfinite(settings.prior_variance[g]) & (settings.prior_relative[g] != rel)
+    by = np.flatnonzero(bayes)
+    if by.size:
+        prior_mean, prior_variance = _prior_for(settings, g[by], rel[by], m.post[a[by]])
+        post = bayesian.analyse(estimate[by], variance[by], alpha[by], prior_mean, prior_variance)
+        estimate[by], variance[by], low[by], high[by], ctw[by] = (
+            post.mean, post.variance, post.ci_low, post.ci_high, post.chance_to_win
+        )
+        risk_control[by], risk_treatment[by] = post.risk_control, post.risk_treatment
 
     zero_den = (metric == RATIO) & (c["denominator_sum"] == 0)
     finite = np.isfinite(estimate) & np.isfinite(variance) & (variance > 0)
-    finite &= np.isfinite(low) & np.isfinite(high) & np.isfinite(p) & np.isfinite(ctw)
+    finite &= np.isfinite(low) & np.isfinite(high) & np.isfinite(ctw)
+    finite &= np.where(bayes, np.isfinite(risk_control) & np.isfinite(risk_treatment), np.isfinite(p))
     error = _first_error(
         [
             (ErrorCode.NO_USERS, (na == 0) | (nb == 0)),
             (ErrorCode.TOO_FEW_USERS, (na < 2) | (nb < 2)),
             (ErrorCode.ZERO_DENOMINATOR, zero_den[a] | zero_den[b]),
             (ErrorCode.ZERO_VARIANCE, (adj_var[a] <= 0) | (adj_var[b] <= 0)),
-            (ErrorCode.ZERO_CONTROL_MEAN, rel & (m.post[a] == 0)),
+            (ErrorCode.ZERO_CONTROL_MEAN, (rel | prior_converted) & (m.post[a] == 0)),
             (ErrorCode.NUMERICAL_ERROR, ~finite),
         ],
         a.shape[0],
     )
     mean = np.where((n > 0) & ~zero_den, m.post, np.nan)
     stddev = np.sqrt(np.where(m.var_post >= 0, m.var_post, np.nan))
-    return CoreResult(mean, stddev, theta, applied, estimate, variance, low, high, p, ctw, reduction, error)
+    return CoreResult(
+        mean, stddev, theta, applied, estimate, variance, low, high, p, ctw, reduction, error, risk_control,
+        risk_treatment,
+    )
+
+
+def _prior_for(
+    settings: GroupSettings, group: IntArray, relative: BoolArray, control_mean: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The prior in the units of each comparison's difference type.
+
+    A prior on the relative lift becomes one on the absolute difference by scaling with the
+    control's unadjusted mean, and back (as gbstats' `EffectBayesianABTest` rescales it):
+    mean * |mean_A|, variance * mean_A^2. A flat prior stays flat (NaN).
+    """
+    mu0, tau2 = settings.prior_mean[group], settings.prior_variance[group]
+    prior_relative = settings.prior_relative[group]
+    scale = np.abs(control_mean)
+    to_absolute = prior_relative & ~relative
+    to_relative = ~prior_relative & relative
+    factor = np.where(to_absolute, scale, np.where(to_relative, 1.0 / scale, 1.0))
+    return mu0 * factor, tau2 * factor * factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +296,8 @@ class ComparisonArrays(NamedTuple):
     theta: FloatArray
     cuped_applied: BoolArray
     error: IntArray  # index into stats.types.ERROR_CODES, -1 when defined
+    risk_control: FloatArray  # Bayesian engine only, NaN otherwise
+    risk_treatment: FloatArray
 
 
 def compare_arrays(
@@ -268,10 +310,16 @@ def compare_arrays(
     sequential: bool = False,
     sequential_tuning_parameter: float = 5000.0,
     cuped: bool = False,
+    engine: Engine = "frequentist",
+    prior_mean: float | None = None,
+    prior_stddev: float | None = None,
+    prior_type: DifferenceType | None = None,
 ) -> ComparisonArrays:
     """Compare many two-arm experiments given as arrays (simulations, backfills).
 
-    Entry i of every array belongs to experiment i; theta is pooled over its two arms.
+    Entry i of every array belongs to experiment i; theta is pooled over its two arms. With
+    the Bayesian engine `estimate` and `variance` are the posterior's, `p_value` is NaN and
+    `risk_control`/`risk_treatment` are set; settings are not checked here (see `stats.analyze`).
     """
     given = [np.asarray(v, dtype=np.float64) for arm in (control, treatment) for v in _fields(arm) if v is not None]
     shape = np.broadcast_shapes(*(g.shape for g in given))
@@ -294,6 +342,10 @@ def compare_arrays(
         sequential=np.full(k, sequential),
         tuning=np.full(k, sequential_tuning_parameter),
         cuped=np.full(k, cuped),
+        bayesian=np.full(k, engine == "bayesian"),
+        prior_mean=np.full(k, np.nan if prior_mean is None else prior_mean),
+        prior_variance=np.full(k, np.nan if prior_stddev is None else prior_stddev**2),
+        prior_relative=np.full(k, (prior_type or difference_type) == "relative"),
     )
     r = run(ArmColumns(cols, np.concatenate([idx, idx])), settings, idx, idx + k)
     return ComparisonArrays(
@@ -307,4 +359,6 @@ def compare_arrays(
         r.theta,
         r.cuped_applied,
         r.error,
+        r.risk_control,
+        r.risk_treatment,
     )

@@ -16,6 +16,7 @@ from stats.types import (
     DEFAULT_ALPHA,
     DEFAULT_SEQUENTIAL_TUNING_PARAMETER,
     DIFFERENCE_TYPES,
+    ENGINES,
     METRIC_TYPES,
     NUMERIC_FIELDS,
     AnalysisInput,
@@ -23,6 +24,7 @@ from stats.types import (
     Comparison,
     CorrectionMethod,
     DifferenceType,
+    Engine,
     InputError,
     MetricType,
     VariationData,
@@ -38,6 +40,10 @@ ANALYSIS_KEYS = frozenset(
         "cuped",
         "weights",
         "variations",
+        "engine",
+        "prior_mean",
+        "prior_stddev",
+        "prior_type",
     }
 )
 _OPTIONAL_NUMBERS = NUMERIC_FIELDS[2:]
@@ -122,6 +128,10 @@ def parse_analysis(raw: Any, path: str = "") -> AnalysisInput:
     variations_raw = _list(obj["variations"], _join(path, "variations"))
     variations_path = _join(path, "variations")
     variations = tuple(parse_variation(v, _join(variations_path, i)) for i, v in enumerate(variations_raw))
+    engine: Engine = _choice(obj.get("engine", "frequentist"), ENGINES, _join(path, "engine"))  # type: ignore[assignment]
+    prior_type: DifferenceType | None = None
+    if obj.get("prior_type") is not None:
+        prior_type = _choice(obj["prior_type"], DIFFERENCE_TYPES, _join(path, "prior_type"))  # type: ignore[assignment]
     weights: tuple[float, ...] | None = None
     if obj.get("weights") is not None:
         weights_path = _join(path, "weights")
@@ -139,6 +149,10 @@ def parse_analysis(raw: Any, path: str = "") -> AnalysisInput:
         ),
         cuped=_boolean(obj.get("cuped", False), _join(path, "cuped")),
         weights=weights,
+        engine=engine,
+        prior_mean=None if obj.get("prior_mean") is None else _number(obj["prior_mean"], path, "prior_mean"),
+        prior_stddev=None if obj.get("prior_stddev") is None else _number(obj["prior_stddev"], path, "prior_stddev"),
+        prior_type=prior_type,
     )
 
 
@@ -188,6 +202,8 @@ def comparison_to_dict(c: Comparison, with_adjusted: bool) -> dict[str, Any]:
         "sequential": c.sequential,
         "error": c.error,
     }
+    if c.engine == "bayesian":
+        out["risk"] = None if c.risk is None else [_num(c.risk[0]), _num(c.risk[1])]
     if with_adjusted:
         out["p_value_adjusted"] = _num(c.p_value_adjusted)
     return out

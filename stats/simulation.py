@@ -59,15 +59,35 @@ class LookSums:
     covariate_sum_squares: FloatArray | None
     main_covariate_sum_product: FloatArray | None
 
-    def scaled(self, factor: float) -> LookSums:
-        """The same users with every metric value multiplied by `factor` (continuous metrics)."""
+    def scaled(self, factor: float | FloatArray) -> LookSums:
+        """The same users with every metric value multiplied by `factor` (continuous metrics).
+
+        `factor` is one number, or one per experiment (shape (experiments,)).
+        """
+        f = np.asarray(factor, dtype=np.float64).reshape(-1, 1)
         return LookSums(
             self.users,
-            self.main_sum * factor,
-            self.main_sum_squares * factor * factor,
+            self.main_sum * f,
+            self.main_sum_squares * f * f,
             self.covariate_sum,
             self.covariate_sum_squares,
-            None if self.main_covariate_sum_product is None else self.main_covariate_sum_product * factor,
+            None if self.main_covariate_sum_product is None else self.main_covariate_sum_product * f,
+        )
+
+    def shifted(self, delta: float | FloatArray) -> LookSums:
+        """The same users with `delta` added to every metric value (one number or one per experiment):
+        sums of y + delta follow from the sums of y, so the draw serves any effect."""
+        d = np.asarray(delta, dtype=np.float64).reshape(-1, 1)
+        n = self.users.reshape(1, -1)
+        return LookSums(
+            self.users,
+            self.main_sum + n * d,
+            self.main_sum_squares + 2.0 * d * self.main_sum + n * d * d,
+            self.covariate_sum,
+            self.covariate_sum_squares,
+            None
+            if self.main_covariate_sum_product is None or self.covariate_sum is None
+            else self.main_covariate_sum_product + d * self.covariate_sum,
         )
 
     def at(self, look: int | slice = slice(None)) -> ArmArrays:
@@ -133,3 +153,27 @@ def simulate_arms(
     per_look = users_per_arm // looks
     control = _arm(rng, kind, experiments, looks, per_look, rho, chunk)
     return control, _arm(rng, kind, experiments, looks, per_look, rho, chunk)
+
+
+def simulate_sums(
+    rng: np.random.Generator, *, experiments: int, users_per_arm: int, kind: Literal["conversion", "normal"]
+) -> tuple[LookSums, LookSums]:
+    """Two identically distributed arms at one look, drawn as sums rather than users.
+
+    The sums have exactly the distribution of the users' sums, at a cost independent of the
+    number of users: a binomial count for conversions; for normal users the mean and the
+    sample variance, which are independent, N(mu, sigma^2/n) and sigma^2 chi^2_{n-1}/(n-1).
+    """
+    n = users_per_arm
+    users = np.array([float(n)])
+
+    def arm() -> LookSums:
+        if kind == "conversion":
+            count = rng.binomial(n, CONVERSION_RATE, (experiments, 1)).astype(np.float64)
+            return LookSums(users, count, count.copy(), None, None, None)
+        total = n * NORMAL_MEAN + np.sqrt(n) * NORMAL_SD * rng.standard_normal((experiments, 1))
+        squares = NORMAL_SD**2 * rng.chisquare(n - 1, (experiments, 1)) + total * total / n
+        return LookSums(users, total, squares, None, None, None)
+
+    control = arm()
+    return control, arm()

@@ -6,6 +6,7 @@ settings. Value checks then run vectorised over the whole batch and name the fir
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any, NamedTuple
@@ -16,6 +17,7 @@ from stats import engine
 from stats.types import (
     COVARIATE_FIELDS,
     DIFFERENCE_TYPES,
+    ENGINES,
     METRIC_TYPES,
     NUMERIC_FIELDS,
     RATIO_COVARIATE_FIELDS,
@@ -30,6 +32,8 @@ from stats.types import (
 
 COLUMN = {name: i for i, name in enumerate(NUMERIC_FIELDS)}
 _METRIC_INDEX: dict[Any, int] = {m: i for i, m in enumerate(METRIC_TYPES)}
+_ENGINE_INDEX: dict[Any, int] = {e: i for i, e in enumerate(ENGINES)}
+_PRIOR_TYPE_INDEX: dict[Any, int] = {None: -1, **{d: i for i, d in enumerate(DIFFERENCE_TYPES)}}
 
 
 class _Setting(NamedTuple):
@@ -39,6 +43,12 @@ class _Setting(NamedTuple):
     sequential: bool
     tuning: float
     cuped: bool
+    engine: int  # index into ENGINES, -1 when unknown
+    prior_mean: float  # NaN when not given
+    prior_stddev: float  # NaN when not given
+    prior_mean_given: bool
+    prior_stddev_given: bool
+    prior_type: int  # index into DIFFERENCE_TYPES; -1 when not given, -2 when unknown
 
 
 class _Batch(NamedTuple):
@@ -90,6 +100,12 @@ def _add(batch: _Batch, a: AnalysisInput, path: str) -> None:
             a.sequential,
             a.sequential_tuning_parameter,
             a.cuped,
+            _ENGINE_INDEX.get(a.engine, -1),
+            math.nan if a.prior_mean is None else a.prior_mean,
+            math.nan if a.prior_stddev is None else a.prior_stddev,
+            a.prior_mean is not None,
+            a.prior_stddev is not None,
+            _PRIOR_TYPE_INDEX.get(a.prior_type, -2),
         )
     )
     batch.rows.extend(_row(v) for v in a.variations)
@@ -111,15 +127,46 @@ def _fail(prefix: str, k: int, field: str, message: str) -> InputError:
     return InputError(f"{prefix.format(k)}{field}", message)
 
 
+class _Prior(NamedTuple):
+    """The prior settings as given, for the checks (the engine gets them through GroupSettings)."""
+
+    engine: IntArray
+    mean: FloatArray
+    stddev: FloatArray
+    mean_given: BoolArray
+    stddev_given: BoolArray
+    type: IntArray
+
+
 def _check_settings(
-    s: engine.GroupSettings, sizes: IntArray, given: IntArray, w: FloatArray, group: IntArray, prefix: str
+    s: engine.GroupSettings,
+    prior: _Prior,
+    sizes: IntArray,
+    given: IntArray,
+    w: FloatArray,
+    group: IntArray,
+    prefix: str,
 ) -> None:
     weight_bad = np.bincount(group, weights=(~(np.isfinite(w) & (w >= 0))).astype(np.float64), minlength=len(sizes))
     weight_sum = np.bincount(group, weights=np.where(np.isfinite(w), w, 0.0), minlength=len(sizes))
+    bayes = prior.engine == ENGINES.index("bayesian")
+    any_prior = prior.mean_given | prior.stddev_given
     checks: list[tuple[BoolArray, str, str]] = [
         (s.metric < 0, "metric", f"must be one of {', '.join(METRIC_TYPES)}"),
         (~((s.alpha > 0) & (s.alpha < 1)), "alpha", "must be between 0 and 1"),
         (~(np.isfinite(s.tuning) & (s.tuning > 0)), "sequential_tuning_parameter", "must be a positive number"),
+        (prior.engine < 0, "engine", f"must be one of {', '.join(ENGINES)}"),
+        (bayes & s.sequential, "sequential", "is for the frequentist engine only (the Bayesian engine has no "
+         "sequential mode)"),
+        (~bayes & prior.mean_given, "prior_mean", "applies to the bayesian engine only"),
+        (~bayes & prior.stddev_given, "prior_stddev", "applies to the bayesian engine only"),
+        (prior.stddev_given & ~prior.mean_given, "prior_mean", "is required with prior_stddev"),
+        (prior.mean_given & ~prior.stddev_given, "prior_stddev", "is required with prior_mean (none for a flat prior)"),
+        (prior.mean_given & ~np.isfinite(prior.mean), "prior_mean", "must be finite"),
+        (prior.stddev_given & ~(np.isfinite(prior.stddev) & (prior.stddev > 0)), "prior_stddev",
+         "must be a positive number"),
+        (prior.type == -2, "prior_type", f"must be one of {', '.join(DIFFERENCE_TYPES)}"),
+        ((prior.type >= 0) & ~any_prior, "prior_type", "applies with prior_mean and prior_stddev only"),
         (sizes < 2, "variations", "needs a control and at least one treatment"),
         ((given >= 0) & (given != sizes), "weights", "needs one weight per variation"),
         ((given >= 0) & ((weight_bad > 0) | (weight_sum <= 0)), "weights", "must be non-negative and not all zero"),
@@ -204,14 +251,19 @@ def build_table(analyses: Sequence[AnalysisInput], prefix: str) -> Table:
         sequential=s[:, 3] != 0,
         tuning=s[:, 4],
         cuped=s[:, 5] != 0,
+        bayesian=s[:, 6] == ENGINES.index("bayesian"),
+        prior_mean=np.where(s[:, 9] != 0, s[:, 7], np.nan),
+        prior_variance=np.where(s[:, 10] != 0, s[:, 8] ** 2, np.nan),
+        prior_relative=np.where(s[:, 11] >= 0, s[:, 11] == DIFFERENCE_TYPES.index("relative"), s[:, 2] != 0),
     )
+    prior = _Prior(s[:, 6].astype(np.int64), s[:, 7], s[:, 8], s[:, 9] != 0, s[:, 10] != 0, s[:, 11].astype(np.int64))
     sizes = np.array(batch.sizes, dtype=np.int64)
     weights = np.array(batch.weights, dtype=np.float64)
     given = np.array(batch.weights_given, dtype=np.int64)
     values = _as_array(batch.rows)
     group = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
     with np.errstate(invalid="ignore"):
-        _check_settings(settings, sizes, given, weights, group, prefix)
+        _check_settings(settings, prior, sizes, given, weights, group, prefix)
         _check_values(values, group, settings.metric[group], prefix)
     return Table(values, group, sizes, weights, settings)
 

@@ -16,6 +16,7 @@ import numpy.typing as npt
 MetricType: TypeAlias = Literal["mean", "binomial", "ratio"]
 DifferenceType: TypeAlias = Literal["relative", "absolute"]
 CorrectionMethod: TypeAlias = Literal["holm", "bh"]
+Engine: TypeAlias = Literal["frequentist", "bayesian"]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
@@ -24,6 +25,7 @@ IntArray: TypeAlias = npt.NDArray[np.int64]
 METRIC_TYPES: tuple[MetricType, ...] = ("mean", "binomial", "ratio")
 DIFFERENCE_TYPES: tuple[DifferenceType, ...] = ("relative", "absolute")
 CORRECTION_METHODS: tuple[CorrectionMethod, ...] = ("holm", "bh")
+ENGINES: tuple[Engine, ...] = ("frequentist", "bayesian")
 
 # The warning threshold for sample-ratio mismatch. A real imbalance is a bug in
 # assignment or logging, so the bar is strict to keep false alarms rare.
@@ -151,6 +153,12 @@ class AnalysisInput:
     cuped: bool = False
     # Configured traffic split, one weight per variation; None means an equal split.
     weights: tuple[float, ...] | None = None
+    # Bayesian engine: a normal prior on the effect, N(prior_mean, prior_stddev^2), in the units
+    # of `prior_type` (None: the comparison's difference type); both None is a flat prior.
+    engine: Engine = "frequentist"
+    prior_mean: float | None = None
+    prior_stddev: float | None = None
+    prior_type: DifferenceType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +179,11 @@ class Comparison:
     divided by |control| so the sign always means "treatment higher"). `chance_to_win`
     is P(treatment > control) under a flat prior; for a lower-is-better metric the caller
     shows 1 - chance_to_win. When `error` is set every number is None.
+
+    With the Bayesian engine `estimate` is the posterior mean, `ci_low`/`ci_high` the
+    credible interval, `chance_to_win` the posterior P(treatment > control), `p_value` None,
+    and `risk` the expected loss (risk of keeping the control, risk of choosing the
+    treatment), both in the units of the difference type.
     """
 
     variation: str
@@ -185,6 +198,8 @@ class Comparison:
     sequential: bool
     error: str | None
     p_value_adjusted: float | None = None
+    engine: Engine = "frequentist"
+    risk: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

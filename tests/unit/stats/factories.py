@@ -153,3 +153,26 @@ def gb_result(a: AnalysisInput, kind: str, arm: int = 1) -> Any:
     return TwoSidedTTest(
         stat_a, stat_b, FrequentistConfig(alpha=a.alpha, difference_type=a.difference_type)
     ).compute_result()
+
+
+def gb_bayesian_result(a: AnalysisInput, kind: str, arm: int = 1, inverse: bool = False) -> Any:
+    """gbstats 0.8.0 Bayesian result (`EffectBayesianABTest`) of control vs variation `arm`.
+
+    The analysis' prior becomes gbstats' `GaussianPrior` (proper when given) with its
+    `prior_type` (the analysis' difference type when not given).
+    """
+    from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
+
+    if a.prior_mean is None or a.prior_stddev is None:
+        prior = GaussianPrior()
+    else:
+        prior = GaussianPrior(mean=a.prior_mean, variance=a.prior_stddev**2, proper=True)
+    config = EffectBayesianConfig(
+        alpha=a.alpha,
+        difference_type=a.difference_type,
+        inverse=inverse,
+        prior_effect=prior,
+        prior_type=a.prior_type or a.difference_type,
+    )
+    stat_a, stat_b = gb_statistic(a.variations[0], kind), gb_statistic(a.variations[arm], kind)
+    return EffectBayesianABTest(stat_a, stat_b, config).compute_result()

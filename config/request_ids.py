@@ -11,6 +11,8 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 __all__ = ["HEADER", "RequestIdFilter", "RequestIdMiddleware", "current_request_id"]
@@ -33,13 +35,17 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = given if _ACCEPTED.fullmatch(given) else uuid.uuid4().hex
-        token = _current.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            _current.reset(token)
+        # Kept until the response is finished (Django logs a failed request after the middleware
+        # has returned), then cleared by `_clear`.
+        _current.set(request_id)
+        response = self.get_response(request)
         response[HEADER] = request_id
         return response
+
+
+@receiver(request_finished)
+def _clear(**_: object) -> None:
+    _current.set("")
 
 
 class RequestIdFilter(logging.Filter):

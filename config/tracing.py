@@ -48,5 +48,5 @@ def tracing_configure(*, exporter: Any = None, celery: bool = False) -> bool:
     if celery:
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-        CeleryInstrumentor().instrument()
+        CeleryInstrumentor().instrument()  # type: ignore[no-untyped-call]
     return True

@@ -144,15 +144,18 @@ def _totals(rows: Sequence[AggregateRow], n: int, metric: int, width: int) -> li
 
 def _variation_data(name: str, columns: Sequence[str], values: Sequence[float | None],
                     covariate: bool) -> stats.VariationData:
+    # A sum that is not a finite number (a NaN stored in a row) stays what it is: the analysis
+    # that reads it is refused, on its own row, saying so, instead of reading it as missing or 0.
     data: dict[str, Any] = {
-        column: None if value is None or not math.isfinite(value) else float(value)
-        for column, value in zip(columns, values, strict=True)
+        column: None if value is None else float(value) for column, value in zip(columns, values, strict=True)
     }
-    users = int(data.pop("users") or 0)
+    users_sum = data.pop("users")
+    users = int(users_sum) if users_sum is not None and math.isfinite(users_sum) else 0
     if users == 0 or not covariate:
         for name_ in COVARIATE_SUMS:
             data.pop(name_, None)
-    main_sum = data.pop("main_sum") or 0.0
+    main_sum = data.pop("main_sum")
+    main_sum = 0.0 if main_sum is None else main_sum
     return stats.VariationData(name=name, users=users, main_sum=main_sum, **data)
 
 

@@ -176,13 +176,16 @@ def _check_settings(
             raise _fail(prefix, int(np.flatnonzero(bad)[0]), field, message)
 
 
-def _check_values(table: FloatArray, group: IntArray, metric: IntArray, prefix: str) -> None:
+def _check_values(
+    table: FloatArray, group: IntArray, metric: IntArray, prefix: str, given: BoolArray | None = None
+) -> None:
     """Vectorised value checks; on failure the first offending field is named.
 
     `table` is NUMERIC_FIELDS x variations; "first" means the first variation in batch
-    order, then the first field in NUMERIC_FIELDS order.
+    order, then the first field in NUMERIC_FIELDS order. `given` marks the cells given a
+    value (NaN included); None when every NaN cell is a field not given.
     """
-    present = ~np.isnan(table)
+    present = ~np.isnan(table) if given is None else given
     # Per cell, the index of the first message that applies to it (-1: none): a field that is
     # missing is reported as missing, one that is there but infinite as not finite.
     reason = np.full(table.shape, -1, dtype=np.int64)
@@ -235,6 +238,14 @@ def _as_array(rows: list[tuple[Any, ...]]) -> FloatArray:
     return np.ascontiguousarray(flat.reshape(-1, width).T)
 
 
+def _given(rows: list[tuple[Any, ...]], values: FloatArray) -> BoolArray | None:
+    """The cells given a value, NaN included, as NUMERIC_FIELDS x rows; None when every NaN
+    cell of `values` is a field not given (the common case, told by counting alone)."""
+    if int(np.isnan(values).sum()) == sum(row.count(None) for row in rows):
+        return None
+    return np.array([[v is not None for v in row] for row in rows], dtype=np.bool_).reshape(-1, len(NUMERIC_FIELDS)).T
+
+
 def build_table(analyses: Sequence[AnalysisInput], prefix: str) -> Table:
     """The analyses as arrays, checked; raises InputError naming the first bad field.
 
@@ -264,7 +275,7 @@ def build_table(analyses: Sequence[AnalysisInput], prefix: str) -> Table:
     group = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
     with np.errstate(invalid="ignore"):
         _check_settings(settings, prior, sizes, given, weights, group, prefix)
-        _check_values(values, group, settings.metric[group], prefix)
+        _check_values(values, group, settings.metric[group], prefix, _given(batch.rows, values))
     return Table(values, group, sizes, weights, settings)
 
 

@@ -9,7 +9,11 @@ that reading and writing a current document gives it back unchanged:
   with two or more variations; an older readout stored fewer analyses);
 - `guardrail`, only for guardrail metrics;
 - `p_value_adjusted`, only in the headline list of metrics in the correction's family;
-- `significant`, only in the headline list.
+- `significant`, only in the headline list;
+- `error` of a metric, or of a metric in a slice, only where the statistics engine refused its
+  sums (its comparisons then carry the error code `invalid_input`). Documents without it read
+  as before: every analysis was computed. Readers that do not know the key still read the row
+  right, from its comparisons' error code.
 """
 
 from __future__ import annotations
@@ -111,23 +115,34 @@ def _metric_json(m: MetricReadout, settings: AnalysisSettings) -> dict[str, Any]
     out["comparisons"] = headline
     if m.guardrail is not None:
         out["guardrail"] = m.guardrail
+    if m.error is not None:
+        out["error"] = m.error
     return out
 
 
 def _slice_json(s: SliceReadout) -> dict[str, Any]:
     return {
         "attribute": s.attribute, "value": s.value, "units": list(s.units),
-        "metrics": [
-            {"key": m.key, "variations": [{"key": a.key, "users": a.users, "mean": a.mean} for a in m.variations],
-             "comparisons": [_comparison_json(c) for c in m.comparisons]}
-            for m in s.metrics
-        ],
+        "metrics": [_slice_metric_json(m) for m in s.metrics],
     }
 
 
+def _slice_metric_json(m: SliceMetric) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": m.key, "variations": [{"key": a.key, "users": a.users, "mean": a.mean} for a in m.variations],
+        "comparisons": [_comparison_json(c) for c in m.comparisons],
+    }
+    if m.error is not None:
+        out["error"] = m.error
+    return out
+
+
 def _arms_json(arms: tuple[stats.VariationData, ...]) -> list[dict[str, Any]]:
-    """Sums as stored: the fields a variation has (covariate and ratio sums only where given)."""
-    return [{name: value for name, value in zip(_SUM_FIELDS, _sums_of(a), strict=True) if value is not None}
+    """Sums as stored: the fields a variation has (covariate and ratio sums only where given).
+    A sum that is not a finite number, which JSON cannot hold, is left out (its analysis was
+    refused and its row says why)."""
+    return [{name: value for name, value in zip(_SUM_FIELDS, _sums_of(a), strict=True)
+             if value is not None and (type(value) is not float or math.isfinite(value))}
             for a in arms]
 
 
@@ -244,6 +259,7 @@ def _metric(raw: Mapping[str, Any], settings: AnalysisSettings) -> MetricReadout
         sequential_unadjusted=views["sequential_unadjusted"],
         comparisons=_comparisons(raw.get("comparisons"), default_type),
         guardrail=str(guardrail) if guardrail else None,
+        error=_text_or_none(raw.get("error")),
     )
 
 
@@ -258,6 +274,7 @@ def _slice(raw: Mapping[str, Any], settings: AnalysisSettings) -> SliceReadout:
                 variations=tuple(SliceArm(key=str(a.get("key")), users=_int(a.get("users")), mean=_float(a.get("mean")))
                                  for a in _mappings(m.get("variations"))),
                 comparisons=_comparisons(m.get("comparisons"), settings.own_type),
+                error=_text_or_none(m.get("error")),
             )
             for m in _mappings(raw.get("metrics"))
         ),
@@ -304,6 +321,10 @@ def _float(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _int(value: Any) -> int:

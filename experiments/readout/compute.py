@@ -4,6 +4,7 @@ statistics engine, the sample-ratio check and the multiple-testing correction on
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,10 @@ MULTIPLE_EXPOSURE_WARNING = 0.01
 # harmless changes.
 GUARDRAIL_WARNING_CHANCE = 0.2
 SEVERITY = {"ok": 0, "warning": 1, "failing": 2}
+# Analyses named in the readout's warning when some could not be computed; each row says its own.
+ERRORS_NAMED = 3
+# How the engine names a field of an analysis it refused: "variations[1].main_sum: is required".
+_FIELD_ERROR = re.compile(r"^variations\[(\d+)\]\.(\w+): (.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +66,9 @@ def readout_compute(data: ReadoutInput) -> Readout:
     results = _analyse(data)
     adjusted = _corrected(data, results)
     metrics = tuple(
-        _metric(settings, spec, i, results, adjusted) for i, spec in enumerate(data.metrics)
+        _metric(data, spec, i, results, adjusted) for i, spec in enumerate(data.metrics)
     )
+    slices = tuple(_slice(data, g, results) for g in range(len(data.slices)))
     guardrail = _worst(m.guardrail for m in metrics if m.guardrail is not None) if any(
         spec.role == "guardrail" for spec in data.metrics) else None
     if guardrail == "failing":
@@ -75,6 +81,15 @@ def readout_compute(data: ReadoutInput) -> Readout:
             "multiple_exposures",
             f"{multiple} of {exposed} units ({share:.1%}) saw more than one variation; they are left out of the "
             "analysis. Check the assignment and exposure logging.",
+        ))
+    failed = _failed_analyses(metrics, slices)
+    if failed:
+        named = "; ".join(failed[:ERRORS_NAMED]) + ("; ..." if len(failed) > ERRORS_NAMED else "")
+        warnings.append(ReadoutWarning(
+            "analysis_errors",
+            f"{len(failed)} {'analysis' if len(failed) == 1 else 'analyses'} could not be computed and "
+            f"{'is' if len(failed) == 1 else 'are'} marked on {'its row' if len(failed) == 1 else 'their rows'}; "
+            f"the rest of the readout is complete: {named}.",
         ))
     warnings.extend(data.warnings)
     weights = settings.weights
@@ -92,7 +107,7 @@ def readout_compute(data: ReadoutInput) -> Readout:
             for k, v in enumerate(data.variations)
         ),
         metrics=metrics,
-        slices=tuple(_slice(data, g, results) for g in range(len(data.slices))),
+        slices=slices,
         warnings=tuple(warnings),
         settings=settings,
         inputs=_sums(data),
@@ -141,7 +156,10 @@ def _analyse(data: ReadoutInput) -> dict[_Slot, stats.AnalysisResult]:
         for g, part in enumerate(data.slices):
             analyses.append(_analysis(settings, spec, part.sums.metrics[i], cuped, sequential, own))
             slots.append(_Slot(i, headline, own, g))
-    return dict(zip(slots, stats.analyze_many(analyses), strict=True)) if analyses else {}
+    # One analysis the engine refuses (malformed sums) is reported on its own row; the others
+    # are computed as usual.
+    found = stats.analyze_many(analyses, isolate_errors=True, prefix="") if analyses else []
+    return dict(zip(slots, found, strict=True))
 
 
 def _analysis(settings: AnalysisSettings, spec: MetricDescription, arms: tuple[stats.VariationData, ...], cuped: bool,
@@ -179,8 +197,9 @@ def _corrected(data: ReadoutInput, results: dict[_Slot, stats.AnalysisResult]) -
 # Results ----------------------------------------------------------------------------------------
 
 
-def _metric(settings: AnalysisSettings, spec: MetricDescription, i: int, results: dict[_Slot, stats.AnalysisResult],
+def _metric(data: ReadoutInput, spec: MetricDescription, i: int, results: dict[_Slot, stats.AnalysisResult],
             adjusted: dict[tuple[int, int], float | None]) -> MetricReadout:
+    settings = data.settings
     headline, own = settings.headline, settings.own_type
     base = results.get(_Slot(i, "fixed", own, None))
     views: dict[str, tuple[Comparison, ...]] = {}
@@ -210,6 +229,7 @@ def _metric(settings: AnalysisSettings, spec: MetricDescription, i: int, results
         fixed=views.get("fixed", ()), cuped=views.get("cuped", ()), sequential=views.get("sequential", ()),
         sequential_unadjusted=views.get("sequential_unadjusted", ()), comparisons=tuple(comparisons),
         guardrail=guardrail,
+        error=_input_error(data, (r for slot, r in results.items() if slot.metric == i and slot.slice is None)),
     )
 
 
@@ -225,8 +245,31 @@ def _slice(data: ReadoutInput, g: int, results: dict[_Slot, stats.AnalysisResult
             key=spec.key,
             variations=tuple(SliceArm(key=v.name, users=v.users, mean=_finite(v.mean)) for v in found.variations),
             comparisons=tuple(_comparison(c, spec.direction) for c in found.comparisons),
+            error=_input_error(data, (found,)),
         ))
     return SliceReadout(attribute=part.attribute, value=part.value, units=part.sums.units, metrics=tuple(metrics))
+
+
+def _input_error(data: ReadoutInput, results: Iterable[stats.AnalysisResult | None]) -> str | None:
+    """What is wrong with the sums of the first refused analysis among `results`, in words that
+    name the variation by its key; None when every one was analysed."""
+    for result in results:
+        if result is None or result.input_error is None:
+            continue
+        found = _FIELD_ERROR.match(result.input_error)
+        if found is None:
+            return result.input_error
+        k, field, message = int(found[1]), found[2], found[3]
+        arm = data.variations[k].key if k < len(data.variations) else f"variation {k + 1}"
+        return f"{arm}: {field} {message}"
+    return None
+
+
+def _failed_analyses(metrics: Sequence[MetricReadout], slices: Sequence[SliceReadout]) -> list[str]:
+    """Each metric or metric-in-slice whose analysis was refused, with what is wrong."""
+    failed = [f"{m.key}: {m.error}" for m in metrics if m.error]
+    failed += [f"{m.key} ({s.attribute} = {s.value}): {m.error}" for s in slices for m in s.metrics if m.error]
+    return failed
 
 
 def _sums(data: ReadoutInput) -> ReadoutSums:

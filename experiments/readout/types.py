@@ -71,7 +71,9 @@ class MetricReadout:
     `sequential_unadjusted`) lists one comparison per treatment and difference type, the
     experiment's own type first; empty where the readout did not store it, as are
     `variations` for a metric not analysed (fewer than two variations). `guardrail` (ok,
-    warning or failing) is set for guardrail metrics.
+    warning or failing) is set for guardrail metrics. `error` says what is wrong with the
+    metric's sums when the statistics engine refused them: its comparisons then carry the
+    error code `invalid_input` and no numbers, and the rest of the readout is computed.
     """
 
     key: str
@@ -88,6 +90,7 @@ class MetricReadout:
     sequential: tuple[Comparison, ...] = ()
     sequential_unadjusted: tuple[Comparison, ...] = ()
     guardrail: str | None = None
+    error: str | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -129,11 +132,13 @@ class SliceArm:
 
 @dataclass(frozen=True, slots=True)
 class SliceMetric:
-    """One metric within one slice: the headline analysis in the experiment's own type."""
+    """One metric within one slice: the headline analysis in the experiment's own type.
+    `error` says what is wrong with its sums when the engine refused them."""
 
     key: str
     variations: tuple[SliceArm, ...]
     comparisons: tuple[Comparison, ...]
+    error: str | None = None
 
     def numbers(self, difference_type: str) -> dict[str, Comparison]:
         return {c.variation: c for c in self.comparisons if c.difference_type == difference_type}

@@ -53,6 +53,7 @@ ERROR_WORDS = {
     "zero_variance": "no variation in the data yet",
     "zero_control_mean": "the control's mean is zero, so a relative lift is undefined",
     "numerical_error": "the numbers could not be computed",
+    "invalid_input": "the data could not be analysed",
 }
 
 
@@ -257,10 +258,13 @@ class ResultRow:
 
 
 def judge(metric: MetricReadout, numbers: Comparison | None, *, alpha: float, min_sample: int = 0,
-          users: int | None = None) -> tuple[str, str]:
-    """(tone, words) for one comparison, from its interval and the metric's direction."""
+          users: int | None = None, reason: str | None = None) -> tuple[str, str]:
+    """(tone, words) for one comparison, from its interval and the metric's direction.
+    `reason`: what is wrong with the analysis' data, when the engine refused it."""
     if numbers is None:
         return "neutral", "no result"
+    if numbers.error == "invalid_input" and reason:
+        return "neutral", f"no result: {ERROR_WORDS['invalid_input']} ({reason})"
     if numbers.error:
         return "neutral", f"no result: {ERROR_WORDS.get(numbers.error, numbers.error)}"
     if users is not None and users < min_sample:
@@ -293,7 +297,8 @@ def result_rows(snapshot: SnapshotData, toggles: Toggles, roles: Iterable[str]) 
             numbers = by_variation.get(key)
             arm = metric.arm(key)
             min_users = min(control.users if control else 0, arm.users if arm else 0)
-            tone, words = judge(metric, numbers, alpha=snapshot.alpha, min_sample=snapshot.min_sample, users=min_users)
+            tone, words = judge(metric, numbers, alpha=snapshot.alpha, min_sample=snapshot.min_sample, users=min_users,
+                                reason=metric.error)
             ok = numbers is not None and numbers.error is None
             rows.append(
                 ResultRow(
@@ -358,7 +363,7 @@ def slice_rows(
             numbers = by_variation.get(key)
             arm = entry_metric.arm(key) if entry_metric else None
             tone, words = judge(metric, numbers, alpha=snapshot.alpha, min_sample=snapshot.min_sample,
-                                users=min(units) if units else 0)
+                                users=min(units) if units else 0, reason=entry_metric.error if entry_metric else None)
             ok = numbers is not None and numbers.error is None
             rows.append(
                 SliceRow(

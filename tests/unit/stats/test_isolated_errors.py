@@ -54,3 +54,16 @@ def test_every_analysis_malformed__all_reported() -> None:
         "[0].variations[1].users: must be a non-negative integer",
         "[1].variations[1].users: must be a non-negative integer",
     ]
+
+
+@pytest.mark.parametrize(("control", "treatment", "field"), [
+    (VariationData("control", 10, 5.0, 9.0), VariationData("t", 10, float("nan"), 9.0), "main_sum"),
+    (VariationData("control", 10, 5.0, 9.0, 1.0, 1.0, 1.0), VariationData("t", 10, 6.0, 9.0, float("nan"), 1.0, 1.0),
+     "covariate_sum"),
+])
+def test_field_given_as_nan__says_not_finite_not_required(
+    control: VariationData, treatment: VariationData, field: str
+) -> None:
+    analysis = AnalysisInput(metric="mean", variations=(control, treatment), cuped=True)
+    [result] = analyze_many([analysis], isolate_errors=True, prefix="")
+    assert result.input_error == f"variations[1].{field}: must be finite"

@@ -15,6 +15,7 @@ from experiments.models import Experiment, ResultSnapshot
 from experiments.readout import MODES, READOUT_FIELDS
 from pages.access import staff_required
 from pages.experiments.views import _experiment_or_404, _toggles
+from pages.presentation.formatting import difference_unit, raw_unit
 from pages.presentation.viewmodels import SnapshotData, parse_snapshot
 
 
@@ -51,6 +52,9 @@ def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
     toggles = _toggles(request, data)
     body["selected_view"] = {"analysis": toggles.analysis, "cuped": toggles.cuped, "mode": toggles.mode,
                              "difference_type": toggles.difference_type}
+    # Estimates and intervals are raw numbers: what each metric's are measured in, per difference type.
+    body["units"] = {m.key: {t: raw_unit(difference_unit(m.kind, t)) for t in ("relative", "absolute")}
+                     for m in data.metrics}
     response = HttpResponse(json.dumps(body, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{experiment.key}-readout-{snap.pk}.json"'
     return response
@@ -58,7 +62,7 @@ def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
 
 CSV_HEADER = (
     "experiment", "readout", "created_at", "slice_attribute", "slice_value", "metric", "role", "direction",
-    "analysis", "headline", "selected", "difference_type", "variation", "control_users", "variation_users",
+    "analysis", "headline", "selected", "difference_type", "unit", "variation", "control_users", "variation_users",
     "control_mean", "variation_mean", "estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "chance_to_win",
     "variance_reduction", "cuped_applied", "sequential", "error",
 )
@@ -83,7 +87,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
                 arm = metric.arm(key)
                 selected = selection is not None and (mode, dtype) == selection
                 rows.append([*base, "", "", metric.key, metric.role, metric.direction, mode,
-                             mode == metric.headline and dtype == data.difference_type, selected, dtype, key,
+                             mode == metric.headline and dtype == data.difference_type, selected, dtype,
+                             raw_unit(difference_unit(metric.kind, dtype)), key,
                              control.users if control else "",
                              arm.users if arm else "", control.mean if control else "", arm.mean if arm else "",
                              n.estimate, n.ci_low, n.ci_high, n.p_value, n.p_value_adjusted, n.chance_to_win,
@@ -99,7 +104,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
             for c in m.comparisons:
                 slice_arm = m.arm(c.variation)
                 rows.append([*base, entry.attribute, entry.value, found.key, found.role, found.direction,
-                             found.headline, True, "", c.difference_type, c.variation,
+                             found.headline, True, "", c.difference_type,
+                             raw_unit(difference_unit(found.kind, c.difference_type)), c.variation,
                              control_arm.users if control_arm else "", slice_arm.users if slice_arm else "",
                              control_arm.mean if control_arm else "", slice_arm.mean if slice_arm else "",
                              c.estimate, c.ci_low, c.ci_high, c.p_value, "", c.chance_to_win, c.variance_reduction,

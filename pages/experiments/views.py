@@ -30,11 +30,13 @@ from pages.experiments import queries
 from pages.forms import StopForm, place_service_errors
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
+from pages.presentation.formatting import Unit
 from pages.presentation.recommendation import power_panel, recommend
 from pages.presentation.viewmodels import (
     SnapshotData,
     Toggles,
     choose_toggles,
+    difference_unit,
     fmt_estimate,
     fmt_interval,
     fmt_share,
@@ -140,6 +142,7 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
         dtype = analysis.own_type
         primary_name = metric.name
         parts = []
+        unit = difference_unit(metric.kind, dtype)
         for a in arms[1:]:
             n = metric.numbers(metric.headline, dtype).get(a.key)
             if n is None or n.error:
@@ -149,8 +152,7 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
             if tone != "neutral":
                 primary_tone = tone
             parts.append(
-                f"{a.name or a.key}: {fmt_estimate(n.estimate, dtype == 'relative')} "
-                f"{fmt_interval(n.ci_low, n.ci_high, dtype == 'relative')}"
+                f"{a.name or a.key}: {fmt_estimate(n.estimate, unit)} {fmt_interval(n.ci_low, n.ci_high, unit)}"
             )
         primary_text = "; ".join(parts)
     end = e.stopped_at if e.status != Experiment.Status.RUNNING else None
@@ -171,11 +173,13 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
 # Detail ----------------------------------------------------------------------------------------
 
 
-def target_mde(experiment: Experiment, requested: str | None, relative: bool,
+def target_mde(experiment: Experiment, requested: str | None, unit: Unit,
                control_mean: float | None = None) -> float | None:
-    """The target effect in the snapshot's difference type: from ?mde= (percent for relative),
-    else the experiment's `target_mde` (relative; times the control mean for absolute results),
-    else a "Target MDE: 5%" line of descriptions written before the field existed."""
+    """The target effect in the snapshot's difference type: from ?mde= (percent for relative
+    lifts, percentage points for absolute differences of rates, else the metric's units), else
+    the experiment's `target_mde` (relative; times the control mean for absolute results), else
+    a "Target MDE: 5%" line of descriptions written before the field existed."""
+    relative = unit == "percent"
     text = requested if requested not in (None, "") else None
     if text is not None:
         try:
@@ -184,7 +188,7 @@ def target_mde(experiment: Experiment, requested: str | None, relative: bool,
             return None
         if not math.isfinite(value) or value <= 0:
             return None
-        return value / 100 if relative else value
+        return value / 100 if unit in ("percent", "pp") else value
     if experiment.target_mde is not None:
         if relative:
             return experiment.target_mde
@@ -250,11 +254,12 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
                                      forest_row.tone, note=row.verdict)
                 )
     if relative:
-        return [{"title": "", "svg": mark_safe(charts.forest_plot(rows, percent=True))}]  # noqa: S308
+        return [{"title": "", "svg": mark_safe(charts.forest_plot(rows, unit="percent"))}]  # noqa: S308
     return [
         {"title": item["metric"].name,
-         "svg": mark_safe(charts.forest_plot(item["rows"], percent=False,  # noqa: S308
-                                             label=f"Forest plot: {item['metric'].name}"))}
+         "svg": mark_safe(charts.forest_plot(  # noqa: S308
+             item["rows"], unit=difference_unit(item["metric"].kind, "absolute"),
+             label=f"Forest plot: {item['metric'].name}"))}
         for item in per_metric
     ]
 
@@ -286,7 +291,7 @@ def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None,
                 + f"{toggles.difference_type}) and {'are' if missing != 1 else 'is'} left out of the trend.")
     trend_svg = charts.trend_chart(
         [(names.get(k, k), pts) for k, pts in series.items()],
-        percent=relative,
+        unit=difference_unit(metric.kind, toggles.difference_type),
         label=f"Cumulative {'lift' if relative else 'difference'} of {metric.name} with its always-valid band",
     )
     user_series = [charts.Series(names.get(k, k), tuple(pts)) for k, pts in users.items()]
@@ -352,8 +357,8 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         toggles = _toggles(request, snapshot)
         relative = toggles.difference_type == "relative"
         control = snapshot.primary.variations[0] if snapshot.primary and snapshot.primary.variations else None
-        mde = target_mde(experiment, request.GET.get("mde"), snapshot.difference_type == "relative",
-                         control.mean if control else None)
+        unit = difference_unit(snapshot.primary.kind if snapshot.primary else "", snapshot.difference_type)
+        mde = target_mde(experiment, request.GET.get("mde"), unit, control.mean if control else None)
         power = power_panel(snapshot, target_mde=mde, started_at=phase.started_at if phase else None,
                             now=experiment.stopped_at or timezone.now())
         trend_key = request.GET.get("trend") or (snapshot.primary.key if snapshot.primary else "")
@@ -377,7 +382,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                                   r.numbers.ci_low if r.numbers and not r.numbers.error else None,
                                   r.numbers.ci_high if r.numbers and not r.numbers.error else None, r.tone,
                                   note=r.verdict) for r in slice_table],
-                percent=snapshot.difference_type == "relative",
+                unit=difference_unit(slice_metric.kind, snapshot.difference_type),
                 label=f"{slice_metric.name} by {slice_attr}",
             )
         context.update(

@@ -5,13 +5,25 @@ choices; it returns frozen rows, badges and SVG text that templates only lay out
 `viewmodels` (a snapshot as rows per metric and slice, the toggles a page offers), `badges`
 (list-page badges and the sample-ratio explanation), `recommendation` (the verdict and the
 power panel), `charts` (forest plot, trend and users charts as SVG), `formatting`
-(estimates, intervals, p-values and shares as text) and `planning` (the guided creation's
-users and days for a target lift, and the remedies of an underpowered plan).
+(estimates, intervals, p-values and shares as text; the unit a difference reads in: percent,
+percentage points for absolute differences of rates, or the metric's units) and `planning`
+(the guided creation's users and days for a target lift, and the remedies of an underpowered
+plan).
 """
 
 from pages.presentation.badges import Badge, ListFacts, list_badges, srm_explanation
 from pages.presentation.charts import ForestRow, Series, TrendPoint, forest_plot, trend_chart, users_chart
-from pages.presentation.formatting import fmt_estimate, fmt_interval, fmt_mean, fmt_number, fmt_p, fmt_share
+from pages.presentation.formatting import (
+    Unit,
+    difference_unit,
+    fmt_estimate,
+    fmt_interval,
+    fmt_mean,
+    fmt_number,
+    fmt_p,
+    fmt_share,
+    unit_words,
+)
 from pages.presentation.planning import MAX_PLANNED_DAYS, Plan, PlanInput, plan_experiment
 from pages.presentation.recommendation import PowerPanel, Recommendation, power_panel, recommend
 from pages.presentation.viewmodels import (
@@ -41,7 +53,9 @@ __all__ = [
     "SnapshotData",
     "Toggles",
     "TrendPoint",
+    "Unit",
     "choose_toggles",
+    "difference_unit",
     "fmt_estimate",
     "fmt_interval",
     "fmt_mean",
@@ -59,5 +73,6 @@ __all__ = [
     "slice_rows",
     "srm_explanation",
     "trend_chart",
+    "unit_words",
     "users_chart",
 ]

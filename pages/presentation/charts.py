@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from pages.presentation.formatting import Unit
+
 __all__ = [
     "ForestRow",
     "Series",
@@ -58,9 +60,16 @@ class Series:
     dashed: bool = False
 
 
-def _fmt(value: float, percent: bool) -> str:
-    if percent:
+def _fmt(value: float, unit: Unit) -> str:
+    """An axis tick or a tooltip number: `+1.5%`, `+0.25 pp` or `0.02`."""
+    if unit == "percent":
         return f"{value * 100:+.1f}%" if value else "0%"
+    if unit == "pp":
+        return f"{'+' if value > 0 else ''}{_plain(value * 100)} pp" if value else "0 pp"
+    return _plain(value)
+
+
+def _plain(value: float) -> str:
     magnitude = abs(value)
     if magnitude == 0:
         return "0"
@@ -130,7 +139,7 @@ def _empty(width: int, height: int, css: str, label: str, message: str) -> str:
     return "".join(parts)
 
 
-def forest_plot(rows: Sequence[ForestRow], *, percent: bool, width: int = 1100, label: str = "Forest plot") -> str:
+def forest_plot(rows: Sequence[ForestRow], *, unit: Unit, width: int = 1100, label: str = "Forest plot") -> str:
     """Intervals of every comparison on one shared axis, zero marked; dot = estimate."""
     drawable = [r for r in rows if r.estimate is not None and r.low is not None and r.high is not None]
     if not drawable:
@@ -157,7 +166,7 @@ def forest_plot(rows: Sequence[ForestRow], *, percent: bool, width: int = 1100, 
         tx = x(tick)
         parts.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{axis_y}" stroke="#e2e8f0"/>')
         parts.append(
-            f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#475569">{escape(_fmt(tick, percent))}'
+            f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#475569">{escape(_fmt(tick, unit))}'
             "</text>"
         )
     zero = x(0.0)
@@ -182,8 +191,8 @@ def forest_plot(rows: Sequence[ForestRow], *, percent: bool, width: int = 1100, 
             continue
         colour = TONE_COLOURS.get(row.tone, TONE_COLOURS["neutral"])
         tip = (
-            f"{row.label}: {_fmt(row.estimate, percent)} "
-            f"(interval {_fmt(row.low, percent)} to {_fmt(row.high, percent)})"
+            f"{row.label}: {_fmt(row.estimate, unit)} "
+            f"(interval {_fmt(row.low, unit)} to {_fmt(row.high, unit)})"
             + (f". {row.note}" if row.note else "")
         )
         parts.append(
@@ -225,7 +234,7 @@ def _date_label(ts: float, span: float) -> str:
 def trend_chart(
     series: Sequence[tuple[str, Sequence[TrendPoint]]],
     *,
-    percent: bool,
+    unit: Unit,
     width: int = 1100,
     height: int = 280,
     label: str = "Cumulative lift over time",
@@ -261,7 +270,7 @@ def trend_chart(
         ty = tick * ys + yo
         parts.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{width - right}" y2="{ty:.1f}" stroke="#e2e8f0"/>')
         parts.append(
-            f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#475569">{escape(_fmt(tick, percent))}'
+            f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#475569">{escape(_fmt(tick, unit))}'
             "</text>"
         )
     for ts in _date_ticks(t0, t1):
@@ -294,9 +303,9 @@ def trend_chart(
             f'<polyline class="line" points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
         )
         for p in ordered:
-            tip = f"{name} at {p.at:%d %b %H:%M}: {_fmt(p.estimate, percent)}"
+            tip = f"{name} at {p.at:%d %b %H:%M}: {_fmt(p.estimate, unit)}"
             if p.low is not None and p.high is not None:
-                tip += f" ({_fmt(p.low, percent)} to {_fmt(p.high, percent)})"
+                tip += f" ({_fmt(p.low, unit)} to {_fmt(p.high, unit)})"
             parts.append(
                 f'<circle cx="{p.at.timestamp() * xs + xo:.1f}" cy="{p.estimate * ys + yo:.1f}" r="3" '
                 f'fill="{colour}"><title>{escape(tip)}</title></circle>'

@@ -1,8 +1,54 @@
-"""Numbers as the result pages print them (pure: no Django)."""
+"""Numbers as the result pages print them (pure: no Django).
+
+A difference reads in one of three units (`difference_unit`): a relative lift in percent
+(`+12.3%`); an absolute difference of two proportions (conversion, retention and funnel
+metrics, whose means print as percentages) in percentage points (`+1.71 pp`); any other
+absolute difference in the metric's own units (`+0.234`).
+"""
 
 from __future__ import annotations
 
-__all__ = ["fmt_estimate", "fmt_interval", "fmt_mean", "fmt_number", "fmt_p", "fmt_share"]
+from typing import Literal
+
+__all__ = [
+    "PROPORTION_KINDS",
+    "Unit",
+    "difference_unit",
+    "fmt_estimate",
+    "fmt_interval",
+    "fmt_mean",
+    "fmt_number",
+    "fmt_p",
+    "fmt_share",
+    "raw_unit",
+    "unit_words",
+]
+
+Unit = Literal["percent", "pp", "units"]
+# Metric kinds whose per-user mean is a share of users (printed as a percentage).
+PROPORTION_KINDS = frozenset({"conversion", "retention", "funnel"})
+
+
+def difference_unit(kind: str, difference_type: str) -> Unit:
+    """The unit a difference of a metric of this kind reads in."""
+    if difference_type == "relative":
+        return "percent"
+    return "pp" if kind in PROPORTION_KINDS else "units"
+
+
+def unit_words(unit: Unit) -> str:
+    """The unit as a column header or an axis says it."""
+    return {"percent": "relative, %", "pp": "percentage points", "units": "metric units"}[unit]
+
+
+def raw_unit(unit: Unit) -> str:
+    """What an exported raw number (a fraction, not a formatted percentage) is measured in."""
+    return {
+        "percent": "relative: fraction of the control (0.05 = +5%)",
+        "pp": "absolute: proportion (0.0171 = +1.71 pp)",
+        "units": "absolute: metric units",
+    }[unit]
+
 
 def fmt_number(value: float | None, digits: int = 3) -> str:
     if value is None:
@@ -17,18 +63,24 @@ def fmt_number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if magnitude < 1 else f"{value:.{max(digits - 1, 1)}f}"
 
 
-def fmt_estimate(value: float | None, relative: bool) -> str:
+def fmt_estimate(value: float | None, unit: Unit) -> str:
+    """A difference with its sign: `+12.3%`, `+1.71 pp` or `+0.234`."""
     if value is None:
         return "—"
-    if relative:
+    if unit == "percent":
         return f"{value * 100:+.1f}%" if abs(value) >= 0.0005 else f"{value * 100:+.2f}%"
+    if unit == "pp":
+        points = value * 100
+        if points == 0:
+            return "0 pp"
+        return f"{points:+.2f} pp" if abs(points) >= 0.005 else f"{points:+.1g} pp"
     return ("+" if value > 0 else "") + fmt_number(value)
 
 
-def fmt_interval(low: float | None, high: float | None, relative: bool) -> str:
+def fmt_interval(low: float | None, high: float | None, unit: Unit) -> str:
     if low is None or high is None:
         return "—"
-    return f"[{fmt_estimate(low, relative)}, {fmt_estimate(high, relative)}]"
+    return f"[{fmt_estimate(low, unit)}, {fmt_estimate(high, unit)}]"
 
 
 def fmt_p(value: float | None) -> str:
@@ -48,6 +100,6 @@ def fmt_share(value: float | None) -> str:
 def fmt_mean(value: float | None, kind: str) -> str:
     if value is None:
         return "—"
-    if kind in ("conversion", "retention", "funnel"):
+    if kind in PROPORTION_KINDS:
         return f"{value * 100:.2f}%"
     return fmt_number(value, 4)

@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 
 import stats
 from experiments.readout import Comparison, MetricReadout
-from pages.presentation.viewmodels import SnapshotData, fmt_estimate, fmt_interval, fmt_share, judge
+from pages.presentation.formatting import Unit, difference_unit, fmt_estimate, fmt_interval, fmt_share
+from pages.presentation.viewmodels import SnapshotData, judge
 
 __all__ = ["PowerPanel", "Recommendation", "power_panel", "recommend"]
 
@@ -57,14 +58,15 @@ class PowerPanel:
     days_more: float | None
     projected: datetime | None
     note: str
+    unit: Unit = "percent"  # what the effects read in
 
     @property
     def mde_now_text(self) -> str:
-        return fmt_estimate(self.mde_now, self.relative).lstrip("+") if self.mde_now is not None else "—"
+        return fmt_estimate(self.mde_now, self.unit).lstrip("+") if self.mde_now is not None else "—"
 
     @property
     def target_text(self) -> str:
-        return fmt_estimate(self.target_mde, self.relative).lstrip("+") if self.target_mde is not None else "—"
+        return fmt_estimate(self.target_mde, self.unit).lstrip("+") if self.target_mde is not None else "—"
 
     @property
     def users_now_text(self) -> str:
@@ -130,7 +132,7 @@ def power_panel(
     base = PowerPanel(
         metric=metric.name, relative=relative, alpha=snapshot.alpha, power=power, users_now=users, mde_now=None,
         target_mde=target_mde, users_needed=None, users_more=None, rate_per_day=rate, days_more=None,
-        projected=None, note="",
+        projected=None, note="", unit=difference_unit(metric.kind, snapshot.difference_type),
     )
     if control.stddev is None or control.mean is None or control.stddev <= 0 or len(weights) < 2 or min(weights) <= 0:
         return _replace(base, note="Not enough data on the primary metric to estimate power yet.")
@@ -184,8 +186,14 @@ def _interval_words(headline: str) -> str:
     }.get(headline, "the interval")
 
 
-def _describe(metric: MetricReadout, n: Comparison, relative: bool) -> str:
-    return f"{metric.name} {fmt_estimate(n.estimate, relative)} {fmt_interval(n.ci_low, n.ci_high, relative)}"
+def _effect(metric: MetricReadout, n: Comparison, difference_type: str) -> str:
+    """`+12.4% [+6.4%, +18.5%]`, or `+1.71 pp [...]` for an absolute difference of rates."""
+    unit = difference_unit(metric.kind, difference_type)
+    return f"{fmt_estimate(n.estimate, unit)} {fmt_interval(n.ci_low, n.ci_high, unit)}"
+
+
+def _describe(metric: MetricReadout, n: Comparison, difference_type: str) -> str:
+    return f"{metric.name} {_effect(metric, n, difference_type)}"
 
 
 def recommend(
@@ -207,9 +215,9 @@ def recommend(
     primary = snapshot.primary
     if primary is None:
         return Recommendation("inconclusive", "There is no primary metric to decide on.", ())
-    relative = snapshot.difference_type == "relative"
     headline = snapshot.headline
-    comparisons = primary.numbers(headline, snapshot.difference_type)
+    dtype = snapshot.difference_type
+    comparisons = primary.numbers(headline, dtype)
     treatments = [a.key for a in snapshot.arms[1:]] or list(comparisons)
     smallest = min((a.users for a in primary.variations), default=0)
     if smallest < snapshot.min_sample:
@@ -230,7 +238,7 @@ def recommend(
             tone, _ = judge(metric, n, alpha=snapshot.alpha)
             if tone == "bad":
                 harms.append(f"guardrail {metric.name} is worse for {label(key, key)}: "
-                             f"{fmt_estimate(n.estimate, relative)} {fmt_interval(n.ci_low, n.ci_high, relative)}")
+                             f"{_effect(metric, n, dtype)}")
     winners: list[tuple[str, Comparison]] = []
     losers: list[tuple[str, Comparison]] = []
     for key in treatments:
@@ -248,7 +256,7 @@ def recommend(
         reasons = [h[0].upper() + h[1:] + "." for h in harms]
         if winners:
             key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
-            reasons.append(f"The primary metric improved for {label(key, key)} ({_describe(primary, n, relative)}), "
+            reasons.append(f"The primary metric improved for {label(key, key)} ({_describe(primary, n, dtype)}), "
                            "but at a guardrail's expense: weigh the trade-off before shipping anything.")
         return Recommendation("rollback", "A guardrail metric got significantly worse.", tuple(reasons))
 
@@ -260,14 +268,14 @@ def recommend(
             return Recommendation(
                 "keep_running",
                 f"Promising for {label(key, key)}, but wait for the planned sample.",
-                (f"{_describe(primary, n, relative)} excludes zero now.",
+                (f"{_describe(primary, n, dtype)} excludes zero now.",
                  "This is a fixed-horizon test: stopping at the first significant look inflates false positives. "
                  f"Wait for {power.users_more:,} more users{when}, "
                  "or turn on sequential testing to decide at any time."),
                 key,
             )
         reasons = [f"{interval[0].upper() + interval[1:]} excludes zero on the primary metric: "
-                   f"{_describe(primary, n, relative)}."]
+                   f"{_describe(primary, n, dtype)}."]
         reasons.append("No guardrail harmed." if guardrails else "No guardrail metrics are configured.")
         if headline != "sequential" and status == "running" and (power is None or power.users_more is None):
             reasons.append("This is a fixed-horizon test with no planned sample on record: decide only if it has "
@@ -280,14 +288,14 @@ def recommend(
         return Recommendation("ship", f"Ship {label(key, key)}.", tuple(reasons), key)
 
     if losers and len(losers) == len(treatments):
-        reasons = [f"{label(k, k)} is significantly worse on the primary metric: {_describe(primary, n, relative)}."
+        reasons = [f"{label(k, k)} is significantly worse on the primary metric: {_describe(primary, n, dtype)}."
                    for k, n in losers]
         return Recommendation("rollback", "The change made the primary metric worse.", tuple(reasons))
 
     first = comparisons.get(treatments[0]) if treatments else None
     reasons = []
     if first is not None and first.has_interval:
-        reasons.append(f"{interval[0].upper() + interval[1:]} includes zero: {_describe(primary, first, relative)}.")
+        reasons.append(f"{interval[0].upper() + interval[1:]} includes zero: {_describe(primary, first, dtype)}.")
     if losers:
         reasons.append("Worse: " + ", ".join(label(k, k) for k, _ in losers) + ".")
     if status == "running" and (power is None or power.users_more is None or not power.reached):

@@ -25,7 +25,16 @@ from experiments.readout import (
     SliceReadout,
     VariationResult,
 )
-from pages.presentation.formatting import fmt_estimate, fmt_interval, fmt_mean, fmt_number, fmt_p, fmt_share
+from pages.presentation.formatting import (
+    Unit,
+    difference_unit,
+    fmt_estimate,
+    fmt_interval,
+    fmt_mean,
+    fmt_number,
+    fmt_p,
+    fmt_share,
+)
 
 __all__ = [
     "ResultRow",
@@ -33,6 +42,7 @@ __all__ = [
     "SnapshotData",
     "Toggles",
     "choose_toggles",
+    "difference_unit",
     "fmt_estimate",
     "fmt_interval",
     "fmt_mean",
@@ -255,6 +265,7 @@ class ResultRow:
     verdict: str  # plain words
     first_of_metric: bool
     span: int
+    unit: Unit = "percent"  # what `estimate` and `interval` are in
 
 
 def judge(metric: MetricReadout, numbers: Comparison | None, *, alpha: float, min_sample: int = 0,
@@ -285,11 +296,11 @@ def result_rows(snapshot: SnapshotData, toggles: Toggles, roles: Iterable[str]) 
     wanted = set(roles)
     names = {a.key: a.name for a in snapshot.arms}
     treatments = [a.key for a in snapshot.arms[1:]]
-    relative = toggles.difference_type == "relative"
     rows: list[ResultRow] = []
     for metric in snapshot.metrics:
         if metric.role not in wanted:
             continue
+        unit = difference_unit(metric.kind, toggles.difference_type)
         by_variation = metric.numbers(toggles.mode, toggles.difference_type)
         control = metric.variations[0] if metric.variations else None
         keys = treatments or [k for k in by_variation]
@@ -309,8 +320,8 @@ def result_rows(snapshot: SnapshotData, toggles: Toggles, roles: Iterable[str]) 
                     treatment_mean=fmt_mean(arm.mean if arm else None, metric.kind),
                     users=f"{control.users if control else 0:,} / {arm.users if arm else 0:,}",
                     numbers=numbers,
-                    estimate=fmt_estimate(numbers.estimate, relative) if ok and numbers else "—",
-                    interval=fmt_interval(numbers.ci_low, numbers.ci_high, relative) if ok and numbers else "—",
+                    estimate=fmt_estimate(numbers.estimate, unit) if ok and numbers else "—",
+                    interval=fmt_interval(numbers.ci_low, numbers.ci_high, unit) if ok and numbers else "—",
                     p_value=fmt_p(numbers.p_value) if numbers else "—",
                     p_value_adjusted=fmt_p(numbers.p_value_adjusted) if numbers else "—",
                     chance_to_win=fmt_share(numbers.chance_to_win) if numbers else "—",
@@ -321,6 +332,7 @@ def result_rows(snapshot: SnapshotData, toggles: Toggles, roles: Iterable[str]) 
                     verdict=words,
                     first_of_metric=i == 0,
                     span=len(keys),
+                    unit=unit,
                 )
             )
     return rows
@@ -350,7 +362,7 @@ def slice_rows(
     """Rows of one slice dimension for one metric. `slices` are the snapshot's slices of that
     dimension, each holding at least the chosen metric."""
     names = {a.key: a.name for a in snapshot.arms}
-    relative = snapshot.difference_type == "relative"
+    unit = difference_unit(metric.kind, snapshot.difference_type)
     treatments = [a.key for a in snapshot.arms[1:]]
     control_key = snapshot.arms[0].key if snapshot.arms else ""
     rows: list[SliceRow] = []
@@ -373,8 +385,8 @@ def slice_rows(
                     units=" / ".join(f"{u:,}" for u in units),
                     control_mean=fmt_mean(control.mean if control else None, metric.kind),
                     treatment_mean=fmt_mean(arm.mean if arm else None, metric.kind),
-                    estimate=fmt_estimate(numbers.estimate, relative) if ok and numbers else "—",
-                    interval=fmt_interval(numbers.ci_low, numbers.ci_high, relative) if ok and numbers else "—",
+                    estimate=fmt_estimate(numbers.estimate, unit) if ok and numbers else "—",
+                    interval=fmt_interval(numbers.ci_low, numbers.ci_high, unit) if ok and numbers else "—",
                     p_value=fmt_p(numbers.p_value) if numbers else "—",
                     tone=tone,
                     verdict=words,

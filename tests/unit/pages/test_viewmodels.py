@@ -13,7 +13,7 @@ import pytest
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
 from pages.presentation.recommendation import power_panel, recommend
-from pages.presentation.viewmodels import choose_toggles, fmt_estimate, parse_snapshot, result_rows
+from pages.presentation.viewmodels import choose_toggles, difference_unit, fmt_estimate, parse_snapshot, result_rows
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -159,7 +159,7 @@ def test_result_rows__both_difference_types_stored__absolute_offered() -> None:
     snap = parse_snapshot(data)
     toggles = choose_toggles(snap, cuped=True, relative=False)
     assert toggles.difference_type == "absolute" and set(toggles.types_available) == {"absolute", "relative"}
-    assert result_rows(snap, toggles, ("primary",))[0].estimate == "+0.008"
+    assert result_rows(snap, toggles, ("primary",))[0].estimate == "+0.80 pp"  # a conversion rate: percentage points
 
 
 def test_srm_explanation__plain_words() -> None:
@@ -180,21 +180,42 @@ def test_list_badges__each_problem_named() -> None:
 
 
 def test_formatting__signs_and_units() -> None:
-    assert fmt_estimate(0.1234, True) == "+12.3%"
-    assert fmt_estimate(-0.0004, True) == "-0.04%"
-    assert fmt_estimate(1234.5, False) == "+1,234"
+    assert fmt_estimate(0.1234, "percent") == "+12.3%"
+    assert fmt_estimate(-0.0004, "percent") == "-0.04%"
+    assert fmt_estimate(1234.5, "units") == "+1,234"
+
+
+@pytest.mark.parametrize(("kind", "dtype", "value", "text"), [
+    ("conversion", "absolute", 0.0171, "+1.71 pp"),
+    ("retention", "absolute", -0.004, "-0.40 pp"),
+    ("funnel", "absolute", 0.0, "0 pp"),
+    ("conversion", "relative", 0.0171, "+1.7%"),
+    ("mean", "absolute", 0.0171, "+0.0171"),
+    ("ratio", "absolute", -0.25, "-0.25"),
+])
+def test_formatting__difference_of_rates__percentage_points(kind: str, dtype: str, value: float, text: str) -> None:
+    assert fmt_estimate(value, difference_unit(kind, dtype)) == text
+
+
+def test_charts__percentage_points__ticks_and_tooltips() -> None:
+    rows = [charts.ForestRow("purchase · B", 0.0171, 0.0062, 0.028, "good")]
+    forest = charts.forest_plot(rows, unit="pp")
+    assert "purchase · B: +1.71 pp (interval +0.62 pp to +2.80 pp)" in forest
+    assert ">0 pp<" in forest and ">+1.00 pp<" in forest
+    points = [charts.TrendPoint(NOW + timedelta(days=i), 0.0171, 0.0062, 0.028) for i in range(3)]
+    assert "+1.71 pp (+0.62 pp to +2.80 pp)" in charts.trend_chart([("B", points)], unit="pp")
 
 
 def test_charts__well_formed_svg_with_escaped_text() -> None:
     rows = [charts.ForestRow("<script>x</script> · B", 0.1, 0.02, 0.18, "good", "Goal"),
             charts.ForestRow("empty", None, None, None)]
-    forest = ElementTree.fromstring(charts.forest_plot(rows, percent=True))
+    forest = ElementTree.fromstring(charts.forest_plot(rows, unit="percent"))
     assert "<script>" not in ElementTree.tostring(forest, encoding="unicode").replace("&lt;script&gt;", "")
     points = [charts.TrendPoint(NOW + timedelta(days=i), 0.05, 0.05 - 0.1 / (i + 1), 0.05 + 0.1 / (i + 1))
               for i in range(5)]
-    trend = ElementTree.fromstring(charts.trend_chart([("B & C", points)], percent=True))
+    trend = ElementTree.fromstring(charts.trend_chart([("B & C", points)], unit="percent"))
     assert trend.find("{http://www.w3.org/2000/svg}polygon") is not None
     users = ElementTree.fromstring(charts.users_chart([charts.Series("A", ((NOW, 10.0), (NOW + timedelta(1), 20.0)))]))
     assert users.attrib["class"] == "chart users-chart"
-    assert "No intervals" in charts.forest_plot([], percent=True)
+    assert "No intervals" in charts.forest_plot([], unit="percent")
     assert charts.nice_ticks(-0.013, 0.142) == [-0.05, 0.0, 0.05, 0.1, 0.15]

@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 
 from experiments.models import Experiment, ResultSnapshot
-from pages.presentation.formatting import fmt_interval
+from pages.presentation.formatting import difference_unit, fmt_interval
 from tests.integration.pages import factories
 
 
@@ -46,8 +46,9 @@ def _text(client: Client, path: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-def _expected(stored: dict[str, Any], relative: bool) -> str:
-    return fmt_interval(stored["ci_low"], stored["ci_high"], relative)
+def _expected(stored: dict[str, Any], dtype: str) -> str:
+    # purchase is a conversion metric: absolute differences read in percentage points.
+    return fmt_interval(stored["ci_low"], stored["ci_high"], difference_unit("conversion", dtype))
 
 
 @pytest.mark.parametrize(("query", "mode", "dtype"), [
@@ -61,7 +62,7 @@ def _expected(stored: dict[str, Any], relative: bool) -> str:
 def test_results_page__toggles__table_shows_the_stored_view(
     analyst_client: Client, winner: Experiment, query: str, mode: str, dtype: str
 ) -> None:
-    expected = _expected(_stored(winner, mode, dtype), dtype == "relative")
+    expected = _expected(_stored(winner, mode, dtype), dtype)
     assert _interval(analyst_client, winner, query) == expected
 
 
@@ -118,10 +119,10 @@ def test_results_page__old_snapshot__falls_back_and_says_so(analyst_client: Clie
     toggle = html.split('id="toggle-diff"')[1].split('id="toggle-showing"')[0]
     assert '<span class="disabled">Absolute</span>' in toggle
     assert _interval(analyst_client, winner, "?cuped=off&diff=absolute") == _expected(
-        _stored(winner, "sequential", "relative"), True)
+        _stored(winner, "sequential", "relative"), "relative")
     # The fixed-horizon table still switches CUPED: both were stored before.
     assert _interval(analyst_client, winner, "?analysis=fixed&cuped=off") == _expected(
-        _stored(winner, "fixed", "relative"), True)
+        _stored(winner, "fixed", "relative"), "relative")
     # The trend of the unadjusted view leaves the old readouts out, with a note.
     trend = _text(analyst_client, f"/experiments/{winner.key}/?analysis=fixed&cuped=off")
     assert "older readouts did not store this view" in trend
@@ -134,14 +135,14 @@ def test_results_page__fixed_experiment__sequential_offered(analyst_client: Clie
     toggle = html.split('id="toggle-analysis"')[1].split("</span>")[0]
     assert 'data-value="sequential"' in toggle
     assert _interval(analyst_client, experiment, "?analysis=sequential&cuped=off", "signup") == _expected(
-        _stored(experiment, "sequential_unadjusted", "relative", "signup"), True)
+        _stored(experiment, "sequential_unadjusted", "relative", "signup"), "relative")
 
 
 def test_results_page__unknown_toggle_values__default_view(analyst_client: Client, winner: Experiment) -> None:
     response = analyst_client.get(f"/experiments/{winner.key}/?analysis=bayes&cuped=maybe&diff=ratio")
     assert response.status_code == 200
     assert _interval(analyst_client, winner, "?analysis=bayes&cuped=maybe&diff=ratio") == _expected(
-        _stored(winner, "sequential", "relative"), True)
+        _stored(winner, "sequential", "relative"), "relative")
 
 
 def test_export_csv__selected_view__marked(analyst_client: Client, winner: Experiment) -> None:

@@ -46,9 +46,9 @@ def test_results_page__absolute_experiment__target_converted_with_the_control_me
     plan = factories.flat_plan("absolute-plan", history=2, extra={"target_mde": 0.1, "difference_type": "absolute"})
     experiment = factories.seed(plan)
     text = _text(analyst_client, f"/experiments/{experiment.key}/")
-    # signup converts at about 30%: a 10% relative target is about 0.03 in absolute terms.
-    found = re.search(r"Target effect (0\.0[0-9]+)", text)
-    assert found is not None and float(found.group(1)) == pytest.approx(0.03, abs=0.005)
+    # signup converts at about 30%: a 10% relative target is about 3 percentage points.
+    found = re.search(r"Target effect ([0-9.]+) pp", text)
+    assert found is not None and float(found.group(1)) == pytest.approx(3.0, abs=0.5)
 
 
 def test_results_page__no_target__says_so(analyst_client: Client, db: Any) -> None:

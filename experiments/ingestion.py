@@ -48,6 +48,9 @@ MAX_ID_LENGTH = 128
 MAX_UNIT_LENGTH = 256
 MAX_NAME_LENGTH = 100
 MAX_KEY_LENGTH = 100
+# The largest event value taken, in magnitude: far above any amount in minor units, and small
+# enough that the readout's sums of squares and products cannot overflow a float.
+MAX_EVENT_VALUE = 1e15
 
 REJECTION_CODES: dict[str, str] = {
     "invalid_item": "The item is not a JSON object.",
@@ -59,7 +62,7 @@ REJECTION_CODES: dict[str, str] = {
     "timestamp_in_future": "`timestamp` is more than 10 minutes ahead of the server clock.",
     "timestamp_too_old": "`timestamp` is more than 90 days in the past.",
     "invalid_name": f"`name` is not a string of 1 to {MAX_NAME_LENGTH} characters.",
-    "invalid_value": "`value` is not a finite number.",
+    "invalid_value": f"`value` is not a number between -{MAX_EVENT_VALUE:g} and {MAX_EVENT_VALUE:g}.",
     "invalid_properties": "`properties` or `attributes` is not a JSON object.",
     "invalid_characters": "A string of the item contains the NUL character (U+0000), which cannot be stored.",
     "unknown_experiment": "No experiment with this key in the environment.",
@@ -283,8 +286,11 @@ def _validate(
                 value = get("value")
                 if value is None:
                     value = 1.0
-                elif (type(value) is not float and type(value) is not int) or not math.isfinite(value):
-                    raise _Reject("invalid_value", "`value` must be a finite number.")
+                elif (type(value) is not float and type(value) is not int) or not -MAX_EVENT_VALUE <= value <= \
+                        MAX_EVENT_VALUE:
+                    # NaN fails the comparison too; an integer of any size compares exactly.
+                    raise _Reject("invalid_value",
+                                  f"`value` must be a number between -{MAX_EVENT_VALUE:g} and {MAX_EVENT_VALUE:g}.")
                 props = get("properties")
                 if props is not None:
                     props = _json_object(props, "properties")

@@ -125,3 +125,30 @@ def test_readout__stored_value_not_a_number__its_rows_say_so_rest_computed(
     html = client.get("/experiments/checkout-test/?slice=country&slice_metric=basket").content.decode()
     assert f"no result: the data could not be analysed ({reason})" in html
     assert "could not be computed" in html
+
+
+def test_events__value_whose_square_overflows__refused_and_readouts_go_on(
+    actor: Actor, checkout_flag: Flag, production: Environment, metrics: dict[str, Metric]
+) -> None:
+    from experiments import catalog
+    from tests.integration.experiments.conftest import post_events, sdk_client
+
+    catalog.metric_create(actor=actor, key="basket", kind="mean", event_name="purchase", window_hours=72)
+    experiment = create_experiment(actor, checkout_flag, production, ["purchase", "basket"],
+                                   slice_attributes=["country"])
+    _ingest(production, _traffic(100))
+    seen = datetime.now(tz=UTC) - timedelta(hours=1)
+    huge = [{"id": f"h{k}", "type": "event", "unit_id": "u0", "name": "purchase", "value": value,
+             "timestamp": seen.isoformat()} for k, value in enumerate((1e200, -1e16))]
+    fine = {"id": "ok", "type": "event", "unit_id": "u1", "name": "purchase", "value": 1e15,
+            "timestamp": seen.isoformat()}
+
+    response = post_events(sdk_client(production), [*huge, fine])
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(0, "invalid_value"), (1, "invalid_value")]
+    assert "1e+15" in body["rejected"][0]["message"]
+    assert body["accepted"] == 1
+    snapshot = services.readout_run(experiment_id=experiment.pk)
+    assert snapshot is not None and snapshot.status == ResultSnapshot.Status.SUCCESS, snapshot and snapshot.error

@@ -172,6 +172,8 @@ class ExperimentOutput(serializers.Serializer[Any]):
     seed = serializers.CharField()
     coverage = serializers.FloatField()
     condition = serializers.JSONField()
+    segments = serializers.ListField(child=serializers.CharField(),
+                                     help_text="Keys of saved segments a unit must all be in to enter.")
     layer = serializers.CharField(allow_null=True)
     range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     holdout = serializers.CharField(allow_null=True)
@@ -215,6 +217,8 @@ class _ExperimentFields(serializers.Serializer[Any]):
     seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
     coverage = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     condition = serializers.JSONField(required=False)
+    segments = serializers.ListField(child=serializers.CharField(max_length=100), required=False,
+                                     help_text="Keys of saved segments a unit must all be in to enter.")
     layer = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
     range_start = serializers.FloatField(required=False, allow_null=True)
     range_end = serializers.FloatField(required=False, allow_null=True)

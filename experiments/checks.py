@@ -16,7 +16,7 @@ from base.keys import Errors
 from experiments.models import Experiment, ExperimentMetric, Metric
 from experiments.validation import tags_errors, target_mde_errors
 from flags.engine import validation
-from flags.models import Flag
+from flags.models import Flag, Segment
 from traffic.assignment.allocation import range_errors
 from traffic.models import Holdout, Layer
 
@@ -81,6 +81,8 @@ def check_settings(data: Mapping[str, Any], errors: Errors) -> None:
         add_error(errors, "coverage", "Coverage must be a number between 0 and 1.")
     if "condition" in data:
         errors.update(validation.check_condition(data["condition"] or {}))
+    if "segments" in data:
+        _check_segments(data["segments"], errors)
     if "hash_attribute" in data and (not isinstance(data["hash_attribute"], str) or not data["hash_attribute"]):
         add_error(errors, "hash_attribute", "Name the attribute units are hashed by (for example 'id').")
     if "alpha" in data and (not is_number(data["alpha"]) or not 0.001 <= data["alpha"] <= 0.5):
@@ -119,6 +121,21 @@ def check_settings(data: Mapping[str, Any], errors: Errors) -> None:
                 add_error(errors, "range_start", message)
             if end - start <= 0:
                 add_error(errors, "range_end", "The range must not be empty.")
+
+
+def _check_segments(segments: Any, errors: Errors) -> None:
+    """Keys of saved segments, each once, all known."""
+    if segments is None:
+        return
+    if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
+        add_error(errors, "segments", "Give a list of segment keys.")
+        return
+    if len(set(segments)) != len(segments):
+        add_error(errors, "segments", "A segment is listed twice.")
+    known = set(Segment.objects.filter(key__in=segments).values_list("key", flat=True))
+    for key in segments:
+        if key not in known:
+            add_error(errors, "segments", f"Unknown segment '{key}'.")
 
 
 def resolve_key(model: type[Layer] | type[Holdout], key: Any, field: str, errors: Errors) -> Any:

@@ -47,6 +47,7 @@ def phase_document(phase: Phase) -> dict[str, Any]:
         "weights": list(phase.weights),
         "coverage": phase.coverage,
         "condition": phase.condition,
+        "segments": list(phase.segments or []),
         "reason": phase.reason,
     }
 
@@ -75,6 +76,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
         "seed": experiment.seed or experiment.key,
         "coverage": experiment.coverage,
         "condition": experiment.condition,
+        "segments": list(experiment.segments or []),
         "layer": experiment.layer.key if experiment.layer else None,
         "range": (
             [experiment.range_start, experiment.range_end]

@@ -37,16 +37,16 @@ from traffic.assignment.allocation import find_overlaps
 from traffic.models import Holdout, Layer
 
 EXPERIMENT_FIELDS = (
-    "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "layer",
-    "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning", "cuped",
-    "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "variations", "metrics",
+    "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "segments",
+    "layer", "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning",
+    "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "variations", "metrics",
     "target_mde", "tags",
 )
 # Fields a running experiment may change; the assignment fields start a new phase.
 RUNNING_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "variations", "coverage", "condition", "holdout", "target_mde", "tags",
+    "variations", "coverage", "condition", "segments", "holdout", "target_mde", "tags",
 })
 ANALYSIS_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
@@ -118,8 +118,9 @@ def experiment_create(
     raise_if(errors, "The experiment is not valid.")
     if Experiment.objects.filter(key=key).exists():
         raise Conflict(f"Experiment '{key}' already exists.", code="duplicate_key")
-    if fields.get("condition") is None:
-        fields.pop("condition", None)
+    for field in ("condition", "segments"):
+        if fields.get(field) is None:
+            fields.pop(field, None)
     try:
         experiment = Experiment.objects.create(
             key=key, flag=flag, environment=environment, layer=layer, holdout=holdout, **fields
@@ -135,6 +136,8 @@ def _assignment_changed(experiment: Experiment, changes: Mapping[str, Any]) -> b
     if "coverage" in changes and float(changes["coverage"]) != experiment.coverage:
         return True
     if "condition" in changes and (changes["condition"] or {}) != (experiment.condition or {}):
+        return True
+    if "segments" in changes and list(changes["segments"] or []) != list(experiment.segments or []):
         return True
     if "holdout" in changes and changes["holdout"] != experiment.holdout:
         return True
@@ -204,6 +207,8 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     changes.pop("metrics", None)
     if "condition" in changes and changes["condition"] is None:
         changes["condition"] = {}
+    if "segments" in changes:
+        changes["segments"] = list(changes["segments"] or [])
     for field, value in changes.items():
         setattr(experiment, field, value)
     experiment.flag = flag
@@ -223,6 +228,7 @@ def _rule_fields(experiment: Experiment, phase_number: int) -> dict[str, Any]:
         "kind": Rule.Kind.EXPERIMENT,
         "description": f"Experiment {experiment.key}",
         "condition": experiment.condition or {},
+        "segments": list(experiment.segments or []),
         "coverage": experiment.coverage,
         "hash_attribute": experiment.hash_attribute,
         "seed": experiment.seed or experiment.key,
@@ -250,7 +256,7 @@ def _next_phase(actor: Actor, experiment: Experiment, *, reason: str) -> Phase:
     phase = Phase.objects.create(
         experiment=experiment, number=number, started_at=now,
         weights=[v.weight for v in experiment.variations.all()], coverage=experiment.coverage,
-        condition=experiment.condition or {}, reason=reason,
+        condition=experiment.condition or {}, segments=list(experiment.segments or []), reason=reason,
     )
     rule = Rule.objects.filter(uid=experiment.rule_uid).first() if experiment.rule_uid else None
     if rule is not None:

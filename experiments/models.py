@@ -102,6 +102,8 @@ class Experiment(models.Model):
     seed = models.CharField(max_length=100, blank=True, default="")
     coverage = models.FloatField(default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     condition = models.JSONField(default=dict, blank=True)
+    # Keys of saved segments a unit must be in to enter (as a flag rule's segments).
+    segments = models.JSONField(default=list, blank=True)
     layer = models.ForeignKey(Layer, on_delete=models.PROTECT, null=True, blank=True, related_name="experiments")
     range_start = models.FloatField(null=True, blank=True)
     range_end = models.FloatField(null=True, blank=True)
@@ -192,6 +194,7 @@ class Phase(models.Model):
     weights = models.JSONField(default=list)
     coverage = models.FloatField(default=1.0)
     condition = models.JSONField(default=dict, blank=True)
+    segments = models.JSONField(default=list, blank=True)
     reason = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:

@@ -17,12 +17,17 @@ from django import forms
 from django.utils import timezone
 
 from config.errors import ApplicationError, error_path_label
+from flags import selectors as flag_selectors
+from flags.condition_widget import ConditionBuilderWidget
+from flags.engine.builder import builder_catalog
 
 PERCENTS_RE = re.compile(r"^\s*\d+(\.\d+)?\s*%?\s*(,\s*\d+(\.\d+)?\s*%?\s*)*$")
 CONDITION_HELP = (
-    'Who can enter, as a JSON condition on context attributes, e.g. {"country": {"$in": ["DE", "FR"]}}. '
-    "Leave empty for everyone."
+    "Who can enter: pick attributes, comparisons and values, or write the condition as JSON, e.g. "
+    '{"country": {"$in": ["DE", "FR"]}}. An attribute nobody defined works too, with a warning. '
+    "Empty: everyone."
 )
+SEGMENTS_HELP = "Only units in every selected saved segment (and matching the targeting above)."
 
 
 def place_service_errors(form: forms.Form, error: ApplicationError) -> None:
@@ -50,6 +55,12 @@ class JSONObjectField(forms.CharField):
         kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}))
         super().__init__(**kwargs)
 
+    def prepare_value(self, value: Any) -> Any:
+        # An answer kept as an object (a step of the guided creation) is shown as JSON again.
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
+        return value
+
     def clean(self, value: Any) -> Any:
         text = super().clean(value)
         if not text or not str(text).strip():
@@ -63,6 +74,32 @@ class JSONObjectField(forms.CharField):
         if not isinstance(parsed, dict):
             raise forms.ValidationError("Give a JSON object, for example {\"country\": \"DE\"}.")
         return parsed
+
+
+class ConditionField(JSONObjectField):
+    """A targeting condition, with the condition builder around its JSON."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Targeting (optional)")
+        kwargs.setdefault("help_text", CONDITION_HELP)
+        kwargs.setdefault("widget", ConditionBuilderWidget())
+        super().__init__(**kwargs)
+
+
+def segments_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Saved segments",
+                                     help_text=SEGMENTS_HELP)
+
+
+def targeting_choices(form: forms.Form) -> None:
+    """The attribute definitions for the form's condition builder and the segments to pick from."""
+    widget = form.fields["condition"].widget
+    if isinstance(widget, ConditionBuilderWidget):
+        widget.catalog = builder_catalog(flag_selectors.attribute_specs())
+    segments = form.fields.get("segments")
+    if isinstance(segments, forms.MultipleChoiceField):
+        segments.choices = [(s.key, f"{s.name} ({s.key})" if s.name and s.name != s.key else s.key)
+                            for s in flag_selectors.segment_list()]
 
 
 def parse_percents(text: str) -> list[float]:
@@ -110,10 +147,12 @@ class RampForm(forms.Form):
         initial="bottom",
         help_text="Rules are read in order; the first that matches a unit serves it.",
     )
-    condition = JSONObjectField(label="Targeting (optional)", help_text=CONDITION_HELP)
+    condition = ConditionField()
+    segments = segments_field()
 
     def __init__(self, *args: Any, environments: Iterable[str], variants: Iterable[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        targeting_choices(self)
         env_field = self.fields["environment"]
         variant_field = self.fields["variant"]
         assert isinstance(env_field, forms.ChoiceField) and isinstance(variant_field, forms.ChoiceField)

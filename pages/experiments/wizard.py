@@ -25,10 +25,12 @@ from experiments import services
 from experiments.models import Experiment, Metric
 from experiments.validation import normalize_tags, tags_errors
 from flags import selectors as flag_selectors
+from flags.engine.builder import condition_warnings
+from flags.engine.describe import describe_condition
 from flags.models import Flag, FlagState
 from pages.access import can, page_actor, permission_required
 from pages.experiments.views import page_context
-from pages.forms import CONDITION_HELP, JSONObjectField, parse_weights, place_service_errors
+from pages.forms import ConditionField, parse_weights, place_service_errors, segments_field, targeting_choices
 from pages.presentation.planning import Plan, PlanInput, plan_experiment
 
 SESSION_KEY = "experiment_wizard"
@@ -106,11 +108,13 @@ class SplitForm(forms.Form):
         min_value=0.1, max_value=100, initial=100,
         help_text="Percent of eligible users who enter the experiment; the rest get the flag's default.",
     )
-    condition = JSONObjectField(label="Targeting (optional)", help_text=CONDITION_HELP)
+    condition = ConditionField()
+    segments = segments_field()
     hash_attribute = forms.CharField(initial="id", help_text="Users are split by this attribute (usually 'id').")
 
     def __init__(self, *args: Any, variants: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        targeting_choices(self)
         for name in ("control", "treatments"):
             field = self.fields[name]
             assert isinstance(field, forms.ChoiceField)
@@ -425,8 +429,16 @@ def _review(request: HttpRequest, answers: dict[str, Any]) -> HttpResponse:
         "experiments/wizard_review.html",
         page_context(request, steps=_step_states("review", answers), answers=answers, plan=estimate, error=error,
                      can_start=can(request, Action.EXPERIMENT_START), flag_off=_flag_off(answers),
-                     metric_labels=_metric_labels(answers)),
+                     metric_labels=_metric_labels(answers), targeting=_targeting_words(answers),
+                     targeting_warnings=condition_warnings((answers.get("split") or {}).get("condition") or {},
+                                                           flag_selectors.attribute_specs())),
     )
+
+
+def _targeting_words(answers: Mapping[str, Any]) -> str:
+    """Who may enter, in words: "everyone", "in segment eu-customers and plan is one of pro, business"."""
+    split = answers.get("split") or {}
+    return describe_condition(split.get("condition") or {}, segments=split.get("segments") or ())
 
 
 def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Plan | None,
@@ -445,6 +457,7 @@ def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Plan | N
         "description": _description(answers, estimate),
         "coverage": float(split["coverage"]) / 100,
         "condition": split.get("condition") or {},
+        "segments": list(split.get("segments") or []),
         "hash_attribute": split.get("hash_attribute") or "id",
         "sequential": bool(metrics.get("sequential")),
         "cuped": bool(metrics.get("cuped")),

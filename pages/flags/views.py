@@ -188,6 +188,7 @@ def ramp_new(request: HttpRequest, key: str) -> HttpResponse:
                 variant=form.cleaned_data["variant"],
                 steps=steps,
                 condition=form.cleaned_data["condition"],
+                segments=form.cleaned_data["segments"],
                 position=0 if form.cleaned_data["position"] == "top" else None,
             )
         except ApplicationError as exc:

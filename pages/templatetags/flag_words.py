@@ -6,6 +6,7 @@ Python's `False`) and rules, conditions and prerequisites in words.
     {{ rule|rule_words }}                 forced to on when plan is pro
     {{ condition|condition_words }}       country is one of DE, FR
     {{ prerequisite|prerequisite_words }} new-checkout is on
+    {{ experiment|targeting_words }}      in segment eu-customers and plan is pro
 
 `rule_words` takes a rule row or a rule's document (`flags.documents.rule_document`'s shape; a
 guided creation's split works too: kind, variations, weights, coverage, condition).
@@ -39,6 +40,13 @@ def rule_words(rule: Rule | Mapping[str, Any]) -> str:
 @register.filter
 def condition_words(condition: Any) -> str:
     return describe_condition(condition)
+
+
+@register.filter
+def targeting_words(target: Any) -> str:
+    """Who an experiment (anything with `condition` and `segments`) lets in: "everyone" or words."""
+    segments = getattr(target, "segments", None) or ()
+    return describe_condition(getattr(target, "condition", None) or {}, segments=segments)
 
 
 @register.filter

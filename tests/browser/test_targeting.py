@@ -24,6 +24,7 @@ from serving.ratelimit import limiter
 from serving.snapshots import store
 from serving.usage import recorder as usage
 from tests.browser.chromium import chromium
+from tests.integration.pages import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -267,3 +268,84 @@ def test_builder__unknown_attribute_and_value_outside_the_list__warned_and_saved
     page.wait_for_url("**/admin/flags/segment/")
     assert Segment.objects.get(key="odd-ones").condition == {"browser": "firefox"}
     assert browser.errors == []
+
+
+def test_pages__ramp_and_guided_creation_built_with_rows_and_segments__served_through_ofrep(
+    browser: Browser,
+) -> None:
+    User.objects.create_superuser("pm", "pm@example.com", PASSWORD)
+    production = services.environment_create(actor=Actor.system(), key="production")
+    define_attributes()
+    services.segment_create(actor=Actor.system(), key="eu-customers", name="EU customers",
+                            condition={"country": {"$in": EU}})
+    factories.ensure_metrics([factories.MetricPlan("purchase", "conversion")])
+    flag = services.flag_create(actor=Actor.system(), key="new-search")
+    services.flag_state_update(actor=Actor.system(), flag=flag, environment=production, enabled=True)
+    page = browser.page
+    browser.login("pm", "/flags/new-search/ramps/new")
+
+    # A ramp to business customers or anyone in NL, straight to 100%.
+    page.fill("input[name=percents]", "100")
+    builder = page.locator("[data-condition-builder]")
+    builder.locator(".cb-match").select_option("any")
+    builder.locator(".cb-add").click()
+    row = builder.locator(".cb-rows > li").nth(0)
+    row.locator(".cb-attribute").select_option("plan")
+    row.locator(".cb-operator").select_option("$eq")
+    row.locator("select.cb-value").select_option("business")
+    builder.locator(".cb-add").click()
+    row = builder.locator(".cb-rows > li").nth(1)
+    row.locator(".cb-attribute").select_option("country")
+    row.locator(".cb-operator").select_option("$eq")
+    row.locator("select.cb-value").select_option("NL")
+    page.click("#ramp-form button[type=submit]")
+    page.wait_for_url("**/flags/new-search/")
+    rule = Rule.objects.get(state__flag=flag)
+    assert rule.condition == {"$or": [{"plan": "business"}, {"country": "NL"}]}
+    key = Environment.objects.get(pk=production.pk).client_key
+    served = ofrep_values(browser.base, key, "new-search", [
+        {"targetingKey": "a", "plan": "business", "country": "US"}, {"targetingKey": "b", "country": "NL"},
+        {"targetingKey": "c", "plan": "free", "country": "US"}])
+    assert served == [True, True, False]
+
+    # An experiment for pro customers in the EU segment, through the guided creation.
+    page.goto(f"{browser.base}/experiments/new/basics/?restart=1")
+    page.fill("input[name=key]", "eu-pro-checkout")
+    page.fill("textarea[name=hypothesis]", "A one-page checkout lifts purchases by 5% because it is shorter.")
+    page.select_option("select[name=environment]", "production")
+    page.click("#wizard-next")
+    page.wait_for_url("**/new/flag/")
+    page.fill("input[name=new_flag]", "eu-pro-checkout")
+    page.click("#wizard-next")
+    page.wait_for_url("**/new/split/")
+    page.select_option("select[name=control]", "off")
+    page.check("input[name=treatments][value=on]")
+    builder = page.locator("[data-condition-builder]")
+    builder.locator(".cb-add").click()
+    row = builder.locator(".cb-rows > li").nth(0)
+    row.locator(".cb-attribute").select_option("plan")
+    row.locator(".cb-operator").select_option("$in")
+    row.locator("input[type=checkbox][value=pro]").check()
+    page.check("input[name=segments][value=eu-customers]")
+    page.click("#wizard-next")
+    page.wait_for_url("**/new/metrics/")
+    page.select_option("select[name=primary]", "purchase")
+    page.click("#wizard-next")
+    page.wait_for_url("**/new/power/")
+    page.fill("input[name=mde]", "5")
+    page.fill("input[name=baseline]", "12")
+    page.fill("input[name=daily_users]", "3000")
+    page.click("#wizard-next")
+    page.wait_for_url("**/new/review/")
+    assert page.inner_text("#review-targeting").startswith("In segment eu-customers and plan is pro")
+    page.click("#create-start")
+    page.wait_for_url("**/experiments/eu-pro-checkout/")
+    assert browser.errors == []
+
+    inside = ofrep_values(browser.base, key, "eu-pro-checkout",
+                          [{"targetingKey": f"in-{i}", "plan": "pro", "country": "DE"} for i in range(200)])
+    outside = ofrep_values(browser.base, key, "eu-pro-checkout",
+                           [{"targetingKey": f"out-{i}", "plan": "pro", "country": "US"} for i in range(50)]
+                           + [{"targetingKey": f"free-{i}", "plan": "free", "country": "FR"} for i in range(50)])
+    assert 0.4 < sum(inside) / len(inside) < 0.6
+    assert set(outside) == {False}

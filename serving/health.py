@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, JsonResponse
 
+from serving.ratelimit import limiter
+
 DATABASE_CHECK_SECONDS = 2.0
 # One thread: while a check hangs on a silent network, the next ones queue and time out too.
 _database_checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz-database")
@@ -72,6 +74,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
     broker_ok, broker_detail = _broker_ok()
     evaluation_ok, evaluation = _evaluation_ok()
     checks: dict[str, Any] = {"database": db_detail, "broker": broker_detail}
+    # Informational: without Redis the limits fail open, which does not make the service unready.
+    checks["rate_limits"] = limiter.status(probe=True)
     ready = db_ok and broker_ok and evaluation_ok
     body = {"status": "ready" if ready else "degraded", "checks": checks, "evaluation": evaluation}
     return JsonResponse(body, status=200 if ready else 503)

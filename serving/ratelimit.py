@@ -1,49 +1,178 @@
-"""Per-key token buckets for the SDK endpoints.
+"""Per-key rate limits of the SDK endpoints, shared by every process and replica.
 
-Each SDK key has a bucket holding up to ``RATE_LIMIT_BURST`` tokens, refilled at
-``RATE_LIMIT_PER_SECOND``; a request takes one token or is refused with the whole seconds
-until one is back (the ``Retry-After`` of a 429). Buckets live in the worker process, so the
-limit a key sees across a server is the per-process rate times the number of workers; that
-keeps the check free of network round trips. Only known keys get a bucket, so memory is
-bounded by the number of environments.
+Every SDK endpoint (OFREP single and bulk, `/api/v1/evaluate`, the GrowthBook payload, the events
+API) takes one request from its key's limit in `serving.request.authenticate`. A key (an
+environment's client key or its server key) may make `RATE_LIMIT_PER_SECOND` requests per second
+on average with bursts up to `RATE_LIMIT_BURST`: the `limits` library counts, in a window of
+`ceil(burst / rate)` seconds (at least 1), up to `round(rate × window)` requests (at least 1),
+with the strategy `RATE_LIMIT_STRATEGY` (default the sliding window counter, one Redis script
+call per request). A request over the limit is refused with the whole seconds until the window
+frees one (the `Retry-After` of a 429).
+
+The counters live in `RATE_LIMIT_STORAGE_URL` (default `REDIS_URL`, itself defaulting to a
+Redis broker's URL), under keys prefixed with `RATE_LIMIT_KEY_PREFIX` and named by environment
+id and key kind (never by the secret key itself), so every worker process and replica counts
+against the same limit. Without Redis (`memory://`) each process counts on its own.
+
+When Redis cannot be reached within `RATE_LIMIT_REDIS_TIMEOUT` seconds the limiter fails open:
+requests are served without a limit, the failure is logged once, Redis is tried again after
+`RATE_LIMIT_RETRY_INTERVAL` seconds, and `/readyz` reports it (`checks.rate_limits`) without
+declaring the service unready.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
+import redis
 from django.conf import settings
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-__all__ = ["TokenBucketLimiter", "limiter"]
+__all__ = ["STRATEGIES", "SharedRateLimiter", "limit_item", "limiter"]
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES: dict[str, type[RateLimiter]] = {
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+    "fixed-window": FixedWindowRateLimiter,
+    "moving-window": MovingWindowRateLimiter,
+}
 
 
-class TokenBucketLimiter:
+@lru_cache(maxsize=64)
+def limit_item(rate: float, burst: float) -> RateLimitItem:
+    """The counted limit for an average `rate` per second and a `burst`."""
+    window = max(1, math.ceil(max(1.0, burst) / rate))
+    return RateLimitItemPerSecond(max(1, round(rate * window)), window)
+
+
+@dataclass(frozen=True)
+class _Config:
+    url: str
+    prefix: str
+    strategy: str
+    timeout: float
+
+
+def _config() -> _Config:
+    strategy = str(settings.RATE_LIMIT_STRATEGY)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"RATE_LIMIT_STRATEGY must be one of {', '.join(STRATEGIES)}, not {strategy!r}.")
+    return _Config(url=str(settings.RATE_LIMIT_STORAGE_URL), prefix=str(settings.RATE_LIMIT_KEY_PREFIX),
+                   strategy=strategy, timeout=float(settings.RATE_LIMIT_REDIS_TIMEOUT))
+
+
+def _storage(config: _Config) -> Storage:
+    if config.url.startswith("memory://"):
+        return MemoryStorage(config.url)
+    # Short timeouts and no retries: a request never waits long on the limiter.
+    pool = redis.ConnectionPool.from_url(
+        config.url, socket_connect_timeout=config.timeout, socket_timeout=config.timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return RedisStorage(config.url, connection_pool=pool, key_prefix=config.prefix, wrap_exceptions=True)
+
+
+class SharedRateLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # key -> (tokens, last refill on the monotonic clock)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._built: tuple[_Config, Storage, RateLimiter] | None = None
+        self._down_until = 0.0  # monotonic time before which Redis is not tried again
+        self._down_since: float | None = None  # wall-clock time of the first failure in a row
+        self._error = ""
+
+    def _limiter(self) -> tuple[_Config, Storage, RateLimiter]:
+        config = _config()
+        built = self._built
+        if built is None or built[0] != config:
+            with self._lock:
+                built = self._built
+                if built is None or built[0] != config:
+                    storage = _storage(config)
+                    built = (config, storage, STRATEGIES[config.strategy](storage))
+                    self._built = built
+        return built
 
     def take(self, key: str, *, rate: float | None = None, burst: float | None = None) -> int:
-        """Take one token for ``key``: 0 when allowed, else the seconds to wait (at least 1)."""
+        """Count one request for `key`: 0 when allowed, else the seconds to wait (at least 1)."""
         rate = float(settings.RATE_LIMIT_PER_SECOND) if rate is None else rate
         if rate <= 0:
             return 0
-        capacity = max(1.0, float(settings.RATE_LIMIT_BURST) if burst is None else burst)
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (capacity, now))
-            tokens = min(capacity, tokens + (now - last) * rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
+        item = limit_item(rate, float(settings.RATE_LIMIT_BURST) if burst is None else burst)
+        if self._down_until and time.monotonic() < self._down_until:
+            return 0  # fail open until the next try
+        _, _, strategy = self._limiter()
+        try:
+            if strategy.hit(item, key):
+                self._up()
                 return 0
-            self._buckets[key] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / rate))
+            stats = strategy.get_window_stats(item, key)
+        except StorageError as exc:
+            self._down(exc.storage_error)
+            return 0
+        self._up()
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def _up(self) -> None:
+        if self._down_until:
+            logger.warning("Rate limits are counted again after %.1f s without them.",
+                           time.time() - (self._down_since or time.time()))
+            self._down_until = 0.0
+            self._down_since = None
+            self._error = ""
+
+    def _down(self, exc: Exception) -> None:
+        if self._down_since is None:
+            self._down_since = time.time()
+            logger.error("Rate limit storage unreachable (%s): SDK requests are served without rate limits "
+                         "until it answers again.", type(exc).__name__)
+        self._error = type(exc).__name__
+        self._down_until = time.monotonic() + float(settings.RATE_LIMIT_RETRY_INTERVAL)
+
+    def status(self, *, probe: bool = False) -> dict[str, Any]:
+        """What `/readyz` shows: `state` is `shared` (counted in Redis), `per_process` (memory
+        storage), `off` (RATE_LIMIT_PER_SECOND=0) or `unavailable` (Redis unreachable: requests
+        are not limited). `probe` pings Redis first."""
+        if float(settings.RATE_LIMIT_PER_SECOND) <= 0:
+            return {"state": "off"}
+        config, storage, _ = self._limiter()
+        if isinstance(storage, MemoryStorage):
+            return {"state": "per_process", "strategy": config.strategy}
+        if probe:
+            if storage.check():
+                self._up()
+            else:
+                self._down(ConnectionError("no answer to PING"))
+        if self._down_since is not None:
+            return {"state": "unavailable", "fail_open": True, "error": self._error,
+                    "since": round(self._down_since, 3), "strategy": config.strategy}
+        return {"state": "shared", "strategy": config.strategy}
 
     def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
+        """Forget every counter under this service's key prefix (tests) and any failure."""
+        _, storage, _ = self._limiter()
+        with contextlib.suppress(StorageError):
+            storage.reset()
+        self._down_until = 0.0
+        self._down_since = None
+        self._error = ""
 
 
-limiter = TokenBucketLimiter()
+limiter = SharedRateLimiter()

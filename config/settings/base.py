@@ -194,6 +194,11 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Redis for what the processes share (the SDK rate limits); by default the broker's, when the
+# broker is Redis. Empty without Redis.
+REDIS_URL = env_str("REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+
 # Serving (flag evaluation for SDKs): see docs/sdk.md.
 # Compiled snapshots of each environment are kept per process and written here, so that a
 # process started while PostgreSQL is down can still answer; buffered exposures wait here too.
@@ -210,9 +215,20 @@ SNAPSHOT_COLD_START_TIMEOUT = float(env_str("SNAPSHOT_COLD_START_TIMEOUT", "3.0"
 # silent partition): /readyz says degraded and the events API answers 503 at once.
 SNAPSHOT_STALE_AFTER = float(env_str("SNAPSHOT_STALE_AFTER", "5.0"))
 SNAPSHOT_RETRY_INTERVAL = float(env_str("SNAPSHOT_RETRY_INTERVAL", "5.0"))  # seconds between retries when down
-# Per SDK key and per worker process: a token bucket refilled at this rate, holding up to the burst.
-RATE_LIMIT_PER_SECOND = float(env_str("RATE_LIMIT_PER_SECOND", "1000.0"))  # 0 turns the limit off
+# Rate limits per SDK key, counted in Redis and so shared by every process and replica
+# (serving/ratelimit.py, docs/sdk.md "Rate limits"): on average RATE_LIMIT_PER_SECOND requests
+# per second, bursts up to RATE_LIMIT_BURST. 0 turns the limits off.
+RATE_LIMIT_PER_SECOND = float(env_str("RATE_LIMIT_PER_SECOND", "1000.0"))
 RATE_LIMIT_BURST = env_int("RATE_LIMIT_BURST", 2000)
+# "sliding-window-counter" (default), "fixed-window" or "moving-window" (the `limits` strategies).
+RATE_LIMIT_STRATEGY = env_str("RATE_LIMIT_STRATEGY", "sliding-window-counter")
+# Where the counters live: REDIS_URL by default; "memory://" counts in each process on its own.
+RATE_LIMIT_STORAGE_URL = env_str("RATE_LIMIT_STORAGE_URL", REDIS_URL or "memory://")
+RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "splitbase-ratelimit")
+# Redis answering slower than this counts as unreachable: requests are then served without a
+# limit (fail open, reported by /readyz) and Redis is tried again after the retry interval.
+RATE_LIMIT_REDIS_TIMEOUT = float(env_str("RATE_LIMIT_REDIS_TIMEOUT", "0.1"))
+RATE_LIMIT_RETRY_INTERVAL = float(env_str("RATE_LIMIT_RETRY_INTERVAL", "5.0"))
 SDK_MAX_BODY_BYTES = env_int("SDK_MAX_BODY_BYTES", 65_536)  # larger evaluation requests get 413
 SDK_MAX_FLAGS_PER_REQUEST = env_int("SDK_MAX_FLAGS_PER_REQUEST", 1000)
 SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-age of the SDK payload
@@ -224,7 +240,6 @@ EXPOSURE_BUFFER_MAX = env_int("EXPOSURE_BUFFER_MAX", 10_000)
 # and interval, never one per request). 0 disables the thread (tests).
 EVALUATION_FLUSH_INTERVAL = float(env_str("EVALUATION_FLUSH_INTERVAL", "60"))
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,8 +1,11 @@
 """Test settings: the same as production except for a fixed key and fast hashing."""
 
 import os
+import secrets
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
+# Rate-limit counters of this test run (and of the servers it starts) under keys of its own.
+os.environ.setdefault("RATE_LIMIT_KEY_PREFIX", f"splitbase-test-{os.getpid()}-{secrets.token_hex(4)}")
 
 from config.settings.base import *  # noqa: F403
 

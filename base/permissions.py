@@ -59,6 +59,11 @@ class Action(StrEnum):
     EXPERIMENT_STOP = "experiment.stop"
     EXPERIMENT_ARCHIVE = "experiment.archive"
     EXPERIMENT_REFRESH = "experiment.refresh"
+    DATA_SOURCE_VIEW = "data_source.view"
+    DATA_SOURCE_CREATE = "data_source.create"
+    DATA_SOURCE_CHANGE = "data_source.change"
+    DATA_SOURCE_DELETE = "data_source.delete"
+    DATA_SOURCE_TEST = "data_source.test"
     METRIC_VIEW = "metric.view"
     METRIC_CREATE = "metric.create"
     METRIC_CHANGE = "metric.change"
@@ -129,6 +134,13 @@ RULES: dict[Action, Rule] = {
     Action.EXPERIMENT_STOP: _needs("stop experiments", "experiments.change_experiment"),
     Action.EXPERIMENT_ARCHIVE: _needs("archive experiments", "experiments.change_experiment"),
     Action.EXPERIMENT_REFRESH: _needs("refresh experiment results", "experiments.change_experiment"),
+    Action.DATA_SOURCE_VIEW: _view("data sources", "experiments", "datasource"),
+    Action.DATA_SOURCE_CREATE: _needs("add data sources", "experiments.add_datasource"),
+    Action.DATA_SOURCE_CHANGE: _needs("change data sources", "experiments.change_datasource"),
+    Action.DATA_SOURCE_DELETE: _needs("delete data sources", "experiments.delete_datasource"),
+    # A test connects and runs the queries: it costs the warehouse, so it takes the right to change.
+    Action.DATA_SOURCE_TEST: _needs("test data sources (connect and run their queries)",
+                                    "experiments.change_datasource"),
     Action.METRIC_VIEW: _view("metrics", "experiments", "metric"),
     Action.METRIC_CREATE: _needs("create metrics", "experiments.add_metric"),
     Action.METRIC_CHANGE: _needs("change metrics", "experiments.change_metric"),

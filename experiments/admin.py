@@ -34,6 +34,7 @@ from base.admin_base import (
 from base.models import Environment
 from base.permissions import Action, require
 from config.errors import ApplicationError
+from experiments import data_source_admin as _data_source_admin  # noqa: F401 - registers the data source admin
 from experiments import selectors, services
 from experiments import traffic_admin as _traffic_admin  # noqa: F401 - registers the layer and holdout admin
 from experiments.catalog import METRIC_FIELDS
@@ -188,7 +189,7 @@ class ExperimentForm(ServiceModelForm):
         fields = ("key", "name", "hypothesis", "description", "owner", "environment", "flag", "hash_attribute",
                   "seed", "coverage", "condition", "layer", "range_start", "range_end", "holdout", "alpha",
                   "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
-                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde", "tags")
+                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde", "tags", "data_source")
         labels = {"target_mde": "Target MDE"}
         help_texts = {
             "seed": "Leave empty to use the key.",
@@ -197,6 +198,7 @@ class ExperimentForm(ServiceModelForm):
             "condition": 'Targeting: who may enter, e.g. {"country": {"$in": ["US", "CA"]}}.',
             "range_start": "With a layer: the part of the layer's hash space this experiment owns.",
             "slice_attributes": 'Exposure attributes to slice results by, e.g. ["country", "platform"].',
+            "data_source": "Where the readouts read exposures and events; empty: the service's own events.",
             "sequential": "Always-valid results: safe to look at any time, at the cost of wider intervals.",
             "cuped": "Reduce variance with each unit's metric values before its exposure.",
             "target_mde": "Smallest relative effect on the primary metric worth acting on: 0.05 for +5%. "
@@ -206,7 +208,7 @@ class ExperimentForm(ServiceModelForm):
 
 ASSIGNMENT_LOCKED = ("key", "environment", "flag", "hash_attribute", "seed", "layer", "range_start", "range_end")
 SETTINGS_FIELDS = ("alpha", "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
-                   "correction", "min_sample_per_arm", "slice_attributes")
+                   "correction", "min_sample_per_arm", "slice_attributes", "data_source")
 
 
 def _pct(value: float | None) -> str:

@@ -6,6 +6,7 @@ management API (bearer token with read or write scope, or a staff session).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -21,15 +22,19 @@ from base.permissions import Action
 from config.api import ListApi, validated_input
 from config.errors import ValidationFailed
 from experiments import selectors, services
+from experiments.checks import MAX_TIMEOUT_SECONDS
+from experiments.data_sources import SourceReport
 from experiments.documents import (
     ExperimentResults,
     SnapshotRecord,
     SnapshotRun,
+    data_source_document,
     experiment_document,
     metric_document,
 )
 from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot
 from experiments.readout import Readout
+from experiments.warehouse import ENGINES, MAX_QUERY_LENGTH
 from flags import selectors as flag_selectors
 
 # Metrics ---------------------------------------------------------------------------------
@@ -137,6 +142,108 @@ class MetricRestoreApi(MetricArchiveApi):
     archived = False
 
 
+# Data sources ----------------------------------------------------------------------------
+
+ENGINE_KEYS = list(ENGINES)
+
+
+@extend_schema_serializer(component_name="DataSource")
+class DataSourceOutput(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    engine = serializers.ChoiceField(choices=ENGINE_KEYS)
+    connection = serializers.JSONField(help_text="Engine settings; secrets only as environment variable names.")
+    exposure_query = serializers.CharField()
+    event_query = serializers.CharField()
+    timeout_seconds = serializers.IntegerField()
+    experiments = serializers.ListField(child=serializers.CharField())
+
+
+class _DataSourceFields(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    engine = serializers.ChoiceField(choices=ENGINE_KEYS)
+    connection = serializers.JSONField(
+        required=False,
+        help_text='Engine settings, e.g. {"path": "/data/events.duckdb"} or {"host": "db", "dbname": "dw", '
+                  '"user": "reader", "password_env": "WAREHOUSE_PASSWORD"}. Secrets are never stored: name the '
+                  "environment variable of the workers that holds each one (fields ending in _env).",
+    )
+    exposure_query = serializers.CharField(
+        max_length=MAX_QUERY_LENGTH,
+        help_text="One SELECT in the engine's dialect returning unit_id, timestamp, experiment, variation; "
+                  "further columns are slice attributes.")
+    event_query = serializers.CharField(
+        max_length=MAX_QUERY_LENGTH, help_text="One SELECT in the engine's dialect returning unit_id, timestamp, "
+                                               "name, value.")
+    timeout_seconds = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TIMEOUT_SECONDS)
+
+
+class DataSourceListApi(ListApi):
+    required_actions = {"GET": Action.DATA_SOURCE_VIEW, "POST": Action.DATA_SOURCE_CREATE}
+
+    @extend_schema_serializer(component_name="DataSourceCreate")
+    class InputSerializer(_DataSourceFields):
+        key = serializers.CharField(max_length=100)
+
+    @extend_schema(parameters=[OpenApiParameter("engine", str), OpenApiParameter("search", str)],
+                   responses=DataSourceOutput(many=True))
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        sources = selectors.data_source_list(engine=params.get("engine"), search=params.get("search"))
+        return self.page_response(request, sources, lambda page: [data_source_document(s) for s in page])
+
+    @extend_schema(request=InputSerializer, responses={201: DataSourceOutput})
+    def post(self, request: Request) -> Response:
+        data = validated_input(self.InputSerializer, request)
+        source = services.data_source_create(actor=request_actor(request), **data)
+        return Response(data_source_document(source), status=status.HTTP_201_CREATED)
+
+
+class DataSourceDetailApi(APIView):
+    required_actions = {"GET": Action.DATA_SOURCE_VIEW, "PATCH": Action.DATA_SOURCE_CHANGE,
+                        "DELETE": Action.DATA_SOURCE_DELETE}
+
+    @extend_schema_serializer(component_name="DataSourceUpdate")
+    class InputSerializer(_DataSourceFields):
+        pass
+
+    @extend_schema(responses=DataSourceOutput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(data_source_document(selectors.data_source_get(key=key)))
+
+    @extend_schema(request=InputSerializer, responses=DataSourceOutput)
+    def patch(self, request: Request, key: str) -> Response:
+        data = validated_input(self.InputSerializer, request, partial=True)
+        source = services.data_source_update(actor=request_actor(request),
+                                             source=selectors.data_source_get(key=key), **data)
+        return Response(data_source_document(source))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, key: str) -> Response:
+        services.data_source_delete(actor=request_actor(request), source=selectors.data_source_get(key=key))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_serializer(component_name="DataSourceTest")
+class DataSourceTestOutput(DataclassSerializer[SourceReport]):
+    class Meta:
+        dataclass = SourceReport
+
+
+class DataSourceTestApi(APIView):
+    """Connect to the warehouse and run each query with a row limit; a failure is reported in the
+    body (`ok` false, `error` or per query `problems`), not as an HTTP error."""
+
+    required_actions = {"POST": Action.DATA_SOURCE_TEST}
+
+    @extend_schema(request=None, responses=DataSourceTestOutput)
+    def post(self, request: Request, key: str) -> Response:
+        report = services.data_source_test(source=selectors.data_source_get(key=key))
+        return Response(dataclasses.asdict(report))
+
+
 # Experiments -----------------------------------------------------------------------------
 
 
@@ -177,6 +284,8 @@ class ExperimentOutput(serializers.Serializer[Any]):
     layer = serializers.CharField(allow_null=True)
     range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     holdout = serializers.CharField(allow_null=True)
+    data_source = serializers.CharField(
+        allow_null=True, help_text="The data source the readouts read; null: the service's own events.")
     analysis = serializers.JSONField()
     phases = serializers.JSONField()
     rule_id = serializers.CharField(allow_null=True)
@@ -223,6 +332,9 @@ class _ExperimentFields(serializers.Serializer[Any]):
     range_start = serializers.FloatField(required=False, allow_null=True)
     range_end = serializers.FloatField(required=False, allow_null=True)
     holdout = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
+    data_source = serializers.CharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True,
+        help_text="Key of the data source holding the exposures and events; null or empty: the service's own.")
     alpha = serializers.FloatField(required=False)
     difference_type = serializers.ChoiceField(choices=["relative", "absolute"], required=False)
     sequential = serializers.BooleanField(required=False)

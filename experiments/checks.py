@@ -1,6 +1,6 @@
 """Checks of what an experiment write is given, before anything is written: variations against
 the flag's variants, metric links against the catalog, the analysis and assignment settings,
-and layer and holdout keys.
+layer, holdout and data source keys, and data sources themselves.
 
 Each check adds its messages to an errors dict (`{field: [messages]}`), so a write reports
 every bad field at once (`base.checks.raise_if`).
@@ -13,17 +13,19 @@ from typing import Any
 
 from base.checks import add_error, is_number
 from base.keys import Errors
-from experiments.models import Experiment, ExperimentMetric, Metric
+from experiments.models import DataSource, Experiment, ExperimentMetric, Metric
 from experiments.validation import tags_errors, target_mde_errors
+from experiments.warehouse import ENGINES, EVENT_COLUMNS, EXPOSURE_COLUMNS, connection_errors, query_check
 from flags.engine import validation
 from flags.models import Flag, Segment
 from traffic.assignment.allocation import range_errors
 from traffic.models import Holdout, Layer
 
-__all__ = ["MAX_SLICE_ATTRIBUTES", "WEIGHT_TOLERANCE", "check_metric_links", "check_settings", "check_variations",
-           "resolve_key"]
+__all__ = ["MAX_SLICE_ATTRIBUTES", "MAX_TIMEOUT_SECONDS", "WEIGHT_TOLERANCE", "check_data_source",
+           "check_metric_links", "check_settings", "check_variations", "resolve_key"]
 
 WEIGHT_TOLERANCE = 1e-6
+MAX_TIMEOUT_SECONDS = 3600
 MAX_SLICE_ATTRIBUTES = 5
 
 
@@ -138,7 +140,7 @@ def _check_segments(segments: Any, errors: Errors) -> None:
             add_error(errors, "segments", f"Unknown segment '{key}'.")
 
 
-def resolve_key(model: type[Layer] | type[Holdout], key: Any, field: str, errors: Errors) -> Any:
+def resolve_key(model: type[Layer] | type[Holdout] | type[DataSource], key: Any, field: str, errors: Errors) -> Any:
     """The layer or holdout a key names (None for no key); an unknown key is an error of `field`."""
     if key is None or key == "":
         return None
@@ -146,5 +148,29 @@ def resolve_key(model: type[Layer] | type[Holdout], key: Any, field: str, errors
         return key
     found = model.objects.filter(key=key).first() if isinstance(key, str) else None
     if found is None:
-        add_error(errors, field, f"Unknown {field} '{key}'.")
+        add_error(errors, field, f"Unknown {field.replace('_', ' ')} '{key}'.")
     return found
+
+
+def check_data_source(data: Mapping[str, Any], errors: Errors) -> None:
+    """A data source's engine, connection (no secrets, only environment variable names), the
+    two queries (parsed in the engine's dialect: one SELECT returning the required columns),
+    the name and the timeout."""
+    engine = ENGINES.get(str(data.get("engine")))
+    if engine is None:
+        add_error(errors, "engine", f"Use one of {', '.join(ENGINES)}.")
+    else:
+        for message in connection_errors(engine, data.get("connection", {})):
+            add_error(errors, "connection", message)
+        for field, required in (("exposure_query", EXPOSURE_COLUMNS), ("event_query", EVENT_COLUMNS)):
+            for message in query_check(data.get(field), engine.dialect, required).errors:
+                add_error(errors, field, message)
+    name = data.get("name", "")
+    if not isinstance(name, str) or len(name) > 200:
+        add_error(errors, "name", "Give a name of at most 200 characters.")
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > 4000:
+        add_error(errors, "description", "Give a description of at most 4000 characters.")
+    timeout = data.get("timeout_seconds", 300)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
+        add_error(errors, "timeout_seconds", f"Give a timeout of 1 to {MAX_TIMEOUT_SECONDS} seconds.")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.mappers import snapshot_readout
-from experiments.models import Experiment, Metric, Phase, ResultSnapshot
+from experiments.models import DataSource, Experiment, Metric, Phase, ResultSnapshot
 from experiments.readout import Readout
 
 
@@ -36,6 +36,22 @@ def metric_document(metric: Metric) -> dict[str, Any]:
         "direction": metric.direction,
         "owner": metric.owner,
         "archived": metric.archived_at is not None,
+    }
+
+
+def data_source_document(source: DataSource) -> dict[str, Any]:
+    """A data source as the API shows it: its connection holds no secrets, only the names of
+    the environment variables that do."""
+    return {
+        "key": source.key,
+        "name": source.name,
+        "description": source.description,
+        "engine": source.engine,
+        "connection": dict(source.connection or {}),
+        "exposure_query": source.exposure_query,
+        "event_query": source.event_query,
+        "timeout_seconds": source.timeout_seconds,
+        "experiments": sorted(source.experiments.values_list("key", flat=True)) if source.pk else [],
     }
 
 
@@ -84,6 +100,7 @@ def experiment_document(experiment: Experiment) -> dict[str, Any]:
             else None
         ),
         "holdout": experiment.holdout.key if experiment.holdout else None,
+        "data_source": experiment.data_source.key if experiment.data_source else None,
         "analysis": {
             "alpha": experiment.alpha,
             "difference_type": experiment.difference_type,

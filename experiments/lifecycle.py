@@ -26,7 +26,7 @@ from base.writes import reject_unknown
 from config.errors import Conflict, ValidationFailed
 from experiments.checks import WEIGHT_TOLERANCE, check_metric_links, check_settings, check_variations, resolve_key
 from experiments.documents import experiment_document
-from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
+from experiments.models import DataSource, Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
 from experiments.readout_jobs import experiment_refresh
 from experiments.readout_sql import rollup_drop
 from experiments.selectors import phase_get
@@ -40,18 +40,18 @@ EXPERIMENT_FIELDS = (
     "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "segments",
     "layer", "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "variations", "metrics",
-    "target_mde", "tags",
+    "target_mde", "tags", "data_source",
 )
 # Fields a running experiment may change; the assignment fields start a new phase.
 RUNNING_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "variations", "coverage", "condition", "segments", "holdout", "target_mde", "tags",
+    "variations", "coverage", "condition", "segments", "holdout", "target_mde", "tags", "data_source",
 })
 ANALYSIS_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
-    "target_mde", "tags",
+    "target_mde", "tags", "data_source",
 })
 
 
@@ -74,7 +74,7 @@ def _apply_links(experiment: Experiment, variations: Sequence[Mapping[str, Any]]
 
 def _locked(experiment: Experiment) -> Experiment:
     return Experiment.objects.select_for_update(of=("self",)).select_related(
-        "environment", "flag", "layer", "holdout").get(pk=experiment.pk)
+        "environment", "flag", "layer", "holdout", "data_source").get(pk=experiment.pk)
 
 
 def _audit(actor: Actor, action: str, experiment: Experiment, before: Any = None) -> None:
@@ -115,6 +115,8 @@ def experiment_create(
     check_settings(fields, errors)
     layer = resolve_key(Layer, fields.pop("layer", None), "layer", errors)
     holdout = resolve_key(Holdout, fields.pop("holdout", None), "holdout", errors)
+    if "data_source" in fields:
+        fields["data_source"] = resolve_key(DataSource, fields["data_source"], "data_source", errors)
     raise_if(errors, "The experiment is not valid.")
     if Experiment.objects.filter(key=key).exists():
         raise Conflict(f"Experiment '{key}' already exists.", code="duplicate_key")
@@ -199,6 +201,8 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
         changes["layer"] = resolve_key(Layer, changes["layer"], "layer", errors)
     if "holdout" in changes:
         changes["holdout"] = resolve_key(Holdout, changes["holdout"], "holdout", errors)
+    if "data_source" in changes:
+        changes["data_source"] = resolve_key(DataSource, changes["data_source"], "data_source", errors)
     raise_if(errors, "The experiment is not valid.")
     new_phase = status == Experiment.Status.RUNNING and _assignment_changed(
         experiment, {**changes, **({"variations": variation_list} if variation_list is not None else {})}

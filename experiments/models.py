@@ -67,6 +67,43 @@ class Metric(models.Model):
         return self.key
 
 
+class DataSource(models.Model):
+    """Where an experiment's exposures and events live when not in the service's own tables.
+
+    `connection` holds the engine's settings and never a secret: secrets are named environment
+    variables of the workers (`{"password_env": "WAREHOUSE_PASSWORD"}`). The queries are
+    checked when stored (`experiments.warehouse.query_check`).
+    """
+
+    class Engine(models.TextChoices):
+        DUCKDB = "duckdb", "DuckDB"
+        POSTGRES = "postgres", "PostgreSQL"
+        CLICKHOUSE = "clickhouse", "ClickHouse (chDB)"
+        SPARK = "spark", "Spark SQL / Databricks"
+        SNOWFLAKE = "snowflake", "Snowflake"
+
+    key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    engine = models.CharField(max_length=12, choices=Engine.choices)
+    connection = models.JSONField(default=dict, blank=True)
+    exposure_query = models.TextField(
+        help_text="One SELECT returning unit_id, timestamp, experiment, variation; further columns are slice "
+                  "attributes.")
+    event_query = models.TextField(help_text="One SELECT returning unit_id, timestamp, name, value.")
+    # Every statement the readouts and tests run is stopped after this long.
+    timeout_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(1), MaxValueValidator(3600)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class Experiment(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -130,6 +167,9 @@ class Experiment(models.Model):
 
     # Short lowercase slugs for finding experiments (the list page filters by them).
     tags = models.JSONField(default=list, blank=True)
+    # Where the readouts read exposures and events; None: the service's own tables.
+    data_source = models.ForeignKey(DataSource, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="experiments")
 
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True, default=Decision.NONE)
     shipped_variation = models.CharField(max_length=100, blank=True, default="")

@@ -6,7 +6,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from config.errors import NotFound
 from experiments.documents import SUMMARY_FIELDS, ExperimentResults, snapshot_record, snapshot_summary
-from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
+from experiments.models import DataSource, Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
 from experiments.readout import READOUT_FIELDS
 from flags.models import Flag
 
@@ -35,7 +35,7 @@ def experiment_list(
     *, status: str | None = None, environment: str | None = None, flag: str | None = None, search: str | None = None,
     tag: str | None = None,
 ) -> QuerySet[Experiment]:
-    qs = Experiment.objects.select_related("environment", "flag", "layer", "holdout").prefetch_related(
+    qs = Experiment.objects.select_related("environment", "flag", "layer", "holdout", "data_source").prefetch_related(
         "variations",
         "phases",
         Prefetch("experiment_metrics", queryset=ExperimentMetric.objects.select_related("metric")),
@@ -129,3 +129,19 @@ def experiment_results(*, experiment: Experiment, phase_number: int | None = Non
         pending=snapshot_summary(pending) if pending else None,
         history=tuple(snapshot_summary(s) for s in reversed(recent)),
     )
+
+
+def data_source_list(*, engine: str | None = None, search: str | None = None) -> QuerySet[DataSource]:
+    qs = DataSource.objects.all()
+    if engine:
+        qs = qs.filter(engine=engine)
+    if search:
+        qs = qs.filter(key__icontains=search)
+    return qs
+
+
+def data_source_get(*, key: str) -> DataSource:
+    source = DataSource.objects.filter(key=key).first()
+    if source is None:
+        raise NotFound(f"Data source '{key}' does not exist.", code="data_source_not_found")
+    return source

@@ -1,12 +1,14 @@
 """Every write of the experiments app, in one place for callers.
 
-The work lives in sub-domain modules: `catalog` (metrics), `lifecycle` (experiments),
+The work lives in sub-domain modules: `catalog` (metrics), `data_sources` (warehouses),
+`lifecycle` (experiments),
 `launch` (an experiment created, on a new flag if asked, and started in one step),
 `ingestion` (the events API's exposures and metric events), `exposures` (exposures seen
 by the SDK edge) and `readout_jobs` (queueing and computing result snapshots).
 """
 
 from experiments.catalog import metric_archive, metric_create, metric_update
+from experiments.data_sources import data_source_create, data_source_delete, data_source_test, data_source_update
 from experiments.exposures import ExposureInput, ServedExposure, exposures_record, serving_exposures_record
 from experiments.ingestion import IngestResult, Rejection, events_ingest
 from experiments.launch import experiment_launch
@@ -26,6 +28,10 @@ __all__ = [
     "IngestResult",
     "Rejection",
     "ServedExposure",
+    "data_source_create",
+    "data_source_delete",
+    "data_source_test",
+    "data_source_update",
     "events_ingest",
     "experiment_archive",
     "experiment_create",

@@ -22,7 +22,7 @@ from base.models import Environment
 from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import services
-from experiments.models import Experiment, Metric
+from experiments.models import DataSource, Experiment, Metric
 from experiments.validation import normalize_tags, tags_errors
 from flags import selectors as flag_selectors
 from flags.engine.builder import condition_warnings
@@ -177,6 +177,11 @@ class MetricsForm(forms.Form):
         required=False, initial="country, platform, plan",
         help_text="Exposure attributes to break results down by (up to 5), comma-separated.",
     )
+    data_source = forms.ModelChoiceField(
+        queryset=DataSource.objects.all(), to_field_name="key", required=False,
+        empty_label="This service's events (sent to /api/v1/events)",
+        help_text="Where the exposures and events are read: this service's own, or a warehouse data source.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -321,6 +326,7 @@ def _plain(step: str, form: forms.Form) -> dict[str, Any]:
         data["flag"] = data["flag"].key if data.get("flag") else ""
     elif step == "metrics":
         data["primary"] = data["primary"].key
+        data["data_source"] = data["data_source"].key if data.get("data_source") else ""
         data["secondary"] = [m.key for m in data.get("secondary") or []]
         data["guardrails"] = [m.key for m in data.get("guardrails") or []]
     elif step == "power":
@@ -466,6 +472,7 @@ def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Plan | N
         "slice_attributes": list(metrics.get("slice_attributes") or []),
         "difference_type": "relative",
         "target_mde": _target_mde(answers),
+        "data_source": metrics.get("data_source") or None,
     }
     if estimate is not None and estimate.tuning:
         # The confidence sequence is tightest around N*: tune it to the planned sample.

@@ -77,6 +77,10 @@ def build_world() -> World:
                                archived=True)
     traffic_services.layer_create(actor=ACTOR, key="walk-layer")
     traffic_services.holdout_create(actor=ACTOR, key="walk-holdout", share=0.05)
+    experiment_services.data_source_create(
+        actor=ACTOR, key="walk-source", engine="duckdb", connection={"path": "/nowhere/walk.duckdb"},
+        exposure_query="SELECT u AS unit_id, t AS timestamp, e AS experiment, v AS variation FROM x",
+        event_query="SELECT u AS unit_id, t AS timestamp, n AS name, v AS value FROM y")
     boss = User.objects.create_superuser("walk-boss", "boss@example.com", "pw-boss-123")
     tokens.api_token_create(actor=ACTOR, user=boss, name="walk token", scope=ApiToken.Scope.WRITE)
     Group.objects.create(name="walkers")

@@ -66,7 +66,8 @@ def management_endpoints() -> list[tuple[str, str, type[APIView]]]:
 def _url(route: str, world: World) -> str:
     kind = route.removeprefix(API_ROOT).split("/")[0]
     keys = {"flags": world.flag.key, "environments": world.environment.key, "segments": world.segment.key,
-            "metrics": "signup", "experiments": world.draft.key if route.endswith("/start") else world.running.key}
+            "metrics": "signup", "data-sources": "walk-source",
+            "experiments": world.draft.key if route.endswith("/start") else world.running.key}
     values = {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
               "<str:name>": "plan"}
     for placeholder, value in values.items():

@@ -32,7 +32,7 @@ from django.urls import reverse
 from audit.types import Actor
 from base.models import Environment
 from base.permissions import Action, allowed, require
-from config.errors import ApplicationError, error_path_label
+from config.errors import ApplicationError, error_path_label, error_text
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin as _ModelAdmin
@@ -426,9 +426,7 @@ class ServiceAdmin(ModelAdmin[M]):
             try:
                 service(actor=admin_actor(request), **{param: obj}, **kwargs)
             except ApplicationError as exc:
-                details = "; ".join(f"{error_path_label(str(k))}: {', '.join(map(str, v))}"
-                                    for k, v in dict(exc.details or {}).items())
-                self.message_user(request, f"{obj}: {exc.message} {details}".strip(), messages.ERROR)
+                self.message_user(request, f"{obj}: {error_text(exc)}", messages.ERROR)
             else:
                 count += 1
         if count:

@@ -1,6 +1,7 @@
 """Domain errors: raised by services, mapped to JSON `{code, message, details}` by the API layer."""
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -65,3 +66,26 @@ def error_path_label(path: str) -> str:
             words[-1] = f"{item} {int(index) + 1 if index.isdigit() else index}"
     text = ", ".join(words) or path
     return text[:1].upper() + text[1:]
+
+
+def error_lines(details: Any, *, names: bool = False) -> list[str]:
+    """A service error's `details` ({path: [messages]}) as lines people read, each message after
+    the words of its path: "Step 2, percent: Each step must serve more units than the last.".
+    With `names`, the lists hold names rather than messages: one line per path, names joined
+    ("Experiments: a, b")."""
+    if not isinstance(details, Mapping):
+        return []
+    lines: list[str] = []
+    for key, messages in details.items():
+        items = [str(m) for m in messages] if isinstance(messages, (list, tuple)) else [str(messages)]
+        label = error_path_label(str(key))
+        if names:
+            lines.append(f"{label}: {', '.join(items)}.")
+        else:
+            lines.extend(f"{label}: {message}" for message in items)
+    return lines
+
+
+def error_text(error: ApplicationError, *, names: bool = False) -> str:
+    """The error's message and its details' lines, as one text for a message banner."""
+    return " ".join([error.message, *error_lines(error.details, names=names)])

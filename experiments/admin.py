@@ -33,7 +33,7 @@ from base.admin_base import (
 )
 from base.models import Environment
 from base.permissions import Action, require
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_text
 from experiments import data_source_admin as _data_source_admin  # noqa: F401 - registers the data source admin
 from experiments import selectors, services
 from experiments import traffic_admin as _traffic_admin  # noqa: F401 - registers the layer and holdout admin
@@ -432,8 +432,7 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         try:
             do(experiment)
         except ApplicationError as exc:
-            details = "; ".join(f"{', '.join(map(str, v))}" for v in dict(exc.details or {}).values())
-            self.message_user(request, f"{exc.message} {details}".strip(), messages.ERROR)
+            self.message_user(request, error_text(exc), messages.ERROR)
         else:
             self.message_user(request, done, messages.SUCCESS)
         return HttpResponseRedirect(url)

@@ -152,8 +152,9 @@ class Experiment(models.Model):
     difference_type = models.CharField(max_length=10, choices=DifferenceType.choices, default=DifferenceType.RELATIVE)
     sequential = models.BooleanField(default=False)
     sequential_tuning = models.FloatField(default=5000.0)
-    cuped = models.BooleanField(default=True)
-    cuped_lookback_days = models.PositiveIntegerField(default=14, validators=[MaxValueValidator(90)])
+    cuped = models.BooleanField("CUPED", default=True)
+    cuped_lookback_days = models.PositiveIntegerField("CUPED lookback days", default=14,
+                                                      validators=[MaxValueValidator(90)])
     correction = models.CharField(max_length=6, choices=Correction.choices, default=Correction.NONE)
     min_sample_per_arm = models.PositiveIntegerField(default=100)
     # Exposure attributes the results are sliced by (for example country, platform, plan).
@@ -161,7 +162,7 @@ class Experiment(models.Model):
     # The smallest relative effect on the primary metric worth acting on (0.05 = +5%), planned
     # before the start; the power panel computes the users still needed for it.
     target_mde = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        "target MDE", null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
         help_text="Smallest relative effect on the primary metric worth detecting (0.05 = 5%); above 0, at most 10.",
     )
 
@@ -449,8 +450,8 @@ class ResultSnapshot(models.Model):
     units = models.BigIntegerField(null=True, blank=True)
     multiple_exposure_units = models.BigIntegerField(null=True, blank=True)
     multiple_exposure_share = models.FloatField(null=True, blank=True)
-    srm_p_value = models.FloatField(null=True, blank=True)
-    srm_warning = models.BooleanField(default=False)
+    srm_p_value = models.FloatField("SRM p-value", null=True, blank=True)
+    srm_warning = models.BooleanField("SRM warning", default=False)
     guardrail_status = models.CharField(max_length=10, blank=True, default="")
     # The shape of the readout document in the columns below (`experiments.readout`); null for
     # runs without results and for readouts stored before the version was kept (told apart by shape).

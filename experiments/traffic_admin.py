@@ -17,7 +17,7 @@ from base.admin import AuditHistoryMixin
 from base.admin_base import AdminRoles, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
 from base.forms import NameOptionalMixin, as_percent, percent_field
 from base.permissions import Action
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_text
 from experiments import traffic as traffic_deletes
 from traffic import services
 from traffic.models import Holdout, Layer
@@ -80,8 +80,7 @@ class ServiceDeleteMixin:
         try:
             response: HttpResponse = super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
         except ApplicationError as exc:
-            in_use = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in dict(exc.details or {}).items())
-            self.message_user(request, f"{exc.message} {in_use}".strip(), messages.ERROR)  # type: ignore[attr-defined]
+            self.message_user(request, error_text(exc, names=True), messages.ERROR)  # type: ignore[attr-defined]
             opts = self.opts  # type: ignore[attr-defined]
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
         return response

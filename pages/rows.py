@@ -40,10 +40,7 @@ def experiment_rows(rows: Iterable[Mapping[str, Any]], *, detail_url: str) -> Sa
         if e.owner:
             sub.append(escape(e.owner))
         tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in e.tags or [])
-        decision = ""
-        if e.decision:
-            decision = f'<div class="small muted">{escape(e.get_decision_display())}'
-            decision += f": {escape(e.shipped_variation)}</div>" if e.shipped_variation else "</div>"
+        decision = f'<div class="small muted">Decided: {escape(row["decision"])}</div>' if row.get("decision") else ""
         arms = "".join(f"<div>{escape(name)}: {escape(units)}</div>" for name, units in row["arms"])
         tone = {"good": " sig-good", "bad": " sig-bad"}.get(row["primary_tone"], "")
         primary = (

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from base.models import Environment
 from base.permissions import Action
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_text
 from experiments import services
 from experiments.models import Experiment, ResultSnapshot
 from experiments.readout import MetricReadout
@@ -31,7 +31,7 @@ from pages.forms import StopForm, place_service_errors
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
 from pages.presentation.formatting import Unit
-from pages.presentation.recommendation import power_panel, recommend
+from pages.presentation.recommendation import decision_words, power_panel, recommend
 from pages.presentation.viewmodels import (
     SnapshotData,
     Toggles,
@@ -157,8 +157,10 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
         primary_text = "; ".join(parts)
     end = e.stopped_at if e.status != Experiment.Status.RUNNING else None
     started = getattr(e, "phase_started", None) or e.started_at
+    shipped = next((a.name or a.key for a in arms if a.key == e.shipped_variation), e.shipped_variation)
     return {
         "experiment": e,
+        "decision": decision_words(e.decision, shipped),
         "phase": getattr(e, "phase_number", None),
         "days": _days(started, end) if e.started_at else None,
         "arms": [(a.name or a.key, f"{a.units:,}") for a in arms],
@@ -344,6 +346,8 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                       experiment.stopped_at if experiment.status != Experiment.Status.RUNNING else None)
         if experiment.started_at else None,
         "can_change": can(request, Action.EXPERIMENT_CHANGE, environment=experiment.environment),
+        "decision_text": decision_words(experiment.decision, names.get(experiment.shipped_variation,
+                                                                        experiment.shipped_variation)),
         "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
         "tuning_text": f"{experiment.sequential_tuning:,.0f}",
         "flag_off": experiment.status == Experiment.Status.RUNNING
@@ -441,9 +445,7 @@ def experiment_start(request: HttpRequest, key: str) -> HttpResponse:
     try:
         services.experiment_start(actor=page_actor(request), experiment=experiment)
     except ApplicationError as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
-        problems = "; ".join(m for messages_ in details.values() for m in messages_) if details else ""
-        messages.error(request, f"{exc.message} {problems}".strip())
+        messages.error(request, error_text(exc))
     else:
         messages.success(request, f"'{experiment.key}' is running: the flag now splits traffic.")
     return _detail(experiment)
@@ -457,7 +459,7 @@ def experiment_refresh(request: HttpRequest, key: str) -> HttpResponse:
         services.experiment_readout_request(actor=page_actor(request), experiment=experiment,
                                             trigger=ResultSnapshot.Trigger.ADMIN)
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
     else:
         messages.info(request, "A readout is queued; reload the page in a minute.")
     return _detail(experiment)
@@ -494,9 +496,8 @@ def experiment_stop(request: HttpRequest, key: str) -> HttpResponse:
         except ApplicationError as exc:
             place_service_errors(form, exc)
         else:
-            what = (f"'{form.cleaned_data['variation']}' now goes to everyone" if decision == "ship"
-                    else "the flag serves what it served before")
-            messages.success(request, f"'{experiment.key}' stopped: {what}.")
+            shipped = dict(variations).get(form.cleaned_data.get("variation") or "", "")
+            messages.success(request, f"'{experiment.key}' stopped: {decision_words(decision, shipped)}.")
             return _detail(experiment)
     return render(
         request,

@@ -166,7 +166,7 @@ class MetricsForm(forms.Form):
         help_text="Recommended: results stay valid however often you look, so you may stop as soon as it is clear.",
     )
     cuped = forms.BooleanField(
-        required=False, initial=True,
+        required=False, initial=True, label="CUPED",
         help_text="Use each user's behaviour before the experiment to remove noise: same answer, sooner.",
     )
     alpha = forms.FloatField(min_value=0.001, max_value=0.5, initial=0.05,

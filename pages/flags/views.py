@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from audit.selectors import audit_list
 from base.models import Environment
 from base.permissions import Action, require
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_text
 from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
 from flags import ramps, selectors, services
@@ -151,7 +151,7 @@ def flag_switch(request: HttpRequest, key: str, env: str) -> HttpResponse:
         try:
             services.flag_switch(actor=page_actor(request), flag=flag, environment=state.environment, enabled=wanted)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, error_text(exc))
         else:
             messages.success(
                 request,
@@ -213,7 +213,7 @@ def ramp_stop(request: HttpRequest, key: str, env: str, ramp_id: str) -> HttpRes
             actor=page_actor(request), flag=flag, environment=state.environment, ramp_id=ramp_id, hold=hold
         )
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, error_text(exc))
     else:
         messages.success(
             request,

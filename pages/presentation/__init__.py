@@ -25,7 +25,7 @@ from pages.presentation.formatting import (
     unit_words,
 )
 from pages.presentation.planning import MAX_PLANNED_DAYS, Plan, PlanInput, plan_experiment
-from pages.presentation.recommendation import PowerPanel, Recommendation, power_panel, recommend
+from pages.presentation.recommendation import PowerPanel, Recommendation, decision_words, power_panel, recommend
 from pages.presentation.viewmodels import (
     ResultRow,
     SliceRow,
@@ -55,6 +55,7 @@ __all__ = [
     "TrendPoint",
     "Unit",
     "choose_toggles",
+    "decision_words",
     "difference_unit",
     "fmt_estimate",
     "fmt_interval",

@@ -33,7 +33,7 @@ from experiments.readout import Comparison, MetricReadout
 from pages.presentation.formatting import Unit, difference_unit, fmt_estimate, fmt_interval, fmt_share
 from pages.presentation.viewmodels import SnapshotData, judge
 
-__all__ = ["PowerPanel", "Recommendation", "power_panel", "recommend"]
+__all__ = ["PowerPanel", "Recommendation", "decision_words", "power_panel", "recommend"]
 
 VERDICT_WORDS = {
     "ship": "Ship",
@@ -87,6 +87,9 @@ class PowerPanel:
 
 @dataclass(frozen=True, slots=True)
 class Recommendation:
+    """`label` and `summary` are shown together ("Ship: Treatment beat the control ..."), so a
+    summary never repeats the verdict's word."""
+
     verdict: str  # ship, rollback, keep_running, inconclusive
     summary: str
     reasons: tuple[str, ...]
@@ -95,6 +98,17 @@ class Recommendation:
     @property
     def label(self) -> str:
         return VERDICT_WORDS[self.verdict]
+
+
+def decision_words(decision: str, variation: str = "") -> str:
+    """A stopped experiment's decision as a sentence fragment: "Treatment shipped to everyone",
+    "rolled back: the flag serves what it served before"; "" when nothing was decided.
+    `variation` is the shipped variation's name (or key)."""
+    if decision == "ship":
+        return f"{variation} shipped to everyone" if variation else "a variation shipped to everyone"
+    if decision == "rollback":
+        return "rolled back: the flag serves what it served before"
+    return ""
 
 
 def _variance_reduction(metric: MetricReadout, snapshot: SnapshotData) -> float:
@@ -285,7 +299,8 @@ def recommend(
         if len(winners) > 1:
             others = ", ".join(label(k, k) for k, _ in winners if k != key)
             reasons.append(f"{others} also beat the control; {label(key, key)} has the largest lift.")
-        return Recommendation("ship", f"Ship {label(key, key)}.", tuple(reasons), key)
+        return Recommendation("ship", f"{label(key, key)} beat the control on the primary metric.", tuple(reasons),
+                              key)
 
     if losers and len(losers) == len(treatments):
         reasons = [f"{label(k, k)} is significantly worse on the primary metric: {_describe(primary, n, dtype)}."
@@ -309,5 +324,4 @@ def recommend(
         reasons.append(f"The test could detect effects of about {power.mde_now_text} (80% power); "
                        "a real effect is probably smaller than that, if there is one.")
     reasons.append("Keep whichever variation is simpler to maintain, usually the control.")
-    return Recommendation("inconclusive", "Inconclusive: no detectable difference on the primary metric.",
-                          tuple(reasons))
+    return Recommendation("inconclusive", "No detectable difference on the primary metric.", tuple(reasons))

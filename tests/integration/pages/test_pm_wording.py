@@ -4,6 +4,7 @@ used, and form errors about the n-th item of a list name it as people count (fro
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -57,3 +58,58 @@ def test_ramp__a_step_refused_by_the_service__named_step_2(client_for: Any, anal
     assert errors == ["Step 2, percent: Each step must serve more units than the last."]
     assert "steps[1]" not in response.content.decode()
     assert not Rule.objects.filter(state__flag=flag).exists()
+
+
+def test_recommendation__verdict_said_once(client_for: Any, analyst: User, winner: Experiment) -> None:
+    text = _text(client_for(analyst).get(f"/experiments/{winner.key}/").content.decode())
+    assert "Ship: Treatment beat the control on the primary metric." in text
+    assert "Ship: Ship" not in text
+
+
+def test_stop__decision_in_words_on_the_page_the_list_and_the_message(
+    client_for: Any, analyst: User, winner: Experiment
+) -> None:
+    client = client_for(analyst)
+    response = client.post(f"/experiments/{winner.key}/stop", {"decision": "ship", "variation": "treatment"},
+                           follow=True)
+    page = unescape(_text(response.content.decode()))
+    assert f"'{winner.key}' stopped: Treatment shipped to everyone." in page
+    assert "decided: Treatment shipped to everyone" in page
+    assert "Ship a variation" not in page
+    assert "Decided: Treatment shipped to everyone" in _text(client.get("/experiments/").content.decode())
+
+
+def test_cuped__spelled_as_an_acronym_in_the_guided_creation_and_the_admin(
+    client_for: Any, analyst: User, winner: Experiment
+) -> None:
+    analyst.is_superuser = True
+    analyst.save()
+    client = client_for(analyst)
+    factories.ensure_metrics([factories.MetricPlan("purchase", "conversion")])
+    pages = [client.get(f"/admin/experiments/experiment/{winner.pk}/change/").content.decode(),
+             client.get("/admin/experiments/experiment/add/").content.decode()]
+    for step, data in (
+        ("basics", {"key": "acronyms", "environment": "production", "hypothesis": "Labels read right."}),
+        ("flag", {"new_flag": "acronyms-flag"}),
+        ("split", {"control": "off", "treatments": ["on"], "weights": "50/50", "coverage": "100",
+                   "condition": "", "hash_attribute": "id"}),
+    ):
+        assert client.post(f"/experiments/new/{step}/", data).status_code == 302, step
+    metrics_step = client.get("/experiments/new/metrics/").content.decode()
+    assert re.search(r'<label for="id_cuped">\s*CUPED\b', metrics_step), metrics_step
+    pages.append(metrics_step)
+    for html in pages:
+        assert "Cuped" not in html
+    labels = re.findall(r"<label[^>]*>\s*([^<]*?)\s*[:<]", pages[0])
+    assert "CUPED" in labels and "CUPED lookback days" in labels and "Target MDE" in labels, labels
+
+
+def test_start_refused__each_problem_named_by_its_field(client_for: Any, analyst: User) -> None:
+    plan = factories.flat_plan("no-primary")
+    draft = factories.create_experiment(plan, start=False)
+    draft.experiment_metrics.filter(role="primary").update(role="secondary")
+
+    response = client_for(analyst).post(f"/experiments/{draft.key}/start", follow=True)
+
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("Metrics: Pick a primary metric." in m for m in messages), messages

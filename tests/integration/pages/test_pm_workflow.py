@@ -192,7 +192,8 @@ def test_stop__ship__flag_serves_the_variation_to_everyone(
     assert {evaluate(snapshot, winner.flag.key, {"id": f"u{i}"}).variant for i in range(50)} == {"treatment"}
     assert AuditEntry.objects.filter(action="experiment.stop", object_key=winner.key, actor_label="analyst").exists()
     page = client.get(f"/experiments/{winner.key}/").content.decode()
-    assert "decided: Ship a variation treatment" in page
+    assert 'decided: <span id="decision">Treatment shipped to everyone</span>' in page
+    assert "Decided: Treatment shipped to everyone" in client.get("/experiments/").content.decode()
 
 
 def test_stop__ship_without_variation__form_error(client_for: Any, analyst: User, winner: Experiment) -> None:

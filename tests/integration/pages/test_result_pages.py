@@ -106,7 +106,7 @@ def test_experiment_detail__winner__table_forest_trend_and_ship(
     assert 'data-metric="purchase" data-variation="treatment" data-tone="good"' in html
     assert 'data-metric="errors" data-variation="treatment" data-tone="neutral"' in html
     assert 'data-verdict="ship"' in html
-    assert "Ship Treatment" in text and "always-valid (sequential) interval excludes zero" in text
+    assert "Ship: Treatment beat the control" in text and "always-valid (sequential) interval excludes zero" in text
     assert "No guardrail harmed" in text
     charts = _svgs(response)
     assert {"forest-plot", "trend-chart", "users-chart"} <= set(charts)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.errors import error_path_label
+from config.errors import ValidationFailed, error_lines, error_path_label, error_text
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,19 @@ from config.errors import error_path_label
 )
 def test_error_path_label__list_items_counted_from_one(path: str, label: str) -> None:
     assert error_path_label(path) == label
+
+
+def test_error_lines__every_message_after_the_words_of_its_path() -> None:
+    details = {"steps[1].percent": ["Each step must serve more units than the last."],
+               "variations": "Weights must sum to 1."}
+    assert error_lines(details) == ["Step 2, percent: Each step must serve more units than the last.",
+                                    "Variations: Weights must sum to 1."]
+    assert error_lines({"experiments": ["a", "b"], "rules": ["r1"]}, names=True) == [
+        "Experiments: a, b.", "Rules: r1."]
+    assert error_lines(None) == [] and error_lines(["not", "a", "mapping"]) == []
+
+
+def test_error_text__message_then_details() -> None:
+    error = ValidationFailed("The ramp is not valid.", details={"steps[0].percent": ["A step is above 0."]})
+    assert error_text(error) == "The ramp is not valid. Step 1, percent: A step is above 0."
+    assert error_text(ValidationFailed("Nothing to add.")) == "Nothing to add."

@@ -12,7 +12,7 @@ import pytest
 
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
-from pages.presentation.recommendation import power_panel, recommend
+from pages.presentation.recommendation import decision_words, power_panel, recommend
 from pages.presentation.viewmodels import choose_toggles, difference_unit, fmt_estimate, parse_snapshot, result_rows
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -120,6 +120,40 @@ def test_recommend__fixed_horizon_win_before_planned_sample__keep_running() -> N
     unplanned = decide(data, mde=None)
     assert unplanned.verdict == "ship"
     assert any("no planned sample on record" in r for r in unplanned.reasons)
+
+
+@pytest.mark.parametrize(("data", "status", "mde"), [
+    (snapshot([metric("buy", "primary", WIN)]), "running", 0.05),
+    (snapshot([metric("buy", "primary", LOSS)]), "running", 0.05),
+    (snapshot([metric("buy", "primary", FLAT)]), "running", 0.05),
+    (snapshot([metric("buy", "primary", FLAT)]), "stopped", 0.05),
+    (snapshot([metric("buy", "primary", WIN)], srm=True), "running", 0.05),
+    (snapshot([metric("buy", "primary", WIN, users=40)], units=(40, 40)), "running", 0.05),
+    (snapshot([metric("buy", "primary", WIN, headline_mode="cuped")], sequential=False), "running", 0.01),
+    (snapshot([metric("buy", "primary", WIN), metric("errors", "guardrail", comparison(0.2, 0.05, 0.35, 0.001),
+                                                    direction="lower")]), "running", 0.05),
+])
+def test_recommend__label_and_summary__read_once(data: dict[str, Any], status: str, mde: float) -> None:
+    # Shown as "<label>: <summary>": the summary never says the verdict again.
+    rec = decide(data, status=status, mde=mde)
+    first_word = rec.summary.split()[0].rstrip(":.").lower()
+    assert first_word not in {"ship", "inconclusive", "roll", "keep"}, f"{rec.label}: {rec.summary}"
+
+
+def test_recommend__ship__names_the_winner_once() -> None:
+    rec = decide(snapshot([metric("buy", "primary", WIN)]))
+    assert f"{rec.label}: {rec.summary}" == "Ship: Treatment beat the control on the primary metric."
+    stopped = decide(snapshot([metric("buy", "primary", FLAT)]), status="stopped")
+    assert f"{stopped.label}: {stopped.summary}" == "Inconclusive: No detectable difference on the primary metric."
+
+
+@pytest.mark.parametrize(("decision", "variation", "words"), [
+    ("ship", "Green button", "Green button shipped to everyone"),
+    ("rollback", "", "rolled back: the flag serves what it served before"),
+    ("", "", ""),
+])
+def test_decision_words__a_sentence_not_a_choice_label(decision: str, variation: str, words: str) -> None:
+    assert decision_words(decision, variation) == words
 
 
 def test_recommend__draft_none__no_snapshot_keep_running() -> None:

@@ -83,6 +83,9 @@ class Action(StrEnum):
     SIGN_IN_VIEW = "sign_in.view"
     SIGN_IN_RESET = "sign_in.reset"
     CHANGE_APPROVE = "change.approve"
+    WEBHOOK_VIEW = "webhook.view"
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_CHANGE = "webhook.change"
 
     @property
     def writes(self) -> bool:
@@ -163,6 +166,9 @@ RULES: dict[Action, Rule] = {
         "axes.change_accessattempt", "axes.change_accesslog", "axes.change_accessfailurelog"), writes=False),
     Action.SIGN_IN_RESET: _needs("clear sign-in attempts, lockouts and logs", "axes.delete_accessattempt"),
     Action.CHANGE_APPROVE: _needs("approve and apply reviewed changes", "base.publish_environment"),
+    Action.WEBHOOK_VIEW: _view("webhooks and their deliveries", "alerts", "webhook"),
+    Action.WEBHOOK_CREATE: _needs("create webhooks", "alerts.add_webhook"),
+    Action.WEBHOOK_CHANGE: _needs("change webhooks", "alerts.change_webhook"),
 }
 
 

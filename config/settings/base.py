@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "traffic",
     "flags",
     "experiments",
+    "alerts",
     "serving",
     "pages",
 ]
@@ -253,7 +254,17 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # Readouts of running experiments are refreshed on this schedule (minutes).
 READOUT_INTERVAL_MINUTES = env_int("READOUT_INTERVAL_MINUTES", 15)
+# Webhooks (alerts/): delivered by the worker every WEBHOOK_INTERVAL_SECONDS, each attempt with a
+# timeout, retried with exponential backoff (10 s, 20 s, ... at most 1 h) up to WEBHOOK_MAX_ATTEMPTS.
+WEBHOOK_INTERVAL_SECONDS = env_int("WEBHOOK_INTERVAL_SECONDS", 5)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+
 CELERY_BEAT_SCHEDULE = {
+    "alerts-webhooks-deliver": {
+        "task": "alerts.tasks.webhooks_deliver_task",
+        "schedule": float(WEBHOOK_INTERVAL_SECONDS),
+    },
     "experiments-refresh-running": {
         "task": "experiments.tasks.experiment_refresh_running_task",
         "schedule": READOUT_INTERVAL_MINUTES * 60.0,

@@ -15,6 +15,7 @@ from django.db.models import Model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts import services as alert_services
 from audit.models import AuditEntry
 from audit.types import Actor
 from base import roles, tokens
@@ -84,6 +85,8 @@ def build_world() -> World:
     boss = User.objects.create_superuser("walk-boss", "boss@example.com", "pw-boss-123")
     tokens.api_token_create(actor=ACTOR, user=boss, name="walk token", scope=ApiToken.Scope.WRITE)
     Group.objects.create(name="walkers")
+    alert_services.webhook_create(actor=ACTOR, name="walk-hook", url="https://hooks.example.com/walk")
+    alert_services.webhooks_dispatch()  # deliveries of the changes above (never sent here)
     editor = User.objects.create_user("walk-editor", "editor@example.com", "pw-editor-123", is_staff=True)
     roles.environment_role_grant(actor=ACTOR, environment=env, user=editor, role="editor")
     fields = {"user_agent": "walker", "ip_address": "10.0.0.1", "username": "someone", "http_accept": "*/*",

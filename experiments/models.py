@@ -446,6 +446,11 @@ class ResultSnapshot(models.Model):
     rollup_mode = models.CharField(max_length=12, blank=True, default="")
     error_code = models.CharField(max_length=60, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    # When the broker took the task (null: queued but not sent yet, say while the broker was down).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # A running readout's last sign of life, and until when it holds its lease.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     units = models.BigIntegerField(null=True, blank=True)
     multiple_exposure_units = models.BigIntegerField(null=True, blank=True)
@@ -466,7 +471,12 @@ class ResultSnapshot(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["experiment", "-created_at"], name="snapshot_experiment_created")]
+        indexes = [
+            models.Index(fields=["experiment", "-created_at"], name="snapshot_experiment_created"),
+            # The sweep's look at readouts waiting or in progress, among all the finished ones.
+            models.Index(fields=["status"], name="snapshot_unfinished",
+                         condition=models.Q(status__in=["queued", "running"])),
+        ]
 
     def __str__(self) -> str:
         return f"{self.experiment.key} readout {self.pk} ({self.status})"

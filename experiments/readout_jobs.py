@@ -6,17 +6,26 @@ the transaction commits); `readout_run` does the work inside the worker. One rea
 experiment runs at a time: the work happens under a PostgreSQL advisory lock keyed by the
 experiment. A failure is stored on the snapshot (status `failed`, with the error), so result
 pages show it instead of silently showing stale numbers.
+
+A running readout holds a lease that a heartbeat thread renews; a readout whose worker died
+stops renewing it, and the sweep (`experiments.readout_sweep`) marks it failed and queues it
+again. A snapshot records when its task reached the broker (`sent_at`), so that the sweep
+sends the ones queued while the broker was unreachable.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from experiments import queue, readout_sql
@@ -30,6 +39,8 @@ logger = logging.getLogger(__name__)
 LOCK_CLASS = 0x5EAD
 # A queued readout not started after this long is sent to the broker again.
 RESEND_AFTER = timedelta(minutes=2)
+# A readout whose worker died this many times running it is not started again.
+MAX_ATTEMPTS = 3
 
 
 class ReadoutBusy(Exception):
@@ -69,12 +80,15 @@ def experiment_refresh(
 
 
 def _enqueue(experiment_id: int, snapshot_id: int) -> None:
-    def send() -> None:
-        queue.readout_send(experiment_id, snapshot_id)
-
     # robust: a broker outage must not turn a committed write (a stop, say) into an error;
-    # the snapshot stays queued, visibly, and the next refresh sends it again.
-    transaction.on_commit(send, robust=True)
+    # the snapshot stays queued and unsent, visibly, and the sweep sends it once the broker is back.
+    transaction.on_commit(lambda: readout_send(experiment_id, snapshot_id), robust=True)
+
+
+def readout_send(experiment_id: int, snapshot_id: int) -> None:
+    """Hand a queued readout to the broker and note when it took it (raises when it is down)."""
+    queue.readout_send(experiment_id, snapshot_id)
+    ResultSnapshot.objects.filter(pk=snapshot_id).update(sent_at=timezone.now())
 
 
 def experiments_refresh_running() -> int:
@@ -120,11 +134,58 @@ def _claim(snapshot_id: int | None, experiment_id: int, trigger: str) -> ResultS
             ):
                 return None
             snapshot = found
+            if snapshot.status == ResultSnapshot.Status.RUNNING and snapshot.attempts >= MAX_ATTEMPTS:
+                # Given back by the broker after its worker died, again and again (out of memory, say).
+                _fail(snapshot, f"The worker running this readout was lost {snapshot.attempts} times; it is not "
+                                "started again. See the worker logs.", "worker_lost")
+                return None
+        now = timezone.now()
         snapshot.status = ResultSnapshot.Status.RUNNING
         snapshot.attempts += 1
-        snapshot.started_at = timezone.now()
-        snapshot.save(update_fields=["status", "attempts", "started_at"])
+        snapshot.started_at = now
+        snapshot.heartbeat_at = now
+        snapshot.lease_expires_at = now + timedelta(seconds=settings.READOUT_LEASE_SECONDS)
+        snapshot.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "lease_expires_at"])
         return snapshot
+
+
+def _fail(snapshot: ResultSnapshot, error: str, error_code: str) -> None:
+    now = timezone.now()
+    snapshot.status = ResultSnapshot.Status.FAILED
+    snapshot.error, snapshot.error_code = error[:4000], error_code
+    snapshot.finished_at, snapshot.lease_expires_at = now, None
+    if snapshot.started_at is not None:
+        snapshot.duration_ms = int((now - snapshot.started_at).total_seconds() * 1000)
+    snapshot.save(update_fields=["status", "error", "error_code", "finished_at", "duration_ms", "lease_expires_at"])
+
+
+@contextmanager
+def _heartbeat(snapshot_id: int) -> Iterator[None]:
+    """Renew the running snapshot's lease every READOUT_HEARTBEAT_SECONDS until the block ends,
+    from a thread with its own database connection (the readout's is inside its transaction)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.READOUT_HEARTBEAT_SECONDS):
+                now = timezone.now()
+                try:
+                    ResultSnapshot.objects.filter(pk=snapshot_id, status=ResultSnapshot.Status.RUNNING).update(
+                        heartbeat_at=now, lease_expires_at=now + timedelta(seconds=settings.READOUT_LEASE_SECONDS))
+                except DatabaseError as exc:
+                    # The lease may run out: the sweep then queues the readout again, which is safe.
+                    logger.warning("Could not renew the lease of readout %s: %s", snapshot_id, exc)
+                    connection.close()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"readout-heartbeat-{snapshot_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def readout_mark(
@@ -138,11 +199,12 @@ def readout_mark(
     snapshot.status = status
     snapshot.error = error[:4000]
     snapshot.error_code = error_code
+    snapshot.lease_expires_at = None
     if status != ResultSnapshot.Status.QUEUED:
         snapshot.finished_at = now
         if snapshot.started_at is not None:
             snapshot.duration_ms = int((now - snapshot.started_at).total_seconds() * 1000)
-    snapshot.save(update_fields=["status", "error", "error_code", "finished_at", "duration_ms"])
+    snapshot.save(update_fields=["status", "error", "error_code", "finished_at", "duration_ms", "lease_expires_at"])
 
 
 def readout_run(
@@ -159,18 +221,23 @@ def readout_run(
         return None
     started = time.monotonic()
     try:
-        with transaction.atomic(), _raw_cursor() as cur:
+        with _heartbeat(snapshot.pk), transaction.atomic(), _raw_cursor() as cur:
             cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (LOCK_CLASS, experiment_id % (2**31)))
             row = cur.fetchone()
             if row is None or not row[0]:
                 raise ReadoutBusy(f"Another readout of experiment {experiment_id} is running.")
+            if settings.READOUT_DELAY_SECONDS > 0:
+                time.sleep(settings.READOUT_DELAY_SECONDS)
             _compute(cur, snapshot, force_full=force_full)
             snapshot.status = ResultSnapshot.Status.SUCCESS
             snapshot.finished_at = timezone.now()
             snapshot.duration_ms = int((time.monotonic() - started) * 1000)
             snapshot.error, snapshot.error_code = "", ""
-            snapshot.save()
+            snapshot.lease_expires_at = None
+            # Every field but the heartbeat's, which its thread may be writing.
+            snapshot.save(update_fields=[f.name for f in ResultSnapshot._meta.concrete_fields
+                                         if not f.primary_key and f.name != "heartbeat_at"])
     except (ReadoutBusy, psycopg.OperationalError):
         raise
     except Exception as exc:

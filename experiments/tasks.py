@@ -1,7 +1,11 @@
-"""Celery tasks: thin wrappers that take ids and call `experiments.readout_jobs`.
+"""Celery tasks: thin wrappers that take ids and call `experiments.readout_jobs` and
+`experiments.readout_sweep`.
 
-Both are safe to run twice: a finished snapshot is not computed again, and a scheduled
-refresh does not queue a second readout while one is still queued.
+All are safe to run twice: a finished snapshot is not computed again, a scheduled refresh
+does not queue a second readout while one is still queued, and the sweep only acts on what
+is still stale. A readout task is acknowledged when it ends (`acks_late`), given back to the
+broker when its worker process dies (`reject_on_worker_lost`), and stopped after
+READOUT_TIME_LIMIT seconds (prefork workers); the broker's visibility timeout is longer.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from typing import Any
 
 import psycopg
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from experiments.models import ResultSnapshot
 from experiments.readout_jobs import ReadoutBusy, experiments_refresh_running, readout_mark, readout_run
+from experiments.readout_sweep import readouts_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,8 @@ def _backoff(retries: int) -> int:
     return int(min(600, 5 * 2**retries))
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True,
+             time_limit=settings.READOUT_TIME_LIMIT)
 def experiment_readout_task(self: Any, experiment_id: int, snapshot_id: int | None = None,
                             force_full: bool = False) -> str:
     """Compute one readout of an experiment and store it as a snapshot."""
@@ -80,3 +87,12 @@ def experiment_refresh_running_task() -> int:
     """Queue a readout of every running experiment (scheduled by Celery beat)."""
     _fresh_connection()
     return experiments_refresh_running()
+
+
+@shared_task(acks_late=True)
+def readouts_sweep_task() -> dict[str, list[int]]:
+    """Fail and requeue readouts whose worker died; send readouts queued while the broker was down
+    (scheduled by Celery beat every READOUT_SWEEP_SECONDS)."""
+    _fresh_connection()
+    report = readouts_sweep()
+    return {"failed": report.failed, "requeued": report.requeued, "sent": report.sent, "skipped": report.skipped}

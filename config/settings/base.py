@@ -260,6 +260,28 @@ WEBHOOK_INTERVAL_SECONDS = env_int("WEBHOOK_INTERVAL_SECONDS", 5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 
+# Readouts under faults (docs/operations.md). A running readout renews its lease every
+# READOUT_HEARTBEAT_SECONDS; one whose lease of READOUT_LEASE_SECONDS ran out (its worker died)
+# is marked failed and queued again by the sweep, which runs every READOUT_SWEEP_SECONDS and
+# also sends readouts that were queued while the broker was unreachable.
+READOUT_LEASE_SECONDS = env_int("READOUT_LEASE_SECONDS", 120)
+READOUT_HEARTBEAT_SECONDS = env_int("READOUT_HEARTBEAT_SECONDS", 20)
+READOUT_SWEEP_SECONDS = env_int("READOUT_SWEEP_SECONDS", 60)
+# The longest a readout may run: the readout task's hard time limit (prefork workers), and the
+# bound the broker's visibility timeout must exceed.
+READOUT_TIME_LIMIT = env_int("READOUT_TIME_LIMIT", 3600)
+# Seconds a readout waits once it holds its experiment's lock, before computing: 0 except in
+# fault drills and tests that need a readout in progress.
+READOUT_DELAY_SECONDS = float(env_str("READOUT_DELAY_SECONDS", "0"))
+if not 0 < READOUT_HEARTBEAT_SECONDS < READOUT_LEASE_SECONDS:
+    raise ImproperlyConfigured("READOUT_HEARTBEAT_SECONDS must be above 0 and below READOUT_LEASE_SECONDS.")
+# A task taken by a worker but not acknowledged (tasks are acknowledged when they end) is given
+# to another worker after this many seconds: longer than the longest readout, so that a readout
+# still running is never started twice; a readout whose worker died is requeued by the sweep.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", READOUT_TIME_LIMIT + 600)
+if CELERY_BROKER_VISIBILITY_TIMEOUT <= READOUT_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_BROKER_VISIBILITY_TIMEOUT must be longer than READOUT_TIME_LIMIT.")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BEAT_SCHEDULE = {
     "alerts-webhooks-deliver": {
         "task": "alerts.tasks.webhooks_deliver_task",
@@ -268,6 +290,10 @@ CELERY_BEAT_SCHEDULE = {
     "experiments-refresh-running": {
         "task": "experiments.tasks.experiment_refresh_running_task",
         "schedule": READOUT_INTERVAL_MINUTES * 60.0,
+    },
+    "experiments-readouts-sweep": {
+        "task": "experiments.tasks.readouts_sweep_task",
+        "schedule": float(READOUT_SWEEP_SECONDS),
     },
 }
 
@@ -363,6 +389,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),

@@ -155,18 +155,55 @@ def _database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
 
 
-def _point_app_at(app: Any, broker: str) -> None:
+def point_app_at(app: Any, broker: str) -> None:
     app.conf.broker_url = broker
     # The producer pool is created on first use with the broker of that moment; start afresh.
     app._pool = None
     app.amqp._producer_pool = None
 
 
+class Workers:
+    """Starts `celery -A config worker` processes on the test database and this run's own queue."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], queue: str) -> None:
+        self.tmp_path, self.env, self.queue = tmp_path, env, queue
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        """One more worker (a solo pool: the task runs in the worker process itself), with `env`
+        on top of the test's environment; returns once it is ready."""
+        number = len(self.started)
+        path = self.tmp_path / f"worker-{number}.log"
+        log = path.open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--queues", self.queue,
+             "--hostname", f"experiments-test-{os.getpid()}-{number}@%h"],
+            cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.started.append(proc)
+        deadline = time.monotonic() + 30
+        while b"ready." not in path.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("The Celery worker did not start:\n" + path.read_text()[-3000:])
+            time.sleep(0.2)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
 @pytest.fixture
-def celery_worker(
-    transactional_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A config worker` in a subprocess, on the test database and a private broker.
+def celery_workers(transactional_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workers]:
+    """Celery workers on the test database and a private broker queue, started by the test.
 
     Skipped when Redis is not running locally; a failure under CI.
     """
@@ -187,7 +224,7 @@ def celery_worker(
     for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL", "CELERY_BROKER_READ_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CELERY_BROKER_URL", broker)
-    _point_app_at(app, broker)
+    point_app_at(app, broker)
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -196,31 +233,20 @@ def celery_worker(
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "DATABASE_CONN_MAX_AGE": "0",
     })
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--queues", queue,
-         "--hostname", f"experiments-test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    workers = Workers(tmp_path, env, queue)
     try:
-        deadline = time.monotonic() + 30
-        while b"ready." not in (tmp_path / "worker.log").read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("The Celery worker did not start:\n" + (tmp_path / "worker.log").read_text()[-3000:])
-            time.sleep(0.2)
-        yield proc
+        yield workers
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        workers.stop()
         app.conf.task_default_queue = previous_queue
-        _point_app_at(app, previous)
+        point_app_at(app, previous)
         _delete_queue(redis.Redis.from_url(broker), queue)
+
+
+@pytest.fixture
+def celery_worker(celery_workers: Workers) -> subprocess.Popen[bytes]:
+    """One Celery worker process, started before the test."""
+    return celery_workers.start()
 
 
 def _delete_queue(client: Any, queue: str) -> None:

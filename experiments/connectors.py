@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Connection", "ConnectorError", "StatementResult", "connect", "statement_run"]
+__all__ = ["Connection", "ConnectorError", "StatementResult", "chdb_release", "connect", "statement_run"]
 
 logger = logging.getLogger("splitbase.warehouse")
 
@@ -167,12 +167,83 @@ class PostgresConnection:
         self.conn.close()
 
 
+# ClickHouse (chDB) ----------------------------------------------------------------------------
+
+# chDB runs one embedded engine per process: its session is kept and shared, one statement at a time.
+_chdb_lock = threading.Lock()
+_chdb_sessions: dict[str, Any] = {}
+
+
+def _plain(value: Any) -> Any:
+    """A value of a DataFrame cell as plain Python (missing values as None)."""
+    if value is None:
+        return None
+    try:
+        import pandas
+
+        if pandas.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+class ChdbConnection:
+    engine = "clickhouse"
+
+    def __init__(self, connection: Mapping[str, Any]):
+        self.session_module = _driver("chdb.session", "clickhouse")
+        self.path = str(connection["path"])
+        if not os.path.isdir(self.path):
+            raise ConnectorError(f"No chDB data directory at {self.path}.")
+
+    def _session(self) -> Any:
+        session = _chdb_sessions.get(self.path)
+        if session is None:
+            for other in list(_chdb_sessions.values()):
+                other.close()
+            _chdb_sessions.clear()
+            session = _chdb_sessions[self.path] = self.session_module.Session(self.path)
+        return session
+
+    def execute(self, sql: str, timeout: float) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        settings = (f" SETTINGS max_execution_time = {max(1, int(timeout))}, join_use_nulls = 1, "
+                    "session_timezone = 'UTC'")
+        with _chdb_lock:
+            try:
+                frame = self._session().query(sql + settings, "DataFrame")
+            except Exception as exc:  # chDB raises its own RuntimeError subclasses
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if "TIMEOUT_EXCEEDED" in str(exc) or "Timeout exceeded" in str(exc):
+                    raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+                raise ConnectorError(f"ClickHouse: {message[:500]}") from exc
+        columns = tuple(str(c) for c in frame.columns)
+        rows = [tuple(_plain(v) for v in row) for row in frame.itertuples(index=False, name=None)]
+        return columns, rows
+
+    def version(self) -> str:
+        _, rows = self.execute("SELECT version()", 30)
+        return f"ClickHouse {rows[0][0] if rows else '?'} (chDB)"
+
+    def close(self) -> None:
+        """The session stays open for the next statement (chDB keeps one per process)."""
+
+
+def chdb_release(path: str) -> None:
+    """Close the process's chDB session on `path` (so that another writer may open the directory)."""
+    with _chdb_lock:
+        session = _chdb_sessions.pop(path, None)
+        if session is not None:
+            session.close()
+
+
 # Connecting and running ------------------------------------------------------------------------
 
 Factory = Callable[[Mapping[str, Any], float], Connection]
 _FACTORIES: dict[str, Factory] = {
     "duckdb": lambda c, t: DuckDBConnection(c),
     "postgres": lambda c, t: PostgresConnection(c, t),
+    "clickhouse": lambda c, t: ChdbConnection(c),
 }
 
 

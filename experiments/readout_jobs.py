@@ -1,4 +1,5 @@
-"""Readouts: SQL sufficient statistics -> the readout contract (`experiments.readout`) -> a
+"""Readouts: SQL sufficient statistics (the service's own PostgreSQL, or the experiment's data
+source: `experiments.warehouse_readout`) -> the readout contract (`experiments.readout`) -> a
 stored ResultSnapshot.
 
 `experiment_refresh` queues one (a snapshot row in state `queued`, and the Celery task after
@@ -32,6 +33,7 @@ from experiments import queue, readout_sql
 from experiments.mappers import readout_input, readout_spec
 from experiments.models import Experiment, ExperimentMetric, Phase, ResultSnapshot, Variation
 from experiments.readout import Rollup, readout_compute
+from experiments.warehouse_readout import warehouse_sums
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +255,7 @@ def readout_run(
 
 
 def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: bool) -> None:
-    experiment = Experiment.objects.select_related("environment").get(pk=snapshot.experiment_id)
+    experiment = Experiment.objects.select_related("environment", "data_source").get(pk=snapshot.experiment_id)
     phase = snapshot.phase or experiment.phases.order_by("-number").first()
     if phase is None:
         raise ValueError("The experiment has not started: there is no phase to analyse.")
@@ -262,16 +264,25 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
     spec = readout_spec(experiment, phase, [link.metric for link in links])
     analysis_end = phase.ended_at or timezone.now()
 
-    rollup = readout_sql.rollup_refresh(cur, spec, force_full=force_full)
-    caps = readout_sql.percentile_caps(cur, spec)
-    rows = readout_sql.aggregate(cur, spec, caps=caps, analysis_end=analysis_end)
-    readout_sql.rollup_units_record(cur, phase.pk, sum(row.units for row in rows))
+    if experiment.data_source is not None:
+        # The same sums, computed where the exposures and events live.
+        found = warehouse_sums(source=experiment.data_source, experiment=experiment, phase=phase, spec=spec,
+                               variations=[v.key for v in variations], analysis_end=analysis_end)
+        rows, caps, multiple = found.rows, found.caps, found.multiple_exposure_units
+        rollup = readout_sql.RollupResult(mode="warehouse", units_recomputed=sum(row.units for row in rows),
+                                          units=sum(row.units for row in rows))
+    else:
+        rollup = readout_sql.rollup_refresh(cur, spec, force_full=force_full)
+        caps = readout_sql.percentile_caps(cur, spec)
+        rows = readout_sql.aggregate(cur, spec, caps=caps, analysis_end=analysis_end)
+        readout_sql.rollup_units_record(cur, phase.pk, sum(row.units for row in rows))
+        multiple = readout_sql.multiple_exposures(cur, phase.pk)
     weights = [float(w) for w in phase.weights] if phase.weights else [v.weight for v in variations]
     readout = readout_compute(readout_input(
         experiment=experiment, variations=variations, weights=weights, links=links, rows=rows, caps=caps,
         slice_attributes=spec.slice_attributes, analysis_end=analysis_end, phase_number=phase.number,
         rollup=Rollup(mode=rollup.mode, units_recomputed=rollup.units_recomputed),
-        multiple_exposure_units=readout_sql.multiple_exposures(cur, phase.pk),
+        multiple_exposure_units=multiple,
     ))
     snapshot.phase = phase
     snapshot.analysis_end = analysis_end

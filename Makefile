@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 EMBEDDED := $(PY) -m devtools.embedded_db
 
-.PHONY: demo test lint install install-dev browser bench-tools clean
+.PHONY: demo test lint install install-dev browser bench-tools js-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ browser:
 	  echo "installing Debian chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The JavaScript SDKs that the tests drive in Node.js (tests/js, pinned by its lockfile).
+JS_STAMP := tests/js/node_modules/.installed
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian nodejs and npm for the JavaScript SDK tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+js-deps: $(JS_STAMP)
+
 # The serving benchmark drives the server with wrk; install it when it is missing.
 bench-tools: $(DEV_STAMP)
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -44,7 +54,7 @@ bench-tools: $(DEV_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(PY) -m devtools.demo
 
-test: $(DEV_STAMP) browser
+test: $(DEV_STAMP) browser $(JS_STAMP)
 	$(EMBEDDED) --data .test-db/pgdata -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
@@ -53,4 +63,4 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .test-db .static
+	rm -rf $(VENV) .test-db .static tests/js/node_modules

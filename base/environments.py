@@ -10,6 +10,10 @@ from django.utils import timezone
 
 from base.models import Environment
 
+# PostgreSQL's notification channel for environment changes: a trigger on the environments'
+# table (migration 0003) sends "<id>:<config_version>" on it when a change commits.
+CHANGE_CHANNEL = "splitbase_environment"
+
 
 def environments_bump(*, environment_ids: Iterable[int]) -> None:
     """Mark the environments' compiled snapshots stale."""

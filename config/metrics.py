@@ -22,6 +22,9 @@ __all__ = [
     "REQUESTS",
     "REQUEST_SECONDS",
     "SNAPSHOT_COMPILE_FAILURES",
+    "STREAM_FANOUT_SECONDS",
+    "STREAM_MESSAGES",
+    "STREAM_REFUSED",
 ]
 
 REQUESTS = Counter(
@@ -54,4 +57,16 @@ EVENTS = Counter(
 )
 OPEN_STREAMS = Gauge(
     "splitbase_open_streams", "Streaming connections open to SDKs.", multiprocess_mode="livesum",
+)
+STREAM_MESSAGES = Counter(
+    "splitbase_stream_messages", "Configuration messages sent on streams, by protocol (growthbook, ofrep).",
+    ["protocol"],
+)
+STREAM_REFUSED = Counter(
+    "splitbase_stream_refused", "Stream connections refused, by HTTP status (401, 403, 429, 503).", ["status"],
+)
+STREAM_FANOUT_SECONDS = Histogram(
+    "splitbase_stream_fanout_seconds",
+    "Time the streaming process takes to hand a new configuration to every open stream of its environment.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )

@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from config.metrics import REQUEST_SECONDS, REQUESTS
 
-__all__ = ["RequestMetricsMiddleware", "metrics_view"]
+__all__ = ["RequestMetricsMiddleware", "exposition", "may_scrape", "metrics_view"]
 
 logger = logging.getLogger(__name__)
 UNMATCHED = "unmatched"
@@ -46,33 +46,34 @@ class RequestMetricsMiddleware:
         return response
 
 
-def _may_scrape(request: HttpRequest) -> bool:
+def may_scrape(authorization: str, address: str) -> bool:
+    """A scrape with this ``Authorization`` header from this address is allowed."""
     token = str(getattr(settings, "METRICS_TOKEN", "") or "")
     if token:
-        given = request.META.get("HTTP_AUTHORIZATION", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
 
 
-def _exposition() -> bytes:
-    """The counters of every worker (or of this process), then the collectors read now."""
+def exposition(collectors: Iterable[str] | None = None) -> bytes:
+    """The counters of every worker (or of this process), then the collectors read now
+    (``METRICS_COLLECTORS`` unless named)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         counters = CollectorRegistry()
         multiprocess.MultiProcessCollector(counters)  # type: ignore[no-untyped-call]
     else:
         counters = REGISTRY
     current = CollectorRegistry()
-    for path in settings.METRICS_COLLECTORS:
+    for path in settings.METRICS_COLLECTORS if collectors is None else collectors:
         current.register(import_string(path)())
     return bytes(generate_latest(counters)) + bytes(generate_latest(current))
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not _may_scrape(request):
+    if not may_scrape(str(request.META.get("HTTP_AUTHORIZATION", "")), str(request.META.get("REMOTE_ADDR", ""))):
         return JsonResponse({"code": "permission_denied", "message": "Metrics are for the monitoring system only.",
                              "details": {}}, status=403)
-    return HttpResponse(_exposition(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

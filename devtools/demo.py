@@ -4,12 +4,14 @@
 
 Without DATABASE_URL it starts an embedded PostgreSQL (data in `--data`, by default
 `DEMO_DIR/pgdata`); then it migrates, seeds the demo data and runs the web server (gunicorn on
-127.0.0.1:`DEMO_PORT`, 8000 by default) and a Celery worker with beat. Its files (secret key,
+127.0.0.1:`DEMO_PORT`, 8000 by default), the streaming process that holds the SDKs' change
+streams (`python -m serving.streams` on 127.0.0.1:`DEMO_STREAM_PORT`, `DEMO_PORT` + 1 by
+default; the web server points SDKs to it) and a Celery worker with beat. Its files (secret key,
 admin login and token, beat schedule, file broker) are under `DEMO_DIR` (`.demo/`).
 
-Ctrl-C, SIGTERM or SIGHUP stop everything in order: the server and the worker first, since
-they may still be writing, then the database; one line says what was stopped and the exit
-status is 0. The children run in process groups of their own (`devtools.processes`), so a
+Ctrl-C, SIGTERM or SIGHUP stop everything in order: the server, the streaming process and the
+worker first, since they may still be writing or listening, then the database; one line says
+what was stopped and the exit status is 0. The children run in process groups of their own (`devtools.processes`), so a
 terminal's Ctrl-C reaches only this process and the order is kept.
 """
 
@@ -45,10 +47,10 @@ def demo_dir() -> Path:
     return Path(os.environ.get("DEMO_DIR") or ROOT / ".demo").resolve()
 
 
-def demo_port() -> int:
-    raw = os.environ.get("DEMO_PORT") or "8000"
+def demo_port(name: str = "DEMO_PORT", default: int = 8000) -> int:
+    raw = os.environ.get(name) or str(default)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SystemExit(f"DEMO_PORT must be a port number, not {raw!r}.")
+        raise SystemExit(f"{name} must be a port number, not {raw!r}.")
     return int(raw)
 
 
@@ -90,7 +92,7 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _banner(seed: dict[str, Any], base: str, credentials: Path) -> str:
+def _banner(seed: dict[str, Any], base: str, credentials: Path, streaming: str) -> str:
     envs = seed["environments"]
     admin = seed["admin"]
     client_key = envs.get("production", {}).get("client_key", "")
@@ -102,6 +104,7 @@ def _banner(seed: dict[str, Any], base: str, credentials: Path) -> str:
         f"  Results pages   {base}/experiments/   (the demo experiment: {base}/experiments/checkout-redesign/)",
         f"  Flag pages      {base}/flags/   (usage, ramps, kill switch, stale flags: {base}/flags/?stale=1)",
         f"  API docs        {base}/api/docs/",
+        f"  Streaming       {streaming}   (SDK change streams; the server sends SDKs there)",
         "  SDK keys:",
     ]
     for key, keys in envs.items():
@@ -116,6 +119,7 @@ def _banner(seed: dict[str, Any], base: str, credentials: Path) -> str:
         f"       -H 'Authorization: Bearer {client_key}' -H 'Content-Type: application/json' \\",
         '       -d \'{"context": {"targetingKey": "user-42", "country": "DE"}}\'',
         f"  curl -s {base}/api/features/{client_key}",
+        f"  curl -sN -L {base}/sub/{client_key}      (the change stream; change a flag in the admin)",
         f"  curl -s {base}/api/v1/flags -H 'Authorization: Bearer {token}'",
         "",
         "Press Ctrl-C to stop.",
@@ -137,12 +141,17 @@ class Demo:
     stop: StopRequest
     directory: Path
     port: int
+    stream_port: int
     services: list[Child] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def streaming(self) -> str:
+        return f"http://{HOST}:{self.stream_port}"
 
     def _manage(self, *args: str, stdout: Any = None) -> int | None:
         """Run a management command to its end: its exit status, or None when stopped first."""
@@ -177,7 +186,9 @@ class Demo:
         self.services.append(Child("the server", [
             sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py",
             "--bind", f"{HOST}:{self.port}",
-        ], env=self.env))
+        ], env={**self.env, "STREAMING_URL": self.streaming}))
+        self.services.append(Child("the streaming process", [sys.executable, "-m", "serving.streams"],
+                                   env={**self.env, "STREAM_BIND": f"{HOST}:{self.stream_port}"}))
         self.services.append(Child("the worker", [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--loglevel", "INFO",
             "--concurrency", "1", "--schedule", str(self.directory / "celerybeat-schedule"),
@@ -204,7 +215,7 @@ class Demo:
         self._wait_until_serving()
         ended = self._ended()
         if ended is None and not self.stop.requested:
-            print(_banner(seeded, self.base, self.directory / "credentials.json"), flush=True)
+            print(_banner(seeded, self.base, self.directory / "credentials.json", self.streaming), flush=True)
         while ended is None and not self.stop.sleep(0.5):
             ended = self._ended()
         if ended is None:
@@ -227,10 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = args.data.resolve()  # before the change of directory below
     port = demo_port()
-    if not _port_free(port):
-        print(f"Port {port} on {HOST} is in use, perhaps by another demo. Stop that, or choose another port: "
-              f"DEMO_PORT={port + 1} make demo", file=sys.stderr)
+    stream_port = demo_port("DEMO_STREAM_PORT", port + 1 if port < 65535 else port - 1)
+    if stream_port == port:
+        print("DEMO_STREAM_PORT must differ from DEMO_PORT.", file=sys.stderr)
         return 1
+    for name, number in (("DEMO_PORT", port), ("DEMO_STREAM_PORT", stream_port)):
+        if not _port_free(number):
+            print(f"Port {number} on {HOST} is in use, perhaps by another demo. Stop that, or choose another port: "
+                  f"{name}={number + 2} make demo", file=sys.stderr)
+            return 1
     stop = StopRequest()
     stop.install()
     env = _environment(directory)
@@ -240,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         with stop_signals_held():
             database = EmbeddedPostgres.start(data)
         env["DATABASE_URL"] = database.url
-    demo = Demo(env=env, stop=stop, directory=directory, port=port)
+    demo = Demo(env=env, stop=stop, directory=directory, port=port, stream_port=stream_port)
     status = 1
     try:
         status = demo.run()

@@ -32,12 +32,14 @@ from django.http import HttpRequest, HttpResponse
 
 from flags.engine.evaluation import evaluate, evaluate_all
 from flags.engine.types import Evaluation, Reason, Source
+from serving import stream_links
 from serving.endpoint import sdk_endpoint
 from serving.errors import Rejected
 from serving.exposures import track
 from serving.metrics import count_evaluations
 from serving.request import attributes_of, authenticate, raw_key, read_json
 from serving.responses import etag_matches, etag_of, json_response, not_modified
+from serving.snapshots import key_digest, store
 from serving.usage import recorder as usage
 
 __all__ = ["NO_VALUE_VARIANT", "evaluate_flag", "evaluate_flags", "ofrep_error", "ofrep_item"]
@@ -141,15 +143,23 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
 
 @sdk_endpoint("POST", shape=ofrep_error)
 def evaluate_flags(request: HttpRequest) -> HttpResponse:
-    info, compiled = authenticate(raw_key(request))
+    key = raw_key(request)
+    info, compiled = authenticate(key)
     attributes = _context(_body(request))
+    wanted = stream_links.version_named(request.GET.get("flagConfigEtag"))
+    if wanted is not None and wanted > compiled.version:
+        # A stream told the client of a version this process has not read yet: read it now.
+        newer = store.serve_at_least(info.environment_id, wanted, float(settings.STREAM_CATCH_UP_TIMEOUT))
+        compiled = newer if newer is not None and newer.version > compiled.version else compiled
     snapshot = compiled.snapshot
     results = evaluate_all(snapshot, attributes)
     count_evaluations("ofrep_bulk", results.values())
-    body = {
+    body: dict[str, Any] = {
         "flags": [ofrep_item(ev, snapshot.metadata.get(ev.key)) for ev in results.values()],
         "metadata": {"configVersion": snapshot.version},
     }
+    if stream_links.enabled() and key:
+        body["eventStreams"] = stream_links.ofrep_event_streams(key_digest(key))
     raw = orjson.dumps(body)
     etag = etag_of(raw)
     usage.evaluated(info.environment_id, results)

@@ -1,5 +1,7 @@
 """``GET /api/features/{clientKey}``: the environment's features in GrowthBook's SDK payload
 shape, for SDKs that evaluate locally. Errors use the API's ``{code, message, details}`` body.
+With streaming on, ``x-sse-support: enabled`` tells GrowthBook SDKs to open the stream
+(``serving.stream_links``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from serving import stream_links
 from serving.endpoint import sdk_endpoint
 from serving.request import authenticate
 from serving.responses import etag_matches, json_response, not_modified
@@ -29,6 +32,8 @@ def sdk_payload_view(request: HttpRequest, client_key: str) -> HttpResponse:
     if stale_at is not None:
         max_age = max(0, min(max_age, int(stale_at - now)))
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if stream_links.enabled():
+        headers[stream_links.SSE_SUPPORT_HEADER] = "enabled"
     if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
         return not_modified(etag, headers)
     return json_response(body, headers=headers)

@@ -19,9 +19,9 @@ from config.json_values import holds_nul, nested_deeper_than
 from config.middleware import NUL_MESSAGE, nul_in_url
 from serving.errors import Rejected
 from serving.ratelimit import limiter
-from serving.snapshots import CompiledEnvironment, SdkKey, SnapshotUnavailable, store
+from serving.snapshots import CompiledEnvironment, SdkKey, SnapshotUnavailable, key_digest, store
 
-__all__ = ["attributes_of", "authenticate", "raw_key", "read_json", "refuse_nul_in_url"]
+__all__ = ["admit", "attributes_of", "authenticate", "raw_key", "read_json", "refuse_nul_in_url"]
 
 
 def raw_key(request: HttpRequest) -> str | None:
@@ -49,8 +49,13 @@ def authenticate(key: str | None, *, allow_server: bool = True) -> tuple[SdkKey,
         raise Rejected(401, "unauthorized", "Send an SDK key in X-API-Key or Authorization: Bearer.")
     if key.startswith(TOKEN_PREFIX):
         raise Rejected(403, "forbidden", "This is a management token; use the environment's SDK key.")
+    return admit(key_digest(key), allow_server=allow_server)
+
+
+def admit(digest: str, *, allow_server: bool = True) -> tuple[SdkKey, CompiledEnvironment]:
+    """``authenticate`` for a key known by its SHA-256 digest (a stream's channel names one)."""
     try:
-        resolved = store.resolve(key)
+        resolved = store.resolve_digest(digest)
     except SnapshotUnavailable as exc:
         raise Rejected(503, "unavailable", "Flag configuration is not available yet; retry shortly.",
                        {"Retry-After": "5"}) from exc

@@ -13,7 +13,7 @@ from django.http import HttpResponse
 __all__ = ["EXPOSED_HEADERS", "PREFLIGHT_HEADERS", "etag_matches", "etag_of", "json_response", "not_modified",
            "preflight"]
 
-EXPOSED_HEADERS = "ETag, Retry-After"
+EXPOSED_HEADERS = "ETag, Retry-After, x-sse-support"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",

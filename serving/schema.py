@@ -119,6 +119,19 @@ def sdk_components() -> dict[str, Any]:
                     "items": {"anyOf": [_ref("OfrepEvaluationSuccess"), _ref("OfrepEvaluationFailure")]},
                 },
                 "metadata": {"type": "object", "properties": {"configVersion": {"type": "integer"}}},
+                "eventStreams": {
+                    "type": "array",
+                    "description": "With streaming on: the SSE stream of change notifications (docs/sdk.md).",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "url"],
+                        "properties": {
+                            "type": {"type": "string", "enum": ["sse"]},
+                            "url": {"type": "string", "format": "uri"},
+                            "inactivityDelaySec": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                },
             },
         },
         "OfrepBulkEvaluationFailure": {
@@ -214,7 +227,14 @@ def sdk_paths() -> dict[str, Any]:
                 "summary": "OFREP: evaluate every flag",
                 "tags": ["sdk"],
                 "security": _SECURITY,
-                "parameters": [_if_none_match()],
+                "parameters": [
+                    _if_none_match(),
+                    {"name": "flagConfigEtag", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "The etag of the stream notification that triggered this request: a server "
+                                    "process that does not serve that version yet reads it first."},
+                    {"name": "flagConfigLastModified", "in": "query", "required": False,
+                     "schema": {"type": "string"}, "description": "The notification's lastModified (not used)."},
+                ],
                 "requestBody": ofrep_request,
                 "responses": {
                     "200": {
@@ -261,11 +281,31 @@ def sdk_paths() -> dict[str, Any]:
                         "headers": {
                             "ETag": {"schema": {"type": "string"}},
                             "Cache-Control": {"schema": {"type": "string"}},
+                            "x-sse-support": {"schema": {"type": "string", "enum": ["enabled"]},
+                                              "description": "With streaming on: the SDK may open /sub/{clientKey}."},
                         },
                     },
                     "304": {"description": "Unchanged since the ETag in If-None-Match."},
                     "401": _body("SdkError", "Unknown or revoked client key."),
                     "403": _body("SdkError", "A server key or a management token (use the client key)."),
+                    "429": _limited("SdkError"),
+                    "503": _unavailable("SdkError"),
+                },
+            }
+        },
+        "/sub/{clientKey}": {
+            "get": {
+                "operationId": "sdk_stream",
+                "summary": "GrowthBook SDK change stream: a redirect to the streaming process",
+                "tags": ["sdk"],
+                "security": [],
+                "parameters": [{"name": "clientKey", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "307": {"description": "On to STREAMING_URL/sub/{clientKey}, where the server-sent events are.",
+                            "headers": {"Location": {"schema": {"type": "string"}}}},
+                    "401": _body("SdkError", "Unknown or revoked client key."),
+                    "403": _body("SdkError", "A server key or a management token (use the client key)."),
+                    "404": _body("SdkError", "streaming_disabled: STREAMING_URL is not set."),
                     "429": _limited("SdkError"),
                     "503": _unavailable("SdkError"),
                 },

@@ -27,7 +27,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ __all__ = ["CompiledEnvironment", "SdkKey", "SnapshotStore", "SnapshotUnavailabl
 logger = logging.getLogger(__name__)
 
 FILE_FORMAT = 1
+# Shortest time between two version checks asked for by requests naming a newer version.
+FORCED_CHECK_SPACING = 0.1
 CLIENT, SERVER = "client", "server"
 
 
@@ -120,6 +122,8 @@ class SnapshotStore:
         self._last_answer = time.monotonic()  # when the database last answered a check
         self._compile_failures: dict[int, tuple[int, str]] = {}  # environment -> (version, error)
         self._wanted: set[int] = set()  # environments a request waits for
+        self._chased: dict[int, int] = {}  # environment -> version a request waits for
+        self._forced_at = 0.0
         self._refreshed = threading.Condition(threading.Lock())
         self._refresher = FlushThread("snapshot-refresh", self._refresh_interval, self._refresh_round)
 
@@ -128,14 +132,18 @@ class SnapshotStore:
     def resolve(self, raw_key: str) -> tuple[SdkKey, CompiledEnvironment] | None:
         """The key's environment and its current snapshot; None for an unknown key.
         Raises SnapshotUnavailable only when nothing at all can be served."""
+        return self.resolve_digest(key_digest(raw_key))
+
+    def resolve_digest(self, digest: str) -> tuple[SdkKey, CompiledEnvironment] | None:
+        """``resolve`` for a key known by its SHA-256 digest."""
         if settings.SNAPSHOT_REFRESH == "inline":
-            return self._resolve_inline(raw_key)
+            return self._resolve_inline(digest)
         self._refresher.ensure_started()
         if time.monotonic() >= self._next_check:
             self._refresher.wake()
         if not self._checked_once:
             self._wait_for(lambda: self._checked_once)
-        info = self._keys.get(key_digest(raw_key))
+        info = self._keys.get(digest)
         if info is None:
             self._refresher.wake()  # a key created since the last check is known a moment later
             self._refuse_when_blind()
@@ -152,10 +160,10 @@ class SnapshotStore:
                 raise SnapshotUnavailable("The environment's snapshot could not be loaded in time.")
         return info, compiled
 
-    def _resolve_inline(self, raw_key: str) -> tuple[SdkKey, CompiledEnvironment] | None:
+    def _resolve_inline(self, digest: str) -> tuple[SdkKey, CompiledEnvironment] | None:
         if time.monotonic() >= self._next_check:
             self._check()
-        info = self._keys.get(key_digest(raw_key))
+        info = self._keys.get(digest)
         if info is None:
             self._refuse_when_blind()
             return None
@@ -171,15 +179,76 @@ class SnapshotStore:
         if not self._keys and self._degraded_since is not None:
             raise SnapshotUnavailable("No key can be checked: the database is down and no snapshot is on disk.")
 
-    def _wait_for(self, ready: Callable[[], bool]) -> None:
-        """Wait for the refresher (a cold start), at most SNAPSHOT_COLD_START_TIMEOUT seconds."""
-        deadline = time.monotonic() + float(settings.SNAPSHOT_COLD_START_TIMEOUT)
+    def _wait_for(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait for the refresher (a cold start), at most ``timeout`` seconds
+        (SNAPSHOT_COLD_START_TIMEOUT by default)."""
+        if timeout is None:
+            timeout = float(settings.SNAPSHOT_COLD_START_TIMEOUT)
+        deadline = time.monotonic() + timeout
         with self._refreshed:
             while not ready():
                 left = deadline - time.monotonic()
                 if left <= 0 or (self._degraded_since is not None and self._checked_once):
                     return
                 self._refreshed.wait(min(left, 0.5))
+
+    # --- change notifications ----------------------------------------------------------
+
+    def current(self, environment_id: int) -> CompiledEnvironment | None:
+        """The snapshot this process serves for an environment now (no database access)."""
+        return self._compiled.get(environment_id)
+
+    def known_key(self, digest: str) -> SdkKey | None:
+        """The key with this SHA-256 digest, while it is valid (no database access)."""
+        return self._keys.get(digest)
+
+    def keys(self) -> Mapping[str, SdkKey]:
+        """Every valid key by digest, once the keys were read (a new process waits for its first
+        check, at most SNAPSHOT_COLD_START_TIMEOUT seconds). The mapping is replaced, never
+        changed, when keys change."""
+        if settings.SNAPSHOT_REFRESH == "inline":
+            if time.monotonic() >= self._next_check:
+                self._check()
+        elif not self._checked_once:
+            self._refresher.ensure_started()
+            self._refresher.wake()
+            self._wait_for(lambda: self._checked_once)
+        return self._keys
+
+    def catch_up(self, environment_id: int, version: int) -> CompiledEnvironment | None:
+        """Serve at least ``version`` of an environment now, without waiting for the next check
+        (a change notification named it): versions and keys are read again and the
+        environment compiled. None when it no longer exists. Blocks on the database: call it
+        from a thread."""
+        with self._lock:
+            current = self._compiled.get(environment_id)
+            if current is None or current.version < version or version <= 0:
+                self._next_check = 0.0
+                self._check()
+            if environment_id not in self._versions:
+                return None
+            return self._load(environment_id)
+
+    def serve_at_least(self, environment_id: int, version: int, timeout: float) -> CompiledEnvironment | None:
+        """Wait at most ``timeout`` seconds until this process serves ``version`` of the
+        environment (a client was told of that version by a stream): the refresher checks at
+        once rather than at the end of its interval. The snapshot served then, newer or not."""
+        current = self._compiled.get(environment_id)
+        if current is not None and current.version >= version:
+            return current
+        if settings.SNAPSHOT_REFRESH == "inline":
+            return self.catch_up(environment_id, version)
+        with self._lock:
+            self._chased[environment_id] = max(version, self._chased.get(environment_id, 0))
+        self._refresher.ensure_started()
+        self._refresher.wake()
+
+        def served() -> bool:
+            compiled = self._compiled.get(environment_id)
+            return compiled is not None and compiled.version >= version
+
+        self._wait_for(served, timeout)
+        return self._compiled.get(environment_id)
 
     # --- the refresher thread ----------------------------------------------------------
 
@@ -189,6 +258,14 @@ class SnapshotStore:
     def _refresh_round(self) -> None:
         """Check the versions, then compile what moved or what a request waits for."""
         try:
+            with self._lock:
+                chased, self._chased = self._chased, {}
+                behind = any(self._versions.get(env_id, 0) < version for env_id, version in chased.items())
+                now = time.monotonic()
+                if behind and now - self._forced_at >= FORCED_CHECK_SPACING:
+                    # A client names a newer version than the last check saw: look now (at most
+                    # every FORCED_CHECK_SPACING seconds, whatever versions clients name).
+                    self._next_check, self._forced_at = 0.0, now
             self._check()
             with self._lock:
                 stale = {i for i, c in self._compiled.items() if c.version < self._versions.get(i, 0)}
@@ -260,6 +337,7 @@ class SnapshotStore:
             self._next_check = 0.0
             self._degraded_since, self._error = None, ""
             self._checked_once, self._compile_failures, self._wanted = False, {}, set()
+            self._chased, self._forced_at = {}, 0.0
 
     # --- database ----------------------------------------------------------------------
 

@@ -7,9 +7,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -32,6 +34,20 @@ def require_service(host: str, port: int, name: str) -> None:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+def database_url() -> str:
+    """The URL of the test database, for processes the tests start."""
+    s = connection.settings_dict
+    auth = s["USER"] or ""
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    host = s["HOST"] or "127.0.0.1"
+    if host.startswith("/"):
+        # A Unix socket directory (the embedded server): percent-encoded, without a port.
+        return f"postgres://{auth}@{quote(host, safe='')}/{s['NAME']}"
+    port = s["PORT"] or "5432"
+    return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
 
 
 @pytest.fixture(scope="session", autouse=True)

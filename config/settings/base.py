@@ -241,6 +241,20 @@ EXPOSURE_BUFFER_MAX = env_int("EXPOSURE_BUFFER_MAX", 10_000)
 # and interval, never one per request). 0 disables the thread (tests).
 EVALUATION_FLUSH_INTERVAL = float(env_str("EVALUATION_FLUSH_INTERVAL", "60"))
 
+# Streaming (docs/sdk.md, Streaming): a separate asynchronous process (`python -m serving.streams`)
+# holds the SDKs' server-sent event streams. STREAMING_URL is its public base URL as SDKs reach
+# it; empty turns streaming off (no `x-sse-support` header, no OFREP `eventStreams`).
+STREAMING_URL = env_str("STREAMING_URL", "").rstrip("/")
+STREAM_BIND = env_str("STREAM_BIND", "127.0.0.1:8001")  # address of the streaming process
+STREAM_HEARTBEAT_INTERVAL = float(env_str("STREAM_HEARTBEAT_INTERVAL", "15"))  # seconds between comment lines
+STREAM_RETRY_MS = env_int("STREAM_RETRY_MS", 3000)  # reconnection delay the streams suggest to clients
+STREAM_MAX_PER_KEY = env_int("STREAM_MAX_PER_KEY", 10_000)  # open streams per SDK key and streaming process
+STREAM_MAX_CONNECTIONS = env_int("STREAM_MAX_CONNECTIONS", 20_000)  # open streams per streaming process
+STREAM_INACTIVITY_DELAY = env_int("STREAM_INACTIVITY_DELAY", 120)  # OFREP's inactivityDelaySec
+# Longest wait of an OFREP bulk request that names a configuration version (flagConfigEtag)
+# this process does not serve yet.
+STREAM_CATCH_UP_TIMEOUT = float(env_str("STREAM_CATCH_UP_TIMEOUT", "1.0"))
+
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

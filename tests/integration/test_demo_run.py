@@ -30,7 +30,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-STOP_LINE = "Stopped the server, the worker and the database."
+STOP_LINE = "Stopped the server, the streaming process, the worker and the database."
 START_SECONDS = 300
 # Settings the demo must choose itself (or that would point it at the test database).
 CLEARED = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "CELERY_BROKER_URL", "CELERY_BROKER_DIR",
@@ -105,7 +105,8 @@ def home() -> Iterator[Path]:
 def _start(home: Path) -> Demo:
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key not in CLEARED}
-    env.update(DEMO_DIR=str(home / "demo"), DEMO_PORT=str(port), PYTHONUNBUFFERED="1",
+    env.update(DEMO_DIR=str(home / "demo"), DEMO_PORT=str(port), DEMO_STREAM_PORT=str(_free_port()),
+               PYTHONUNBUFFERED="1",
                # A broker and serving files of its own, shared with no other process.
                CELERY_BROKER_URL="filesystem://", SNAPSHOT_DIR=str(home / "snapshots"))
     output = home / f"output-{port}.txt"

@@ -12,10 +12,8 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -27,7 +25,7 @@ from experiments import services as experiment_services
 from experiments.models import Experiment, Metric, Phase
 from flags import services as flag_services
 from flags.models import Flag
-from tests.conftest import require_service
+from tests.conftest import database_url, require_service
 
 ROOT = Path(__file__).resolve().parents[3]
 # A Redis database of its own, so that no other worker on the machine takes these tasks.
@@ -142,19 +140,6 @@ def post_events(client: APIClient, items: Any) -> Any:
 # A real worker ---------------------------------------------------------------------------------
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] or ""
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    host = s["HOST"] or "127.0.0.1"
-    if host.startswith("/"):
-        # A Unix socket directory (the embedded server): percent-encoded, without a port.
-        return f"postgres://{auth}@{quote(host, safe='')}/{s['NAME']}"
-    port = s["PORT"] or "5432"
-    return f"postgres://{auth}@{host}:{port}/{s['NAME']}"
-
-
 def point_app_at(app: Any, broker: str) -> None:
     app.conf.broker_url = broker
     # The producer pool is created on first use with the broker of that moment; start afresh.
@@ -228,7 +213,7 @@ def celery_workers(transactional_db: Any, tmp_path: Path, monkeypatch: pytest.Mo
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": broker,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "DATABASE_CONN_MAX_AGE": "0",

@@ -208,7 +208,8 @@ class _Builder:
         previous: str | None = None
         for j, step in enumerate(steps[:-1]):
             name = f"f{index}_{j}"
-            query = (exp.select(_col("unit_id", "a"), exp.alias_(exp.Min(this=_col("ts", "e")), "t"))
+            query = (exp.select(exp.alias_(_col("unit_id", "a"), "unit_id"),
+                                exp.alias_(exp.Min(this=_col("ts", "e")), "t"))
                      .from_(exp.alias_(exp.to_table("a"), "a"))
                      .join(exp.alias_(exp.to_table("e"), "e"), on=exp.EQ(this=_col("unit_id", "e"),
                                                                          expression=_col("unit_id", "a"))))
@@ -315,10 +316,13 @@ class _Builder:
             computed = self._values(index, m)
             names_ = [f"y{len(values) + j}" for j in range(len(computed))]
             self.value_names.append(names_)
-            values.extend(exp.alias_(v, n) for v, n in zip(computed, names_, strict=True))
+            # Every per-unit value as a double: ClickHouse refuses least(UInt64, Float64).
+            double = exp.DataType.build("DOUBLE")
+            values.extend(exp.alias_(exp.cast(v, double), n) for v, n in zip(computed, names_, strict=True))
         group = [_col("unit_id", "a"), _col("variation", "a"), _col("first_seen", "a"),
                  *[_col(_slice_name(k), "a") for k in range(len(slices))]]
-        units = (exp.select(*[c.copy() for c in group], *values)
+        # Named explicitly: ClickHouse would name an unaliased `a.unit_id` by its text.
+        units = (exp.select(*[exp.alias_(c.copy(), c.name) for c in group], *values)
                  .from_(exp.alias_(exp.to_table("a"), "a"))
                  .join(exp.alias_(exp.to_table("e"), "e"),
                        on=exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "a")), join_type="left"))

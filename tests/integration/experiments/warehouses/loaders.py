@@ -103,13 +103,6 @@ def postgres_source(rows: Rows, scratch: Path) -> Iterator[Source]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-Loader = Callable[[Rows, Path], AbstractContextManager[Source]]
-# The engines the equality test runs on (each one's driver is installed by `make install-dev`).
-LOADERS: dict[str, Loader] = {
-    "duckdb": duckdb_source,
-}
-
-
 @contextmanager
 def clickhouse_source(rows: Rows, scratch: Path) -> Iterator[Source]:
     """A chDB data directory with MergeTree tables, loaded through the connector's own session."""
@@ -145,3 +138,10 @@ def clickhouse_source(rows: Rows, scratch: Path) -> Iterator[Source]:
     finally:
         connectors.chdb_release(str(path))
 
+
+Loader = Callable[[Rows, Path], AbstractContextManager[Source]]
+# The engines the equality test runs on (each one's driver is installed by `make install-dev`).
+LOADERS: dict[str, Loader] = {
+    "duckdb": duckdb_source,
+    "clickhouse": clickhouse_source,
+}

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.experiment_list, name="list"),
     path("new/<str:step>/", wizard.wizard, name="wizard"),
     path("<str:key>/", views.experiment_detail, name="detail"),
+    path("<str:key>/panels/<str:name>", views.experiment_panel, name="panel"),
     path("<str:key>/export.json", exports.experiment_export_json, name="export-json"),
     path("<str:key>/export.csv", exports.experiment_export_csv, name="export-csv"),
     path("<str:key>/start", views.experiment_start, name="start"),

@@ -4,7 +4,6 @@ what to show (`viewmodels`) and draw it (`charts`)."""
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from typing import Any
@@ -16,26 +15,23 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from base.models import Environment
 from base.permissions import Action
 from config.errors import ApplicationError, error_text
 from experiments import services
 from experiments.models import Experiment, ResultSnapshot
-from experiments.readout import MetricReadout
 from flags.models import FlagState
 from pages.access import can, page_actor, permission_required, staff_required
-from pages.experiments import queries
+from pages.experiments import panels, queries
 from pages.forms import StopForm, place_service_errors
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
-from pages.presentation.formatting import Unit
-from pages.presentation.recommendation import decision_words, power_panel, recommend
+from pages.presentation.recommendation import decision_words, recommend
 from pages.presentation.viewmodels import (
     SnapshotData,
     Toggles,
-    choose_toggles,
     difference_unit,
     fmt_estimate,
     fmt_interval,
@@ -43,7 +39,6 @@ from pages.presentation.viewmodels import (
     judge,
     parse_snapshot,
     result_rows,
-    slice_rows,
 )
 from pages.rows import KEY_PLACEHOLDER, experiment_rows
 
@@ -175,33 +170,6 @@ def _list_row(e: Experiment, snap: queries.ListSnapshot | None) -> dict[str, Any
 # Detail ----------------------------------------------------------------------------------------
 
 
-def target_mde(experiment: Experiment, requested: str | None, unit: Unit,
-               control_mean: float | None = None) -> float | None:
-    """The target effect in the snapshot's difference type: from ?mde= (percent for relative
-    lifts, percentage points for absolute differences of rates, else the metric's units), else
-    the experiment's `target_mde` (relative; times the control mean for absolute results), else
-    a "Target MDE: 5%" line of descriptions written before the field existed."""
-    relative = unit == "percent"
-    text = requested if requested not in (None, "") else None
-    if text is not None:
-        try:
-            value = float(text.rstrip("%"))
-        except ValueError:
-            return None
-        if not math.isfinite(value) or value <= 0:
-            return None
-        return value / 100 if unit in ("percent", "pp") else value
-    if experiment.target_mde is not None:
-        if relative:
-            return experiment.target_mde
-        return experiment.target_mde * abs(control_mean) if control_mean else None
-    match = TARGET_MDE_RE.search(experiment.description or "")
-    if match is None:
-        return None
-    value = float(match["value"])
-    return value / 100 if match["percent"] or relative else value
-
-
 def _url_with(request: HttpRequest, **changes: str) -> str:
     query = request.GET.copy()
     for name, value in changes.items():
@@ -209,18 +177,8 @@ def _url_with(request: HttpRequest, **changes: str) -> str:
     return "?" + query.urlencode()
 
 
-def _flag(request: HttpRequest, name: str, on: str, off: str) -> bool | None:
-    value = request.GET.get(name)
-    return True if value == on else False if value == off else None
-
-
 def _toggles(request: HttpRequest, snapshot: SnapshotData) -> Toggles:
-    return choose_toggles(
-        snapshot,
-        cuped=_flag(request, "cuped", "on", "off"),
-        relative=_flag(request, "diff", "relative", "absolute"),
-        analysis=request.GET.get("analysis"),
-    )
+    return panels.toggles_for(request, snapshot)
 
 
 def _export_query(toggles: Toggles) -> str:
@@ -266,88 +224,27 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
     ]
 
 
-def _trend(experiment: Experiment, snapshot: SnapshotData, phase_id: int | None, metric: MetricReadout,
-           toggles: Toggles, names: dict[str, str]) -> tuple[str, str, str]:
-    """(trend chart, users chart, note): the always-valid intervals of the view the toggles chose."""
-    history = queries.trend_history(experiment_id=experiment.pk, phase_id=phase_id, metric_key=metric.key,
-                                    mode=toggles.sequential_mode, difference_type=toggles.difference_type)
-    relative = toggles.difference_type == "relative"
-    users: dict[str, list[tuple[datetime, float]]] = {}
-    expected: dict[str, list[tuple[datetime, float]]] = {}
-    parsed: list[tuple[datetime, MetricReadout]] = []
-    for at, readout in history:
-        variations = readout.variations
-        total = sum(v.units for v in variations)
-        weight_sum = sum(v.weight or 0.0 for v in variations) or 1.0
-        for v in variations:
-            users.setdefault(v.key, []).append((at, float(v.units)))
-            expected.setdefault(v.key, []).append((at, total * (v.weight or 0.0) / weight_sum))
-        found = readout.metric(metric.key)
-        if found is not None:
-            parsed.append((at, found))
-    series, missing = _trend_series(parsed, toggles.sequential_mode, toggles.difference_type)
-    note = ""
-    if missing:
-        note = (f"{missing} older readout{'s' if missing != 1 else ''} did not store this view "
-                "(sequential, " + ("without CUPED, " if toggles.sequential_mode != "sequential" else "")
-                + f"{toggles.difference_type}) and {'are' if missing != 1 else 'is'} left out of the trend.")
-    trend_svg = charts.trend_chart(
-        [(names.get(k, k), pts) for k, pts in series.items()],
-        unit=difference_unit(metric.kind, toggles.difference_type),
-        label=f"Cumulative {'lift' if relative else 'difference'} of {metric.name} with its always-valid band",
-    )
-    user_series = [charts.Series(names.get(k, k), tuple(pts)) for k, pts in users.items()]
-    if snapshot.srm_warning:
-        user_series += [
-            charts.Series(f"expected {names.get(k, k)}", tuple(pts), dashed=True) for k, pts in expected.items()
-        ]
-    return trend_svg, charts.users_chart(user_series), note
-
-
-def _trend_series(parsed: list[tuple[datetime, MetricReadout]], mode: str, difference_type: str
-                  ) -> tuple[dict[str, list[charts.TrendPoint]], int]:
-    """Points per variation of one stored view, and how many readouts lack that view."""
-    series: dict[str, list[charts.TrendPoint]] = {}
-    missing = 0
-    for at, entry in parsed:
-        numbers = entry.numbers(mode, difference_type)
-        if not numbers:
-            missing += 1
-            continue
-        for key, n in numbers.items():
-            if n.error or n.estimate is None:
-                continue
-            series.setdefault(key, []).append(charts.TrendPoint(at, n.estimate, n.ci_low, n.ci_high))
-    return series, missing
-
-
 @staff_required
 def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
     experiment = _experiment_or_404(key)
-    phases = sorted(experiment.phases.all(), key=lambda p: p.number)
-    phase = phases[-1] if phases else None
-    row = queries.latest_snapshot(experiment=experiment, phase_id=phase.pk if phase else None)
+    view = panels.results_view(request, experiment)
+    phase, snapshot = view.phase, view.snapshot
     last = queries.latest_finished(experiment=experiment) if experiment.status != Experiment.Status.DRAFT else None
-    snapshot = parse_snapshot(row) if row else None
-    variations = list(experiment.variations.all())
-    names = {v.key: v.name or v.key for v in variations}
     context: dict[str, Any] = {
         "experiment": experiment,
         "phase": phase,
-        "phases": phases,
-        "variations": variations,
+        "phases": sorted(experiment.phases.all(), key=lambda p: p.number),
+        "variations": list(experiment.variations.all()),
         "links": sorted(experiment.experiment_metrics.all(), key=lambda m: m.position),
         "snapshot": snapshot,
         "last": last,
         "last_failed": bool(last and last["status"] == ResultSnapshot.Status.FAILED and (
-            row is None or last["id"] != row["id"])),
+            snapshot is None or last["id"] != snapshot.id)),
         "pending": bool(last and last["status"] in (ResultSnapshot.Status.QUEUED, ResultSnapshot.Status.RUNNING)),
         "days": _days(phase.started_at if phase else experiment.started_at,
                       experiment.stopped_at if experiment.status != Experiment.Status.RUNNING else None)
         if experiment.started_at else None,
         "can_change": can(request, Action.EXPERIMENT_CHANGE, environment=experiment.environment),
-        "decision_text": decision_words(experiment.decision, names.get(experiment.shipped_variation,
-                                                                        experiment.shipped_variation)),
         "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
         "tuning_text": f"{experiment.sequential_tuning:,.0f}",
         "flag_off": experiment.status == Experiment.Status.RUNNING
@@ -355,59 +252,18 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                                      enabled=False).exists(),
         "start_problems": services.experiment_start_problems(experiment=experiment)
         if experiment.status == Experiment.Status.DRAFT else {},
+        **panels.power_context(view, request),
     }
-    power = None
-    if snapshot is not None:
-        toggles = _toggles(request, snapshot)
-        relative = toggles.difference_type == "relative"
-        control = snapshot.primary.variations[0] if snapshot.primary and snapshot.primary.variations else None
-        unit = difference_unit(snapshot.primary.kind if snapshot.primary else "", snapshot.difference_type)
-        mde = target_mde(experiment, request.GET.get("mde"), unit, control.mean if control else None)
-        power = power_panel(snapshot, target_mde=mde, started_at=phase.started_at if phase else None,
-                            now=experiment.stopped_at or timezone.now())
-        trend_key = request.GET.get("trend") or (snapshot.primary.key if snapshot.primary else "")
-        trend_metric = next((m for m in snapshot.metrics if m.key == trend_key), snapshot.primary)
-        trend_svg, users_svg, trend_note = ("", "", "")
-        if trend_metric is not None:
-            trend_svg, users_svg, trend_note = _trend(experiment, snapshot, phase.pk if phase else None,
-                                                      trend_metric, toggles, names)
-        slice_attrs = [str(a) for a in experiment.slice_attributes or []]
-        slice_attr = request.GET.get("slice") or (slice_attrs[0] if slice_attrs else "")
-        slice_metric_key = request.GET.get("slice_metric") or (snapshot.primary.key if snapshot.primary else "")
-        slice_metric = next((m for m in snapshot.metrics if m.key == slice_metric_key), snapshot.primary)
-        slice_table: list[Any] = []
-        slice_svg = ""
-        if slice_attr and slice_metric is not None and snapshot.id is not None:
-            part = queries.slice_entries(snapshot_id=snapshot.id, attribute=slice_attr, metric_key=slice_metric.key)
-            slice_table = slice_rows(part, metric=slice_metric, snapshot=snapshot)
-            slice_svg = charts.forest_plot(
-                [charts.ForestRow(f"{r.value} · {r.variation_name}",
-                                  r.numbers.estimate if r.numbers and not r.numbers.error else None,
-                                  r.numbers.ci_low if r.numbers and not r.numbers.error else None,
-                                  r.numbers.ci_high if r.numbers and not r.numbers.error else None, r.tone,
-                                  note=r.verdict) for r in slice_table],
-                unit=difference_unit(slice_metric.kind, snapshot.difference_type),
-                label=f"{slice_metric.name} by {slice_attr}",
-            )
+    toggles = view.toggles
+    if snapshot is not None and toggles is not None:
         context.update(
             toggles=toggles,
-            relative=relative,
+            relative=toggles.difference_type == "relative",
             goal_rows=result_rows(snapshot, toggles, ("primary", "secondary")),
             guardrail_rows=result_rows(snapshot, toggles, ("guardrail",)),
-            forests=_forest(snapshot, toggles, names),
-            trend_svg=mark_safe(trend_svg),  # noqa: S308 - built from escaped parts in charts
-            users_svg=mark_safe(users_svg),  # noqa: S308
-            trend_metric=trend_metric,
-            trend_note=trend_note,
+            forests=_forest(snapshot, toggles, view.names),
             srm_text=srm_explanation(snapshot),
-            slice_attrs=slice_attrs,
-            slice_attr=slice_attr,
-            slice_metric=slice_metric,
-            slice_table=slice_table,
-            slice_svg=mark_safe(slice_svg),  # noqa: S308
-            slice_count=len({r.value for r in slice_table}),
             warnings=[(w.code, w.message) for w in snapshot.warnings if w.code != "srm"],
-            mde_input=request.GET.get("mde", ""),
             urls={
                 "cuped_on": _url_with(request, cuped="on"),
                 "cuped_off": _url_with(request, cuped="off"),
@@ -425,10 +281,30 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
             multiple_share=fmt_share(snapshot.multiple_exposure_share),
             units_text=f"{snapshot.units:,}",
             query=request.GET.copy(),
+            **panels.trend_context(view, request),
+            **panels.slices_context(view, request),
         )
-    context["power"] = power
-    context["recommendation"] = recommend(snapshot, status=experiment.status, power=power, names=names)
     return render(request, "experiments/experiment_detail.html", page_context(request, **context))
+
+
+@require_GET
+@staff_required
+def experiment_panel(request: HttpRequest, key: str, name: str) -> HttpResponse:
+    """One panel of the results page by itself (an HTML fragment), for the query the whole page
+    would get: the page's script fetches it when a panel's choice changes."""
+    found = panels.PANELS.get(name)
+    if found is None:
+        raise Http404(f"No panel '{name}'.")
+    experiment = _experiment_or_404(key)
+    view = panels.results_view(request, experiment)
+    if view.snapshot is None:
+        raise Http404("This experiment has no results yet.")
+    compute, template = found
+    response = render(request, template, {"experiment": experiment, "snapshot": view.snapshot,
+                                          "toggles": view.toggles,
+                                          "query": request.GET.copy(), **compute(view, request)})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # Actions ---------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_pages__unsafe_method_without_csrf__rejected(analyst: User, winner: Expe
 
 
 READ_ONLY_URL_NAMES = {"experiment-pages:list", "experiment-pages:detail", "experiment-pages:export-json",
-                       "experiment-pages:export-csv", "flag-pages:list", "flag-pages:detail"}
+                       "experiment-pages:export-csv", "experiment-pages:panel", "flag-pages:list", "flag-pages:detail"}
 
 
 def test_every_page_url__post_as_read_only_staff__writes_are_403_and_nothing_changes(
@@ -125,7 +125,8 @@ def test_every_page_url__post_as_read_only_staff__writes_are_403_and_nothing_cha
         for pattern in module.urlpatterns:
             name = f"{module.app_name}:{pattern.name}"
             key = winner.flag.key if module is flag_urls else draft.key if pattern.name == "start" else winner.key
-            values = {"<str:key>": key, "<str:env>": env.key, "<str:ramp_id>": ramp.id, "<str:step>": "review"}
+            values = {"<str:key>": key, "<str:env>": env.key, "<str:ramp_id>": ramp.id, "<str:step>": "review",
+                      "<str:name>": "slices"}
             url = "/" + module.app_name.removesuffix("-pages") + "s/" + str(pattern.pattern)
             for placeholder, value in values.items():
                 url = url.replace(placeholder, value)
@@ -138,4 +139,4 @@ def test_every_page_url__post_as_read_only_staff__writes_are_403_and_nothing_cha
             else:
                 assert response.status_code == 403, (url, response.status_code)
             walked.add(name)
-    assert len(walked) == 13
+    assert len(walked) == 14

@@ -53,6 +53,8 @@ def _page_paths(winner: Experiment) -> list[str]:
     key, flag, env = winner.key, winner.flag.key, winner.environment.key
     return [
         "/experiments/", f"/experiments/{key}/", f"/experiments/{key}/?slice=platform",
+        f"/experiments/{key}/panels/slices?slice=platform", f"/experiments/{key}/panels/trend?trend=revenue",
+        f"/experiments/{key}/panels/power?mde=3",
         f"/experiments/{draft.key}/", f"/experiments/{key}/stop",
         "/experiments/new/basics/",
         "/flags/", "/flags/?stale=1", f"/flags/{flag}/", f"/flags/{flag}/ramps/new",

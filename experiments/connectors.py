@@ -149,6 +149,10 @@ class PostgresConnection:
         try:
             with self.conn.cursor() as cur:
                 cur.execute(f"SET statement_timeout = {int(timeout * 1000)}")
+                # A readout's statements aggregate whole tables: a nested loop is never the right
+                # join there, and a planner without statistics of fresh tables (or of CTEs)
+                # would pick one and run for minutes.
+                cur.execute("SET enable_nestloop = off")
                 cur.execute(sql.encode())
                 rows = cur.fetchall()
                 return tuple(d.name for d in cur.description or ()), rows

@@ -143,5 +143,6 @@ Loader = Callable[[Rows, Path], AbstractContextManager[Source]]
 # The engines the equality test runs on (each one's driver is installed by `make install-dev`).
 LOADERS: dict[str, Loader] = {
     "duckdb": duckdb_source,
+    "postgres": postgres_source,
     "clickhouse": clickhouse_source,
 }

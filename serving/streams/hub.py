@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from typing import Any
 
 from config.metrics import OPEN_STREAMS, STREAM_FANOUT_SECONDS, STREAM_MESSAGES
@@ -181,8 +181,16 @@ class Hub:
             self._start(stream, None)
 
     def _start(self, stream: Stream, data: bytes | None) -> None:
+        """Write now. The server's ``send`` only waits when the client's socket buffer is full;
+        until it does, it runs to its end right here, so the usual write costs no task. A write
+        that has to wait goes on in a task of its own."""
         stream.busy = True
-        task = asyncio.ensure_future(self._drain(stream, data))
+        writing = self._drain(stream, data)
+        try:
+            waiting = writing.send(None)
+        except StopIteration:
+            return
+        task = asyncio.ensure_future(_resume(writing, waiting))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -199,3 +207,22 @@ class Hub:
             stream.closed = True
         finally:
             stream.busy = False
+
+
+async def _resume(writing: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Go on with a write that began outside any task and stopped on ``waiting`` (what it
+    awaits: a future, or None for a bare yield to the loop)."""
+    try:
+        while True:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                # The write reads the future's outcome itself when it goes on.
+                await asyncio.wait((waiting,))
+            try:
+                waiting = writing.send(None)
+            except StopIteration:
+                return
+    except BaseException:
+        writing.close()
+        raise

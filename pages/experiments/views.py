@@ -59,7 +59,7 @@ def _experiment_environment(key: str, **_: Any) -> Environment:
 
 def _experiment_or_404(key: str) -> Experiment:
     experiment = (
-        Experiment.objects.select_related("environment", "flag", "layer", "holdout")
+        Experiment.objects.select_related("environment", "flag", "layer", "holdout", "data_source")
         .prefetch_related("variations", "phases", "experiment_metrics__metric")
         .filter(key=key)
         .first()

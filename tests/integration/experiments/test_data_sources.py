@@ -177,3 +177,15 @@ def test_admin__add__same_checks_as_the_api(admin_client: Client, warehouse: Pat
     assert AuditEntry.objects.filter(action="data_source.create", via="admin").count() == 1
     tested = admin_client.get(reverse("admin:experiments_datasource_test_detail", args=[source.pk]), follow=True)
     assert "both queries work" in tested.content.decode()
+
+
+def test_results_page__data_source__named_as_where_the_data_comes_from(
+    write_client: APIClient, admin_client: Client, warehouse: Path, api_ready: None
+) -> None:
+    write_client.post("/api/v1/data-sources", _body(warehouse), format="json")
+    post_experiment(write_client, data_source="dw")
+    page = admin_client.get(reverse("experiment-pages:detail", args=["checkout-test"])).content.decode()
+    assert "read from the data source <strong>Growth warehouse</strong> (DuckDB)" in page
+    write_client.patch("/api/v1/experiments/checkout-test", {"data_source": None}, format="json")
+    page = admin_client.get(reverse("experiment-pages:detail", args=["checkout-test"])).content.decode()
+    assert "this service's exposures and events" in page or "this service&#x27;s exposures and events" in page

@@ -224,7 +224,8 @@ def test_browser__results_page__analysis_cuped_and_difference_toggles(browser: P
     page.click("#toggle-diff a[data-value=absolute]")
     page.wait_for_url("**diff=absolute**")
     absolute = page.inner_text(purchase)
-    assert "%" not in absolute
+    assert "%" not in absolute and absolute.count(" pp") == 2  # a rate's difference in percentage points
+    browser.shot("results-table-absolute.png", selector="#goal-table")
     assert page.locator("#forest svg.forest-plot").count() == 4
     assert "Cumulative difference" in page.inner_html("#trend")
     seen["sequential+absolute"] = (absolute, page.inner_html("#forest"))

@@ -25,7 +25,9 @@ def test_readyz__database_and_broker_up__ready(client: Client) -> None:
     require_service("127.0.0.1", 6379, "Redis")
     response = client.get("/readyz")
     assert response.status_code == 200, response.json()
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    checks = response.json()["checks"]
+    assert {k: checks[k] for k in ("database", "broker")} == {"database": "ok", "broker": "ok"}
+    assert checks["rate_limits"]["state"] == "shared"
 
 
 @pytest.mark.django_db

@@ -64,6 +64,7 @@ class Action(StrEnum):
     DATA_SOURCE_CHANGE = "data_source.change"
     DATA_SOURCE_DELETE = "data_source.delete"
     DATA_SOURCE_TEST = "data_source.test"
+    EXPERIMENT_RAMP = "experiment.ramp"
     METRIC_VIEW = "metric.view"
     METRIC_CREATE = "metric.create"
     METRIC_CHANGE = "metric.change"
@@ -144,6 +145,8 @@ RULES: dict[Action, Rule] = {
     # A test connects and runs the queries: it costs the warehouse, so it takes the right to change.
     Action.DATA_SOURCE_TEST: _needs("test data sources (connect and run their queries)",
                                     "experiments.change_datasource"),
+    Action.EXPERIMENT_RAMP: _needs("ramp experiments (raise coverage now or on a schedule, change the split)",
+                                   "experiments.change_experiment"),
     Action.METRIC_VIEW: _view("metrics", "experiments", "metric"),
     Action.METRIC_CREATE: _needs("create metrics", "experiments.add_metric"),
     Action.METRIC_CHANGE: _needs("change metrics", "experiments.change_metric"),
@@ -185,7 +188,7 @@ _SEE = frozenset({Action.FLAG_VIEW, Action.SEGMENT_VIEW, Action.ENVIRONMENT_VIEW
                   Action.METRIC_VIEW})
 _EDIT = frozenset({Action.FLAG_CHANGE, Action.FLAG_KILL_SWITCH, Action.FLAG_RAMP, Action.EXPERIMENT_CHANGE,
                    Action.EXPERIMENT_START, Action.EXPERIMENT_STOP, Action.EXPERIMENT_ARCHIVE,
-                   Action.EXPERIMENT_REFRESH})
+                   Action.EXPERIMENT_REFRESH, Action.EXPERIMENT_RAMP})
 
 # What each role may do in its environment; each role includes the ones before it.
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {

@@ -195,6 +195,9 @@ class ExperimentForm(ServiceModelForm):
             "seed": "Leave empty to use the key.",
             "holdout": "Units in the holdout's share never enter this experiment. Changing it while running "
                        "starts a new phase.",
+            "coverage": "Share of eligible units in the experiment (0.5 = 50%). While it runs, raising it continues "
+                        "the phase (units already in keep their variation); lowering it, or changing the weights, "
+                        "starts a new phase. The experiment's page ramps it now or on a schedule.",
             "condition": 'Targeting: who may enter, e.g. {"country": {"$in": ["US", "CA"]}}.',
             "range_start": "With a layer: the part of the layer's hash space this experiment owns.",
             "slice_attributes": 'Exposure attributes to slice results by, e.g. ["country", "platform"].',
@@ -247,7 +250,8 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
             ("Analysis", {"fields": SETTINGS_FIELDS, "classes": ["collapse"]}),
         ]
         if obj is not None:
-            sets.insert(0, ("Status", {"fields": ("status", "start_checks", "phases_shown", "results_shown")}))
+            sets.insert(0, ("Status", {"fields": ("status", "start_checks", "phases_shown", "ramp_shown",
+                                                  "results_shown")}))
             if obj.status == Experiment.Status.RUNNING:
                 sets.append(("Stop", {"fields": ("decision", "ship_variation", "decision_note")}))
             elif obj.status in (Experiment.Status.STOPPED, Experiment.Status.ARCHIVED):
@@ -257,7 +261,7 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
     def get_readonly_fields(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
         if obj is None:
             return ()
-        shown = ("status", "start_checks", "phases_shown", "results_shown", "decision_shown")
+        shown = ("status", "start_checks", "phases_shown", "ramp_shown", "results_shown", "decision_shown")
         if obj.status == Experiment.Status.DRAFT:
             return (*shown, "key")
         if obj.status == Experiment.Status.RUNNING:
@@ -296,6 +300,15 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
         return format_html("<ul>{}</ul>", format_html_join("", "<li>{} {}: {} → {}, weights {}, coverage {}</li>", (
             ("Phase", p.number, f"{p.started_at:%Y-%m-%d %H:%M}",
              f"{p.ended_at:%Y-%m-%d %H:%M}" if p.ended_at else "now", p.weights, p.coverage) for p in phases)))
+
+    @admin.display(description="Ramp")
+    def ramp_shown(self, obj: Experiment) -> SafeString | str:
+        steps = selectors.ramp_steps(experiment=obj, limit=10)
+        if not steps:
+            return "No ramp steps. The experiment's page raises coverage now or on a schedule."
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}% at {}: {}{}</li>", (
+            (f"{s.coverage * 100:.4g}", f"{s.apply_at:%Y-%m-%d %H:%M}", s.get_status_display(),
+             f" ({s.note})" if s.note else "") for s in steps)))
 
     @admin.display(description="Decision")
     def decision_shown(self, obj: Experiment) -> str:

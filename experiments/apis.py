@@ -22,7 +22,7 @@ from base.permissions import Action
 from config.api import ListApi, validated_input
 from config.errors import ValidationFailed
 from experiments import selectors, services
-from experiments.checks import MAX_TIMEOUT_SECONDS
+from experiments.checks import MAX_RAMP_STEPS, MAX_TIMEOUT_SECONDS
 from experiments.data_sources import SourceReport
 from experiments.documents import (
     ExperimentResults,
@@ -31,8 +31,9 @@ from experiments.documents import (
     data_source_document,
     experiment_document,
     metric_document,
+    ramp_document,
 )
-from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot
+from experiments.models import Experiment, ExperimentMetric, Metric, RampStep, ResultSnapshot
 from experiments.readout import Readout
 from experiments.warehouse import ENGINES, MAX_QUERY_LENGTH
 from flags import selectors as flag_selectors
@@ -477,6 +478,124 @@ class ExperimentRefreshApi(ExperimentScoped, APIView):
         phase = snapshot.phase
         return Response({"snapshot": snapshot.pk, "status": snapshot.status, "phase": phase.number if phase else None},
                         status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_serializer(component_name="RampStep")
+class RampStepOutput(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    coverage = serializers.FloatField()
+    apply_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=[c[0] for c in RampStep.Status.choices])
+    applied_at = serializers.DateTimeField(allow_null=True)
+    phase = serializers.IntegerField(allow_null=True, help_text="The phase the step was applied in.")
+    note = serializers.CharField(help_text="Why a step was skipped or cancelled.")
+    requested_by = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="ExperimentRamp")
+class RampOutput(serializers.Serializer[Any]):
+    experiment = serializers.CharField()
+    status = serializers.CharField()
+    coverage = serializers.FloatField()
+    weights = serializers.ListField(child=serializers.FloatField())
+    phase = serializers.IntegerField(allow_null=True)
+    steps = RampStepOutput(many=True)
+    change = serializers.JSONField(
+        required=False,
+        help_text="What the request does (POST): `new_phase` (a new phase starts: results restart) or not "
+                  "(the phase continues: units already in keep their variation), `words`, `applied` "
+                  "(false for a dry run or a schedule).")
+    cancelled = serializers.IntegerField(required=False, help_text="Planned steps cancelled (DELETE).")
+
+
+class ExperimentRampApi(ExperimentScoped, APIView):
+    """Ramp a running experiment: raise its coverage now or on a schedule, or change its split.
+
+    A coverage raise continues the current phase (units already in keep their variation); a new
+    split or a lower coverage starts a new phase. `dry_run` answers which, changing nothing.
+    """
+
+    required_actions = {"GET": Action.EXPERIMENT_VIEW, "POST": Action.EXPERIMENT_RAMP,
+                        "DELETE": Action.EXPERIMENT_RAMP}
+
+    @extend_schema_serializer(component_name="ExperimentRampStepInput")
+    class StepSerializer(serializers.Serializer[Any]):
+        coverage = StrictFloatField(min_value=0.0, max_value=1.0, help_text="Share of eligible units, 0.5 = 50%.")
+        apply_at = serializers.DateTimeField(
+            help_text="When to apply it: ISO 8601 with a time zone (UTC when none), in the future, within a year.")
+
+    @extend_schema_serializer(component_name="ExperimentRampInput")
+    class InputSerializer(serializers.Serializer[Any]):
+        coverage = StrictFloatField(required=False, min_value=0.0, max_value=1.0,
+                                    help_text="The coverage now, above 0 and at most 1.")
+        weights = serializers.ListField(
+            child=StrictFloatField(min_value=0.0, max_value=1.0), required=False, max_length=100,
+            help_text="One weight per variation, control first, summing to 1 (starts a new phase).")
+        steps = serializers.ListField(
+            child=serializers.DictField(), required=False, min_length=1, max_length=MAX_RAMP_STEPS,
+            help_text=f"A schedule of coverage raises (1 to {MAX_RAMP_STEPS} steps); it replaces the planned "
+                      "steps. Not together with `coverage` or `weights`.")
+        dry_run = serializers.BooleanField(required=False, default=False,
+                                           help_text="Validate and describe the change without making it.")
+
+        def validate_steps(self, value: list[Any]) -> list[dict[str, Any]]:
+            steps = []
+            errors: dict[str, Any] = {}
+            for i, item in enumerate(value):
+                step = ExperimentRampApi.StepSerializer(data=item)
+                if not step.is_valid():
+                    errors[str(i)] = step.errors
+                else:
+                    steps.append(dict(step.validated_data))
+            if errors:
+                raise serializers.ValidationError(errors)
+            return steps
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if "steps" in attrs and ("coverage" in attrs or "weights" in attrs):
+                raise serializers.ValidationError(
+                    {"steps": ["Give either a schedule (`steps`) or a change now (`coverage`, `weights`)."]})
+            if not any(k in attrs for k in ("steps", "coverage", "weights")):
+                raise serializers.ValidationError(
+                    {"coverage": ["Give the new coverage, the new weights, or a schedule of steps."]})
+            return attrs
+
+    def _state(self, key: str, **extra: Any) -> dict[str, Any]:
+        experiment = selectors.experiment_get(key=key)
+        return {**ramp_document(experiment, selectors.ramp_steps(experiment=experiment)), **extra}
+
+    @extend_schema(responses=RampOutput)
+    def get(self, request: Request, key: str) -> Response:
+        return Response(self._state(key))
+
+    @extend_schema(request=InputSerializer, responses=RampOutput)
+    def post(self, request: Request, key: str) -> Response:
+        data = validated_input(self.InputSerializer, request)
+        experiment = selectors.experiment_get(key=key)
+        actor = request_actor(request)
+        if "steps" in data:
+            steps = [(s["coverage"], s["apply_at"]) for s in data["steps"]]
+            if data["dry_run"]:
+                services.ramp_schedule_check(experiment=experiment, steps=steps)
+            else:
+                services.experiment_ramp_schedule(actor=actor, experiment=experiment, steps=steps)
+            change = {"new_phase": False, "applied": False,
+                      "words": "Each step raises the coverage when it is due; the phase continues."}
+            return Response(self._state(key, change=change))
+        coverage, weights = data.get("coverage"), data.get("weights")
+        if data["dry_run"]:
+            effect = services.ramp_preview(experiment=experiment, coverage=coverage, weights=weights)
+        else:
+            _, effect = services.experiment_ramp(actor=actor, experiment=experiment, coverage=coverage,
+                                                 weights=weights)
+        change = {"new_phase": effect.new_phase, "applied": not data["dry_run"], "words": effect.words}
+        return Response(self._state(key, change=change))
+
+    @extend_schema(request=None, responses=RampOutput)
+    def delete(self, request: Request, key: str) -> Response:
+        count = services.experiment_ramp_cancel(actor=request_actor(request),
+                                                experiment=selectors.experiment_get(key=key))
+        return Response(self._state(key, cancelled=count))
 
 
 @extend_schema_serializer(component_name="ResultSnapshot")

@@ -8,7 +8,8 @@ every bad field at once (`base.checks.raise_if`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from base.checks import add_error, is_number
@@ -21,12 +22,16 @@ from flags.models import Flag, Segment
 from traffic.assignment.allocation import range_errors
 from traffic.models import Holdout, Layer
 
-__all__ = ["MAX_SLICE_ATTRIBUTES", "MAX_TIMEOUT_SECONDS", "WEIGHT_TOLERANCE", "check_data_source",
-           "check_metric_links", "check_settings", "check_variations", "resolve_key"]
+__all__ = ["MAX_RAMP_STEPS", "MAX_SLICE_ATTRIBUTES", "MAX_TIMEOUT_SECONDS", "RAMP_HORIZON", "WEIGHT_TOLERANCE",
+           "check_data_source", "check_metric_links", "check_ramp", "check_ramp_steps", "check_settings",
+           "check_variations", "resolve_key"]
 
 WEIGHT_TOLERANCE = 1e-6
 MAX_TIMEOUT_SECONDS = 3600
 MAX_SLICE_ATTRIBUTES = 5
+# A ramp schedule has at most this many steps, the last at most this far ahead.
+MAX_RAMP_STEPS = 10
+RAMP_HORIZON = timedelta(days=365)
 
 
 def check_variations(variations: Any, flag: Flag, errors: Errors) -> None:
@@ -174,3 +179,59 @@ def check_data_source(data: Mapping[str, Any], errors: Errors) -> None:
     timeout = data.get("timeout_seconds", 300)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
         add_error(errors, "timeout_seconds", f"Give a timeout of 1 to {MAX_TIMEOUT_SECONDS} seconds.")
+
+
+def _check_running(experiment: Experiment, errors: Errors) -> None:
+    if experiment.status != Experiment.Status.RUNNING:
+        add_error(errors, "status", f"Only a running experiment is ramped; this one is {experiment.status}.")
+
+
+def _check_coverage(value: Any, field: str, errors: Errors) -> bool:
+    if not is_number(value) or not 0.0 < float(value) <= 1.0:
+        add_error(errors, field, "Coverage is a share above 0 and at most 1 (0.5 is 50%).")
+        return False
+    return True
+
+
+def check_ramp(experiment: Experiment, coverage: Any, weights: Any, errors: Errors) -> None:
+    """A change now: a new coverage in (0, 1] and/or one weight per variation summing to 1."""
+    _check_running(experiment, errors)
+    if coverage is None and weights is None:
+        add_error(errors, "coverage", "Give the new coverage, the new weights, or both.")
+    if coverage is not None:
+        _check_coverage(coverage, "coverage", errors)
+    if weights is not None:
+        count = experiment.variations.count()
+        if not isinstance(weights, Sequence) or isinstance(weights, str) or len(weights) != count:
+            add_error(errors, "weights", f"Give one weight per variation ({count}), control first.")
+        elif not all(is_number(w) and 0.0 <= float(w) <= 1.0 for w in weights):
+            add_error(errors, "weights", "Each weight is a share from 0 to 1.")
+        elif abs(sum(float(w) for w in weights) - 1.0) > WEIGHT_TOLERANCE:
+            add_error(errors, "weights", "Weights must sum to 1.")
+
+
+def check_ramp_steps(experiment: Experiment, steps: Sequence[tuple[Any, Any]], now: datetime,
+                     errors: Errors) -> None:
+    """A schedule: 1 to `MAX_RAMP_STEPS` `(coverage, apply_at)` steps, each raising the coverage
+    above the one before (the first above today's) at a later time, all in the next year."""
+    _check_running(experiment, errors)
+    if not 1 <= len(steps) <= MAX_RAMP_STEPS:
+        add_error(errors, "steps", f"Give 1 to {MAX_RAMP_STEPS} steps.")
+        return
+    previous_coverage, previous_at = float(experiment.coverage), now
+    for i, (coverage, at) in enumerate(steps):
+        if _check_coverage(coverage, f"steps[{i}].coverage", errors):
+            if float(coverage) <= previous_coverage:
+                what = "today's coverage" if i == 0 else "the step before"
+                add_error(errors, f"steps[{i}].coverage",
+                          f"Each step raises coverage above {what} ({previous_coverage * 100:.4g}%).")
+            previous_coverage = max(previous_coverage, float(coverage))
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            add_error(errors, f"steps[{i}].apply_at", "Give a date and time with its time zone.")
+            continue
+        if at <= previous_at:
+            add_error(errors, f"steps[{i}].apply_at",
+                      "Each step comes after " + ("now." if i == 0 else "the step before."))
+        elif at > now + RAMP_HORIZON:
+            add_error(errors, f"steps[{i}].apply_at", "Plan steps within the next 365 days.")
+        previous_at = max(previous_at, at)

@@ -8,11 +8,12 @@ types its JSON is written from.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from experiments.mappers import snapshot_readout
-from experiments.models import DataSource, Experiment, Metric, Phase, ResultSnapshot
+from experiments.models import DataSource, Experiment, Metric, Phase, RampStep, ResultSnapshot
 from experiments.readout import Readout
 
 
@@ -262,3 +263,30 @@ def snapshot_record(snapshot: ResultSnapshot) -> SnapshotRecord:
         error=snapshot.error or None,
     )
     return SnapshotRecord(run=run, readout=snapshot_readout(snapshot))
+
+
+def ramp_step_document(step: RampStep) -> dict[str, Any]:
+    """A planned, applied, skipped or cancelled coverage raise."""
+    return {
+        "id": step.pk,
+        "coverage": step.coverage,
+        "apply_at": _iso(step.apply_at),
+        "status": step.status,
+        "applied_at": _iso(step.applied_at),
+        "phase": step.phase_number,
+        "note": step.note,
+        "requested_by": step.requested_by,
+    }
+
+
+def ramp_document(experiment: Experiment, steps: Sequence[RampStep]) -> dict[str, Any]:
+    """An experiment's assignment now and its ramp steps, as the ramp endpoint shows them."""
+    phase = experiment.phases.filter(ended_at__isnull=True).order_by("-number").first()
+    return {
+        "experiment": experiment.key,
+        "status": experiment.status,
+        "coverage": experiment.coverage,
+        "weights": [v.weight for v in experiment.variations.all()],
+        "phase": phase.number if phase is not None else None,
+        "steps": [ramp_step_document(s) for s in steps],
+    }

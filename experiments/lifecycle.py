@@ -3,7 +3,8 @@ in `catalog`).
 
 An experiment is a draft until `experiment_start` writes its experiment rule onto the flag
 (through `flags.services`, which bumps the environment's config version so every serving
-process sees it). A weight, coverage or targeting change while it runs starts a new phase.
+process sees it). While it runs, a coverage raise continues the phase and a weight, targeting
+or holdout change (or a lower coverage) starts a new one (`experiments.phases`).
 `experiment_stop` removes the rule and, when a variation is shipped, makes it the flag's
 default in the environment. `experiment_readout_request` queues a readout someone asked for.
 """
@@ -26,7 +27,17 @@ from base.writes import reject_unknown
 from config.errors import Conflict, ValidationFailed
 from experiments.checks import WEIGHT_TOLERANCE, check_metric_links, check_settings, check_variations, resolve_key
 from experiments.documents import experiment_document
-from experiments.models import DataSource, Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot, Variation
+from experiments.models import (
+    DataSource,
+    Experiment,
+    ExperimentMetric,
+    Metric,
+    Phase,
+    RampStep,
+    ResultSnapshot,
+    Variation,
+)
+from experiments.phases import Assignment, phase_change
 from experiments.readout_jobs import experiment_refresh
 from experiments.readout_sql import rollup_drop
 from experiments.selectors import phase_get
@@ -134,26 +145,41 @@ def experiment_create(
     return experiment
 
 
-def _assignment_changed(experiment: Experiment, changes: Mapping[str, Any]) -> bool:
-    if "coverage" in changes and float(changes["coverage"]) != experiment.coverage:
-        return True
-    if "condition" in changes and (changes["condition"] or {}) != (experiment.condition or {}):
-        return True
-    if "segments" in changes and list(changes["segments"] or []) != list(experiment.segments or []):
-        return True
-    if "holdout" in changes and changes["holdout"] != experiment.holdout:
-        return True
-    if "variations" in changes:
-        current = [v.weight for v in experiment.variations.all()]
-        return [float(v["weight"]) for v in changes["variations"]] != current
-    return False
+def assignment_of(experiment: Experiment) -> Assignment:
+    """The experiment's assignment as it is stored."""
+    return Assignment(
+        coverage=float(experiment.coverage), weights=tuple(float(v.weight) for v in experiment.variations.all()),
+        condition=dict(experiment.condition or {}), segments=tuple(str(s) for s in experiment.segments or ()),
+        holdout=experiment.holdout.key if experiment.holdout is not None else "",
+    )
+
+
+def assignment_after(experiment: Experiment, changes: Mapping[str, Any]) -> Assignment:
+    """The assignment once `changes` (fields as `experiment_update` takes them, the holdout as a
+    row or a key) are applied."""
+    current = assignment_of(experiment)
+    holdout = changes.get("holdout", experiment.holdout)
+    holdout_key = holdout.key if isinstance(holdout, Holdout) else str(holdout or "")
+    weights = current.weights
+    if changes.get("variations") is not None:
+        weights = tuple(float(v["weight"]) for v in changes["variations"])
+    return Assignment(
+        coverage=float(changes["coverage"]) if changes.get("coverage") is not None else current.coverage,
+        weights=weights,
+        condition=dict(changes["condition"] or {}) if "condition" in changes else current.condition,
+        segments=tuple(str(s) for s in changes["segments"] or ()) if "segments" in changes else current.segments,
+        holdout=holdout_key if "holdout" in changes else current.holdout,
+    )
 
 
 @transaction.atomic
-def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -> Experiment:
-    """Change a draft freely; on a running experiment, a weight, coverage, targeting or holdout
-    change starts a new phase (units are re-counted from then on) and updates the flag's rule.
-    Stopped and archived experiments only take descriptive and analysis changes."""
+def experiment_update(*, actor: Actor, experiment: Experiment, audit_action: str = "experiment.update",
+                      **changes: Any) -> Experiment:
+    """Change a draft freely. On a running experiment a higher coverage continues the phase
+    (units already in keep their variation) and a lower one, or a weight, targeting or holdout
+    change, starts a new phase (units are re-counted from then on), as `experiments.phases`
+    decides; either way the flag's rule follows. Stopped and archived experiments only take
+    descriptive and analysis changes."""
     allowed = (*EXPERIMENT_FIELDS, "flag", "environment")
     reject_unknown(changes, allowed, what="experiment")
     if "tags" in changes:
@@ -204,9 +230,9 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     if "data_source" in changes:
         changes["data_source"] = resolve_key(DataSource, changes["data_source"], "data_source", errors)
     raise_if(errors, "The experiment is not valid.")
-    new_phase = status == Experiment.Status.RUNNING and _assignment_changed(
-        experiment, {**changes, **({"variations": variation_list} if variation_list is not None else {})}
-    )
+    change = phase_change(assignment_of(experiment), assignment_after(
+        experiment, {**changes, **({"variations": variation_list} if variation_list is not None else {})},
+    )) if status == Experiment.Status.RUNNING else None
     changes.pop("variations", None)
     changes.pop("metrics", None)
     if "condition" in changes and changes["condition"] is None:
@@ -219,10 +245,12 @@ def experiment_update(*, actor: Actor, experiment: Experiment, **changes: Any) -
     experiment.environment = environment
     experiment.save()
     _apply_links(experiment, variation_list, links)
-    if new_phase:
-        _next_phase(actor, experiment, reason="Weights, coverage, targeting or holdout changed.")
+    if change is not None and change.new_phase:
+        _next_phase(actor, experiment, reason=change.phase_reason)
+    elif change is not None and change.coverage_raised:
+        _continue_phase(actor, experiment)
     environments_bump(environment_ids=[experiment.environment_id])
-    _audit(actor, "experiment.update", experiment, before)
+    _audit(actor, audit_action, experiment, before)
     return experiment
 
 
@@ -268,6 +296,17 @@ def _next_phase(actor: Actor, experiment: Experiment, *, reason: str) -> Phase:
         fields.pop("kind")
         flag_services.flag_rule_update(actor=actor, rule=rule, **fields)
     return phase
+
+
+def _continue_phase(actor: Actor, experiment: Experiment) -> None:
+    """A coverage raise: the open phase and the flag's rule take the new coverage, same phase."""
+    phase = experiment.phases.filter(ended_at__isnull=True).order_by("-number").first()
+    if phase is not None:
+        phase.coverage = experiment.coverage
+        phase.save(update_fields=["coverage"])
+    rule = Rule.objects.filter(uid=experiment.rule_uid).first() if experiment.rule_uid else None
+    if rule is not None:
+        flag_services.flag_rule_update(actor=actor, rule=rule, coverage=experiment.coverage)
 
 
 def _layer_conflicts(experiment: Experiment) -> list[str]:
@@ -373,6 +412,8 @@ def experiment_stop(
                                details={"variation": [f"Use one of {', '.join(keys)}."]})
     now = timezone.now()
     experiment.phases.filter(ended_at__isnull=True).update(ended_at=now)
+    experiment.ramp_steps.filter(status=RampStep.Status.PLANNED).update(
+        status=RampStep.Status.CANCELLED, note="The experiment stopped.")
     rule = Rule.objects.filter(uid=experiment.rule_uid).first() if experiment.rule_uid else None
     if rule is not None:
         flag_services.flag_rule_delete(actor=actor, rule=rule)

@@ -246,6 +246,38 @@ class Phase(models.Model):
         return f"{self.experiment.key} phase {self.number}"
 
 
+class RampStep(models.Model):
+    """A planned coverage raise of a running experiment, applied at `apply_at` by the scheduler.
+
+    Raising coverage keeps every unit already in its variation, so an applied step continues
+    the current phase. A step that no longer raises coverage when it is due (or whose experiment
+    is no longer running) is skipped with the reason; a new schedule cancels the planned steps.
+    """
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        APPLIED = "applied", "Applied"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="ramp_steps")
+    coverage = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    apply_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    phase_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True, default="")
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["experiment_id", "apply_at", "id"]
+        indexes = [models.Index(fields=["status", "apply_at"], name="rampstep_due")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.key} to {self.coverage:.0%} at {self.apply_at:%Y-%m-%d %H:%M}"
+
+
 # High-volume tables -------------------------------------------------------------------------
 
 

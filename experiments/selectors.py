@@ -6,7 +6,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from config.errors import NotFound
 from experiments.documents import SUMMARY_FIELDS, ExperimentResults, snapshot_record, snapshot_summary
-from experiments.models import DataSource, Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
+from experiments.models import DataSource, Experiment, ExperimentMetric, Metric, Phase, RampStep, ResultSnapshot
 from experiments.readout import READOUT_FIELDS
 from flags.models import Flag
 
@@ -145,3 +145,10 @@ def data_source_get(*, key: str) -> DataSource:
     if source is None:
         raise NotFound(f"Data source '{key}' does not exist.", code="data_source_not_found")
     return source
+
+
+def ramp_steps(*, experiment: Experiment, limit: int = 50) -> list[RampStep]:
+    """The experiment's ramp steps: the planned ones and the latest done, in time order."""
+    planned = list(experiment.ramp_steps.filter(status=RampStep.Status.PLANNED))
+    done = list(experiment.ramp_steps.exclude(status=RampStep.Status.PLANNED).order_by("-apply_at", "-id")[:limit])
+    return sorted([*done, *planned], key=lambda s: (s.apply_at, s.pk))

@@ -2,7 +2,8 @@
 
 The work lives in sub-domain modules: `catalog` (metrics), `data_sources` (warehouses),
 `lifecycle` (experiments),
-`launch` (an experiment created, on a new flag if asked, and started in one step),
+`launch` (an experiment created, on a new flag if asked, and started in one step), `ramp`
+(coverage raised now or on a schedule, the split changed),
 `ingestion` (the events API's exposures and metric events), `exposures` (exposures seen
 by the SDK edge) and `readout_jobs` (queueing and computing result snapshots).
 """
@@ -21,6 +22,14 @@ from experiments.lifecycle import (
     experiment_stop,
     experiment_update,
 )
+from experiments.ramp import (
+    experiment_ramp,
+    experiment_ramp_cancel,
+    experiment_ramp_schedule,
+    ramp_preview,
+    ramp_schedule_check,
+    ramp_steps_apply_due,
+)
 from experiments.readout_jobs import experiment_refresh, experiments_refresh_running, readout_run
 
 __all__ = [
@@ -36,6 +45,9 @@ __all__ = [
     "experiment_archive",
     "experiment_create",
     "experiment_launch",
+    "experiment_ramp",
+    "experiment_ramp_cancel",
+    "experiment_ramp_schedule",
     "experiment_readout_request",
     "experiment_refresh",
     "experiment_start",
@@ -47,6 +59,9 @@ __all__ = [
     "metric_archive",
     "metric_create",
     "metric_update",
+    "ramp_preview",
+    "ramp_schedule_check",
+    "ramp_steps_apply_due",
     "readout_run",
     "serving_exposures_record",
 ]

@@ -1,9 +1,10 @@
 """Celery tasks: thin wrappers that take ids and call `experiments.readout_jobs` and
-`experiments.readout_sweep`.
+`experiments.readout_sweep` and `experiments.ramp`.
 
 All are safe to run twice: a finished snapshot is not computed again, a scheduled refresh
-does not queue a second readout while one is still queued, and the sweep only acts on what
-is still stale. A readout task is acknowledged when it ends (`acks_late`), given back to the
+does not queue a second readout while one is still queued, the sweep only acts on what
+is still stale, and a ramp step is applied once (the row is locked and marked in the same
+transaction). A readout task is acknowledged when it ends (`acks_late`), given back to the
 broker when its worker process dies (`reject_on_worker_lost`), and stopped after
 READOUT_TIME_LIMIT seconds (prefork workers); the broker's visibility timeout is longer.
 """
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from experiments.models import ResultSnapshot
+from experiments.ramp import ramp_steps_apply_due
 from experiments.readout_jobs import ReadoutBusy, experiments_refresh_running, readout_mark, readout_run
 from experiments.readout_sweep import readouts_sweep
 
@@ -96,3 +98,11 @@ def readouts_sweep_task() -> dict[str, list[int]]:
     _fresh_connection()
     report = readouts_sweep()
     return {"failed": report.failed, "requeued": report.requeued, "sent": report.sent, "skipped": report.skipped}
+
+
+@shared_task(acks_late=True)
+def experiment_ramp_steps_task() -> dict[str, int]:
+    """Apply the ramp steps that are due (scheduled by Celery beat every minute)."""
+    _fresh_connection()
+    run = ramp_steps_apply_due()
+    return {"applied": run.applied, "skipped": run.skipped}

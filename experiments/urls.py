@@ -16,5 +16,6 @@ urlpatterns = [
     path("experiments/<str:key>/stop", apis.ExperimentStopApi.as_view(), name="experiment-stop"),
     path("experiments/<str:key>/archive", apis.ExperimentArchiveApi.as_view(), name="experiment-archive"),
     path("experiments/<str:key>/refresh", apis.ExperimentRefreshApi.as_view(), name="experiment-refresh"),
+    path("experiments/<str:key>/ramp", apis.ExperimentRampApi.as_view(), name="experiment-ramp"),
     path("experiments/<str:key>/results", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
 ]

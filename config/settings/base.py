@@ -309,6 +309,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.readouts_sweep_task",
         "schedule": float(READOUT_SWEEP_SECONDS),
     },
+    # Planned coverage raises of running experiments (experiments/ramp.py) are applied within
+    # this many seconds of their time.
+    "experiments-ramp-steps": {
+        "task": "experiments.tasks.experiment_ramp_steps_task",
+        "schedule": float(env_int("RAMP_CHECK_SECONDS", 60)),
+    },
 }
 
 # Every log line passes through a filter that replaces management tokens and SDK keys by a

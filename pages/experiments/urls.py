@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pages.experiments import exports, views, wizard
+from pages.experiments import exports, ramp, views, wizard
 
 app_name = "experiment-pages"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("<str:key>/start", views.experiment_start, name="start"),
     path("<str:key>/stop", views.experiment_stop, name="stop"),
     path("<str:key>/refresh", views.experiment_refresh, name="refresh"),
+    path("<str:key>/ramp", ramp.experiment_ramp, name="ramp"),
 ]

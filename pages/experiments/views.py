@@ -21,7 +21,7 @@ from base.models import Environment
 from base.permissions import Action
 from config.errors import ApplicationError, error_text
 from experiments import services
-from experiments.models import Experiment, ResultSnapshot
+from experiments.models import Experiment, RampStep, ResultSnapshot
 from flags.models import FlagState
 from pages.access import can, page_actor, permission_required, staff_required
 from pages.experiments import panels, queries
@@ -247,6 +247,11 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
         "can_change": can(request, Action.EXPERIMENT_CHANGE, environment=experiment.environment),
         "target_mde_text": f"{experiment.target_mde * 100:.4g}%" if experiment.target_mde is not None else "",
         "tuning_text": f"{experiment.sequential_tuning:,.0f}",
+        "coverage_text": f"{experiment.coverage * 100:.4g}%",
+        "planned_steps": [{"percent": f"{s.coverage * 100:.4g}%", "at": s.apply_at}
+                          for s in experiment.ramp_steps.filter(status=RampStep.Status.PLANNED)],
+        "can_ramp": experiment.status == Experiment.Status.RUNNING
+        and can(request, Action.EXPERIMENT_RAMP, environment=experiment.environment),
         "flag_off": experiment.status == Experiment.Status.RUNNING
         and FlagState.objects.filter(flag_id=experiment.flag_id, environment_id=experiment.environment_id,
                                      enabled=False).exists(),

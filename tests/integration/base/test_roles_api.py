@@ -39,6 +39,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("metric-detail", "patch"): {"name": "attacker"},
     ("experiment-detail", "patch"): {"name": "attacker"},
     ("experiment-stop", "post"): {"decision": "rollback"},
+    ("experiment-ramp", "post"): {"coverage": 0.5},
 }
 
 

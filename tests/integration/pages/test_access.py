@@ -75,6 +75,9 @@ def test_pages__read_only_staff__every_change_is_403_and_nothing_changes(
         ("post", f"/experiments/{winner.key}/stop", {"decision": "rollback"}),
         ("get", f"/experiments/{winner.key}/stop", {}),
         ("post", f"/experiments/{winner.key}/refresh", {}),
+        ("get", f"/experiments/{winner.key}/ramp", {}),
+        ("post", f"/experiments/{winner.key}/ramp", {"mode": "now", "confirm": "yes", "now-coverage": "50",
+                                                      "now-weights": "50/50"}),
         ("post", f"/experiments/{draft.key}/start", {}),
         ("get", "/experiments/new/basics/", {}),
         ("post", "/experiments/new/review/", {"action": "start"}),
@@ -139,4 +142,4 @@ def test_every_page_url__post_as_read_only_staff__writes_are_403_and_nothing_cha
             else:
                 assert response.status_code == 403, (url, response.status_code)
             walked.add(name)
-    assert len(walked) == 14
+    assert len(walked) == 15

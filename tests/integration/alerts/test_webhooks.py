@@ -21,7 +21,7 @@ from base.models import Environment
 from config.errors import ValidationFailed
 from flags import services as flag_services
 from tests.integration.alerts.receiver import Receiver, receiver  # noqa: F401 - fixture
-from tests.integration.experiments.conftest import celery_worker  # noqa: F401 - fixture
+from tests.integration.experiments.conftest import celery_worker, celery_workers  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor(label="ana", via="system")

@@ -29,6 +29,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
+from audit.types import Actor
 from experiments import queue, readout_sql
 from experiments.mappers import readout_input, readout_spec
 from experiments.models import Experiment, ExperimentMetric, Phase, ResultSnapshot, Variation
@@ -190,6 +192,29 @@ def _heartbeat(snapshot_id: int) -> Iterator[None]:
         thread.join(timeout=10)
 
 
+READOUT_ACTOR = Actor.system("readout")
+
+
+def _audit_readout(snapshot: ResultSnapshot, action: str, after: dict[str, Any]) -> None:
+    experiment = Experiment.objects.select_related("environment").get(pk=snapshot.experiment_id)
+    audit_record(actor=READOUT_ACTOR, action=action, object_type="experiment", object_key=experiment.key,
+                 after={"snapshot": snapshot.pk, **after}, environment=experiment.environment.key)
+
+
+def _audit_srm(snapshot: ResultSnapshot) -> None:
+    """An entry (and so a webhook event) when a readout finds a sample-ratio mismatch that the
+    previous readout of its phase did not: once per mismatch, not at every readout."""
+    if not snapshot.srm_warning:
+        return
+    previous = (ResultSnapshot.objects.filter(experiment_id=snapshot.experiment_id, phase_id=snapshot.phase_id,
+                                              status=ResultSnapshot.Status.SUCCESS)
+                .exclude(pk=snapshot.pk).order_by("-finished_at", "-pk").first())
+    if previous is not None and previous.srm_warning:
+        return
+    phase = snapshot.phase.number if snapshot.phase is not None else None
+    _audit_readout(snapshot, "experiment.srm_detected", {"phase": phase, "srm_p_value": snapshot.srm_p_value})
+
+
 def readout_mark(
     *, snapshot_id: int, status: str, error: str = "", error_code: str = ""
 ) -> None:
@@ -207,6 +232,8 @@ def readout_mark(
         if snapshot.started_at is not None:
             snapshot.duration_ms = int((now - snapshot.started_at).total_seconds() * 1000)
     snapshot.save(update_fields=["status", "error", "error_code", "finished_at", "duration_ms", "lease_expires_at"])
+    if status == ResultSnapshot.Status.FAILED:
+        _audit_readout(snapshot, "experiment.readout_failed", {"error_code": error_code, "error": error[:500]})
 
 
 def readout_run(
@@ -240,6 +267,7 @@ def readout_run(
             # Every field but the heartbeat's, which its thread may be writing.
             snapshot.save(update_fields=[f.name for f in ResultSnapshot._meta.concrete_fields
                                          if not f.primary_key and f.name != "heartbeat_at"])
+            _audit_srm(snapshot)
     except (ReadoutBusy, psycopg.OperationalError):
         raise
     except Exception as exc:

@@ -204,7 +204,7 @@ def _audit_readout(snapshot: ResultSnapshot, action: str, after: dict[str, Any])
 def _audit_srm(snapshot: ResultSnapshot) -> None:
     """An entry (and so a webhook event) when a readout finds a sample-ratio mismatch that the
     previous readout of its phase did not: once per mismatch, not at every readout."""
-    if not snapshot.srm_warning:
+    if not snapshot.srm_warning or snapshot.phase_id is None:
         return
     previous = (ResultSnapshot.objects.filter(experiment_id=snapshot.experiment_id, phase_id=snapshot.phase_id,
                                               status=ResultSnapshot.Status.SUCCESS)

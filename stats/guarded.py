@@ -21,6 +21,7 @@ import numpy as np
 
 from stats.engine import ArmArrays, compare_arrays
 from stats.sequential import confidence_sequence
+from stats.types import BoolArray, FloatArray
 
 __all__ = [
     "SRM_SHARE",
@@ -87,15 +88,16 @@ def share_mismatch(control_units: float, treatment_units: float, share: float, *
                                 np.asarray(treatment_units, dtype=np.float64), share, alpha, tuning))
 
 
-def _share_mismatch(control: np.ndarray, treatment: np.ndarray, share: float, alpha: float,
-                    tuning: float) -> np.ndarray:
+def _share_mismatch(control: FloatArray, treatment: FloatArray, share: float, alpha: float,
+                    tuning: float) -> BoolArray:
     n = control + treatment
     with np.errstate(divide="ignore", invalid="ignore"):
         observed = treatment / n
         # Under the configured split the share's variance is share (1 - share) / n.
         variance = share * (1.0 - share) / n
     low, high = confidence_sequence(observed - share, variance, n, alpha, tuning)
-    return (n > 0) & ((low > 0.0) | (high < 0.0))
+    found: BoolArray = (n > 0) & ((low > 0.0) | (high < 0.0))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ def test_readout__sample_ratio_mismatch__audited_once(experiment: Experiment, pr
     entries = _entries("experiment.srm_detected")
     assert len(entries) == 1
     assert entries[0].environment == "production"
-    assert entries[0].after["snapshot"] == first.pk
+    assert entries[0].after == {"snapshot": first.pk, "phase": 1, "srm_p_value": first.srm_p_value}
 
 
 def test_readout__balanced_split__no_mismatch_entry(experiment: Experiment, production: Environment) -> None:
@@ -52,4 +52,4 @@ def test_readout__failed__audited_with_the_error(experiment: Experiment) -> None
     readout_mark(snapshot_id=snapshot.pk, status=ResultSnapshot.Status.FAILED, error="boom", error_code="worker_lost")
     readout_mark(snapshot_id=snapshot.pk, status=ResultSnapshot.Status.SKIPPED, error_code="superseded")
     [entry] = _entries("experiment.readout_failed")
-    assert entry.after["error_code"] == "worker_lost"
+    assert entry.after == {"snapshot": snapshot.pk, "error_code": "worker_lost", "error": "boom"}

@@ -25,6 +25,7 @@ from audit.types import Actor
 from base.models import Environment
 from config.errors import NotFound, ValidationFailed
 from flags import services
+from flags.engine.describe import EVERYONE, describe_condition, describe_hashing
 from flags.models import Flag, Rule
 
 __all__ = [
@@ -67,6 +68,8 @@ class Ramp:
     environment: str
     variant: str
     steps: tuple[RampStepState, ...]
+    # Whom the steps serve, in words: "a rising share of users by id when plan is pro".
+    audience: str = ""
 
     @property
     def current_percent(self) -> float:
@@ -176,6 +179,7 @@ def ramp_steps_from_rules(rules: Iterable[Rule], *, now: datetime | None = None)
                 flag=first.state.flag.key,
                 environment=first.state.environment.key,
                 variant=first.variant,
+                audience=_audience(first),
                 steps=tuple(
                     RampStepState(
                         rule_id=r.uid,
@@ -190,6 +194,13 @@ def ramp_steps_from_rules(rules: Iterable[Rule], *, now: datetime | None = None)
         )
     ramps.sort(key=lambda r: (r.environment, r.steps[0].starts_at is None, r.steps[0].starts_at or moment))
     return ramps
+
+
+def _audience(rule: Rule) -> str:
+    """The units a ramp's steps serve, in words (every step has the same targeting)."""
+    share = f"a rising share of users {describe_hashing(rule.hash_attribute, rule.fallback_attribute)}"
+    who = describe_condition(rule.condition, segments=rule.segments or ())
+    return share if who == EVERYONE else f"{share} when {who}"
 
 
 def ramp_list(*, flag: Flag, environment: Environment | None = None, now: datetime | None = None) -> list[Ramp]:

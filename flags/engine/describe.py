@@ -24,7 +24,8 @@ from typing import Any, Literal
 from config.json_text import json_text
 from flags.engine.conditions import js_truthy
 
-__all__ = ["EVERYONE", "describe_condition", "describe_prerequisite", "describe_rule", "describe_value"]
+__all__ = ["EVERYONE", "describe_condition", "describe_hashing", "describe_prerequisite", "describe_rule",
+           "describe_value"]
 
 EVERYONE = "everyone"
 NOBODY = "nobody"
@@ -271,9 +272,14 @@ def _percent(share: float) -> str:
 
 
 def _hashed_by(rule: Mapping[str, Any]) -> str:
-    attribute = describe_value(rule.get("hash_attribute") or "id")
-    fallback = rule.get("fallback_attribute")
-    return f"by {attribute}" + (f", or {describe_value(fallback)} when {attribute} is missing" if fallback else "")
+    return describe_hashing(rule.get("hash_attribute"), rule.get("fallback_attribute"))
+
+
+def describe_hashing(hash_attribute: object, fallback_attribute: object = None) -> str:
+    """How units are picked for a share: "by id", "by company, or id when company is missing"."""
+    attribute = describe_value(hash_attribute or "id")
+    fallback = f", or {describe_value(fallback_attribute)} when {attribute} is missing" if fallback_attribute else ""
+    return f"by {attribute}{fallback}"
 
 
 def _split(rule: Mapping[str, Any]) -> str:

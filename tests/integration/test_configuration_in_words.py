@@ -4,7 +4,7 @@ pages, the flag admin, audit histories) and values as JSON, never Python's reprs
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from django.urls import reverse
 from audit.models import AuditEntry
 from audit.types import Actor
 from base.models import Environment
-from flags import services
+from flags import ramps, services
 from flags.demo_data import seed_demo
 from flags.models import Flag, FlagState, Rule, Segment
 from tests.integration.conftest_admin import text_of
@@ -115,6 +115,28 @@ def test_flag_page__every_kind_of_rule__in_words(client: Client, admin_user: Use
     assert "Serves treatment to 20% of users by id, from 2026-12-01 10:00 UTC" in page
     assert "An experiment split: control 50%, treatment 50% (by id)" in page
     assert '"Buy now"' in page and "$in" not in page
+
+
+def test_flag_page__rollout_ramp__says_whom_it_serves_in_words(
+    client: Client, admin_user: User, environments: Any
+) -> None:
+    flag = services.flag_create(actor=SYSTEM, key="new-search")
+    services.segment_create(actor=SYSTEM, key="beta-testers", name="Beta testers",
+                            condition={"email": {"$regex": "@example\\.com$"}})
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    ramps.ramp_create(actor=SYSTEM, flag=flag, environment=environments["production"], variant="on",
+                      steps=ramps.ramp_plan(start=start, interval=timedelta(days=1), percents=(10, 100)),
+                      condition={"$or": [{"plan": "business"}, {"country": "NL"}]}, segments=["beta-testers"])
+    ramps.ramp_create(actor=SYSTEM, flag=flag, environment=environments["staging"], variant="on",
+                      steps=ramps.ramp_plan(start=start, interval=timedelta(days=1), percents=(50,)))
+    client.force_login(admin_user)
+
+    page = _visible(client, f"/flags/{flag.key}/")
+
+    assert ("Serves on to a rising share of users by id when in segment beta-testers and (plan is business or "
+            "country is NL);") in page
+    assert "Serves on to a rising share of users by id; now" in page
+    assert "$or" not in page
 
 
 def test_flag_admin__rules_listed_with_a_summary_in_words(admin_client: Client, environments: Any) -> None:

@@ -235,3 +235,9 @@ def check_ramp_steps(experiment: Experiment, steps: Sequence[tuple[Any, Any]], n
         elif at > now + RAMP_HORIZON:
             add_error(errors, f"steps[{i}].apply_at", "Plan steps within the next 365 days.")
         previous_at = max(previous_at, at)
+
+
+def check_holdout_active(holdout: Holdout | None, errors: Errors) -> None:
+    """An experiment may only join a holdout that still holds."""
+    if holdout is not None and holdout.ended_at is not None:
+        add_error(errors, "holdout", f"Holdout '{holdout.key}' has ended; pick another or none.")

@@ -25,8 +25,16 @@ from base.keys import Errors, check_key
 from base.models import Environment
 from base.writes import reject_unknown
 from config.errors import Conflict, ValidationFailed
-from experiments.checks import WEIGHT_TOLERANCE, check_metric_links, check_settings, check_variations, resolve_key
+from experiments.checks import (
+    WEIGHT_TOLERANCE,
+    check_holdout_active,
+    check_metric_links,
+    check_settings,
+    check_variations,
+    resolve_key,
+)
 from experiments.documents import experiment_document
+from experiments.holdouts import holdout_keep_before_ship
 from experiments.models import (
     DataSource,
     Experiment,
@@ -126,6 +134,7 @@ def experiment_create(
     check_settings(fields, errors)
     layer = resolve_key(Layer, fields.pop("layer", None), "layer", errors)
     holdout = resolve_key(Holdout, fields.pop("holdout", None), "holdout", errors)
+    check_holdout_active(holdout, errors)
     if "data_source" in fields:
         fields["data_source"] = resolve_key(DataSource, fields["data_source"], "data_source", errors)
     raise_if(errors, "The experiment is not valid.")
@@ -227,6 +236,8 @@ def experiment_update(*, actor: Actor, experiment: Experiment, audit_action: str
         changes["layer"] = resolve_key(Layer, changes["layer"], "layer", errors)
     if "holdout" in changes:
         changes["holdout"] = resolve_key(Holdout, changes["holdout"], "holdout", errors)
+        if changes["holdout"] != experiment.holdout:
+            check_holdout_active(changes["holdout"], errors)
     if "data_source" in changes:
         changes["data_source"] = resolve_key(DataSource, changes["data_source"], "data_source", errors)
     raise_if(errors, "The experiment is not valid.")
@@ -362,6 +373,8 @@ def experiment_start_problems(*, experiment: Experiment) -> Errors:
             add_error(errors, "metrics", f"Metric '{link.metric.key}' is archived.")
     if experiment.flag.archived_at is not None:
         add_error(errors, "flag", f"The flag '{experiment.flag.key}' is archived.")
+    if experiment.holdout is not None and experiment.holdout.ended_at is not None:
+        add_error(errors, "holdout", f"Holdout '{experiment.holdout.key}' has ended; pick another or none.")
     conflicts = _layer_conflicts(experiment)
     if conflicts:
         add_error(errors, "range_start", "The layer range overlaps: " + "; ".join(conflicts) + ".")
@@ -396,7 +409,8 @@ def experiment_stop(
     """Stop a running experiment with a decision.
 
     `ship`: the flag serves `variation` to everyone in the environment (it becomes the
-    default variant); `rollback`: the flag serves what it served before the experiment. The
+    default variant), except the units of an active holdout in scope, who keep the value from
+    before (`experiments.holdouts`); `rollback`: the flag serves what it served before the experiment. The
     experiment rule is removed either way, and a final readout is queued.
     """
     experiment = _locked(experiment)
@@ -419,6 +433,8 @@ def experiment_stop(
         flag_services.flag_rule_delete(actor=actor, rule=rule)
     if decision == Experiment.Decision.SHIP:
         assert variation is not None
+        # An active holdout in scope keeps its units on the value from before.
+        holdout_keep_before_ship(actor=actor, experiment=experiment, variation=variation)
         flag_services.flag_state_update(
             actor=actor, flag=experiment.flag, environment=experiment.environment, default_variant=variation
         )

@@ -10,15 +10,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from base.admin import AuditHistoryMixin
-from base.admin_base import AdminRoles, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor
+from base.admin_base import AdminRoles, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor, requires
 from base.forms import NameOptionalMixin, as_percent, percent_field
 from base.permissions import Action
 from config.errors import ApplicationError, error_text
 from experiments import traffic as traffic_deletes
+from experiments.holdouts import holdout_end
 from traffic import services
 from traffic.models import Holdout, Layer
 
@@ -120,15 +122,22 @@ class HoldoutAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[Holdout])
                        delete=Action.HOLDOUT_DELETE)
     audit_object_type = "holdout"
     form = HoldoutForm
-    list_display = ("key", "name", "share_shown", "hash_attribute", "created_at")
+    list_display = ("key", "name", "share_shown", "hash_attribute", "created_at", "ended_at")
     search_fields = ("key", "name", "description")
-    fields = ("key", "name", "description", "share_percent", "hash_attribute", "seed")
+    fields = ("key", "name", "description", "share_percent", "hash_attribute", "seed", "ended_at")
+    actions = ("end_holdouts",)
 
     delete_service = staticmethod(traffic_deletes.holdout_delete)
     service_argument = "holdout"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Holdout | None = None) -> Any:
-        return () if obj is None else ("key",)
+        return ("ended_at",) if obj is None else ("key", "ended_at")
+
+    @admin.action(description="End the selected holdouts (their units get the shipped experiences)")
+    @requires(Action.HOLDOUT_CHANGE)
+    def end_holdouts(self, request: HttpRequest, queryset: QuerySet[Holdout]) -> None:
+        self.run_each(request, queryset, holdout_end, "holdout",
+                      "{count} holdout(s) ended: their units now get the shipped experiences.")
 
     @admin.display(description="Held-out share", ordering="share")
     def share_shown(self, obj: Holdout) -> str:

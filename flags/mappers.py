@@ -12,7 +12,10 @@ SDK payload and a GrowthBook SDK agrees with our own evaluation:
   experiments hash with GrowthBook's version 2 hash;
 - an experiment rule with a holdout gets a range filter that lets only units outside the
   holdout's share in (with its layer range, if any, as a second filter, since GrowthBook
-  ignores a namespace once filters are set); held-out units fall through to the next rule.
+  ignores a namespace once filters are set); held-out units fall through to the next rule;
+- a force rule with a holdout serves only the holdout's units (the complementary range filter):
+  shipping an experiment in a holdout's scope leaves one behind, so that held-out units keep
+  the value they had before it while everyone else gets the shipped default.
 
 Validation keeps stored configuration within ``flags.engine.limits``; a row written around it
 costs only itself: a condition too deep to compile makes its rule (or prerequisite) one that
@@ -39,7 +42,7 @@ from flags.engine.limits import SERVE_VALUE_MAX_DEPTH, depth_exceeds
 from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
 from flags.models import AttributeDefinition, Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
-from traffic.assignment.bucketing import holdout_filter, namespace_filter
+from traffic.assignment.bucketing import holdout_filter, holdout_members_filter, namespace_filter
 from traffic.assignment.types import Filter, Namespace
 from traffic.models import Holdout
 
@@ -221,6 +224,8 @@ def _rule(
         if row.variant not in values:
             logger.warning("Rule %s of flag %s serves an unknown variant; it is skipped.", row.uid, flag_key)
             return None
+        if row.kind == RuleRow.Kind.FORCE and row.holdout:
+            return _holdout_force(flag_key, row, values, holdouts, common)
         # A force rule with a coverage below 1 is a percentage rollout, as in GrowthBook; at full
         # coverage it serves everyone who matches, units without a hash attribute included.
         if row.kind == RuleRow.Kind.FORCE and float(row.coverage) >= 1.0:
@@ -263,6 +268,24 @@ def _rule(
         hash_version=HASH_VERSION,
         **common,
     )
+
+
+def _holdout_force(
+    flag_key: str, row: RuleRow, values: Mapping[str, Any], holdouts: Mapping[str, Holdout] | None,
+    common: dict[str, Any],
+) -> Rule | None:
+    """A force rule that serves its variant to the holdout's units only (None when the holdout
+    is gone, has ended or holds nobody: then the rule serves no one)."""
+    holdout = (holdouts or {}).get(row.holdout)
+    if holdout is None or holdout.ended_at is not None:
+        logger.warning("Force rule %s of flag %s is for a holdout that is gone or ended; it is skipped.",
+                       row.uid, flag_key)
+        return None
+    members = holdout_members_filter(holdout.seed or holdout.key, float(holdout.share),
+                                     holdout.hash_attribute or "id")
+    if members is None:
+        return None
+    return Rule(force=values[row.variant], force_variant=row.variant, filters=(members,), **common)
 
 
 # --- helpers -------------------------------------------------------------------------

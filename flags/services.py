@@ -302,6 +302,9 @@ def _validate_rule(flag: Flag, rule: Mapping[str, Any]) -> None:
         segment_keys=Segment.objects.values_list("key", flat=True),
         holdout_keys=Holdout.objects.values_list("key", flat=True) if merged.get("holdout") else (),
     )
+    if not errors and merged.get("holdout") and Holdout.objects.filter(
+            key=merged["holdout"], ended_at__isnull=False).exists():
+        errors = {"holdout": [f"Holdout '{merged['holdout']}' has ended: its units are no longer held out."]}
     _raise_if(errors, "The rule is not valid.")
     prereqs = merged.get("prerequisites") or []
     if prereqs:

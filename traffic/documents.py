@@ -19,4 +19,5 @@ def holdout_document(holdout: Holdout) -> dict[str, Any]:
         "share": holdout.share,
         "hash_attribute": holdout.hash_attribute,
         "seed": holdout.seed,
+        "ended_at": holdout.ended_at.isoformat() if holdout.ended_at else None,
     }

@@ -31,9 +31,16 @@ class Holdout(models.Model):
     hash_attribute = models.CharField(max_length=100, default="id")
     seed = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    # While empty the holdout holds: its units keep the experience from before the experiments
+    # in its scope, shipped ones included. Ending it releases them to the shipped experiences.
+    ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["key"]
 
     def __str__(self) -> str:
         return self.key
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None

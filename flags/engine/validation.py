@@ -231,8 +231,11 @@ def check_rule(
     holdout = rule.get("holdout") or ""
     if not isinstance(holdout, str):
         _add(errors, "holdout", "Give a holdout key.")
-    elif holdout and kind != "experiment":
-        _add(errors, "holdout", "Only experiment rules take a holdout.")
+    elif holdout and kind == "rollout":
+        _add(errors, "holdout", "Only experiment rules (units held out never enter) and force rules (serve the "
+                                "holdout's own units) take a holdout.")
+    elif holdout and kind == "force" and _is_partial(coverage):
+        _add(errors, "holdout", "A force rule for a holdout serves every held-out unit: leave its coverage at 1.")
     elif holdout and holdout not in set(holdout_keys):
         _add(errors, "holdout", f"Unknown holdout '{holdout}'.")
     starts, ends = rule.get("starts_at"), rule.get("ends_at")

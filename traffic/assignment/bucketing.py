@@ -22,6 +22,7 @@ __all__ = [
     "get_equal_weights",
     "hash_string",
     "holdout_filter",
+    "holdout_members_filter",
     "in_namespace",
     "in_range",
     "is_filtered_out",
@@ -230,6 +231,14 @@ def holdout_filter(seed: str, share: float, attribute: str = "id") -> Filter | N
     if share <= 0:
         return None
     return Filter(seed=seed, ranges=((share, 1.0),), attribute=attribute, hash_version=2)
+
+
+def holdout_members_filter(seed: str, share: float, attribute: str = "id") -> Filter | None:
+    """The complement of `holdout_filter`: only the holdout's own units pass (version-2 hash with
+    the holdout's seed below ``share``); None when nobody is held out."""
+    if share <= 0:
+        return None
+    return Filter(seed=seed, ranges=((0.0, share),), attribute=attribute, hash_version=2)
 
 
 def namespace_filter(namespace: Namespace, attribute: str = "id") -> Filter:

@@ -142,7 +142,7 @@ def test_holdout__rule_validation(setup: Environment) -> None:
         services.flag_rule_create(actor=A, flag=flag, environment=setup, kind="experiment",
                                   variations=["control", "treatment"], weights=[0.5, 0.5], holdout="nope")
     assert "Unknown holdout 'nope'." in unknown.value.details["holdout"]
-    with pytest.raises(ValidationFailed) as not_experiment:
-        services.flag_rule_create(actor=A, flag=flag, environment=setup, kind="force", variant="on",
-                                  holdout="global-holdout")
-    assert "holdout" in not_experiment.value.details
+    with pytest.raises(ValidationFailed) as rollout:
+        services.flag_rule_create(actor=A, flag=flag, environment=setup, kind="rollout", variant="treatment",
+                                  coverage=0.5, holdout="global-holdout")
+    assert "holdout" in rollout.value.details

@@ -15,11 +15,18 @@ def test_check_rule__force_with_partial_coverage__needs_a_hash_attribute() -> No
     assert check_rule(full, variant_keys=VARIANTS, segment_keys=()) == {}
 
 
-def test_check_rule__holdout__only_known_and_only_on_experiments() -> None:
+def test_check_rule__holdout__only_known_on_experiments_and_full_force_rules() -> None:
     experiment = {"kind": "experiment", "variations": ["off", "on"], "weights": [0.5, 0.5], "hash_attribute": "id"}
     assert check_rule({**experiment, "holdout": "h"}, variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",)) == {}
     unknown = check_rule({**experiment, "holdout": "x"}, variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",))
     assert unknown == {"holdout": ["Unknown holdout 'x'."]}
+    # A force rule with a holdout serves the holdout's own units (what they had before shipping).
     forced = check_rule({"kind": "force", "variant": "on", "holdout": "h"}, variant_keys=VARIANTS, segment_keys=(),
                         holdout_keys=("h",))
-    assert forced == {"holdout": ["Only experiment rules take a holdout."]}
+    assert forced == {}
+    partial = check_rule({"kind": "force", "variant": "on", "holdout": "h", "coverage": 0.5, "hash_attribute": "id"},
+                         variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",))
+    assert list(partial) == ["holdout"]
+    rollout = check_rule({"kind": "rollout", "variant": "on", "holdout": "h", "coverage": 0.5, "hash_attribute": "id"},
+                         variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",))
+    assert list(rollout) == ["holdout"]

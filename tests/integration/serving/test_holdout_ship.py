@@ -169,8 +169,9 @@ def test_holdout_end__releases_units_audited__then_refused_for_new_experiments(
     assert holdout.ended_at is not None
     assert not Rule.objects.filter(holdout="growth").exists()
     entry = AuditEntry.objects.filter(action="holdout.end", object_key="growth").get()
-    assert entry.before["held_flags"] == ["checkout@production"] and entry.before["ended_at"] is None
-    assert entry.after["held_flags"] == [] and entry.after["ended_at"] is not None
+    before, after = entry.before or {}, entry.after or {}
+    assert before["held_flags"] == ["checkout@production"] and before["ended_at"] is None
+    assert after["held_flags"] == [] and after["ended_at"] is not None
     assert AuditEntry.objects.filter(action="flag.rule_delete", object_key="checkout").exists()
     shipped.refresh_from_db()
     payload = client.get(f"/api/features/{shipped.client_key}").json()

@@ -23,7 +23,7 @@ from config.api import error_body
 
 __all__ = ["NUL_MESSAGE", "SDK_EDGE_PREFIXES", "RequestGuard", "nul_in_url"]
 
-SDK_EDGE_PREFIXES = ("/api/v1/events", "/api/v1/evaluate", "/api/features/", "/ofrep/")
+SDK_EDGE_PREFIXES = ("/api/v1/events", "/api/v1/evaluate", "/api/features/", "/api/eval/", "/ofrep/")
 MANAGEMENT_PREFIX = "/api/v1/"
 NUL_MESSAGE = "The request's {location} contains a NUL character (U+0000), which cannot be stored."
 

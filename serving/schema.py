@@ -184,6 +184,19 @@ def sdk_components() -> dict[str, Any]:
                 "dateUpdated": {"type": "string"},
             },
         },
+        "RemoteEvalRequest": {
+            "type": "object",
+            "description": "What GrowthBook SDKs post in remote-evaluation mode.",
+            "properties": {
+                "attributes": {"type": "object", "description": "At most SDK_MAX_ATTRIBUTES attributes, values "
+                               "nested at most SDK_MAX_ATTRIBUTE_DEPTH levels."},
+                "forcedVariations": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                                     "description": "Experiment key to the variation index to serve."},
+                "forcedFeatures": {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2},
+                                   "description": "[flag key, value] pairs served as given."},
+                "url": {"type": "string", "maxLength": 2048, "description": "The page's URL (not used)."},
+            },
+        },
         "SdkError": {
             "type": "object",
             "required": ["code", "message", "details"],
@@ -288,6 +301,27 @@ def sdk_paths() -> dict[str, Any]:
                     "304": {"description": "Unchanged since the ETag in If-None-Match."},
                     "401": _body("SdkError", "Unknown or revoked client key."),
                     "403": _body("SdkError", "A server key or a management token (use the client key)."),
+                    "429": _limited("SdkError"),
+                    "503": _unavailable("SdkError"),
+                },
+            }
+        },
+        "/api/eval/{clientKey}": {
+            "post": {
+                "operationId": "sdk_remote_eval",
+                "summary": "GrowthBook remote evaluation: every feature evaluated for the posted attributes",
+                "tags": ["sdk"],
+                "security": [],
+                "parameters": [{"name": "clientKey", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("RemoteEvalRequest")}}},
+                "responses": {
+                    "200": _body("SdkPayload", "Features as values; an experiment's value as a forced rule with "
+                                               "the assignment in `tracks`."),
+                    "400": _body("SdkError", "parse_error, invalid_characters or validation_error (details name "
+                                             "the fields)."),
+                    "401": _body("SdkError", "Unknown or revoked client key."),
+                    "403": _body("SdkError", "A server key or a management token (use the client key)."),
+                    "413": _body("SdkError", "The body is larger than SDK_MAX_BODY_BYTES."),
                     "429": _limited("SdkError"),
                     "503": _unavailable("SdkError"),
                 },

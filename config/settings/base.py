@@ -232,6 +232,10 @@ RATE_LIMIT_REDIS_TIMEOUT = float(env_str("RATE_LIMIT_REDIS_TIMEOUT", "0.1"))
 RATE_LIMIT_RETRY_INTERVAL = float(env_str("RATE_LIMIT_RETRY_INTERVAL", "5.0"))
 SDK_MAX_BODY_BYTES = env_int("SDK_MAX_BODY_BYTES", 65_536)  # larger evaluation requests get 413
 SDK_MAX_FLAGS_PER_REQUEST = env_int("SDK_MAX_FLAGS_PER_REQUEST", 1000)
+# Remote evaluation (POST /api/eval/{clientKey}): most attributes per request, and how deep an
+# attribute's value may nest (a list is one level, a list of objects two).
+SDK_MAX_ATTRIBUTES = env_int("SDK_MAX_ATTRIBUTES", 200)
+SDK_MAX_ATTRIBUTE_DEPTH = env_int("SDK_MAX_ATTRIBUTE_DEPTH", 4)
 SDK_PAYLOAD_MAX_AGE = env_int("SDK_PAYLOAD_MAX_AGE", 30)  # Cache-Control max-age of the SDK payload
 # Exposures are written in batches by a background thread; while the database is down they
 # are spooled to files under SNAPSHOT_DIR and replayed later. 0 disables the thread (tests).

@@ -52,7 +52,7 @@ class _Context:
     """Per-call state: the unit, the clock, and results of flags already evaluated
     (prerequisites are often shared, and a result does not depend on the path)."""
 
-    __slots__ = ("attributes", "features", "forced", "groups", "memo", "now", "stack")
+    __slots__ = ("attributes", "features", "forced", "groups", "memo", "now", "overrides", "stack")
 
     def __init__(
         self,
@@ -61,12 +61,14 @@ class _Context:
         attributes: Mapping[str, Any],
         now: float | None,
         forced: Mapping[str, int] | None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.features = features
         self.groups = groups
         self.attributes = attributes
         self.now = time.time() if now is None else now
         self.forced = forced or {}
+        self.overrides = overrides or {}
         self.memo: dict[str, Evaluation] = {}
         self.stack: list[str] = []
 
@@ -96,9 +98,14 @@ def evaluate_all(
     *,
     now: float | None = None,
     forced_variations: Mapping[str, int] | None = None,
+    forced_values: Mapping[str, Any] | None = None,
 ) -> dict[str, Evaluation]:
-    """Evaluate every flag of the snapshot (or only ``keys``) for one unit."""
-    ctx = _Context(snapshot.features, snapshot.group_index, attributes, now, forced_variations)
+    """Evaluate every flag of the snapshot (or only ``keys``) for one unit.
+
+    ``forced_values`` maps flag keys to a value served as is (GrowthBook's forced features,
+    for QA): the flag is not evaluated, and flags that name it as a prerequisite see that
+    value."""
+    ctx = _Context(snapshot.features, snapshot.group_index, attributes, now, forced_variations, forced_values)
     wanted = snapshot.features if keys is None else keys
     memo = ctx.memo
     results: dict[str, Evaluation] = {}
@@ -186,6 +193,8 @@ def _evaluate(ctx: _Context, key: str) -> Evaluation:
 
 
 def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
+    if ctx.overrides and key in ctx.overrides:
+        return Evaluation(key, ctx.overrides[key], None, Reason.STATIC, Source.OVERRIDE)
     feature = ctx.features.get(key)
     if feature is None:
         return Evaluation(key, None, None, Reason.ERROR, Source.UNKNOWN_FEATURE, error_code=ERROR_FLAG_NOT_FOUND)

@@ -22,7 +22,7 @@ from tests.openapi_wsgi import schema_over_wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-SDK_PATHS = r"^/(ofrep/v1/evaluate/flags|api/v1/evaluate|api/features/)"
+SDK_PATHS = r"^/(ofrep/v1/evaluate/flags|api/v1/evaluate|api/features/|api/eval/)"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 120
 
@@ -37,6 +37,7 @@ def test_sdk_endpoints__fuzzed_requests__documented_answers_and_no_5xx(sdk_schem
     operations = [result.ok() for result in sdk_schema.get_all_operations()]
     assert sorted(op.label for op in operations) == [
         "GET /api/features/{clientKey}",
+        "POST /api/eval/{clientKey}",
         "POST /api/v1/evaluate",
         "POST /ofrep/v1/evaluate/flags",
         "POST /ofrep/v1/evaluate/flags/{key}",

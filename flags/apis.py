@@ -279,6 +279,10 @@ class RuleOutput(serializers.Serializer[Any]):
     experiment_key = serializers.CharField()
     namespace = serializers.JSONField(allow_null=True, help_text="[layer key, range start, range end] or null.")
     holdout = serializers.CharField(allow_null=True)
+    passthrough = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Experiment rules: variations whose units are counted and then fall through to the next rules "
+                  "(set by guarded rollouts).")
     phase = serializers.CharField()
     starts_at = serializers.DateTimeField(allow_null=True)
     ends_at = serializers.DateTimeField(allow_null=True)

@@ -26,6 +26,7 @@ def rule_document(rule: Rule) -> dict[str, Any]:
         "experiment_key": rule.experiment_key,
         "namespace": rule.namespace,
         "holdout": rule.holdout or None,
+        "passthrough": list(rule.passthrough or []),
         "phase": rule.phase,
         "starts_at": rule.starts_at.isoformat() if rule.starts_at else None,
         "ends_at": rule.ends_at.isoformat() if rule.ends_at else None,

@@ -245,6 +245,7 @@ def _rule(
         logger.warning("Experiment rule %s of flag %s has unknown variations; it is skipped.", row.uid, flag_key)
         return None
     weights = tuple(float(w) for w in row.weights) if row.weights else None
+    passing = {str(k) for k in row.passthrough or ()}
     hash_attribute = row.hash_attribute or "id"
     namespace = _namespace(row.namespace)
     filters: tuple[Filter, ...] | None = None
@@ -261,7 +262,7 @@ def _rule(
         hash_attribute=hash_attribute,
         seed=row.seed or row.experiment_key or flag_key,
         key=row.experiment_key or row.uid,
-        meta=tuple(VariationMeta(key=k, name=names.get(k) or None) for k in keys),
+        meta=tuple(VariationMeta(key=k, name=names.get(k) or None, passthrough=k in passing) for k in keys),
         namespace=namespace,
         filters=filters,
         phase=row.phase or None,

@@ -155,6 +155,9 @@ class Rule(models.Model):
     namespace = models.JSONField(null=True, blank=True)
     # Key of a traffic.Holdout: units in its share never enter this experiment rule.
     holdout = models.CharField(max_length=64, blank=True, default="")
+    # Experiment split: variant keys whose units are counted (an exposure is recorded) and then
+    # fall through to the next rules, as GrowthBook's passthrough variations do.
+    passthrough = models.JSONField(default=list, blank=True)
     phase = models.CharField(max_length=20, blank=True, default="")
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)

@@ -46,6 +46,7 @@ RULE_FIELDS = (
     "experiment_key",
     "namespace",
     "holdout",
+    "passthrough",
     "phase",
     "starts_at",
     "ends_at",

@@ -39,7 +39,7 @@ from django.db import InterfaceError, OperationalError
 
 from config.metrics import EXPOSURES
 from experiments.exposures import ServedExposure, served_exposures_load, serving_exposures_record
-from flags.engine.types import Evaluation
+from flags.engine.types import Evaluation, ExperimentAssignment
 from serving.background import FlushThread, discard_connection
 from serving.files import open_private, private_directory
 from serving.snapshots import SdkKey
@@ -66,29 +66,33 @@ def exposures_of(
     environment: SdkKey, evaluations: Iterable[Evaluation], attributes: Mapping[str, Any]
 ) -> list[ServedExposure]:
     """Exposures of a unit placed in an experiment variation (not units left out by coverage
-    or a namespace, and not passthrough variations)."""
+    or a namespace), passthrough variations included: the unit was counted there before the
+    next rules served it."""
     now = time.time()
     out: list[ServedExposure] = []
     for ev in evaluations:
-        assignment = ev.experiment
-        if assignment is None or not assignment.in_experiment or not assignment.hash_used or assignment.passthrough:
-            continue
-        out.append(
-            ServedExposure(
-                environment_id=environment.environment_id,
-                environment=environment.environment,
-                experiment=assignment.key,
-                variation=assignment.variation_key,
-                variation_index=assignment.variation_id,
-                unit_id=hash_string(assignment.hash_value),
-                hash_attribute=assignment.hash_attribute,
-                flag=ev.key,
-                rule_id=ev.rule_id,
-                timestamp=now,
-                attributes=attributes,
-            )
-        )
+        for assignment in (*ev.passthrough, ev.experiment) if ev.passthrough else (ev.experiment,):
+            if assignment is not None and assignment.in_experiment and assignment.hash_used:
+                out.append(_served(environment, ev, assignment, attributes, now))
     return out
+
+
+def _served(environment: SdkKey, ev: Evaluation, assignment: ExperimentAssignment, attributes: Mapping[str, Any],
+            now: float) -> ServedExposure:
+    return ServedExposure(
+        environment_id=environment.environment_id,
+        environment=environment.environment,
+        experiment=assignment.key,
+        variation=assignment.variation_key,
+        variation_index=assignment.variation_id,
+        unit_id=hash_string(assignment.hash_value),
+        hash_attribute=assignment.hash_attribute,
+        flag=ev.key,
+        # The rule that served the value (a passthrough's own rule did not).
+        rule_id=None if assignment.passthrough else ev.rule_id,
+        timestamp=now,
+        attributes=attributes,
+    )
 
 
 def track(environment: SdkKey, evaluations: Iterable[Evaluation], attributes: Mapping[str, Any]) -> int:

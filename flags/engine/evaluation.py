@@ -11,6 +11,7 @@ A unit gets the same variation here as from a GrowthBook SDK fed the payload
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -205,6 +206,7 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
         return feature.default_result
     attributes = ctx.attributes
     groups = ctx.groups
+    passed: tuple[ExperimentAssignment, ...] = ()
     for kind, rule, forced_result, matcher, parents, filters, scheduled in feature.plan:
         if kind == INERT and not parents:
             continue
@@ -217,7 +219,7 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
             finally:
                 ctx.stack.pop()
             if verdict is _GATE:
-                return Evaluation(key, None, None, Reason.DEFAULT, Source.PREREQUISITE)
+                return _passed(Evaluation(key, None, None, Reason.DEFAULT, Source.PREREQUISITE), passed)
             if verdict is _CYCLE:
                 return _cyclic(key)
             if verdict is _SKIP:
@@ -227,10 +229,10 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
         if filters and is_filtered_out(filters, attributes):
             continue
         if kind == FORCE_ALWAYS:
-            return forced_result  # type: ignore[return-value]
+            return _passed(forced_result, passed)  # type: ignore[arg-type]
         if kind == FORCE_ROLLOUT:
             if _in_rollout(ctx, key, rule):
-                return forced_result  # type: ignore[return-value]
+                return _passed(forced_result, passed)  # type: ignore[arg-type]
             continue
         if kind != EXPERIMENT:
             continue
@@ -244,13 +246,20 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
         if variation < 0 or variation >= len(variations):
             continue
         meta = rule.meta
-        if meta is not None and variation < len(meta) and meta[variation].passthrough:
-            continue
         assignment = _assignment(ctx, exp_key, rule, variation, key, bucket)
-        return Evaluation(
+        if assignment.passthrough:
+            # Counted (an exposure is recorded), then the next rules decide, as in GrowthBook.
+            passed = (*passed, assignment)
+            continue
+        return _passed(Evaluation(
             key, assignment.value, assignment.variation_key, Reason.SPLIT, Source.EXPERIMENT, rule.id, assignment
-        )
-    return feature.default_result
+        ), passed)
+    return _passed(feature.default_result, passed)
+
+
+def _passed(result: Evaluation, passed: tuple[ExperimentAssignment, ...]) -> Evaluation:
+    return result if not passed else replace(result, passthrough=passed)
+
 
 
 def _cyclic(key: str) -> Evaluation:

@@ -345,6 +345,8 @@ class Evaluation:
     rule_id: str | None = None
     experiment: ExperimentAssignment | None = None
     error_code: str | None = None
+    # Passthrough variations the unit was placed in on the way (counted, then fell through).
+    passthrough: tuple[ExperimentAssignment, ...] = ()
 
     @property
     def on(self) -> bool:

@@ -238,9 +238,23 @@ def check_rule(
         _add(errors, "holdout", "A force rule for a holdout serves every held-out unit: leave its coverage at 1.")
     elif holdout and holdout not in set(holdout_keys):
         _add(errors, "holdout", f"Unknown holdout '{holdout}'.")
+    errors.update(_check_passthrough(rule.get("passthrough"), kind, rule.get("variations")))
     starts, ends = rule.get("starts_at"), rule.get("ends_at")
     if starts is not None and ends is not None and ends <= starts:
         _add(errors, "ends_at", "The end of the schedule must be after its start.")
+    return errors
+
+
+def _check_passthrough(passthrough: Any, kind: Any, variations: Any) -> Errors:
+    errors: Errors = {}
+    if not passthrough:
+        return errors
+    if not isinstance(passthrough, list) or not all(isinstance(k, str) for k in passthrough):
+        _add(errors, "passthrough", "Give a list of variant keys.")
+    elif kind != "experiment":
+        _add(errors, "passthrough", "Only experiment rules have passthrough variations.")
+    elif not isinstance(variations, list) or not set(passthrough) < set(map(str, variations)):
+        _add(errors, "passthrough", "Passthrough variations are some, not all, of the rule's variations.")
     return errors
 
 

@@ -216,6 +216,21 @@ def test_evaluate__passthrough_variation__continues_to_next_rule() -> None:
     assert evaluate(snap(feature), "f", {"id": "u1"}).value == 9
 
 
+def test_evaluate__passthrough_variation__the_unit_is_counted_where_it_passed() -> None:
+    guard = Rule(key="guard", hash_version=2, variations=(0, 1), weights=(0.5, 0.5), seed="s",
+                 meta=(VariationMeta("rest", passthrough=True), VariationMeta("new")))  # fmt: skip
+    feature = Feature("f", 0, rules=(guard, Rule(force=9)))
+    results = {uid: evaluate(snap(feature), "f", {"id": uid}) for uid in (f"u{i}" for i in range(40))}
+    passed = [r for r in results.values() if r.passthrough]
+    served = [r for r in results.values() if r.experiment is not None]
+    assert passed and served and len(passed) + len(served) == 40
+    for result in passed:
+        assert result.value == 9 and result.experiment is None
+        [assignment] = result.passthrough
+        assert (assignment.key, assignment.variation_key, assignment.passthrough) == ("guard", "rest", True)
+    assert all(r.value == 1 and not r.passthrough for r in served)
+
+
 def test_run_experiment__inactive_or_forced__follow_growthbook_rules() -> None:
     exp = Experiment(key="e", variations=("a", "b"), active=False)
     assert run_experiment(exp, {"id": "u1"}).in_experiment is False

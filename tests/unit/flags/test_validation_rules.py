@@ -30,3 +30,13 @@ def test_check_rule__holdout__only_known_on_experiments_and_full_force_rules() -
     rollout = check_rule({"kind": "rollout", "variant": "on", "holdout": "h", "coverage": 0.5, "hash_attribute": "id"},
                          variant_keys=VARIANTS, segment_keys=(), holdout_keys=("h",))
     assert list(rollout) == ["holdout"]
+
+
+def test_check_rule__passthrough__some_variations_of_an_experiment_rule() -> None:
+    experiment = {"kind": "experiment", "variations": ["off", "on"], "weights": [0.5, 0.5], "hash_attribute": "id"}
+    assert check_rule({**experiment, "passthrough": ["off"]}, variant_keys=VARIANTS, segment_keys=()) == {}
+    every = check_rule({**experiment, "passthrough": ["off", "on"]}, variant_keys=VARIANTS, segment_keys=())
+    assert every == {"passthrough": ["Passthrough variations are some, not all, of the rule's variations."]}
+    forced = check_rule({"kind": "force", "variant": "on", "passthrough": ["on"]}, variant_keys=VARIANTS,
+                        segment_keys=())
+    assert forced == {"passthrough": ["Only experiment rules have passthrough variations."]}

@@ -11,8 +11,8 @@ A unit gets the same variation here as from a GrowthBook SDK fed the payload
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from flags.engine.conditions import GroupIndex, index_groups
@@ -245,7 +245,6 @@ def _evaluate_feature(ctx: _Context, key: str) -> Evaluation:
         variations = rule.variations or ()
         if variation < 0 or variation >= len(variations):
             continue
-        meta = rule.meta
         assignment = _assignment(ctx, exp_key, rule, variation, key, bucket)
         if assignment.passthrough:
             # Counted (an exposure is recorded), then the next rules decide, as in GrowthBook.

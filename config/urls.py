@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include("flags.urls")),
     path("api/v1/", include("audit.urls")),
     path("api/v1/", include("experiments.urls")),
+    path("api/v1/", include("guarded.urls")),
     path("experiments/", include("pages.experiments.urls")),
     path("flags/", include("pages.flags.urls")),
     path("", include("pages.urls")),

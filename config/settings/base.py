@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "flags",
     "experiments",
     "alerts",
+    "guarded",
     "serving",
     "pages",
 ]
@@ -277,6 +278,10 @@ READOUT_INTERVAL_MINUTES = env_int("READOUT_INTERVAL_MINUTES", 15)
 WEBHOOK_INTERVAL_SECONDS = env_int("WEBHOOK_INTERVAL_SECONDS", 5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+# Guarded rollouts (guarded/): checked every GUARDED_CHECK_SECONDS; a readout of each is queued
+# when its last is older than GUARDED_READOUT_SECONDS.
+GUARDED_CHECK_SECONDS = env_int("GUARDED_CHECK_SECONDS", 60)
+GUARDED_READOUT_SECONDS = env_int("GUARDED_READOUT_SECONDS", 300)
 
 # Readouts under faults (docs/operations.md). A running readout renews its lease every
 # READOUT_HEARTBEAT_SECONDS; one whose lease of READOUT_LEASE_SECONDS ran out (its worker died)
@@ -304,6 +309,10 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-webhooks-deliver": {
         "task": "alerts.tasks.webhooks_deliver_task",
         "schedule": float(WEBHOOK_INTERVAL_SECONDS),
+    },
+    "guarded-rollouts-check": {
+        "task": "guarded.tasks.guarded_rollouts_check_task",
+        "schedule": float(GUARDED_CHECK_SECONDS),
     },
     "experiments-refresh-running": {
         "task": "experiments.tasks.experiment_refresh_running_task",

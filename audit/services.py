@@ -1,3 +1,6 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from audit.diff import json_diff
@@ -16,7 +19,7 @@ def audit_record(
     environment: str = "",
 ) -> AuditEntry:
     """Write one audit entry; call inside the transaction of the write it describes."""
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         actor_id=actor.user_id,
         actor_label=actor.label,
         via=actor.via,
@@ -28,3 +31,21 @@ def audit_record(
         after=after,
         diff=json_diff(before, after),
     )
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(entry)
+    return entry
+
+
+_collected: ContextVar[list[AuditEntry] | None] = ContextVar("audit_collected", default=None)
+
+
+@contextmanager
+def audit_collect() -> Iterator[list[AuditEntry]]:
+    """The entries `audit_record` writes inside the block, in order (what a write changed)."""
+    entries: list[AuditEntry] = []
+    token = _collected.set(entries)
+    try:
+        yield entries
+    finally:
+        _collected.reset(token)

@@ -27,6 +27,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.models import AuditEntry
+from base import change_request_admin as _change_request_admin  # noqa: F401 - registers the review queue
 from base import roles, tokens
 from base import signin_admin as _signin_admin  # noqa: F401 - registers the sign-in records' admin
 from base.admin_base import (
@@ -43,7 +44,7 @@ from base.models import ApiToken, Environment, EnvironmentRole
 from base.permissions import Action, allowed, is_staff_member, require
 from config.json_text import json_text
 
-__all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "DiffWords", "diff_rows"]
+__all__ = ["ApiTokenAdmin", "AuditEntryAdmin", "AuditHistoryMixin", "DiffWords", "diff_rows", "render_entry_diff"]
 
 
 # Audit history ------------------------------------------------------------------------------
@@ -196,6 +197,18 @@ def _object_link(entry: AuditEntry) -> str | None:
         return None
 
 
+def render_entry_diff(site: Any, entry: AuditEntry) -> SafeString:
+    """An entry's diff, in words too when the admin of the entry's kind of object has them."""
+    from django.apps import apps
+
+    target = AUDITED_MODELS.get(entry.object_type)
+    model = apps.get_model(*target) if target else None
+    model_admin = site.get_model_admin(model) if model and site.is_registered(model) else None
+    if isinstance(model_admin, AuditHistoryMixin):
+        return model_admin.render_audit_diff(entry)
+    return render_diff(entry.diff)
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ModelAdmin[AuditEntry]):
     """Read-only: audit entries are written by the services, never edited."""
@@ -227,15 +240,7 @@ class AuditEntryAdmin(ModelAdmin[AuditEntry]):
 
     @admin.display(description="Changes")
     def changes(self, obj: AuditEntry) -> SafeString:
-        """The diff, in words too when the admin of the entry's kind of object has them."""
-        from django.apps import apps
-
-        target = AUDITED_MODELS.get(obj.object_type)
-        model = apps.get_model(*target) if target else None
-        model_admin = self.admin_site.get_model_admin(model) if model and self.admin_site.is_registered(model) else None
-        if isinstance(model_admin, AuditHistoryMixin):
-            return model_admin.render_audit_diff(obj)
-        return render_diff(obj.diff)
+        return render_entry_diff(self.admin_site, obj)
 
     @admin.display(description="Before")
     def before_json(self, obj: AuditEntry) -> SafeString:

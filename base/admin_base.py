@@ -25,13 +25,14 @@ from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from audit.types import Actor
 from base.models import Environment
 from base.permissions import Action, allowed, require
+from base.reviews import ChangeRequested
 from config.errors import ApplicationError, error_path_label, error_text
 
 if TYPE_CHECKING:
@@ -367,6 +368,11 @@ class ServiceAdmin(ModelAdmin[M]):
     ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
+        except ChangeRequested as exc:
+            # The admin's transaction rolled back; the change request is stored again outside it.
+            change_request = exc.change_request
+            self.message_user(request, exc.message, messages.INFO)
+            return HttpResponseRedirect(reverse("admin:base_changerequest_change", args=[change_request.pk]))
         except ServiceRejected as exc:
             setattr(request, REJECTION_ATTR, exc.placements)
             return super().changeform_view(request, object_id, form_url, extra_context)
@@ -381,6 +387,8 @@ class ServiceAdmin(ModelAdmin[M]):
     def call(self, target: ErrorTarget, service: Callable[..., R], **kwargs: Any) -> R:
         try:
             return service(**kwargs)
+        except ChangeRequested:
+            raise
         except ApplicationError as exc:
             raise ServiceRejected(place_errors(exc, target)) from exc
 
@@ -425,6 +433,8 @@ class ServiceAdmin(ModelAdmin[M]):
         for obj in queryset:
             try:
                 service(actor=admin_actor(request), **{param: obj}, **kwargs)
+            except ChangeRequested as exc:
+                self.message_user(request, f"{obj}: {exc.message}", messages.INFO)
             except ApplicationError as exc:
                 self.message_user(request, f"{obj}: {error_text(exc)}", messages.ERROR)
             else:

@@ -22,6 +22,10 @@ class Environment(models.Model):
     server_key = models.CharField(max_length=64, unique=True)
     config_version = models.BigIntegerField(default=1)
     updated_at = models.DateTimeField(auto_now=True)
+    # A reviewed environment serves a change only once another user approved it (`base.reviews`).
+    requires_review = models.BooleanField(default=False)
+    review_exempts_kill_switch = models.BooleanField(
+        default=True, help_text="Turning a flag on or off applies at once, without review.")
 
     class Meta:
         db_table = "flags_environment"
@@ -84,4 +88,53 @@ class EnvironmentRole(models.Model):
     @property
     def environment_key(self) -> str:
         """Grants are audited as changes of their environment."""
+        return self.environment.key
+
+
+class ChangeRequest(models.Model):
+    """A proposed change of what an environment serves: the service call to make (`operation` and
+    `payload`), what it changes (`changes`: each object's diff against the live revision), and its
+    review. Also a change scheduled for later (`apply_at`) where no review is required."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        APPROVED = "approved", "Approved (scheduled)"
+        APPLIED = "applied", "Applied"
+        REJECTED = "rejected", "Rejected"
+        CONFLICTING = "conflicting", "Conflicting"
+        CANCELLED = "cancelled", "Cancelled"
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="change_requests")
+    operation = models.CharField(max_length=64)
+    summary = models.CharField(max_length=300)
+    object_type = models.CharField(max_length=32)
+    object_key = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict)
+    changes = models.JSONField(default=list)
+    base_revision = models.CharField(max_length=64)
+    comment = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author_label = models.CharField(max_length=200)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    reviewer_label = models.CharField(max_length=200, blank=True)
+    review_comment = models.TextField(blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    apply_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "apply_at"], name="change_request_due"),
+                   models.Index(fields=["environment", "status"], name="change_request_queue")]
+        verbose_name = "change request"
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.summary}"
+
+    @property
+    def environment_key(self) -> str:
         return self.environment.key

@@ -84,6 +84,7 @@ class Action(StrEnum):
     SIGN_IN_VIEW = "sign_in.view"
     SIGN_IN_RESET = "sign_in.reset"
     CHANGE_APPROVE = "change.approve"
+    CHANGE_CANCEL = "change.cancel"
     WEBHOOK_VIEW = "webhook.view"
     WEBHOOK_CREATE = "webhook.create"
     WEBHOOK_CHANGE = "webhook.change"
@@ -169,6 +170,9 @@ RULES: dict[Action, Rule] = {
         "axes.change_accessattempt", "axes.change_accesslog", "axes.change_accessfailurelog"), writes=False),
     Action.SIGN_IN_RESET: _needs("clear sign-in attempts, lockouts and logs", "axes.delete_accessattempt"),
     Action.CHANGE_APPROVE: _needs("approve and apply reviewed changes", "base.publish_environment"),
+    # Authors withdraw their own change requests (the service checks whose it is).
+    Action.CHANGE_CANCEL: Rule("withdraw change requests", (
+        "flags.change_flag", "flags.change_segment", "experiments.change_experiment", "base.publish_environment")),
     Action.WEBHOOK_VIEW: _view("webhooks and their deliveries", "alerts", "webhook"),
     Action.WEBHOOK_CREATE: _needs("create webhooks", "alerts.add_webhook"),
     Action.WEBHOOK_CHANGE: _needs("change webhooks", "alerts.change_webhook"),
@@ -188,7 +192,7 @@ _SEE = frozenset({Action.FLAG_VIEW, Action.SEGMENT_VIEW, Action.ENVIRONMENT_VIEW
                   Action.METRIC_VIEW})
 _EDIT = frozenset({Action.FLAG_CHANGE, Action.FLAG_KILL_SWITCH, Action.FLAG_RAMP, Action.EXPERIMENT_CHANGE,
                    Action.EXPERIMENT_START, Action.EXPERIMENT_STOP, Action.EXPERIMENT_ARCHIVE,
-                   Action.EXPERIMENT_REFRESH, Action.EXPERIMENT_RAMP})
+                   Action.EXPERIMENT_REFRESH, Action.EXPERIMENT_RAMP, Action.CHANGE_CANCEL})
 
 # What each role may do in its environment; each role includes the ones before it.
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {

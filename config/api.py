@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.api_input import SafeLimitOffsetPagination
-from config.errors import ApplicationError
+from config.errors import Accepted, ApplicationError
 
 
 class ListApi(APIView):
@@ -58,6 +58,8 @@ def _django_validation_details(exc: DjangoValidationError) -> Any:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Accepted):
+        return Response(exc.body(), status=exc.status)
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, DjangoValidationError):

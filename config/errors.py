@@ -44,6 +44,17 @@ class Forbidden(ApplicationError, PermissionDenied):
     code = "permission_denied"
 
 
+class Accepted(ApplicationError):
+    """Not a failure: the write was taken to be made later (a change awaiting review, a scheduled
+    change). The API answers 202 with `body()` instead of an error."""
+
+    status = 202
+    code = "accepted"
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
 class Unauthorized(ApplicationError):
     status = 401
     code = "unauthorized"

@@ -14,15 +14,19 @@ from django.db import transaction
 
 from audit.types import Actor
 from base.models import Environment
+from base.reviews import reviewable
 from config.errors import ValidationFailed
 from experiments.lifecycle import experiment_create, experiment_start
 from experiments.models import Experiment
+from experiments.reviews import launched_target, of_launch
 from flags import services as flag_services
 from flags.models import Flag
 
 __all__ = ["experiment_launch"]
 
 
+@reviewable("experiment.launch", label="Launch experiment", target=launched_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=of_launch)
 @transaction.atomic
 def experiment_launch(
     *,

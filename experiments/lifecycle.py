@@ -23,6 +23,7 @@ from base.checks import add_error, is_number, raise_if
 from base.environments import environments_bump
 from base.keys import Errors, check_key
 from base.models import Environment
+from base.reviews import reviewable
 from base.writes import reject_unknown
 from config.errors import Conflict, ValidationFailed
 from experiments.checks import (
@@ -48,6 +49,7 @@ from experiments.models import (
 from experiments.phases import Assignment, phase_change
 from experiments.readout_jobs import experiment_refresh
 from experiments.readout_sql import rollup_drop
+from experiments.reviews import experiment_target, of_experiment, of_running_experiment
 from experiments.selectors import phase_get
 from experiments.validation import normalize_tags
 from flags import services as flag_services
@@ -181,6 +183,8 @@ def assignment_after(experiment: Experiment, changes: Mapping[str, Any]) -> Assi
     )
 
 
+@reviewable("experiment.update", label="Change running experiment", target=experiment_target,
+            refs={"experiment": "experiment"}, environments=of_running_experiment)
 @transaction.atomic
 def experiment_update(*, actor: Actor, experiment: Experiment, audit_action: str = "experiment.update",
                       **changes: Any) -> Experiment:
@@ -381,6 +385,8 @@ def experiment_start_problems(*, experiment: Experiment) -> Errors:
     return errors
 
 
+@reviewable("experiment.start", label="Start experiment", target=experiment_target,
+            refs={"experiment": "experiment"}, environments=of_experiment)
 @transaction.atomic
 def experiment_start(*, actor: Actor, experiment: Experiment) -> Experiment:
     """Validate, open phase 1 and write the experiment rule onto the flag."""
@@ -402,6 +408,8 @@ def experiment_start(*, actor: Actor, experiment: Experiment) -> Experiment:
     return experiment
 
 
+@reviewable("experiment.stop", label="Stop experiment", target=experiment_target,
+            refs={"experiment": "experiment"}, environments=of_experiment)
 @transaction.atomic
 def experiment_stop(
     *, actor: Actor, experiment: Experiment, decision: str, variation: str | None = None, note: str = ""

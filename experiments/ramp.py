@@ -28,12 +28,14 @@ from audit.services import audit_record
 from audit.types import Actor
 from base.checks import raise_if
 from base.keys import Errors
+from base.reviews import reviewable
 from config.errors import ApplicationError, ValidationFailed
 from experiments.checks import check_ramp, check_ramp_steps
 from experiments.documents import ramp_step_document
 from experiments.lifecycle import assignment_after, assignment_of, experiment_update
 from experiments.models import Experiment, RampStep
 from experiments.phases import PhaseChange, phase_change
+from experiments.reviews import experiment_target, of_experiment, ramp_schedule_steps
 
 __all__ = ["RampRun", "experiment_ramp", "experiment_ramp_cancel", "experiment_ramp_schedule", "ramp_preview",
            "ramp_schedule_check", "ramp_steps_apply_due"]
@@ -66,6 +68,8 @@ def ramp_preview(*, experiment: Experiment, coverage: float | None = None,
     return change
 
 
+@reviewable("experiment.ramp", label="Ramp experiment", target=experiment_target,
+            refs={"experiment": "experiment"}, environments=of_experiment)
 @transaction.atomic
 def experiment_ramp(*, actor: Actor, experiment: Experiment, coverage: float | None = None,
                     weights: Sequence[float] | None = None) -> tuple[Experiment, PhaseChange]:
@@ -97,6 +101,8 @@ def ramp_schedule_check(*, experiment: Experiment, steps: Sequence[tuple[float, 
     raise_if(errors, "The ramp schedule is not valid.")
 
 
+@reviewable("experiment.ramp_schedule", label="Schedule the ramp of experiment", target=experiment_target,
+            refs={"experiment": "experiment"}, environments=of_experiment, decoders={"steps": ramp_schedule_steps})
 @transaction.atomic
 def experiment_ramp_schedule(*, actor: Actor, experiment: Experiment,
                              steps: Sequence[tuple[float, datetime]]) -> list[RampStep]:

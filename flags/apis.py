@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from base.authentication import request_actor
+from base.change_requests import environment_review_set
 from base.models import Environment
 from base.permissions import Action
 from config.api import ListApi, validated_input
@@ -27,6 +28,8 @@ class EnvironmentOutput(serializers.Serializer[Environment]):
     server_key = serializers.CharField()
     config_version = serializers.IntegerField()
     updated_at = serializers.DateTimeField()
+    requires_review = serializers.BooleanField()
+    review_exempts_kill_switch = serializers.BooleanField()
 
 
 class EnvironmentScoped:
@@ -61,11 +64,22 @@ class EnvironmentListApi(ListApi):
 
 class EnvironmentDetailApi(EnvironmentScoped, APIView):
     environment_kwarg = "key"
-    required_actions = {"GET": Action.ENVIRONMENT_VIEW}
+    required_actions = {"GET": Action.ENVIRONMENT_VIEW, "PATCH": Action.ENVIRONMENT_CHANGE}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        requires_review = serializers.BooleanField(required=False)
+        review_exempts_kill_switch = serializers.BooleanField(required=False)
 
     @extend_schema(responses=EnvironmentOutput)
     def get(self, request: Request, key: str) -> Response:
         return Response(EnvironmentOutput(selectors.environment_get(key=key)).data)
+
+    @extend_schema(request=InputSerializer, responses=EnvironmentOutput)
+    def patch(self, request: Request, key: str) -> Response:
+        data = validated_input(self.InputSerializer, request, partial=True)
+        env = environment_review_set(actor=request_actor(request), environment=selectors.environment_get(key=key),
+                                     **data)
+        return Response(EnvironmentOutput(env).data)
 
 
 class EnvironmentRotateKeysApi(EnvironmentScoped, APIView):

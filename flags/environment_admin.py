@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 
 from base.admin import AuditHistoryMixin
 from base.admin_base import AdminRoles, ErrorTarget, Formsets, ServiceAdmin, admin_actor, requires
+from base.change_requests import environment_review_set
 from base.models import Environment
 from base.permissions import Action
 from flags import services
@@ -34,15 +35,16 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
     def get_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
         if obj is None:
             return ("key", "name")
-        return ("key", "name", "client_key", "server_key", "config_version", "updated_at")
+        return ("key", "name", "requires_review", "review_exempts_kill_switch", "client_key", "server_key",
+                "config_version", "updated_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
         return () if obj is None else ("key", "name", "client_key", "server_key", "config_version", "updated_at")
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
-                   **(extra_context or {})}
+        # Only the review settings change here: save, and stay or go back to the list.
+        context = {"show_save_and_add_another": False, **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
     def environment_of(self, obj: Environment | None) -> Environment | None:
@@ -53,6 +55,13 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
         return obj.server_key[:14] + "…"
 
     def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
+        if change:
+            review = {name: form.cleaned_data[name] for name in ("requires_review", "review_exempts_kill_switch")
+                      if name in form.changed_data}
+            if review:
+                self.call(ErrorTarget(), environment_review_set, actor=admin_actor(request),
+                          environment=form.instance, **review)
+            return
         if not change:
             env = self.call(ErrorTarget(), services.environment_create, actor=admin_actor(request),
                             key=form.cleaned_data["key"], name=form.cleaned_data["name"])

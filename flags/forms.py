@@ -486,5 +486,5 @@ class AttributeDefinitionForm(ServiceModelForm):
 class EnvironmentForm(NameOptionalMixin, ServiceModelForm):
     class Meta:
         model = Environment
-        fields = ("key", "name")
+        fields = ("key", "name", "requires_review", "review_exempts_kill_switch")
         help_texts = {"key": "For example production or staging. SDK keys are generated when you save."}

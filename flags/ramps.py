@@ -23,10 +23,12 @@ from django.utils import timezone
 
 from audit.types import Actor
 from base.models import Environment
+from base.reviews import reviewable
 from config.errors import NotFound, ValidationFailed
 from flags import services
 from flags.engine.describe import EVERYONE, describe_condition, describe_hashing
 from flags.models import Flag, Rule
+from flags.reviews import flag_target, in_environment, ramp_steps
 
 __all__ = [
     "Ramp",
@@ -112,6 +114,9 @@ def _check_steps(steps: Sequence[RampStep]) -> None:
         raise ValidationFailed("The ramp is not valid.", code="invalid_ramp", details=errors)
 
 
+@reviewable("flag.ramp_create", label="Ramp up flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment,
+            decoders={"steps": ramp_steps})
 @transaction.atomic
 def ramp_create(
     *,
@@ -212,6 +217,8 @@ def ramp_list(*, flag: Flag, environment: Environment | None = None, now: dateti
     return ramp_steps_from_rules(rules, now=now)
 
 
+@reviewable("flag.ramp_cancel", label="Stop a ramp of flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment)
 @transaction.atomic
 def ramp_cancel(
     *, actor: Actor, flag: Flag, environment: Environment, ramp_id: str, hold: bool = True

@@ -16,8 +16,10 @@ from django.db import transaction
 from audit.types import Actor
 from base.keys import Errors
 from base.models import Environment
+from base.reviews import reviewable
 from config.errors import ApplicationError, Conflict, ValidationFailed
 from flags.models import Flag, FlagState, Rule
+from flags.reviews import flag_target, in_environment
 from flags.services import (
     flag_rule_check,
     flag_rule_create,
@@ -39,6 +41,8 @@ def _item_errors(index: int, exc: ApplicationError, errors: Errors) -> None:
         errors.setdefault(f"rules[{index}]", []).append(exc.message)
 
 
+@reviewable("flag.rules_replace", label="Replace the rules of flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment)
 @transaction.atomic
 def flag_rules_replace(
     *,

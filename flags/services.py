@@ -21,12 +21,22 @@ from base.checks import raise_if
 from base.environments import environments_bump
 from base.keys import Errors, check_key, new_client_key, new_server_key
 from base.models import Environment
+from base.reviews import reviewable
 from base.writes import audited, reject_unknown
 from config.errors import Conflict, ValidationFailed
 from flags.documents import environment_document, flag_document, rule_document, segment_document
 from flags.engine import validation
 from flags.models import Flag, FlagState, Rule, Segment, Variant
 from flags.prerequisites import prerequisite_dependants, prerequisites_check
+from flags.reviews import (
+    every_environment,
+    flag_target,
+    in_environment,
+    of_rule,
+    rule_target,
+    segment_target,
+    using_segment,
+)
 from traffic.models import Holdout
 
 RULE_FIELDS = (
@@ -180,6 +190,9 @@ def _variant_keys_in_use(flag: Flag) -> set[str]:
     return used
 
 
+@reviewable("flag.update", label="Change the variants or prerequisites of flag", target=flag_target,
+            refs={"flag": "flag"},
+            environments=lambda kw: every_environment(kw) if {"variants", "prerequisites"} & set(kw) else [])
 @transaction.atomic
 def flag_update(*, actor: Actor, flag: Flag, **changes: Any) -> Flag:
     """Change descriptive fields, prerequisites or variants (`variants=[{key, name, value}]`)."""
@@ -218,6 +231,8 @@ def _flag_change(flag: Flag, changes: dict[str, Any]) -> None:
     environments_bump(environment_ids=flag.states.values_list("environment_id", flat=True))
 
 
+@reviewable("flag.archive", label="Archive or restore flag", target=flag_target, refs={"flag": "flag"},
+            environments=every_environment)
 @transaction.atomic
 def flag_archive(*, actor: Actor, flag: Flag, archived: bool = True) -> Flag:
     """Archive (stop serving) or restore a flag; archived flags are kept for history."""
@@ -239,6 +254,9 @@ def _state(flag: Flag, environment: Environment) -> FlagState:
     return FlagState.objects.select_for_update().get(flag=flag, environment=environment)
 
 
+@reviewable("flag.state_update", label="Change the state of flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment,
+            kill_switch=lambda kw: kw.get("default_variant") is None and kw.get("off_variant") is None)
 @transaction.atomic
 def flag_state_update(
     *,
@@ -265,6 +283,9 @@ def flag_state_update(
     return state
 
 
+@reviewable("flag.switch", label="Turn on or off flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment,
+            kill_switch=lambda kw: True)
 @transaction.atomic
 def flag_switch(*, actor: Actor, flag: Flag, environment: Environment, enabled: bool) -> FlagState:
     """The kill switch: turn the flag on or off in one environment after a confirmation.
@@ -333,6 +354,8 @@ def flag_rule_check(*, flag: Flag, data: Mapping[str, Any], rule: Rule | None = 
     return values
 
 
+@reviewable("flag.rule_create", label="Add a rule to flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment)
 @transaction.atomic
 def flag_rule_create(
     *, actor: Actor, flag: Flag, environment: Environment, position: int | None = None, **data: Any
@@ -361,6 +384,8 @@ def _renumber(rules: Sequence[Rule]) -> None:
             rule.save(update_fields=["position"])
 
 
+@reviewable("flag.rule_update", label="Change a rule of flag", target=rule_target, refs={"rule": "rule"},
+            environments=of_rule)
 @transaction.atomic
 def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
     rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
@@ -375,6 +400,8 @@ def flag_rule_update(*, actor: Actor, rule: Rule, **changes: Any) -> Rule:
     return rule
 
 
+@reviewable("flag.rule_delete", label="Delete a rule of flag", target=rule_target, refs={"rule": "rule"},
+            environments=of_rule)
 @transaction.atomic
 def flag_rule_delete(*, actor: Actor, rule: Rule) -> None:
     rule = Rule.objects.select_for_update().select_related("state__flag", "state__environment").get(pk=rule.pk)
@@ -386,6 +413,8 @@ def flag_rule_delete(*, actor: Actor, rule: Rule) -> None:
         environments_bump(environment_ids=[env.id])
 
 
+@reviewable("flag.rule_reorder", label="Reorder the rules of flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment)
 @transaction.atomic
 def flag_rule_reorder(*, actor: Actor, flag: Flag, environment: Environment, rule_ids: Sequence[str]) -> None:
     """Put the environment's rules in the given order (a list of every rule id)."""
@@ -442,6 +471,8 @@ def segment_create(*, actor: Actor, key: str, name: str = "", **data: Any) -> Se
     return segment
 
 
+@reviewable("segment.update", label="Change segment", target=segment_target, refs={"segment": "segment"},
+            environments=using_segment)
 @transaction.atomic
 def segment_update(*, actor: Actor, segment: Segment, **changes: Any) -> Segment:
     segment = Segment.objects.select_for_update().get(pk=segment.pk)

@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A write's `comment` and `apply_at` for the review gate (base/reviews.py).
+    "base.change_context.ChangeContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
@@ -324,6 +326,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Planned coverage raises of running experiments (experiments/ramp.py) are applied within
     # this many seconds of their time.
+    # Scheduled change requests (base/change_requests.py) are applied within this many seconds.
+    "base-change-requests-due": {
+        "task": "base.tasks.change_requests_apply_due_task",
+        "schedule": float(env_int("CHANGE_REQUEST_CHECK_SECONDS", 30)),
+    },
     "experiments-ramp-steps": {
         "task": "experiments.tasks.experiment_ramp_steps_task",
         "schedule": float(env_int("RAMP_CHECK_SECONDS", 60)),

@@ -19,7 +19,9 @@ from alerts import services as alert_services
 from audit.models import AuditEntry
 from audit.types import Actor
 from base import roles, tokens
-from base.models import ApiToken, Environment
+from base.change_requests import environment_review_set
+from base.models import ApiToken, ChangeRequest, Environment
+from base.reviews import ChangeRequested
 from experiments import services as experiment_services
 from experiments.models import Experiment
 from flags import attributes as flag_attributes
@@ -55,6 +57,7 @@ class World:
     draft: Experiment
     running: Experiment
     ramp_id: str
+    change_request: ChangeRequest
 
 
 def build_world() -> World:
@@ -95,7 +98,21 @@ def build_world() -> World:
     AccessLog.objects.create(**fields)
     AccessFailureLog.objects.create(**fields)
     return World(environment=env, flag=flag, rule=rule, segment=segment, draft=draft, running=running,
-                 ramp_id=ramp.id)
+                 ramp_id=ramp.id, change_request=_open_change_request(flag))
+
+
+def _open_change_request(flag: Flag) -> ChangeRequest:
+    """A change request awaiting review in staging (which is reviewed only while it is proposed)."""
+    staging = Environment.objects.get(key="staging")
+    proposer = User.objects.create_user("walk-proposer", "proposer@example.com", "pw-proposer-123", is_staff=True)
+    environment_review_set(actor=ACTOR, environment=staging, requires_review=True)
+    try:
+        flag_services.flag_state_update(actor=Actor(label=proposer.username, user_id=proposer.pk, via="api"),
+                                        flag=flag, environment=staging, default_variant="on")
+    except ChangeRequested as proposed:
+        change_request = proposed.change_request
+    environment_review_set(actor=ACTOR, environment=staging, requires_review=False)
+    return change_request
 
 
 def fingerprint() -> dict[str, Any]:

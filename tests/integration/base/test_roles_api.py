@@ -70,7 +70,7 @@ def _url(route: str, world: World) -> str:
             "metrics": "signup", "data-sources": "walk-source",
             "experiments": world.draft.key if route.endswith("/start") else world.running.key}
     values = {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
-              "<str:name>": "plan"}
+              "<str:name>": "plan", "<int:pk>": str(world.change_request.pk)}
     for placeholder, value in values.items():
         route = route.replace(placeholder, value)
     assert "<" not in route, route

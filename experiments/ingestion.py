@@ -27,7 +27,9 @@ from django.db import connection, transaction
 from base.models import Environment
 from config.json_values import holds_nul
 from config.metrics import EVENTS
-from experiments.models import Experiment, Phase, Variation
+from experiments.holdout_models import HOLDOUT_PHASE_BASE
+from experiments.models import Experiment, HoldoutAnalysis, Phase, Variation
+from traffic.assignment.bucketing import HOLDOUT_VARIATIONS, holdout_experiment_key
 
 __all__ = [
     "MAX_BATCH_ITEMS",
@@ -137,10 +139,26 @@ def _routes(environment_id: int, config_version: int | None) -> dict[str, _Route
         key: _Route(id=i, status=status, variations=variations[i], phases=tuple(phases[i]))
         for i, key, status in experiments
     }
+    routes.update(_holdout_routes(environment_id))
     if config_version is not None:
         with _routes_lock:
             _routes_cache[environment_id] = (config_version, routes)
     return routes
+
+
+def _holdout_routes(environment_id: int) -> dict[str, _Route]:
+    """Exposures reported by holdouts' tracking rules ("holdout:<key>", arms held-out and
+    released) go to the holdout's analysis in this environment, as one phase from the
+    analysis's start to the holdout's end, under the analysis's own phase id."""
+    rows = HoldoutAnalysis.objects.filter(environment_id=environment_id).values_list(
+        "pk", "holdout__key", "started_at", "holdout__ended_at")
+    variations = {key: i for i, key in enumerate(HOLDOUT_VARIATIONS)}
+    return {
+        holdout_experiment_key(key): _Route(
+            id=HOLDOUT_PHASE_BASE + pk, status=Experiment.Status.RUNNING, variations=variations,
+            phases=((HOLDOUT_PHASE_BASE + pk, 1, started, ended),))
+        for pk, key, started, ended in rows
+    }
 
 
 # Validation --------------------------------------------------------------------------------

@@ -512,3 +512,10 @@ class ResultSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key} readout {self.pk} ({self.status})"
+
+
+
+# Holdout readouts live in their own module; imported here so that Django registers them.
+from experiments.holdout_models import HoldoutAnalysis as HoldoutAnalysis  # noqa: E402
+from experiments.holdout_models import HoldoutMetric as HoldoutMetric  # noqa: E402
+from experiments.holdout_models import HoldoutSnapshot as HoldoutSnapshot  # noqa: E402

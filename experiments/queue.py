@@ -14,3 +14,11 @@ READOUT_TASK = "experiments.tasks.experiment_readout_task"
 def readout_send(experiment_id: int, snapshot_id: int) -> None:
     """Queue one readout now (call it from `transaction.on_commit`)."""
     current_app.send_task(READOUT_TASK, args=(experiment_id, snapshot_id))
+
+
+HOLDOUT_READOUT_TASK = "experiments.tasks.holdout_readout_task"
+
+
+def holdout_readout_send(snapshot_id: int) -> None:
+    """Queue one holdout readout now (call it from `transaction.on_commit`)."""
+    current_app.send_task(HOLDOUT_READOUT_TASK, args=(snapshot_id,))

@@ -62,6 +62,7 @@ __all__ = [
     "percentile_caps",
     "rollup_drop",
     "rollup_query",
+    "rollup_rebuild",
     "rollup_refresh",
     "rollup_table",
     "rollup_units_record",
@@ -409,6 +410,31 @@ def rollup_refresh(
         {"phase": spec.phase_id, "layout": digest, "now": now, "units": units, "full": full},
     )
     return RollupResult(mode="full" if full else "incremental", units_recomputed=recomputed, units=units)
+
+
+def rollup_rebuild(cur: psycopg.Cursor[Any], spec: ReadoutSpec, *, work_mem: str = "256MB") -> RollupResult:
+    """Rebuild a population's rollup from its assignment rows in full, without the incremental
+    bookkeeping (holdout readouts: their populations grow from every flag in scope, and a
+    full pass over them costs what an experiment's first readout does)."""
+    for metric in spec.metrics:
+        if metric.kind not in KINDS:
+            raise ValueError(f"Metric {metric.key!r} has an unknown kind {metric.kind!r}.")
+    cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(_lit(work_mem)))
+    cur.execute("SET LOCAL jit = off")
+    table = rollup_table(spec.phase_id)
+    cur.execute(sql.SQL(
+        "CREATE UNLOGGED TABLE IF NOT EXISTS {} PARTITION OF experiments_unitrollup FOR VALUES IN ({}) "
+        "WITH (fillfactor = 85)"
+    ).format(table, _lit(spec.phase_id)))
+    cur.execute(sql.SQL("TRUNCATE {}").format(table))
+    cur.execute("DELETE FROM experiments_slicekey WHERE phase_id = %s", (spec.phase_id,))
+    cur.execute(slice_keys_query(spec, dirty_table=None))
+    units = 0
+    for part in _parts(spec):
+        cur.execute(rollup_query(spec, part, dirty_table=None))
+        units = max(units, max(cur.rowcount, 0))
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
+    return RollupResult(mode="full", units_recomputed=units, units=units)
 
 
 def rollup_units_record(cur: psycopg.Cursor[Any], phase_id: int, units: int) -> None:

@@ -19,6 +19,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from experiments.holdout_readout import HoldoutBusy, holdout_readout_run, holdouts_refresh_active
 from experiments.models import ResultSnapshot
 from experiments.ramp import ramp_steps_apply_due
 from experiments.readout_jobs import ReadoutBusy, experiments_refresh_running, readout_mark, readout_run
@@ -106,3 +107,29 @@ def experiment_ramp_steps_task() -> dict[str, int]:
     _fresh_connection()
     run = ramp_steps_apply_due()
     return {"applied": run.applied, "skipped": run.skipped}
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True, reject_on_worker_lost=True,
+             time_limit=settings.READOUT_TIME_LIMIT)
+def holdout_readout_task(self: Any, snapshot_id: int) -> str:
+    """Compute one holdout readout and store it (retried while another one runs or the
+    database is unreachable)."""
+    _fresh_connection()
+    retries = int(self.request.retries or 0)
+    try:
+        snapshot = holdout_readout_run(snapshot_id=snapshot_id)
+    except HoldoutBusy as exc:
+        raise self.retry(exc=exc, countdown=BUSY_COUNTDOWN) from exc
+    except (DatabaseError, psycopg.Error) as exc:
+        if not connection.in_atomic_block:
+            connection.close()
+        raise self.retry(exc=exc, countdown=_backoff(retries)) from exc
+    return "done" if snapshot is None else snapshot.status
+
+
+@shared_task(acks_late=True)
+def holdout_refresh_active_task() -> int:
+    """Queue a readout of every holdout that still holds (scheduled by Celery beat with the
+    experiment readouts)."""
+    _fresh_connection()
+    return holdouts_refresh_active()

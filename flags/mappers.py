@@ -13,6 +13,10 @@ SDK payload and a GrowthBook SDK agrees with our own evaluation:
 - an experiment rule with a holdout gets a range filter that lets only units outside the
   holdout's share in (with its layer range, if any, as a second filter, since GrowthBook
   ignores a namespace once filters are set); held-out units fall through to the next rule;
+- before the first rule of a flag that names an active holdout comes the holdout's tracking
+  rule: an experiment "holdout:<key>" on the holdout's hash, its two arms (held-out, released)
+  both passthrough, so every unit reaching that point is reported in its arm (the holdout
+  readout's population) and evaluation carries on unchanged;
 - a force rule with a holdout serves only the holdout's units (the complementary range filter):
   shipping an experiment in a holdout's scope leaves one behind, so that held-out units keep
   the value they had before it while everyone else gets the shipped default.
@@ -42,7 +46,13 @@ from flags.engine.limits import SERVE_VALUE_MAX_DEPTH, depth_exceeds
 from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
 from flags.models import AttributeDefinition, Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
-from traffic.assignment.bucketing import holdout_filter, holdout_members_filter, namespace_filter
+from traffic.assignment.bucketing import (
+    HOLDOUT_VARIATIONS,
+    holdout_experiment_key,
+    holdout_filter,
+    holdout_members_filter,
+    namespace_filter,
+)
 from traffic.assignment.types import Filter, Namespace
 from traffic.models import Holdout
 
@@ -162,9 +172,15 @@ def feature_from_rows(
     gate = _parents(flag.prerequisites, gate=True, owner=f"flag {flag.key}")
     if gate:
         compiled.append(Rule(parent_conditions=gate))
+    tracked: set[str] = set()
     for row in rules:
         if not row.enabled:
             continue
+        if row.holdout and row.holdout not in tracked:
+            tracked.add(row.holdout)
+            tracking = _holdout_tracking((holdouts or {}).get(row.holdout), values.get(state.default_variant))
+            if tracking is not None:
+                compiled.append(tracking)
         rule = rule_from_row(
             flag_key=flag.key, row=row, values=values, names=names, segments=segments, saved_groups=saved_groups,
             holdouts=holdouts,
@@ -268,6 +284,25 @@ def _rule(
         phase=row.phase or None,
         hash_version=HASH_VERSION,
         **common,
+    )
+
+
+def _holdout_tracking(holdout: Holdout | None, value: Any) -> Rule | None:
+    """The holdout's tracking rule (None for a holdout gone, ended or holding nobody): both arms
+    pass through, so the value (the flag's default) is never served by it."""
+    if holdout is None or holdout.ended_at is not None or holdout.share <= 0:
+        return None
+    share = float(holdout.share)
+    return Rule(
+        id=f"holdout-{holdout.key}",
+        variations=(value, value),
+        weights=(share, 1.0 - share),
+        coverage=1.0,
+        hash_attribute=holdout.hash_attribute or "id",
+        seed=holdout.seed or holdout.key,
+        key=holdout_experiment_key(holdout.key),
+        meta=tuple(VariationMeta(key=k, passthrough=True) for k in HOLDOUT_VARIATIONS),
+        hash_version=HASH_VERSION,
     )
 
 

@@ -134,7 +134,7 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     item = ofrep_item(ev, snapshot.metadata.get(key))
     if "errorCode" in item:
         raise Rejected(400, item["errorCode"], item["errorDetails"])
-    if ev.experiment is not None:
+    if ev.experiment is not None or ev.passthrough:
         track(info, (ev,), attributes)
     response = json_response(item)
     usage.evaluated(info.environment_id, compiled.used_by((key,)))

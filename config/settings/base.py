@@ -320,6 +320,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.experiment_refresh_running_task",
         "schedule": READOUT_INTERVAL_MINUTES * 60.0,
     },
+    "holdouts-refresh-active": {
+        "task": "experiments.tasks.holdout_refresh_active_task",
+        "schedule": READOUT_INTERVAL_MINUTES * 60.0,
+    },
     "experiments-readouts-sweep": {
         "task": "experiments.tasks.readouts_sweep_task",
         "schedule": float(READOUT_SWEEP_SECONDS),

@@ -7,10 +7,12 @@ disjoint layer ranges between experiments (`allocation`).
 
 from traffic.assignment.allocation import Overlap, find_overlaps, first_free_range, free_ranges, range_errors
 from traffic.assignment.bucketing import (
+    HOLDOUT_VARIATIONS,
     choose_variation,
     get_bucket_ranges,
     get_equal_weights,
     hash_string,
+    holdout_experiment_key,
     holdout_filter,
     holdout_members_filter,
     in_namespace,
@@ -24,6 +26,7 @@ from traffic.assignment.hashing import fnv1a32, gb_hash, hash_v1, hash_v2
 from traffic.assignment.types import BucketRange, Filter, Namespace
 
 __all__ = [
+    "HOLDOUT_VARIATIONS",
     "BucketRange",
     "Filter",
     "Namespace",
@@ -39,6 +42,7 @@ __all__ = [
     "hash_string",
     "hash_v1",
     "hash_v2",
+    "holdout_experiment_key",
     "holdout_filter",
     "holdout_members_filter",
     "in_namespace",

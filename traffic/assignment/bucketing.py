@@ -15,12 +15,14 @@ from traffic.assignment.hashing import gb_hash, hash_v1
 from traffic.assignment.types import BucketRange, Filter, Namespace
 
 __all__ = [
+    "HOLDOUT_VARIATIONS",
     "WEIGHT_SUM_MAX",
     "WEIGHT_SUM_MIN",
     "choose_variation",
     "get_bucket_ranges",
     "get_equal_weights",
     "hash_string",
+    "holdout_experiment_key",
     "holdout_filter",
     "holdout_members_filter",
     "in_namespace",
@@ -231,6 +233,16 @@ def holdout_filter(seed: str, share: float, attribute: str = "id") -> Filter | N
     if share <= 0:
         return None
     return Filter(seed=seed, ranges=((share, 1.0),), attribute=attribute, hash_version=2)
+
+
+# The two arms a holdout's tracking rule reports: its own units, and everyone else.
+HOLDOUT_VARIATIONS = ("held-out", "released")
+
+
+def holdout_experiment_key(holdout_key: str) -> str:
+    """The experiment key a holdout's exposures are reported under ("holdout:<key>"; the colon
+    keeps it apart from every experiment key)."""
+    return "holdout:" + holdout_key
 
 
 def holdout_members_filter(seed: str, share: float, attribute: str = "id") -> Filter | None:

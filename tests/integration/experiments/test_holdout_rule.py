@@ -24,7 +24,11 @@ def test_experiment_start__holdout__rule_filters_held_out_units(
     assert rule.holdout == "q3-holdout"
     production.refresh_from_db()
     features = client.get(f"/api/features/{production.client_key}").json()["features"]
-    assert features["checkout"]["rules"][0]["filters"] == [{"seed": "q3", "ranges": [[0.1, 1.0]], "attribute": "id"}]
+    tracking, split = features["checkout"]["rules"]
+    # The holdout's tracking rule comes first: both arms pass through to the experiment rule.
+    assert tracking["key"] == "holdout:q3-holdout" and tracking["seed"] == "q3"
+    assert [m["passthrough"] for m in tracking["meta"]] == [True, True]
+    assert split["filters"] == [{"seed": "q3", "ranges": [[0.1, 1.0]], "attribute": "id"}]
 
 
 def test_experiment_update__running_holdout_change__new_phase_and_rule_follows(

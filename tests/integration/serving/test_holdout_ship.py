@@ -1,7 +1,8 @@
 """Holdouts that hold: shipping an experiment in a holdout's scope serves the shipped variation
 to everyone but the holdout's units, who keep the value from before, on /api/v1/evaluate, on
-OFREP and in the GrowthBook payload as both GrowthBook SDKs (Python and JavaScript) evaluate it.
-Ending the holdout releases them, audited."""
+OFREP and in the GrowthBook payload as both GrowthBook SDKs (Python and JavaScript) evaluate it;
+all three report each unit's arm of the holdout ("holdout:<key>", held-out or released), the
+holdout readout's population. Ending the holdout releases them, audited."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from experiments.holdouts import holdout_end
 from experiments.models import Experiment
 from flags import services as flag_services
 from flags.models import Flag, FlagState, Rule
+from serving.exposures import buffer as exposure_buffer
 from tests.integration.experiments.conftest import create_experiment, create_metrics
-from tests.integration.serving.conftest import assert_ofrep, sdk_post
+from tests.integration.serving.conftest import RECORDED, assert_ofrep, sdk_post
 from traffic import services as traffic_services
 from traffic.assignment.hashing import hash_v2
 from traffic.models import Holdout
@@ -96,12 +98,18 @@ def test_ship_in_holdout__held_out_units_keep_old_value__server_and_both_sdks_ag
     assert feature["defaultValue"] == "new"
     # The targeting rule first, the holdout's rule last: held-out units meet every rule they met before.
     assert feature["rules"][0]["force"] == "local"
-    hold = feature["rules"][-1]
+    tracking, hold = feature["rules"][-2:]
+    assert tracking["key"] == "holdout:growth" and [m["key"] for m in tracking["meta"]] == ["held-out", "released"]
     assert hold["force"] == "old"
     assert hold["filters"] == [{"seed": SEED, "ranges": [[0.0, SHARE]], "attribute": "id"}]
     units = [f"user-{i}" for i in range(UNITS)]
     js = _javascript(payload, units, tmp_path)
-    gb = GrowthBook(features=payload["features"])
+    viewed: list[tuple[str, str]] = []
+
+    def seen(experiment: Any, result: Any, **_: Any) -> None:
+        viewed.append((experiment.key, result.key))
+
+    gb = GrowthBook(features=payload["features"], on_experiment_viewed=seen)
     held = 0
     mismatches: list[str] = []
     try:
@@ -110,10 +118,14 @@ def test_ship_in_holdout__held_out_units_keep_old_value__server_and_both_sdks_ag
             held += _held(unit)
             ours = _ours(env.client_key, unit)["checkout"]
             gb.set_attributes({"id": unit})
+            viewed.clear()
             python_sdk = gb.get_feature_value("checkout", None)
             js_sdk = js[unit]["values"]["checkout"]
             if not ours["value"] == python_sdk == js_sdk == expected:
                 mismatches.append(f"{unit}: expected {expected} ours {ours['value']} python {python_sdk} js {js_sdk}")
+            arm = ["holdout:growth", "held-out" if _held(unit) else "released"]
+            if viewed != [tuple(arm)] or js[unit]["viewed"] != [arm]:
+                mismatches.append(f"{unit}: arm {arm}, python SDK viewed {viewed}, js SDK {js[unit]['viewed']}")
             if i < 20:
                 through_client = sdk_post(client, "/api/v1/evaluate", {"context": {"targetingKey": unit},
                                                                         "track": False}, env.client_key)
@@ -205,3 +217,18 @@ def test_holdout_end__refused_while_a_running_experiment_uses_it__nothing_change
     assert Rule.objects.filter(holdout="growth", kind="force").count() == 1
     assert AuditEntry.objects.count() == count
     assert Experiment.objects.get(pk=running.pk).status == "running"
+
+
+def test_evaluate_in_holdout_scope__server_reports_each_units_arm(
+    client: Client, shipped: Environment
+) -> None:
+    env = shipped
+    for i in range(50):
+        body = {"context": {"targetingKey": f"user-{i}"}}
+        assert sdk_post(client, "/api/v1/evaluate", body, env.client_key).status_code == 200
+    sdk_post(client, "/ofrep/v1/evaluate/flags/checkout", {"context": {"targetingKey": "user-50"}}, env.client_key)
+    assert exposure_buffer.flush()
+    reported = sorted((e.unit_id, e.experiment, e.variation) for e in RECORDED)
+    expected = sorted((f"user-{i}", "holdout:growth", "held-out" if _held(f"user-{i}") else "released")
+                      for i in range(51))
+    assert reported == expected

@@ -73,9 +73,11 @@ def test_holdout__held_out_units_fall_through_others_split_as_before_and_sdk_agr
     env = setup
     view = resolve("/api/v1/evaluate").func
     payload = client.get(f"/api/features/{env.client_key}").json()
-    held_rule = payload["features"]["held"]["rules"][0]
+    # Each flag in the holdout's scope starts with the holdout's tracking rule (both arms passthrough).
+    tracking, held_rule = payload["features"]["held"]["rules"][:2]
+    assert tracking["key"] == "holdout:global-holdout" and tracking["weights"] == [SHARE, 1 - SHARE]
     assert held_rule["filters"] == [{"seed": "gh-seed", "ranges": [[SHARE, 1.0]], "attribute": "id"}]
-    layered_rule = payload["features"]["layered"]["rules"][0]
+    layered_rule = payload["features"]["layered"]["rules"][1]
     assert layered_rule["filters"][1] == {
         "seed": "__checkout-layer", "ranges": [[0.0, 0.6]], "attribute": "id", "hashVersion": 1,
     }
@@ -131,6 +133,7 @@ def test_holdout__share_change_recompiles_and_zero_share_holds_nobody(
     )
     assert holdout.share == 0.0
     payload = client.get(f"/api/features/{env.client_key}").json()
+    # Nobody held out: no tracking rule, no filter.
     assert "filters" not in payload["features"]["held"]["rules"][0]
     # The layer range stays a namespace when nothing is held out.
     assert payload["features"]["layered"]["rules"][0]["namespace"] == ["checkout-layer", 0.0, 0.6]

@@ -127,7 +127,6 @@ def test_browser__pm_creates_and_starts_an_experiment_through_the_guided_flow(br
     # One number of users on every step: the plan, the review and the tuning of the sequential test.
     assert planned in page.inner_text("#review-plan") and f"tuned for {planned} users" in page.inner_text(
         "#review-analysis")
-    browser.shot("wizard-review.png")
     page.click("#create-start")
     page.wait_for_url("**/experiments/green-buy-button/")
     assert page.inner_text("#status-badge") == "Running"
@@ -274,7 +273,6 @@ def test_browser__flag_page_kill_switch_asks_then_turns_off(browser: Page) -> No
     page = browser.page
     assert winner.key in page.inner_text("#usage-experiments")
     assert page.inner_text("#last-evaluated") == "never"
-    browser.shot("flag-page.png")
     page.click(".kill-switch")
     page.wait_for_url("**/switch")
     browser.shot("kill-switch-confirm.png")

@@ -35,7 +35,7 @@ from experiments import queue, readout_sql
 from experiments.mappers import readout_input, readout_spec
 from experiments.models import Experiment, ExperimentMetric, Phase, ResultSnapshot, Variation
 from experiments.readout import Rollup, readout_compute
-from experiments.warehouse_readout import warehouse_sums
+from experiments.warehouse_readout import DataSourceFailed, warehouse_sums
 
 logger = logging.getLogger(__name__)
 
@@ -275,9 +275,14 @@ def readout_run(
 
         if isinstance(exc, OperationalError):
             raise
-        logger.exception("Readout %s of experiment %s failed.", snapshot.pk, experiment_id)
-        readout_mark(snapshot_id=snapshot.pk, status=ResultSnapshot.Status.FAILED,
-                     error=f"{type(exc).__name__}: {exc}", error_code="readout_error")
+        if isinstance(exc, DataSourceFailed):
+            # The warehouse's own failure: this readout only; the message says which source and why.
+            logger.warning("Readout %s of experiment %s failed: %s", snapshot.pk, experiment_id, exc)
+            error, code = str(exc), DataSourceFailed.error_code
+        else:
+            logger.exception("Readout %s of experiment %s failed.", snapshot.pk, experiment_id)
+            error, code = f"{type(exc).__name__}: {exc}", "readout_error"
+        readout_mark(snapshot_id=snapshot.pk, status=ResultSnapshot.Status.FAILED, error=error, error_code=code)
         snapshot.refresh_from_db()
     return snapshot
 

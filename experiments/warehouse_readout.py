@@ -12,9 +12,17 @@ from datetime import datetime
 from experiments import connectors
 from experiments.models import DataSource, Experiment, Phase
 from experiments.readout_spec import AggregateRow, ReadoutSpec
-from experiments.warehouse import ENGINES, Design, aggregate_rows, caps_from_row, compile_readout
+from experiments.warehouse import ENGINES, CompileError, Design, aggregate_rows, caps_from_row, compile_readout
 
-__all__ = ["WarehouseSums", "warehouse_sums"]
+__all__ = ["DataSourceFailed", "WarehouseSums", "warehouse_sums"]
+
+
+class DataSourceFailed(Exception):
+    """The experiment's data source could not give the sums (unreachable, a failing or timed-out
+    statement, a readout its engine cannot express); the message names the source and the cause,
+    never the connection's settings. It fails this readout only."""
+
+    error_code = "data_source_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +37,19 @@ def warehouse_sums(*, source: DataSource, experiment: Experiment, phase: Phase, 
                    variations: Sequence[str], analysis_end: datetime) -> WarehouseSums:
     """Run the readout's statements in the data source: caps, then the sums, then the count of
     units seen in more than one variation."""
-    engine = ENGINES[source.engine]
+    try:
+        return _sums(source=source, experiment=experiment, phase=phase, spec=spec, variations=variations,
+                     analysis_end=analysis_end)
+    except (connectors.ConnectorError, CompileError) as exc:
+        raise DataSourceFailed(f"The data source '{source.key}' ({source.engine}) could not be read: {exc}") \
+            from exc
+
+
+def _sums(*, source: DataSource, experiment: Experiment, phase: Phase, spec: ReadoutSpec,
+          variations: Sequence[str], analysis_end: datetime) -> WarehouseSums:
+    engine = ENGINES.get(source.engine)
+    if engine is None:
+        raise connectors.ConnectorError(f"No connector for engine '{source.engine}'.")
     design = Design(experiment=experiment.key, variations=tuple(variations), phase_start=phase.started_at,
                     phase_end=phase.ended_at, analysis_end=analysis_end)
     statements = compile_readout(spec, design, dialect=engine.dialect, exposure_query=source.exposure_query,

@@ -13,8 +13,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The demo's warehouse-backed experiment reads a DuckDB file: the runtime has its driver.
 $(RUNTIME_STAMP): pyproject.toml | $(PY)
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[duckdb]'
 	touch $@
 
 # gbstats 0.8.0 pins numpy<2 and pandas<2; it is only a reference for the statistics tests,

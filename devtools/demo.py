@@ -102,6 +102,8 @@ def _banner(seed: dict[str, Any], base: str, credentials: Path, streaming: str) 
         "Splitbase demo is running",
         f"  Admin UI        {base}/admin/   (login {admin['username']} / {admin['password']})",
         f"  Results pages   {base}/experiments/   (the demo experiment: {base}/experiments/checkout-redesign/)",
+        f"  Warehouse       {base}/experiments/warehouse-pricing/   (read out in the DuckDB file "
+        f"{_shown(credentials.parent / 'warehouse.duckdb')})",
         f"  Flag pages      {base}/flags/   (usage, ramps, kill switch, stale flags: {base}/flags/?stale=1)",
         f"  API docs        {base}/api/docs/",
         f"  Streaming       {streaming}   (SDK change streams; the server sends SDKs there)",
@@ -180,6 +182,10 @@ class Demo:
             seed: dict[str, Any] = json.load(out)
         # Four demo experiments with simulated traffic, so the result pages have data at once.
         status = self._manage("seed_experiments")
+        if status != 0:
+            return status
+        # One more whose exposures and events live only in a DuckDB file: the worker reads it out there.
+        status = self._manage("seed_warehouse", "--path", str(self.directory / "warehouse.duckdb"))
         return seed if status == 0 else status
 
     def _start_services(self) -> None:

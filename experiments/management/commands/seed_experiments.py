@@ -90,6 +90,47 @@ DEMOS = (
 )
 
 
+def demo_traffic(demo: Demo, users: int, seed: int) -> list[dict[str, Any]]:
+    """The simulated exposures and events up to now, in time order (timestamps as datetimes)."""
+    rng = random.Random(seed)
+    now = datetime.now(tz=UTC)
+    items: list[dict[str, Any]] = []
+    control, treatment = demo.variants[0][0], demo.variants[1][0]
+
+    def add(item: dict[str, Any]) -> None:
+        if item["timestamp"] <= now:
+            items.append(item)
+
+    for i in range(users):
+        unit = f"demo-{demo.key}-{i}"
+        arm = rng.random() < demo.treatment_share
+        first = now - timedelta(seconds=rng.uniform(0, demo.days * 86400))
+        returning = rng.random() < 0.4
+        # Heavier users browse and buy more, before and after; returning visitors more so.
+        activity = rng.gammavariate(2.0, 0.6 if returning else 0.45)
+        add({"type": "exposure", "unit_id": unit, "experiment": demo.key,
+             "variation": treatment if arm else control, "timestamp": first,
+             "attributes": {"country": rng.choice(["US", "DE", "FR", "GB", "BR"]),
+                            "platform": rng.choice(["ios", "android", "web"]),
+                            "visitor": "returning" if returning else "new"}})
+        for _ in range(int(rng.expovariate(1 / (3 * activity)) + 1)):
+            add({"type": "event", "unit_id": unit, "name": "page_view",
+                 "timestamp": first + timedelta(hours=rng.uniform(-7 * 24, 14 * 24))})
+        if rng.random() < min(0.9, demo.purchase_rate[arm] * activity):
+            add({"type": "event", "unit_id": unit, "name": "purchase",
+                 "value": round(rng.lognormvariate(3.5, 0.6), 2),
+                 "timestamp": first + timedelta(hours=rng.uniform(0, 72))})
+        if returning and rng.random() < 0.08 * activity:
+            add({"type": "event", "unit_id": unit, "name": "purchase",
+                 "value": round(rng.lognormvariate(3.5, 0.6), 2),
+                 "timestamp": first - timedelta(hours=rng.uniform(1, 14 * 24))})
+        if rng.random() < demo.error_rate[arm]:
+            add({"type": "event", "unit_id": unit, "name": "checkout_error",
+                 "timestamp": first + timedelta(hours=rng.uniform(0, 48))})
+    items.sort(key=lambda item: item["timestamp"])
+    return items
+
+
 class Command(BaseCommand):
     help = "Seed four demo experiments with simulated traffic and a readout per simulated day."
 
@@ -175,44 +216,7 @@ class Command(BaseCommand):
         return experiment
 
     def _traffic(self, demo: Demo, users: int, seed: int) -> list[dict[str, Any]]:
-        """The simulated exposures and events up to now, in time order (timestamps as datetimes)."""
-        rng = random.Random(seed)
-        now = datetime.now(tz=UTC)
-        items: list[dict[str, Any]] = []
-        control, treatment = demo.variants[0][0], demo.variants[1][0]
-
-        def add(item: dict[str, Any]) -> None:
-            if item["timestamp"] <= now:
-                items.append(item)
-
-        for i in range(users):
-            unit = f"demo-{demo.key}-{i}"
-            arm = rng.random() < demo.treatment_share
-            first = now - timedelta(seconds=rng.uniform(0, demo.days * 86400))
-            returning = rng.random() < 0.4
-            # Heavier users browse and buy more, before and after; returning visitors more so.
-            activity = rng.gammavariate(2.0, 0.6 if returning else 0.45)
-            add({"type": "exposure", "unit_id": unit, "experiment": demo.key,
-                 "variation": treatment if arm else control, "timestamp": first,
-                 "attributes": {"country": rng.choice(["US", "DE", "FR", "GB", "BR"]),
-                                "platform": rng.choice(["ios", "android", "web"]),
-                                "visitor": "returning" if returning else "new"}})
-            for _ in range(int(rng.expovariate(1 / (3 * activity)) + 1)):
-                add({"type": "event", "unit_id": unit, "name": "page_view",
-                     "timestamp": first + timedelta(hours=rng.uniform(-7 * 24, 14 * 24))})
-            if rng.random() < min(0.9, demo.purchase_rate[arm] * activity):
-                add({"type": "event", "unit_id": unit, "name": "purchase",
-                     "value": round(rng.lognormvariate(3.5, 0.6), 2),
-                     "timestamp": first + timedelta(hours=rng.uniform(0, 72))})
-            if returning and rng.random() < 0.08 * activity:
-                add({"type": "event", "unit_id": unit, "name": "purchase",
-                     "value": round(rng.lognormvariate(3.5, 0.6), 2),
-                     "timestamp": first - timedelta(hours=rng.uniform(1, 14 * 24))})
-            if rng.random() < demo.error_rate[arm]:
-                add({"type": "event", "unit_id": unit, "name": "checkout_error",
-                     "timestamp": first + timedelta(hours=rng.uniform(0, 48))})
-        items.sort(key=lambda item: item["timestamp"])
-        return items
+        return demo_traffic(demo, users, seed)
 
     def _send(self, experiment: Experiment, environment: Environment, items: list[dict[str, Any]]) -> int:
         """Ingest `items` through the events service in batches of 1,000; the number accepted.

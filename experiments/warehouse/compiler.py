@@ -352,6 +352,31 @@ def _percentile(value: exp.Expr, q: float, dialect: str) -> exp.Expr:
                            expression=exp.Order(expressions=[exp.Ordered(this=value)]))
 
 
+def _caps_query(values: Sequence[tuple[exp.Expr, float]], dialect: str) -> exp.Select:
+    """One row: per value, its exact percentile over the units (NULLs ignored), as c0, c1, ….
+
+    BigQuery has exact percentiles only as an analytic function (`PERCENTILE_CONT(y, q)
+    OVER ()`; its aggregate `APPROX_QUANTILES` is approximate): one window over all units,
+    then one row. Redshift wants every sort-based aggregate of a statement to order by the
+    same values: each percentile is a one-row subquery of its own, cross-joined."""
+    if dialect == "bigquery":
+        inner = exp.select(*[
+            exp.alias_(exp.Window(this=exp.PercentileCont(this=value, expression=_num(q)), over="OVER"), f"c{i}")
+            for i, (value, q) in enumerate(values)
+        ]).from_("u")
+        return exp.select(*[exp.alias_(exp.Max(this=_col(f"c{i}")), f"c{i}") for i in range(len(values))]).from_(
+            inner.subquery("q"))
+    if dialect == "redshift" and len(values) > 1:
+        parts = [exp.select(exp.alias_(_percentile(value, q, dialect), f"c{i}")).from_("u").subquery(f"q{i}")
+                 for i, (value, q) in enumerate(values)]
+        query = exp.select(*[_col(f"c{i}", f"q{i}") for i in range(len(values))]).from_(parts[0])
+        for part in parts[1:]:
+            query = query.join(part, join_type="cross")
+        return query
+    return exp.select(*[exp.alias_(_percentile(value, q, dialect), f"c{i}")
+                        for i, (value, q) in enumerate(values)]).from_("u")
+
+
 def compile_readout(spec: ReadoutSpec, design: Design, *, dialect: str, exposure_query: str,
                     event_query: str) -> ReadoutStatements:
     """The readout's statements for an engine speaking `dialect` (a sqlglot dialect name)."""
@@ -361,12 +386,9 @@ def compile_readout(spec: ReadoutSpec, design: Design, *, dialect: str, exposure
               if m.capping == "percentile" and m.capping_value is not None and m.kind in CAPPABLE_KINDS]
     caps_sql = None
     if capped:
-        columns = [
-            exp.alias_(_percentile(_case(exp.NEQ(this=_col(y), expression=_num(0)), _col(y)),
-                                   float(m.capping_value or 0), dialect), f"c{i}")
-            for i, (m, y) in enumerate(capped)
-        ]
-        caps_sql = _with(ctes, exp.select(*columns).from_("u")).sql(dialect=dialect)
+        values = [(_case(exp.NEQ(this=_col(y), expression=_num(0)), _col(y)), float(m.capping_value or 0))
+                  for m, y in capped]
+        caps_sql = _with(ctes, _caps_query(values, dialect)).sql(dialect=dialect)
     multiple = _with(ctes[:4], exp.select(exp.alias_(exp.Count(this=exp.Star()), "n")).from_("ranked").where(
         _and(exp.EQ(this=_col("rn"), expression=_num(1)), exp.NEQ(this=_col("vmin"), expression=_col("vmax")))))
     statements = ReadoutStatements(

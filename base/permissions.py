@@ -88,6 +88,8 @@ class Action(StrEnum):
     WEBHOOK_VIEW = "webhook.view"
     WEBHOOK_CREATE = "webhook.create"
     WEBHOOK_CHANGE = "webhook.change"
+    PROJECT_SETTINGS_VIEW = "project_settings.view"
+    PROJECT_SETTINGS_CHANGE = "project_settings.change"
 
     @property
     def writes(self) -> bool:
@@ -176,6 +178,9 @@ RULES: dict[Action, Rule] = {
     Action.WEBHOOK_VIEW: _view("webhooks and their deliveries", "alerts", "webhook"),
     Action.WEBHOOK_CREATE: _needs("create webhooks", "alerts.add_webhook"),
     Action.WEBHOOK_CHANGE: _needs("change webhooks", "alerts.change_webhook"),
+    Action.PROJECT_SETTINGS_VIEW: _view("the project's settings", "experiments", "projectsettings"),
+    Action.PROJECT_SETTINGS_CHANGE: _needs("change the project's settings (the default statistics engine)",
+                                           "experiments.change_projectsettings"),
 }
 
 

@@ -41,6 +41,7 @@ from experiments.catalog import METRIC_FIELDS
 from experiments.lifecycle import EXPERIMENT_FIELDS
 from experiments.mappers import snapshot_readout
 from experiments.models import Experiment, ExperimentMetric, Metric, ResultSnapshot, Variation
+from experiments.project import project_engine_default
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -189,8 +190,9 @@ class ExperimentForm(ServiceModelForm):
         fields = ("key", "name", "hypothesis", "description", "owner", "environment", "flag", "hash_attribute",
                   "seed", "coverage", "condition", "layer", "range_start", "range_end", "holdout", "alpha",
                   "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
-                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde", "tags", "data_source")
-        labels = {"target_mde": "Target MDE"}
+                  "correction", "min_sample_per_arm", "slice_attributes", "target_mde", "tags", "data_source",
+                  "stats_engine", "prior_enabled", "prior_mean", "prior_stddev")
+        labels = {"target_mde": "Target MDE", "stats_engine": "Statistics engine"}
         help_texts = {
             "seed": "Leave empty to use the key.",
             "holdout": "Units in the holdout's share never enter this experiment. Changing it while running "
@@ -204,14 +206,18 @@ class ExperimentForm(ServiceModelForm):
             "data_source": "Where the readouts read exposures and events; empty: the service's own events.",
             "sequential": "Always-valid results: safe to look at any time, at the cost of wider intervals.",
             "cuped": "Reduce variance with each unit's metric values before its exposure.",
+            "stats_engine": "Frequentist: p-values and confidence intervals (fixed horizon or sequential). Bayesian: "
+                            "credible intervals, chance to beat the control and risk; no sequential test and no "
+                            "multiple-testing correction. A new experiment starts with the project's default.",
             "target_mde": "Smallest relative effect on the primary metric worth acting on: 0.05 for +5%. "
                           "The results page computes the users still needed to detect it.",
         }
 
 
 ASSIGNMENT_LOCKED = ("key", "environment", "flag", "hash_attribute", "seed", "layer", "range_start", "range_end")
-SETTINGS_FIELDS = ("alpha", "difference_type", "sequential", "sequential_tuning", "cuped", "cuped_lookback_days",
-                   "correction", "min_sample_per_arm", "slice_attributes", "data_source")
+SETTINGS_FIELDS = ("stats_engine", "prior_enabled", "prior_mean", "prior_stddev", "alpha", "difference_type",
+                   "sequential", "sequential_tuning", "cuped", "cuped_lookback_days", "correction",
+                   "min_sample_per_arm", "slice_attributes", "data_source")
 
 
 def _pct(value: float | None) -> str:
@@ -240,6 +246,11 @@ class ExperimentAdmin(AuditHistoryMixin, ServiceAdmin[Experiment]):
 
     def environment_of(self, obj: Experiment | None) -> Environment | None:
         return obj.environment if obj is not None else None
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = dict(super().get_changeform_initial_data(request))
+        initial.setdefault("stats_engine", project_engine_default())
+        return initial
 
     def get_fieldsets(self, request: HttpRequest, obj: Experiment | None = None) -> Any:
         sets: list[Any] = [

@@ -344,6 +344,15 @@ class _ExperimentFields(serializers.Serializer[Any]):
     cuped_lookback_days = serializers.IntegerField(required=False)
     correction = serializers.ChoiceField(choices=["none", "holm", "bh"], required=False)
     min_sample_per_arm = serializers.IntegerField(required=False, min_value=0)
+    stats_engine = serializers.ChoiceField(
+        choices=["frequentist", "bayesian"], required=False,
+        help_text="The statistics engine; when creating without it, the project's default engine. The Bayesian "
+                  "engine takes neither `sequential` nor a `correction`.")
+    prior_enabled = serializers.BooleanField(
+        required=False, help_text="Bayesian engine: a proper normal prior on the relative lift instead of a flat one.")
+    prior_mean = StrictFloatField(required=False, help_text="Prior mean of the relative lift, -1 to 1 (default 0).")
+    prior_stddev = StrictFloatField(
+        required=False, help_text="Prior standard deviation of the relative lift, 0.001 to 10 (default 0.3).")
     slice_attributes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     tags = serializers.ListField(
         child=StrictCharField(allow_blank=True, trim_whitespace=False), required=False,
@@ -617,7 +626,11 @@ class ExperimentResultsOutput(DataclassSerializer[ExperimentResults]):
         allow_null=True,
         help_text="The newest readout of the phase. Per metric: `fixed`, `cuped`, `sequential` (with the "
                   "experiment's CUPED setting) and, with CUPED on, `sequential_unadjusted`, each a list of "
-                  "comparisons per treatment in both difference types (the experiment's own first); "
+                  "comparisons per treatment in both difference types (the experiment's own first); with the "
+                  "Bayesian engine `bayesian` (and, with CUPED on, `bayesian_unadjusted`) instead of the sequential "
+                  "pair, whose comparisons hold the posterior mean, the credible interval, the chance to win and "
+                  "`risk` (of keeping the control, of choosing the variation); `heterogeneity` tests per treatment "
+                  "and slice attribute whether the lift differs across the attribute's values. "
                   "`comparisons` holds the headline view. Readouts stored in an older shape are shown in the "
                   "current one, with the views they stored.",
     )

@@ -100,6 +100,7 @@ def check_settings(data: Mapping[str, Any], errors: Errors) -> None:
         add_error(errors, "correction", f"Use one of {', '.join(Experiment.Correction.values)}.")
     if "sequential_tuning" in data and (not is_number(data["sequential_tuning"]) or data["sequential_tuning"] <= 0):
         add_error(errors, "sequential_tuning", "The tuning parameter must be a positive number of units.")
+    _check_engine(data, errors)
     lookback = data.get("cuped_lookback_days", 14)
     if not isinstance(lookback, int) or isinstance(lookback, bool) or not 1 <= lookback <= 90:
         add_error(errors, "cuped_lookback_days", "The lookback must be 1 to 90 days.")
@@ -128,6 +129,40 @@ def check_settings(data: Mapping[str, Any], errors: Errors) -> None:
                 add_error(errors, "range_start", message)
             if end - start <= 0:
                 add_error(errors, "range_end", "The range must not be empty.")
+
+
+PRIOR_MEAN_LIMIT = 1.0
+PRIOR_STDDEV_RANGE = (0.001, 10.0)
+
+
+def _check_engine(data: Mapping[str, Any], errors: Errors) -> None:
+    """The statistics engine and its prior, and what the Bayesian engine cannot be combined with.
+    `data` holds the experiment's engine (the project's default for a new experiment)."""
+    engine = data.get("stats_engine", Experiment.StatsEngine.FREQUENTIST)
+    if engine not in Experiment.StatsEngine.values:
+        add_error(errors, "stats_engine", f"Use one of {', '.join(Experiment.StatsEngine.values)}.")
+        return
+    if "prior_enabled" in data and not isinstance(data["prior_enabled"], bool):
+        add_error(errors, "prior_enabled", "Give true or false.")
+    if "prior_mean" in data and (not is_number(data["prior_mean"])
+                                 or not -PRIOR_MEAN_LIMIT <= data["prior_mean"] <= PRIOR_MEAN_LIMIT):
+        add_error(errors, "prior_mean",
+                  f"The prior mean is a relative lift between {-PRIOR_MEAN_LIMIT:g} and {PRIOR_MEAN_LIMIT:g} "
+                  "(0 = no change).")
+    low, high = PRIOR_STDDEV_RANGE
+    if "prior_stddev" in data and (not is_number(data["prior_stddev"]) or not low <= data["prior_stddev"] <= high):
+        add_error(errors, "prior_stddev",
+                  f"The prior standard deviation is a relative lift between {low:g} and {high:g} (0.3 is the usual).")
+    if engine != Experiment.StatsEngine.BAYESIAN:
+        return
+    if data.get("sequential") is True:
+        add_error(errors, "sequential",
+                  "The Bayesian engine has no sequential test: turn sequential off, or choose the frequentist "
+                  "engine (stats_engine) for an always-valid readout.")
+    if data.get("correction") not in (None, "", Experiment.Correction.NONE):
+        add_error(errors, "correction",
+                  "The multiple-testing correction adjusts p-values, which the Bayesian engine does not give: "
+                  "set it to none, or choose the frequentist engine (stats_engine).")
 
 
 def _check_segments(segments: Any, errors: Errors) -> None:

@@ -1,5 +1,6 @@
 """Admin for data sources: the same checks as the API (`experiments.data_sources`), and a
-button that tests the connection and the queries. Registered by `experiments.admin`."""
+button that tests the connection and the queries; and for the project's settings
+(`experiments.project`). Registered by `experiments.admin`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from django.utils.safestring import SafeString
 from base.admin import AuditHistoryMixin
 from base.admin_base import AdminRoles, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor, requires
 from base.permissions import Action
-from experiments import data_sources
-from experiments.models import DataSource
+from experiments import data_sources, project
+from experiments.models import DataSource, ProjectSettings
 from experiments.traffic_admin import ServiceDeleteMixin
 from experiments.warehouse import ENGINES
 
@@ -104,3 +105,37 @@ class DataSourceAdmin(ServiceDeleteMixin, AuditHistoryMixin, ServiceAdmin[DataSo
         if report.ok:
             self.message_user(request, f"Connected to {report.engine_version}: both queries work.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:experiments_datasource_change", args=[object_id]))
+
+
+class ProjectSettingsForm(ServiceModelForm):
+    class Meta:
+        model = ProjectSettings
+        fields = ("stats_engine_default",)
+        help_texts = {
+            "stats_engine_default": "The statistics engine of a new experiment that does not choose one. Existing "
+                                    "experiments keep theirs. Empty: the service's STATS_ENGINE_DEFAULT setting.",
+        }
+
+
+@admin.register(ProjectSettings)
+class ProjectSettingsAdmin(AuditHistoryMixin, ServiceAdmin[ProjectSettings]):
+    """One row, changed through `experiments.project`; never added or deleted by hand."""
+
+    roles = AdminRoles(view=Action.PROJECT_SETTINGS_VIEW, change=Action.PROJECT_SETTINGS_CHANGE)
+    audit_object_type = "project_settings"
+    form = ProjectSettingsForm
+    list_display = ("__str__", "stats_engine_default", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        project.project_settings_get()
+        return super().get_queryset(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ProjectSettings | None = None) -> bool:
+        return False
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        self.call(ErrorTarget(), project.project_settings_update, actor=admin_actor(request),
+                  stats_engine_default=form.cleaned_data.get("stats_engine_default") or "")

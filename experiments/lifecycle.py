@@ -47,6 +47,7 @@ from experiments.models import (
     Variation,
 )
 from experiments.phases import Assignment, phase_change
+from experiments.project import project_engine_default
 from experiments.readout_jobs import experiment_refresh
 from experiments.readout_sql import rollup_drop
 from experiments.reviews import experiment_target, of_experiment, of_running_experiment
@@ -61,19 +62,22 @@ EXPERIMENT_FIELDS = (
     "name", "hypothesis", "description", "owner", "hash_attribute", "seed", "coverage", "condition", "segments",
     "layer", "range_start", "range_end", "holdout", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "variations", "metrics",
-    "target_mde", "tags", "data_source",
+    "target_mde", "tags", "data_source", "stats_engine", "prior_enabled", "prior_mean", "prior_stddev",
 )
+# The analysis settings of the statistics engine: any experiment may change them (a readout
+# reads them when it runs).
+ENGINE_FIELDS = frozenset({"stats_engine", "prior_enabled", "prior_mean", "prior_stddev"})
 # Fields a running experiment may change; the assignment fields start a new phase.
 RUNNING_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
     "variations", "coverage", "condition", "segments", "holdout", "target_mde", "tags", "data_source",
-})
+}) | ENGINE_FIELDS
 ANALYSIS_FIELDS = frozenset({
     "name", "hypothesis", "description", "owner", "alpha", "difference_type", "sequential", "sequential_tuning",
     "cuped", "cuped_lookback_days", "correction", "min_sample_per_arm", "slice_attributes", "metrics",
     "target_mde", "tags", "data_source",
-})
+}) | ENGINE_FIELDS
 
 
 def _apply_links(experiment: Experiment, variations: Sequence[Mapping[str, Any]] | None,
@@ -121,9 +125,12 @@ def experiment_create(
 
     `variations` are `{key, name, weight}` with keys among the flag's variants (the first is
     the control); `metrics` are `{metric: key, role: primary | secondary | guardrail}`;
-    `layer` and `holdout` are keys. Nothing is served until `experiment_start`.
+    `layer` and `holdout` are keys. Without `stats_engine` the experiment takes the project's
+    default engine (`experiments.project`). Nothing is served until `experiment_start`.
     """
     reject_unknown(fields, EXPERIMENT_FIELDS, what="experiment")
+    if fields.get("stats_engine") is None:
+        fields["stats_engine"] = project_engine_default()
     if "tags" in fields:
         fields["tags"] = normalize_tags(fields["tags"])
     errors = check_key(key)
@@ -230,7 +237,8 @@ def experiment_update(*, actor: Actor, experiment: Experiment, audit_action: str
         links = check_metric_links([dict(m) for m in changes["metrics"] or []], errors)
         if status == Experiment.Status.RUNNING and not any(role == "primary" for _, role in links):
             add_error(errors, "metrics", "A running experiment needs a primary metric.")
-    merged = {f: getattr(experiment, f) for f in ("cuped_lookback_days", "min_sample_per_arm")}
+    merged = {f: getattr(experiment, f)
+              for f in ("cuped_lookback_days", "min_sample_per_arm", "stats_engine", "sequential", "correction")}
     merged.update({k: v for k, v in changes.items() if k not in ("variations", "metrics")})
     merged["layer"] = changes.get("layer", experiment.layer)
     merged.setdefault("range_start", experiment.range_start)

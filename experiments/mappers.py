@@ -66,6 +66,9 @@ def analysis_settings(experiment: Experiment, weights: Sequence[float]) -> Analy
         sequential_tuning=experiment.sequential_tuning, cuped=experiment.cuped,
         cuped_lookback_days=experiment.cuped_lookback_days, correction=experiment.correction,
         min_sample_per_arm=experiment.min_sample_per_arm, weights=tuple(float(w) for w in weights),
+        engine=experiment.stats_engine,
+        prior_mean=experiment.prior_mean if experiment.prior_enabled else None,
+        prior_stddev=experiment.prior_stddev if experiment.prior_enabled else None,
     )
 
 

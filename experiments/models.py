@@ -125,6 +125,10 @@ class Experiment(models.Model):
         RELATIVE = "relative", "Relative lift"
         ABSOLUTE = "absolute", "Absolute difference"
 
+    class StatsEngine(models.TextChoices):
+        FREQUENTIST = "frequentist", "Frequentist"
+        BAYESIAN = "bayesian", "Bayesian"
+
     key = models.CharField(max_length=100, unique=True, validators=[KEY_VALIDATOR])
     name = models.CharField(max_length=200, blank=True, default="")
     hypothesis = models.TextField(blank=True, default="")
@@ -157,6 +161,17 @@ class Experiment(models.Model):
                                                       validators=[MaxValueValidator(90)])
     correction = models.CharField(max_length=6, choices=Correction.choices, default=Correction.NONE)
     min_sample_per_arm = models.PositiveIntegerField(default=100)
+    # The statistics engine, chosen when the experiment is created (the project's default when
+    # not given). With the Bayesian engine an optional proper prior on the relative lift.
+    stats_engine = models.CharField(max_length=12, choices=StatsEngine.choices, default=StatsEngine.FREQUENTIST)
+    prior_enabled = models.BooleanField(
+        default=False, help_text="Bayesian engine: use the prior below instead of a flat one.")
+    prior_mean = models.FloatField(
+        default=0.0, validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)],
+        help_text="Prior mean of the relative lift (0 = no change; -1 to 1).")
+    prior_stddev = models.FloatField(
+        default=0.3, validators=[MinValueValidator(0.001), MaxValueValidator(10.0)],
+        help_text="Prior standard deviation of the relative lift (0.3 = GrowthBook's default; 0.001 to 10).")
     # Exposure attributes the results are sliced by (for example country, platform, plan).
     slice_attributes = models.JSONField(default=list, blank=True)
     # The smallest relative effect on the primary metric worth acting on (0.05 = +5%), planned
@@ -187,6 +202,34 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ProjectSettings(models.Model):
+    """Settings of the whole project: one row (id 1), created on first read."""
+
+    class StatsEngineDefault(models.TextChoices):
+        SERVICE = "", "The service's default (STATS_ENGINE_DEFAULT)"
+        FREQUENTIST = "frequentist", "Frequentist"
+        BAYESIAN = "bayesian", "Bayesian"
+
+    # The engine a new experiment gets when its creation does not name one; empty: the
+    # STATS_ENGINE_DEFAULT setting.
+    stats_engine_default = models.CharField(
+        "default statistics engine", max_length=12, choices=StatsEngineDefault.choices, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "project settings"
+        verbose_name_plural = "project settings"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="project_settings_single_row")]
+
+    def __str__(self) -> str:
+        return "Project settings"
+
+    @property
+    def key(self) -> str:
+        """The settings' name in the audit log."""
+        return "project"
 
 
 class Variation(models.Model):

@@ -3,13 +3,23 @@
 A plain package (numpy and scipy only): per-variation sufficient statistics in, lifts,
 intervals, p-values, chance to win, CUPED variance reduction and sample-ratio checks out;
 with the Bayesian engine (stats.bayesian) posterior means, credible intervals, chance to win
-and risk.
+and risk; per slice attribute a test of whether the effect differs across its values
+(stats.heterogeneity).
 See docs/statistics.md for every method in plain words with its formula and sources.
 """
 
 from stats.analysis import analyze, analyze_many, analyze_records, validate
 from stats.corrections import adjust_p_values
 from stats.engine import ArmArrays, ComparisonArrays, compare_arrays
+from stats.heterogeneity import (
+    AttributeEstimates,
+    AttributeHeterogeneity,
+    CochranQ,
+    ValueDifference,
+    cochran_q,
+    heterogeneity_family,
+    leave_one_out,
+)
 from stats.parse import parse_analysis, parse_request, result_to_dict
 from stats.power import (
     baseline_moments,
@@ -41,6 +51,9 @@ __all__ = [
     "AnalysisInput",
     "AnalysisResult",
     "ArmArrays",
+    "AttributeEstimates",
+    "AttributeHeterogeneity",
+    "CochranQ",
     "Comparison",
     "ComparisonArrays",
     "CorrectionMethod",
@@ -51,6 +64,7 @@ __all__ = [
     "MetricType",
     "SrmResult",
     "StatsError",
+    "ValueDifference",
     "VariationData",
     "VariationSummary",
     "adjust_p_values",
@@ -58,8 +72,11 @@ __all__ = [
     "analyze_many",
     "analyze_records",
     "baseline_moments",
+    "cochran_q",
     "compare_arrays",
     "detection_power",
+    "heterogeneity_family",
+    "leave_one_out",
     "minimum_detectable_effect",
     "parse_analysis",
     "parse_request",

@@ -55,6 +55,7 @@ class _Columns(NamedTuple):
     mean: list[float | None]
     stddev: list[float | None]
     srm_p_value: list[float]
+    standard_error: list[float | None]
 
 
 def _nullable(x: FloatArray, defined: BoolArray | None = None) -> list[float | None]:
@@ -101,6 +102,7 @@ def _compute(t: Table, correction: CorrectionMethod | None) -> _Columns:
         _nullable(core.mean),
         _nullable(core.stddev),
         srm_p.tolist(),
+        _nullable(np.sqrt(np.where(core.variance >= 0, core.variance, np.nan)), defined),
     )
 
 
@@ -195,6 +197,7 @@ def _analyze_many(
                     c.p_value_adjusted[i],
                     a.engine,
                     _risk(c.risk_control[i], c.risk_treatment[i]),
+                    c.standard_error[i],
                 )
             )
             i += 1

@@ -184,6 +184,10 @@ class Comparison:
     credible interval, `chance_to_win` the posterior P(treatment > control), `p_value` None,
     and `risk` the expected loss (risk of keeping the control, risk of choosing the
     treatment), both in the units of the difference type.
+
+    `standard_error` is the standard deviation of the estimate: of the data's estimate in
+    the frequentist engine (also with the sequential test, whose interval is wider), of the
+    posterior in the Bayesian engine. It is not part of the documented output.
     """
 
     variation: str
@@ -200,6 +204,7 @@ class Comparison:
     p_value_adjusted: float | None = None
     engine: Engine = "frequentist"
     risk: tuple[float, float] | None = None
+    standard_error: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

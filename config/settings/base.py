@@ -273,6 +273,19 @@ CELERY_TASK_ALWAYS_EAGER = False
 # gives it a name of its own.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
+# The statistics engine of a new experiment when neither the request nor the project settings
+# (experiments.ProjectSettings) name one: "frequentist" or "bayesian" (docs/statistics.md).
+STATS_ENGINE_DEFAULT = env_str("STATS_ENGINE_DEFAULT", "frequentist")
+if STATS_ENGINE_DEFAULT not in ("frequentist", "bayesian"):
+    raise ImproperlyConfigured("STATS_ENGINE_DEFAULT must be 'frequentist' or 'bayesian'.")
+# The Bayesian recommendation (docs/reading-results.md): ship a variation when its chance to
+# beat the control is at least BAYES_CHANCE_TO_WIN and its risk (the expected relative loss of
+# choosing it) is below BAYES_RISK_THRESHOLD; roll back when the control's chance is as high.
+BAYES_CHANCE_TO_WIN = float(env_str("BAYES_CHANCE_TO_WIN", "0.95"))
+BAYES_RISK_THRESHOLD = float(env_str("BAYES_RISK_THRESHOLD", "0.0025"))
+if not 0.5 < BAYES_CHANCE_TO_WIN < 1 or not 0 < BAYES_RISK_THRESHOLD < 1:
+    raise ImproperlyConfigured("BAYES_CHANCE_TO_WIN must be in (0.5, 1) and BAYES_RISK_THRESHOLD in (0, 1).")
+
 # Readouts of running experiments are refreshed on this schedule (minutes).
 READOUT_INTERVAL_MINUTES = env_int("READOUT_INTERVAL_MINUTES", 15)
 # Webhooks (alerts/): delivered by the worker every WEBHOOK_INTERVAL_SECONDS, each attempt with a

@@ -9,12 +9,24 @@ which reads every stored version of the document and any part of one.
 from experiments.readout.compute import readout_compute
 from experiments.readout.input import GroupSums, Look, MetricDescription, ReadoutInput, SliceSums, VariationSpec
 from experiments.readout.legacy import document_version
-from experiments.readout.settings import DIFFERENCE_TYPES, MODES, AnalysisSettings, DifferenceType, Mode
+from experiments.readout.settings import (
+    BAYESIAN_MODES,
+    DEFAULT_PRIOR_MEAN,
+    DEFAULT_PRIOR_STDDEV,
+    DIFFERENCE_TYPES,
+    ENGINES,
+    MODES,
+    AnalysisSettings,
+    DifferenceType,
+    Engine,
+    Mode,
+)
 from experiments.readout.types import (
     READOUT_FIELDS,
     SCHEMA_VERSION,
     ArmSummary,
     Comparison,
+    HeterogeneityTest,
     MetricReadout,
     MetricSums,
     Readout,
@@ -22,13 +34,18 @@ from experiments.readout.types import (
     ReadoutWarning,
     Rollup,
     SliceArm,
+    SliceDifference,
     SliceMetric,
     SliceReadout,
     VariationResult,
 )
 
 __all__ = [
+    "BAYESIAN_MODES",
+    "DEFAULT_PRIOR_MEAN",
+    "DEFAULT_PRIOR_STDDEV",
     "DIFFERENCE_TYPES",
+    "ENGINES",
     "MODES",
     "READOUT_FIELDS",
     "SCHEMA_VERSION",
@@ -36,7 +53,9 @@ __all__ = [
     "ArmSummary",
     "Comparison",
     "DifferenceType",
+    "Engine",
     "GroupSums",
+    "HeterogeneityTest",
     "Look",
     "MetricDescription",
     "MetricReadout",
@@ -48,6 +67,7 @@ __all__ = [
     "ReadoutWarning",
     "Rollup",
     "SliceArm",
+    "SliceDifference",
     "SliceMetric",
     "SliceReadout",
     "SliceSums",

@@ -13,7 +13,9 @@ that reading and writing a current document gives it back unchanged:
 - `error` of a metric, or of a metric in a slice, only where the statistics engine refused its
   sums (its comparisons then carry the error code `invalid_input`). Documents without it read
   as before: every analysis was computed. Readers that do not know the key still read the row
-  right, from its comparisons' error code.
+  right, from its comparisons' error code;
+- `risk` of a comparison, only in Bayesian analyses;
+- `heterogeneity` of a metric, only where slices were tested.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from experiments.readout.types import (
     SCHEMA_VERSION,
     ArmSummary,
     Comparison,
+    HeterogeneityTest,
     MetricReadout,
     MetricSums,
     Readout,
@@ -38,6 +41,7 @@ from experiments.readout.types import (
     ReadoutWarning,
     Rollup,
     SliceArm,
+    SliceDifference,
     SliceMetric,
     SliceReadout,
     VariationResult,
@@ -80,15 +84,29 @@ def _settings_to_json(settings: AnalysisSettings) -> dict[str, Any]:
         "sequential_tuning": settings.sequential_tuning, "cuped": settings.cuped,
         "cuped_lookback_days": settings.cuped_lookback_days, "correction": settings.correction,
         "min_sample_per_arm": settings.min_sample_per_arm, "weights": list(settings.weights),
+        "engine": settings.engine, "prior_mean": settings.prior_mean, "prior_stddev": settings.prior_stddev,
     }
 
 
 def _comparison_json(c: Comparison) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "variation": c.variation, "difference_type": c.difference_type, "estimate": c.estimate, "ci_low": c.ci_low,
         "ci_high": c.ci_high, "p_value": c.p_value, "chance_to_win": c.chance_to_win,
         "cuped_applied": c.cuped_applied, "variance_reduction": c.variance_reduction, "sequential": c.sequential,
         "error": c.error,
+    }
+    if c.risk is not None:
+        out["risk"] = list(c.risk)
+    return out
+
+
+def _heterogeneity_json(h: HeterogeneityTest) -> dict[str, Any]:
+    return {
+        "variation": h.variation, "attribute": h.attribute, "q": h.q, "degrees_of_freedom": h.degrees_of_freedom,
+        "p_value": h.p_value, "p_value_adjusted": h.p_value_adjusted, "i_squared": h.i_squared,
+        "significant": h.significant,
+        "values": [{"value": v.value, "difference": v.difference, "p_value": v.p_value,
+                    "p_value_adjusted": v.p_value_adjusted, "differs": v.differs} for v in h.values],
     }
 
 
@@ -117,6 +135,8 @@ def _metric_json(m: MetricReadout, settings: AnalysisSettings) -> dict[str, Any]
         out["guardrail"] = m.guardrail
     if m.error is not None:
         out["error"] = m.error
+    if m.heterogeneity:
+        out["heterogeneity"] = [_heterogeneity_json(h) for h in m.heterogeneity]
     return out
 
 
@@ -207,6 +227,9 @@ def _settings_from_json(raw: Mapping[str, Any]) -> AnalysisSettings:
         correction=str(raw.get("correction") or "none"),
         min_sample_per_arm=_int(raw.get("min_sample_per_arm")),
         weights=tuple(_float(w) or 0.0 for w in _list(raw.get("weights"))),
+        engine="bayesian" if raw.get("engine") == "bayesian" else "frequentist",
+        prior_mean=_float(raw.get("prior_mean")),
+        prior_stddev=_float(raw.get("prior_stddev")),
     )
 
 
@@ -227,6 +250,34 @@ def _comparison_from_json(raw: Mapping[str, Any], default_type: str) -> Comparis
         error=str(raw["error"]) if raw.get("error") else None,
         p_value_adjusted=_float(raw.get("p_value_adjusted")),
         significant=significant if isinstance(significant, bool) else None,
+        risk=_pair(raw.get("risk")),
+    )
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    items = _list(value)
+    if len(items) != 2:
+        return None
+    first, second = _float(items[0]), _float(items[1])
+    return None if first is None or second is None else (first, second)
+
+
+def _heterogeneity(raw: Mapping[str, Any]) -> HeterogeneityTest:
+    return HeterogeneityTest(
+        variation=str(raw.get("variation", "")),
+        attribute=str(raw.get("attribute", "")),
+        q=_float(raw.get("q")),
+        degrees_of_freedom=_int(raw.get("degrees_of_freedom")),
+        p_value=_float(raw.get("p_value")),
+        p_value_adjusted=_float(raw.get("p_value_adjusted")),
+        i_squared=_float(raw.get("i_squared")),
+        significant=raw.get("significant") is True,
+        values=tuple(
+            SliceDifference(value=str(v.get("value", "")), difference=_float(v.get("difference")),
+                            p_value=_float(v.get("p_value")), p_value_adjusted=_float(v.get("p_value_adjusted")),
+                            differs=v.get("differs") is True)
+            for v in _mappings(raw.get("values"))
+        ),
     )
 
 
@@ -257,9 +308,12 @@ def _metric(raw: Mapping[str, Any], settings: AnalysisSettings) -> MetricReadout
         cuped=views["cuped"],
         sequential=views["sequential"],
         sequential_unadjusted=views["sequential_unadjusted"],
+        bayesian=views["bayesian"],
+        bayesian_unadjusted=views["bayesian_unadjusted"],
         comparisons=_comparisons(raw.get("comparisons"), default_type),
         guardrail=str(guardrail) if guardrail else None,
         error=_text_or_none(raw.get("error")),
+        heterogeneity=tuple(_heterogeneity(h) for h in _mappings(raw.get("heterogeneity"))),
     )
 
 

@@ -3,6 +3,7 @@ statistics engine, the sample-ratio check and the multiple-testing correction on
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -12,16 +13,18 @@ import numpy as np
 
 import stats
 from experiments.readout.input import MetricDescription, ReadoutInput
-from experiments.readout.settings import AnalysisSettings, DifferenceType, Mode
+from experiments.readout.settings import BAYESIAN_MODES, AnalysisSettings, DifferenceType, Mode
 from experiments.readout.types import (
     ArmSummary,
     Comparison,
+    HeterogeneityTest,
     MetricReadout,
     MetricSums,
     Readout,
     ReadoutSums,
     ReadoutWarning,
     SliceArm,
+    SliceDifference,
     SliceMetric,
     SliceReadout,
     VariationResult,
@@ -134,28 +137,38 @@ def _sample_warnings(settings: AnalysisSettings, units: Sequence[int], srm: stat
 # Analyses ---------------------------------------------------------------------------------------
 
 
+def _heterogeneity_mode(settings: AnalysisSettings) -> Mode:
+    """The analysis the slices' heterogeneity test reads: fixed horizon, frequentist, with CUPED
+    when it is on (the headline of a fixed-horizon frequentist experiment)."""
+    return "cuped" if settings.cuped else "fixed"
+
+
 def _analyse(data: ReadoutInput) -> dict[_Slot, stats.AnalysisResult]:
     """Every analysis of the readout, in one batch: each overall analysis in both difference
     types, and per slice only the headline analysis in the experiment's own type (all of them
-    would multiply the largest part of a readout)."""
+    would multiply the largest part of a readout), plus the fixed-horizon frequentist one where
+    that is not the headline (the heterogeneity test reads it)."""
     settings = data.settings
     if len(data.variations) < 2:
         return {}
     modes = settings.modes
     headline = settings.headline
     own = settings.own_type
+    tested = _heterogeneity_mode(settings)
+    slice_modes = [headline] if tested == headline else [headline, tested]
     analyses: list[stats.AnalysisInput] = []
     slots: list[_Slot] = []
     for i, spec in enumerate(data.metrics):
         arms = data.overall.metrics[i]
         for mode, (cuped, sequential) in modes.items():
             for dtype in settings.difference_types:
-                analyses.append(_analysis(settings, spec, arms, cuped, sequential, dtype))
+                analyses.append(_analysis(settings, spec, arms, cuped, sequential, dtype, mode))
                 slots.append(_Slot(i, mode, dtype, None))
-        cuped, sequential = modes[headline]
-        for g, part in enumerate(data.slices):
-            analyses.append(_analysis(settings, spec, part.sums.metrics[i], cuped, sequential, own))
-            slots.append(_Slot(i, headline, own, g))
+        for mode in slice_modes:
+            cuped, sequential = modes[mode]
+            for g, part in enumerate(data.slices):
+                analyses.append(_analysis(settings, spec, part.sums.metrics[i], cuped, sequential, own, mode))
+                slots.append(_Slot(i, mode, own, g))
     # One analysis the engine refuses (malformed sums) is reported on its own row; the others
     # are computed as usual.
     found = stats.analyze_many(analyses, isolate_errors=True, prefix="") if analyses else []
@@ -163,13 +176,23 @@ def _analyse(data: ReadoutInput) -> dict[_Slot, stats.AnalysisResult]:
 
 
 def _analysis(settings: AnalysisSettings, spec: MetricDescription, arms: tuple[stats.VariationData, ...], cuped: bool,
-              sequential: bool, difference_type: DifferenceType) -> stats.AnalysisInput:
+              sequential: bool, difference_type: DifferenceType, mode: Mode) -> stats.AnalysisInput:
     # CUPED needs the pre-exposure covariate, which is only summed when the experiment asks for it.
     cuped_on = cuped and settings.cuped and arms[0].covariate_sum is not None
+    bayesian = mode in BAYESIAN_MODES
+    # The prior is on the relative lift of a higher value; for a lower-is-better metric the
+    # hoped-for direction is down, so its mean turns sign.
+    prior_mean = settings.prior_mean if settings.has_prior else None
+    if prior_mean is not None and spec.direction == "lower":
+        prior_mean = -prior_mean
     return stats.AnalysisInput(
         metric=STATS_METRIC[spec.kind], variations=arms, alpha=settings.alpha, difference_type=difference_type,
         sequential=sequential, sequential_tuning_parameter=settings.sequential_tuning, cuped=cuped_on,
         weights=tuple(float(w) for w in settings.weights),
+        engine="bayesian" if bayesian else "frequentist",
+        prior_mean=prior_mean if bayesian else None,
+        prior_stddev=settings.prior_stddev if bayesian and settings.has_prior else None,
+        prior_type="relative" if bayesian and settings.has_prior else None,
     )
 
 
@@ -228,8 +251,54 @@ def _metric(data: ReadoutInput, spec: MetricDescription, i: int, results: dict[_
                          for v in base.variations) if base is not None else (),
         fixed=views.get("fixed", ()), cuped=views.get("cuped", ()), sequential=views.get("sequential", ()),
         sequential_unadjusted=views.get("sequential_unadjusted", ()), comparisons=tuple(comparisons),
+        bayesian=views.get("bayesian", ()), bayesian_unadjusted=views.get("bayesian_unadjusted", ()),
         guardrail=guardrail,
         error=_input_error(data, (r for slot, r in results.items() if slot.metric == i and slot.slice is None)),
+        heterogeneity=_heterogeneity(data, i, results),
+    )
+
+
+def _heterogeneity(data: ReadoutInput, i: int, results: dict[_Slot, stats.AnalysisResult]
+                   ) -> tuple[HeterogeneityTest, ...]:
+    """Per treatment and slice attribute, whether metric i's lift differs across the attribute's
+    values: Cochran's Q over the fixed-horizon estimates of the values whose every variation has
+    at least the minimum sample, corrected (Holm) over all attributes and treatments of the
+    metric. Attributes in the stored order of the slices."""
+    settings = data.settings
+    mode, own = _heterogeneity_mode(settings), settings.own_type
+    groups: dict[str, list[int]] = {}
+    for g, part in enumerate(data.slices):
+        groups.setdefault(part.attribute, []).append(g)
+    treatments = [v.key for v in data.variations[1:]]
+    family: list[tuple[str, stats.AttributeEstimates]] = []
+    for k, variation in enumerate(treatments):
+        for attribute, members in groups.items():
+            values, estimates, errors = [], [], []
+            for g in members:
+                part = data.slices[g]
+                found = results.get(_Slot(i, mode, own, g))
+                c = found.comparisons[k] if found is not None and k < len(found.comparisons) else None
+                usable = (c is not None and c.error is None
+                          and min(part.sums.units, default=0) >= max(settings.min_sample_per_arm, 2))
+                values.append(part.value)
+                estimates.append(c.estimate if usable and c is not None else None)
+                errors.append(c.standard_error if usable and c is not None else None)
+            family.append((variation, stats.AttributeEstimates(attribute, tuple(values), tuple(estimates),
+                                                              tuple(errors))))
+    if not family:
+        return ()
+    tested = stats.heterogeneity_family([a for _, a in family], alpha=settings.alpha)
+    return tuple(
+        HeterogeneityTest(
+            variation=variation, attribute=t.attribute, q=_finite(t.test.q) if t.test else None,
+            degrees_of_freedom=t.test.degrees_of_freedom if t.test else 0,
+            p_value=_finite(t.test.p_value) if t.test else None, p_value_adjusted=_finite(t.p_value_adjusted),
+            i_squared=_finite(t.test.i_squared) if t.test else None, significant=t.significant,
+            values=tuple(SliceDifference(value=v.value, difference=_finite(v.difference), p_value=_finite(v.p_value),
+                                         p_value_adjusted=_finite(v.p_value_adjusted), differs=v.differs)
+                         for v in t.values),
+        )
+        for (variation, _), t in zip(family, tested, strict=True)
     )
 
 
@@ -288,23 +357,25 @@ def _sums(data: ReadoutInput) -> ReadoutSums:
 
 def _comparison(c: stats.Comparison, direction: str) -> Comparison:
     chance = _finite(c.chance_to_win)
+    risk = c.risk
+    if risk is not None:
+        # The engine's losses are of a higher value being missed and of a lower one being
+        # chosen; for a lower-is-better metric the two swap.
+        control, treatment = (risk[1], risk[0]) if direction == "lower" else risk
+        finite_control, finite_treatment = _finite(control), _finite(treatment)
+        risk = None if finite_control is None or finite_treatment is None else (finite_control, finite_treatment)
     if chance is not None and direction == "lower":
         chance = 1.0 - chance
     return Comparison(
         variation=c.variation, difference_type=c.difference_type, estimate=_finite(c.estimate),
         ci_low=_finite(c.ci_low), ci_high=_finite(c.ci_high), p_value=_finite(c.p_value), chance_to_win=chance,
         cuped_applied=bool(c.cuped_applied), variance_reduction=_finite(c.variance_reduction),
-        sequential=bool(c.sequential), error=c.error,
+        sequential=bool(c.sequential), error=c.error, risk=risk,
     )
 
 
 def _with(c: Comparison, *, p_value_adjusted: float | None, significant: bool) -> Comparison:
-    return Comparison(
-        variation=c.variation, difference_type=c.difference_type, estimate=c.estimate, ci_low=c.ci_low,
-        ci_high=c.ci_high, p_value=c.p_value, chance_to_win=c.chance_to_win, cuped_applied=c.cuped_applied,
-        variance_reduction=c.variance_reduction, sequential=c.sequential, error=c.error,
-        p_value_adjusted=p_value_adjusted, significant=significant,
-    )
+    return dataclasses.replace(c, p_value_adjusted=p_value_adjusted, significant=significant)
 
 
 def _harm(direction: str, c: stats.Comparison) -> str:

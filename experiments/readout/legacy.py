@@ -7,7 +7,12 @@
 - Version 2 keeps both difference types in every overall analysis, the experiment's own
   first, and `sequential_unadjusted` when CUPED is on. Documents written before snapshots
   stored their version have no `schema_version`.
-Reading is the same for both, apart from the mapping form of an analysis, which `mode_items`
+- Version 3 adds the Bayesian engine (`engine`, `prior_mean` and `prior_stddev` in the
+  settings, the `bayesian` and `bayesian_unadjusted` analyses, `risk` in their comparisons)
+  and a metric's `heterogeneity` tests over its slices. A version 2 document has none of
+  them: it reads as a frequentist readout without heterogeneity tests. Every version 3
+  document stores its version.
+Reading is the same for all, apart from the mapping form of an analysis, which `mode_items`
 flattens; a version 1 document read and written again is a version 2 document holding fewer
 views, which the readers already allow for.
 """

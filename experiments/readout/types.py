@@ -15,7 +15,7 @@ import stats
 from experiments.readout.settings import MODES, AnalysisSettings
 
 # The version of the document shape `Readout.to_json` writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,11 @@ class Comparison:
     `chance_to_win` is already flipped for lower-is-better metrics (the chance of being
     better). `p_value_adjusted` and `significant` are set in a metric's headline list only:
     the corrected p-value when a correction applies, and the readout's judgement.
+
+    In a Bayesian analysis `estimate` is the posterior mean, the interval the credible
+    interval, `p_value` None and `risk` the expected loss (of keeping the control, of
+    choosing the variation) in the units of the difference type, already for the metric's
+    direction (a loss is always a change for the worse).
     """
 
     variation: str
@@ -40,6 +45,7 @@ class Comparison:
     error: str | None
     p_value_adjusted: float | None = None
     significant: bool | None = None
+    risk: tuple[float, float] | None = None
 
     @property
     def has_interval(self) -> bool:
@@ -68,7 +74,8 @@ class MetricReadout:
 
     `comparisons` is the headline analysis in the experiment's own type, with the corrected
     p-values and the readout's significance. Each analysis (`fixed`, `cuped`, `sequential`,
-    `sequential_unadjusted`) lists one comparison per treatment and difference type, the
+    `sequential_unadjusted`, `bayesian`, `bayesian_unadjusted`) lists one comparison per
+    treatment and difference type, the
     experiment's own type first; empty where the readout did not store it, as are
     `variations` for a metric not analysed (fewer than two variations). `guardrail` (ok,
     warning or failing) is set for guardrail metrics. `error` says what is wrong with the
@@ -91,6 +98,10 @@ class MetricReadout:
     sequential_unadjusted: tuple[Comparison, ...] = ()
     guardrail: str | None = None
     error: str | None = None
+    bayesian: tuple[Comparison, ...] = ()
+    bayesian_unadjusted: tuple[Comparison, ...] = ()
+    # Per treatment and slice attribute: does the effect differ across the attribute's values?
+    heterogeneity: tuple[HeterogeneityTest, ...] = ()
 
     @property
     def higher_is_better(self) -> bool:
@@ -121,6 +132,44 @@ class MetricReadout:
 
     def arm(self, key: str) -> ArmSummary | None:
         return next((a for a in self.variations if a.key == key), None)
+
+    def heterogeneity_of(self, variation: str, attribute: str) -> HeterogeneityTest | None:
+        return next((h for h in self.heterogeneity if h.variation == variation and h.attribute == attribute), None)
+
+
+@dataclass(frozen=True, slots=True)
+class SliceDifference:
+    """One value of a slice attribute against the rest of the attribute's values.
+    `p_value` is None for a value left out of the test (too few units or no estimate)."""
+
+    value: str
+    difference: float | None
+    p_value: float | None
+    p_value_adjusted: float | None
+    differs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeterogeneityTest:
+    """Cochran's Q over one attribute's values of one treatment's fixed-horizon lift (in the
+    experiment's own difference type); `p_value_adjusted` is corrected (Holm) over every
+    attribute and treatment of the metric, and `significant` judged on it. A value `differs`
+    only in a significant attribute. `q` and the p-values are None with fewer than two
+    values to compare."""
+
+    variation: str
+    attribute: str
+    q: float | None
+    degrees_of_freedom: int
+    p_value: float | None
+    p_value_adjusted: float | None
+    i_squared: float | None
+    significant: bool
+    values: tuple[SliceDifference, ...]
+
+    @property
+    def flagged(self) -> tuple[SliceDifference, ...]:
+        return tuple(v for v in self.values if v.differs)
 
 
 @dataclass(frozen=True, slots=True)

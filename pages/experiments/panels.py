@@ -17,21 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from experiments.models import Experiment, Phase
-from experiments.readout import MetricReadout
+from experiments.readout import BAYESIAN_MODES, MetricReadout
 from pages.experiments import queries
 from pages.presentation import charts
 from pages.presentation.formatting import Unit
-from pages.presentation.recommendation import decision_words, power_panel, recommend
+from pages.presentation.recommendation import BayesThresholds, decision_words, power_panel, recommend
 from pages.presentation.viewmodels import (
     SnapshotData,
     Toggles,
     choose_toggles,
     difference_unit,
+    heterogeneity_lines,
     parse_snapshot,
     slice_rows,
 )
@@ -111,6 +113,11 @@ def target_mde(experiment: Experiment, requested: str | None, unit: Unit,
     return value / 100 if match["percent"] or relative else value
 
 
+def bayes_thresholds() -> BayesThresholds:
+    """The Bayesian recommendation's thresholds, from the settings (BAYES_CHANCE_TO_WIN, BAYES_RISK_THRESHOLD)."""
+    return BayesThresholds(chance_to_win=float(settings.BAYES_CHANCE_TO_WIN), risk=float(settings.BAYES_RISK_THRESHOLD))
+
+
 def power_context(view: ResultsView, request: HttpRequest) -> dict[str, Any]:
     """The power panel for the query's target effect, and the recommendation that reads it."""
     experiment, snapshot = view.experiment, view.snapshot
@@ -126,7 +133,8 @@ def power_context(view: ResultsView, request: HttpRequest) -> dict[str, Any]:
     return {
         "power": power,
         "mde_input": request.GET.get("mde", ""),
-        "recommendation": recommend(snapshot, status=experiment.status, power=power, names=view.names),
+        "recommendation": recommend(snapshot, status=experiment.status, power=power, names=view.names,
+                                    thresholds=bayes_thresholds()),
         "decision_text": decision_words(experiment.decision, shipped),
     }
 
@@ -241,6 +249,8 @@ def slices_context(view: ResultsView, request: HttpRequest) -> dict[str, Any]:
         "slice_table": table,
         "slice_svg": mark_safe(svg),  # noqa: S308 - built from escaped parts in charts
         "slice_count": len({r.value for r in table}),
+        "heterogeneity": heterogeneity_lines(metric, attr, view.names) if attr and metric is not None else [],
+        "bayesian_slices": snapshot.headline in BAYESIAN_MODES,
     }
 
 

@@ -276,6 +276,7 @@ def experiment_detail(request: HttpRequest, key: str) -> HttpResponse:
                 "absolute": _url_with(request, diff="absolute"),
                 "fixed": _url_with(request, analysis="fixed"),
                 "sequential": _url_with(request, analysis="sequential"),
+                "bayesian": _url_with(request, analysis="bayesian"),
                 "export_query": _export_query(toggles),
             },
             alpha=snapshot.alpha,

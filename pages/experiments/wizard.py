@@ -23,6 +23,7 @@ from base.permissions import Action
 from config.errors import ApplicationError
 from experiments import services
 from experiments.models import DataSource, Experiment, Metric
+from experiments.project import project_engine_default
 from experiments.validation import normalize_tags, tags_errors
 from flags import selectors as flag_selectors
 from flags.engine.builder import condition_warnings
@@ -161,9 +162,24 @@ class MetricsForm(forms.Form):
         queryset=Metric.objects.filter(archived_at__isnull=True), to_field_name="key", required=False,
         widget=forms.CheckboxSelectMultiple, help_text="Must not get worse (errors, latency, unsubscribes…).",
     )
+    stats_engine = forms.ChoiceField(
+        choices=Experiment.StatsEngine.choices, initial=project_engine_default, label="Statistics engine",
+        help_text="Frequentist: p-values and confidence intervals. Bayesian: chance to beat the control and risk, "
+                  "with credible intervals (no sequential test, no multiple-testing correction).",
+    )
+    prior_enabled = forms.BooleanField(
+        required=False, initial=False, label="Bayesian prior",
+        help_text="Use a normal prior on the relative lift instead of a flat one (it pulls small samples toward "
+                  "the prior mean).",
+    )
+    prior_mean = forms.FloatField(min_value=-100, max_value=100, initial=0, label="Prior mean (%)",
+                                  help_text="The expected lift before any data, in percent; 0 = no change.")
+    prior_stddev = forms.FloatField(min_value=0.1, max_value=1000, initial=30, label="Prior standard deviation (%)",
+                                    help_text="How far lifts usually go, in percent; 30 is GrowthBook's default.")
     sequential = forms.BooleanField(
-        required=False, initial=True,
-        help_text="Recommended: results stay valid however often you look, so you may stop as soon as it is clear.",
+        required=False, initial=lambda: project_engine_default() != Experiment.StatsEngine.BAYESIAN,
+        help_text="Recommended: results stay valid however often you look, so you may stop as soon as it is clear. "
+                  "Frequentist engine only.",
     )
     cuped = forms.BooleanField(
         required=False, initial=True, label="CUPED",
@@ -192,6 +208,13 @@ class MetricsForm(forms.Form):
         overlap = set(data.get("secondary") or []) & set(data.get("guardrails") or [])
         if overlap:
             self.add_error("guardrails", "A metric can be secondary or a guardrail, not both.")
+        if data.get("stats_engine") == Experiment.StatsEngine.BAYESIAN:
+            if data.get("sequential"):
+                self.add_error("sequential", "The Bayesian engine has no sequential test: untick it, or choose the "
+                                             "frequentist engine.")
+            if data.get("correction") not in (None, "", "none"):
+                self.add_error("correction", "The Bayesian engine gives no p-values to correct: choose none, or "
+                                             "the frequentist engine.")
         attrs = [a.strip() for a in str(data.get("slice_attributes") or "").split(",") if a.strip()]
         if len(attrs) > 5 or len(set(attrs)) != len(attrs):
             self.add_error("slice_attributes", "Give up to 5 different attribute names.")
@@ -469,6 +492,10 @@ def _launch(request: HttpRequest, answers: Mapping[str, Any], estimate: Plan | N
         "cuped": bool(metrics.get("cuped")),
         "alpha": float(metrics["alpha"]),
         "correction": metrics.get("correction", "none"),
+        "stats_engine": metrics.get("stats_engine") or None,
+        "prior_enabled": bool(metrics.get("prior_enabled")),
+        "prior_mean": float(metrics.get("prior_mean") or 0.0) / 100,
+        "prior_stddev": float(metrics.get("prior_stddev") or 30.0) / 100,
         "slice_attributes": list(metrics.get("slice_attributes") or []),
         "difference_type": "relative",
         "target_mde": _target_mde(answers),

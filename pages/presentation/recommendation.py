@@ -20,20 +20,29 @@ order (the first that applies decides):
 "Significant" is the headline analysis's interval excluding zero (the always-valid
 interval for sequential experiments), and the corrected p-value below alpha when a
 multiple-testing correction is configured.
+
+With the Bayesian engine, rules 1-5 are the same (a guardrail is harmed when its credible
+interval lies on the bad side of zero) and 6-8 read the posterior instead (`BayesThresholds`):
+6. a treatment whose chance to beat the control reaches the threshold and whose risk (the
+   expected relative loss of choosing it) is below the risk threshold: ship the one with the
+   highest chance; a high chance with a risk still above the threshold: keep running;
+7. every treatment with the control's chance of being better at the threshold: roll back;
+8. otherwise keep running while the planned sample is not reached, then inconclusive.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import stats
-from experiments.readout import Comparison, MetricReadout
+from experiments.readout import BAYESIAN_MODES, Comparison, MetricReadout
 from pages.presentation.formatting import Unit, difference_unit, fmt_estimate, fmt_interval, fmt_share
 from pages.presentation.viewmodels import SnapshotData, judge
 
-__all__ = ["PowerPanel", "Recommendation", "decision_words", "power_panel", "recommend"]
+__all__ = ["BayesThresholds", "PowerPanel", "Recommendation", "decision_words", "power_panel", "recommend"]
 
 VERDICT_WORDS = {
     "ship": "Ship",
@@ -83,6 +92,16 @@ class PowerPanel:
     @property
     def reached(self) -> bool:
         return self.users_more is not None and self.users_more <= 0
+
+
+@dataclass(frozen=True, slots=True)
+class BayesThresholds:
+    """When the Bayesian recommendation ships: a chance to beat the control of at least
+    `chance_to_win` and a risk (expected relative loss of choosing the variation, 0.0025 =
+    0.25%) below `risk`. The defaults are GrowthBook's."""
+
+    chance_to_win: float = 0.95
+    risk: float = 0.0025
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +216,7 @@ def _interval_words(headline: str) -> str:
     return {
         "sequential": "the always-valid (sequential) interval",
         "cuped": "the CUPED-adjusted interval",
+        "bayesian": "the credible interval",
     }.get(headline, "the interval")
 
 
@@ -211,9 +231,11 @@ def _describe(metric: MetricReadout, n: Comparison, difference_type: str) -> str
 
 
 def recommend(
-    snapshot: SnapshotData | None, *, status: str, power: PowerPanel | None, names: dict[str, str] | None = None
+    snapshot: SnapshotData | None, *, status: str, power: PowerPanel | None, names: dict[str, str] | None = None,
+    thresholds: BayesThresholds | None = None,
 ) -> Recommendation | None:
-    """The recommendation for a started experiment; None for a draft."""
+    """The recommendation for a started experiment; None for a draft. `thresholds` are read
+    for a Bayesian readout (the defaults when None)."""
     if status == "draft":
         return None
     label = (names or {}).get
@@ -265,14 +287,22 @@ def recommend(
     sign = 1.0 if primary.higher_is_better else -1.0
     interval = _interval_words(headline)
     guardrails = [m for m in snapshot.metrics if m.role == "guardrail"]
+    bayesian = headline in BAYESIAN_MODES
 
     if harms:
         reasons = [h[0].upper() + h[1:] + "." for h in harms]
-        if winners:
+        if bayesian:
+            reasons.append("With the Bayesian engine a guardrail is harmed when its whole credible interval lies on "
+                           "the bad side of zero.")
+        elif winners:
             key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
             reasons.append(f"The primary metric improved for {label(key, key)} ({_describe(primary, n, dtype)}), "
                            "but at a guardrail's expense: weigh the trade-off before shipping anything.")
         return Recommendation("rollback", "A guardrail metric got significantly worse.", tuple(reasons))
+
+    if bayesian:
+        return _recommend_bayesian(snapshot, primary, treatments, status=status, power=power, label=label,
+                                   thresholds=thresholds or BayesThresholds(), guardrails=bool(guardrails))
 
     if winners:
         key, n = max(winners, key=lambda w: sign * (w[1].estimate or 0.0))
@@ -325,3 +355,75 @@ def recommend(
                        "a real effect is probably smaller than that, if there is one.")
     reasons.append("Keep whichever variation is simpler to maintain, usually the control.")
     return Recommendation("inconclusive", "No detectable difference on the primary metric.", tuple(reasons))
+
+
+def _recommend_bayesian(
+    snapshot: SnapshotData, primary: MetricReadout, treatments: list[str], *, status: str, power: PowerPanel | None,
+    label: Callable[[str, str], str], thresholds: BayesThresholds, guardrails: bool,
+) -> Recommendation:
+    """Rules 6-8 on the posterior: chance to beat the control and the risk of choosing a variation
+    (relative, whatever the experiment's own difference type, so that one threshold fits every
+    metric)."""
+    headline, dtype = snapshot.headline, snapshot.difference_type
+    own = primary.numbers(headline, dtype)
+    relative = primary.numbers(headline, "relative")
+    need, limit = thresholds.chance_to_win, thresholds.risk
+    prior = snapshot.settings.has_prior
+    prior_words = (f"with the prior N({snapshot.settings.prior_mean:g}, {snapshot.settings.prior_stddev:g}²) on the "
+                   "relative lift" if prior else "with a flat prior")
+
+    def chance(key: str) -> float | None:
+        n = own.get(key)
+        return None if n is None or n.error else n.chance_to_win
+
+    def risk_of_choosing(key: str) -> float | None:
+        n = relative.get(key)
+        return n.risk[1] if n is not None and not n.error and n.risk is not None else None
+
+    def risk_text(value: float | None) -> str:
+        return "—" if value is None else fmt_estimate(value, "percent").lstrip("+")
+
+    likely = [k for k in treatments if (chance(k) or 0.0) >= need]
+    safe = [k for k in likely if (r := risk_of_choosing(k)) is not None and r < limit]
+    if safe:
+        key = max(safe, key=lambda k: chance(k) or 0.0)
+        n = own[key]
+        reasons = [
+            f"Chance to beat the control {fmt_share(chance(key))} (threshold {fmt_share(need)}), {prior_words}: "
+            f"{_describe(primary, n, dtype)} (credible interval).",
+            f"Risk of choosing it: {risk_text(risk_of_choosing(key))} expected relative loss, below the "
+            f"{risk_text(limit)} threshold.",
+            "No guardrail harmed." if guardrails else "No guardrail metrics are configured.",
+        ]
+        others = [k for k in safe if k != key]
+        if others:
+            reasons.append(", ".join(label(k, k) for k in others) + f" also qualify; {label(key, key)} has the "
+                           "highest chance to win.")
+        return Recommendation("ship", f"{label(key, key)} is very likely better than the control on the primary "
+                                      "metric.", tuple(reasons), key)
+    if likely:
+        key = max(likely, key=lambda k: chance(k) or 0.0)
+        return Recommendation(
+            "keep_running", f"{label(key, key)} is probably better, but choosing it still risks too much.",
+            (f"Chance to beat the control {fmt_share(chance(key))}, but the risk of choosing it is "
+             f"{risk_text(risk_of_choosing(key))}, above the {risk_text(limit)} threshold: if it is worse, it could "
+             "be worse by that much on average.",
+             "More data narrows the posterior and lowers the risk."),
+            key,
+        )
+    losing = [k for k in treatments if (c := chance(k)) is not None and 1.0 - c >= need]
+    if losing and len(losing) == len(treatments):
+        reasons = [f"{label(k, k)}: the control is better with {fmt_share(1.0 - (chance(k) or 0.0))} probability "
+                   f"({_describe(primary, own[k], dtype)})." for k in losing]
+        return Recommendation("rollback", "The change very likely made the primary metric worse.", tuple(reasons))
+    first = treatments[0] if treatments else None
+    reasons = []
+    if first is not None and first in own and own[first].has_interval:
+        reasons.append(f"Chance to beat the control {fmt_share(chance(first))}, short of {fmt_share(need)}: "
+                       f"{_describe(primary, own[first], dtype)} (credible interval, {prior_words}).")
+    if status == "running" and (power is None or power.users_more is None or not power.reached):
+        if power is not None and power.users_more:
+            reasons.append(f"{power.users_more:,} more users are planned to detect a {power.target_text} effect.")
+        return Recommendation("keep_running", "No clear winner yet: keep collecting data.", tuple(reasons))
+    reasons.append("Keep whichever variation is simpler to maintain, usually the control.")
+    return Recommendation("inconclusive", "No variation is clearly better on the primary metric.", tuple(reasons))

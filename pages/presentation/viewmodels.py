@@ -3,7 +3,8 @@
 Pure: no Django, no database. Snapshots are read through the readout contract
 (`experiments.readout.Readout.from_json`, every stored version and any part of one); the
 readout stores, per metric, the comparisons of each analysis ("fixed", "cuped",
-"sequential", "sequential_unadjusted") and marks the headline; the pages only pick among
+"sequential", "sequential_unadjusted", or with the Bayesian engine "bayesian" and
+"bayesian_unadjusted") and marks the headline; the pages only pick among
 these stored numbers (the CUPED and absolute/relative toggles included) and never
 recompute a statistic. Older readouts stored fewer views (one difference type, no
 `sequential_unadjusted`): the pages then fall back to what is stored and say so.
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from experiments.readout import (
+    BAYESIAN_MODES,
     AnalysisSettings,
     Comparison,
     MetricReadout,
@@ -37,6 +39,7 @@ from pages.presentation.formatting import (
 )
 
 __all__ = [
+    "HeterogeneityLine",
     "ResultRow",
     "SliceRow",
     "SnapshotData",
@@ -49,13 +52,14 @@ __all__ = [
     "fmt_number",
     "fmt_p",
     "fmt_share",
+    "heterogeneity_lines",
     "judge",
     "parse_snapshot",
     "result_rows",
     "slice_rows",
 ]
 
-ANALYSES = ("fixed", "sequential")
+ANALYSES = ("fixed", "sequential", "bayesian")
 ERROR_WORDS = {
     "no_users": "no users yet",
     "too_few_users": "too few users to compare",
@@ -178,11 +182,16 @@ class Toggles:
     cuped_note: str
     types_available: tuple[str, ...]
     type_note: str
-    analysis: str = "fixed"  # fixed or sequential
+    analysis: str = "fixed"  # fixed, sequential or bayesian
     analyses_available: tuple[str, ...] = ("fixed",)
     analysis_note: str = ""
-    # The stored sequential analysis matching the CUPED choice (the trend chart draws it).
+    # The stored analysis the trend chart draws, matching the CUPED choice: the sequential one
+    # (always valid), or the Bayesian one for a Bayesian experiment.
     sequential_mode: str = "sequential"
+
+    @property
+    def bayesian(self) -> bool:
+        return self.mode in BAYESIAN_MODES
 
 
 def _stored(snapshot: SnapshotData, mode: str) -> list[str]:
@@ -200,12 +209,14 @@ def choose_toggles(
     """
     headline = snapshot.headline
     settings_cuped = snapshot.settings.cuped
-    own_analysis = "sequential" if headline in ("sequential", "sequential_unadjusted") else "fixed"
+    own_analysis = ("sequential" if headline in ("sequential", "sequential_unadjusted")
+                    else "bayesian" if headline in BAYESIAN_MODES else "fixed")
     analyses_available = tuple(a for a in ANALYSES if a == own_analysis or _stored(snapshot, a))
     chosen = analysis if analysis in analyses_available else own_analysis
     analysis_note = ""
     if analysis in ANALYSES and analysis != chosen:
-        analysis_note = "This readout has no sequential results; showing the fixed-horizon analysis."
+        analysis_note = (f"This readout has no {analysis} results; showing the "
+                         f"{'fixed-horizon' if chosen == 'fixed' else chosen} analysis.")
     notes: list[str] = []
     if not settings_cuped:
         use_cuped = False
@@ -215,6 +226,8 @@ def choose_toggles(
         use_cuped = True if cuped is None else cuped
         if chosen == "fixed":
             mode = "cuped" if use_cuped else "fixed"
+        elif chosen == "bayesian":
+            mode = "bayesian" if use_cuped else "bayesian_unadjusted"
         else:
             mode = "sequential" if use_cuped else "sequential_unadjusted"
             if mode == "sequential_unadjusted" and not _stored(snapshot, mode):
@@ -242,8 +255,14 @@ def choose_toggles(
         analysis=chosen,
         analyses_available=analyses_available,
         analysis_note=analysis_note,
-        sequential_mode="sequential_unadjusted" if settings_cuped and not use_cuped else "sequential",
+        sequential_mode=_trend_mode(own_analysis, settings_cuped and not use_cuped),
     )
+
+
+def _trend_mode(own_analysis: str, unadjusted: bool) -> str:
+    if own_analysis == "bayesian":
+        return "bayesian_unadjusted" if unadjusted else "bayesian"
+    return "sequential_unadjusted" if unadjusted else "sequential"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +285,8 @@ class ResultRow:
     first_of_metric: bool
     span: int
     unit: Unit = "percent"  # what `estimate` and `interval` are in
+    # Bayesian rows: the expected loss of choosing this variation, in the row's unit.
+    risk: str = "—"
 
 
 def judge(metric: MetricReadout, numbers: Comparison | None, *, alpha: float, min_sample: int = 0,
@@ -288,6 +309,9 @@ def judge(metric: MetricReadout, numbers: Comparison | None, *, alpha: float, mi
     if not significant or numbers.estimate is None:
         return "neutral", "no clear difference"
     better = numbers.estimate > 0 if metric.higher_is_better else numbers.estimate < 0
+    if numbers.risk is not None:
+        # A Bayesian comparison: its credible interval excludes zero.
+        return ("good", "probably better (credible)") if better else ("bad", "probably worse (credible)")
     return ("good", "better (significant)") if better else ("bad", "worse (significant)")
 
 
@@ -333,6 +357,7 @@ def result_rows(snapshot: SnapshotData, toggles: Toggles, roles: Iterable[str]) 
                     first_of_metric=i == 0,
                     span=len(keys),
                     unit=unit,
+                    risk=fmt_estimate(numbers.risk[1], unit).lstrip("+") if ok and numbers and numbers.risk else "—",
                 )
             )
     return rows
@@ -354,6 +379,50 @@ class SliceRow:
     numbers: Comparison | None
     first_of_value: bool
     span: int
+    # The heterogeneity test's word on this value: "differs" (its lift differs from the rest of
+    # the attribute's values), "noise" (tested, no difference shown) or "" (not tested).
+    heterogeneity: str = ""
+    chance_to_win: str = "—"
+
+
+@dataclass(frozen=True, slots=True)
+class HeterogeneityLine:
+    """One treatment's heterogeneity test over one slice attribute, in words."""
+
+    variation: str
+    significant: bool
+    sentence: str
+    detail: str
+    flagged: tuple[str, ...]
+
+
+def heterogeneity_lines(metric: MetricReadout, attribute: str, names: Mapping[str, str]) -> list[HeterogeneityLine]:
+    """Per treatment: does the lift on `metric` differ across the values of `attribute`?"""
+    lines: list[HeterogeneityLine] = []
+    for test in metric.heterogeneity:
+        if test.attribute != attribute:
+            continue
+        name = names.get(test.variation, test.variation)
+        if test.q is None or test.p_value is None:
+            lines.append(HeterogeneityLine(
+                test.variation, False,
+                f"{name}: too few {attribute} values with enough users to compare their effects.", "", ()))
+            continue
+        detail = (f"Cochran's Q = {test.q:.2f} on {test.degrees_of_freedom} df, p = {fmt_p(test.p_value)}, "
+                  f"{fmt_p(test.p_value_adjusted)} after the correction over every slice attribute and variation")
+        flagged = tuple(v.value for v in test.flagged)
+        if test.significant and flagged:
+            which = ", ".join(flagged)
+            verb = "differs" if len(flagged) == 1 else "differ"
+            sentence = f"{name}: the effect in {which} {verb} from the rest; the other {attribute} values are noise."
+        elif test.significant:
+            sentence = (f"{name}: the effect differs across {attribute}, but no single value stands out from the "
+                        "rest.")
+        else:
+            sentence = (f"{name}: no evidence that the effect differs across {attribute}; the differences between "
+                        "its slices are noise.")
+        lines.append(HeterogeneityLine(test.variation, test.significant, sentence, detail, flagged))
+    return lines
 
 
 def slice_rows(
@@ -377,6 +446,8 @@ def slice_rows(
             tone, words = judge(metric, numbers, alpha=snapshot.alpha, min_sample=snapshot.min_sample,
                                 users=min(units) if units else 0, reason=entry_metric.error if entry_metric else None)
             ok = numbers is not None and numbers.error is None
+            test = metric.heterogeneity_of(key, entry.attribute)
+            value = next((v for v in test.values if v.value == entry.value), None) if test else None
             rows.append(
                 SliceRow(
                     value=entry.value,
@@ -393,6 +464,9 @@ def slice_rows(
                     numbers=numbers,
                     first_of_value=i == 0,
                     span=len(treatments),
+                    heterogeneity="" if value is None or value.p_value is None
+                    else "differs" if value.differs else "noise",
+                    chance_to_win=fmt_share(numbers.chance_to_win) if numbers else "—",
                 )
             )
     return rows

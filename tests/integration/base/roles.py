@@ -22,6 +22,7 @@ from base import roles, tokens
 from base.change_requests import environment_review_set
 from base.models import ApiToken, ChangeRequest, Environment
 from base.reviews import ChangeRequested
+from experiments import project
 from experiments import services as experiment_services
 from experiments.models import Experiment
 from flags import attributes as flag_attributes
@@ -81,6 +82,7 @@ def build_world() -> World:
                                archived=True)
     traffic_services.layer_create(actor=ACTOR, key="walk-layer")
     traffic_services.holdout_create(actor=ACTOR, key="walk-holdout", share=0.05)
+    project.project_settings_update(actor=ACTOR, stats_engine_default="frequentist")
     experiment_services.data_source_create(
         actor=ACTOR, key="walk-source", engine="duckdb", connection={"path": "/nowhere/walk.duckdb"},
         exposure_query="SELECT u AS unit_id, t AS timestamp, e AS experiment, v AS variation FROM x",

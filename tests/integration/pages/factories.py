@@ -78,6 +78,8 @@ class ExperimentPlan:
     seed: int = 7
     target_mde: float = 5.0  # percent, written into the description as the wizard does
     extra: dict[str, Any] = field(default_factory=dict)
+    # Slice values whose treatment effects are multiplied by a factor: {("country", "DE"): 4.0}.
+    slice_effects: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 def staff_user(username: str = "analyst", *, read_only: bool = False) -> User:
@@ -130,9 +132,10 @@ def create_experiment(plan: ExperimentPlan, env: Environment | None = None, *, s
     return experiment
 
 
-def _sums(plan: MetricPlan, arm: int, n: int, jitter: float) -> tuple[float | None, ...]:
-    """Expected sufficient statistics of `n` units of one arm (columns of `metric_columns`)."""
-    lift = 1.0 + (plan.effects[arm - 1] if arm > 0 and arm - 1 < len(plan.effects) else 0.0)
+def _sums(plan: MetricPlan, arm: int, n: int, jitter: float, scale: float = 1.0) -> tuple[float | None, ...]:
+    """Expected sufficient statistics of `n` units of one arm (columns of `metric_columns`);
+    `scale` multiplies the treatment's effect."""
+    lift = 1.0 + scale * (plan.effects[arm - 1] if arm > 0 and arm - 1 < len(plan.effects) else 0.0)
     rho = plan.covariate_corr
     if plan.kind in BINARY:
         p = min(max(plan.base * lift * jitter, 1e-4), 0.999)
@@ -177,11 +180,12 @@ def aggregate_rows(plan: ExperimentPlan, users: int, *, with_slices: bool, rng: 
             values.append(str(options[index % len(options)]))
             stride *= len(options)
         slice_values = tuple(values)
+        scale = math.prod(plan.slice_effects.get((a, v), 1.0) for a, v in zip(attributes, values, strict=True))
         for arm in range(len(plan.variations)):
             n = max(2, round(users * weights[arm] * skew[arm] * share[c] / total_share))
             rows.append(AggregateRow(
                 variation=arm, slices=slice_values, units=n,
-                sums=tuple(_sums(m, arm, n, jitters[c] if attributes else 1.0) for m in plan.metrics),
+                sums=tuple(_sums(m, arm, n, jitters[c] if attributes else 1.0, scale) for m in plan.metrics),
             ))
     return rows
 

@@ -1,6 +1,8 @@
 """Readout documents as snapshots stored them, one of each version (`documents/`): version 1
-written by hand in both of its forms, version 2 as the readout writes it today (with and
-without the stored version, as rows written before the version was kept hold it)."""
+written by hand in both of its forms, version 2 as the readout wrote it (with and without the
+stored version, as rows written before the version was kept hold it), version 3 as the
+readout writes it today (the same sums, now with heterogeneity tests and the engine in the
+settings)."""
 
 from __future__ import annotations
 
@@ -28,4 +30,5 @@ VERSIONS: dict[str, tuple[Callable[[], dict[str, Any]], int]] = {
     "v1 mapping": (lambda: stored("v1_mapping.json"), 1),
     "v2 unversioned": (lambda: unversioned(stored("v2.json")), 2),
     "v2": (lambda: stored("v2.json"), 2),
+    "v3": (lambda: stored("v3.json"), 3),
 }

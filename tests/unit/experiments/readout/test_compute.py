@@ -80,8 +80,9 @@ def test_readout_compute__one_batch__srm_and_correction_once(monkeypatch: pytest
                                                    weights=(0.5, 0.5)))
     readout = readout_compute(data)
     assert len(batches) == 1
-    # 3 metrics x 4 analyses x 2 difference types, and 3 metrics x 2 slice values.
-    assert len(batches[0][0]) == 3 * 4 * 2 + 3 * 2
+    # 3 metrics x 4 analyses x 2 difference types, and 3 metrics x 2 slice values in the headline
+    # (sequential) analysis and in the fixed-horizon one the heterogeneity test reads.
+    assert len(batches[0][0]) == 3 * 4 * 2 + 3 * 2 * 2
     assert srm == [([5000, 5000], [0.5, 0.5])]
     assert len(corrections) == 1
     assert readout.srm_p_value == stats.srm_test([5000, 5000], [0.5, 0.5]).p_value

@@ -64,7 +64,7 @@ def test_readers__every_stored_version__rows_toggles_and_slices(name: str) -> No
 
 
 def test_to_json__current_document__given_back_unchanged() -> None:
-    doc = stored("v2.json")
+    doc = stored("v3.json")
     assert Readout.from_json(doc).to_json() == doc
     fresh = readout_compute(readout_input(slices=[("platform", "ios", (40, 60))], multiple=3)).to_json()
     assert Readout.from_json(json.loads(json.dumps(fresh))).to_json() == fresh
@@ -81,7 +81,7 @@ def test_from_json__run_without_results__empty_and_written_as_stored() -> None:
 
 def test_from_json__newer_version__refused() -> None:
     with pytest.raises(ValueError, match="newer"):
-        Readout.from_json({**stored("v2.json"), "schema_version": SCHEMA_VERSION + 1})
+        Readout.from_json({**stored("v3.json"), "schema_version": SCHEMA_VERSION + 1})
 
 
 def test_from_json__list_query_part__primary_headline_only() -> None:

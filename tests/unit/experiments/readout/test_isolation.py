@@ -39,8 +39,14 @@ def test_readout_compute__one_slice_analysis_refused__only_its_row_says_so() -> 
     assert fr.error == "treatment: main_sum_squares is required"
     assert [c.error for c in fr.comparisons] == [stats.ErrorCode.INVALID_INPUT]
     assert all(c.estimate is None and c.p_value is None for c in fr.comparisons)
-    # Everything else is the readout of the clean input.
-    assert readout.metrics == clean.metrics
+    # Everything else is the readout of the clean input, but for the heterogeneity test of revenue
+    # over country, which leaves the refused value out.
+    assert [replace(m, heterogeneity=()) for m in readout.metrics] == [
+        replace(m, heterogeneity=()) for m in clean.metrics]
+    assert [m.heterogeneity for m in readout.metrics if m.key != "revenue"] == [
+        m.heterogeneity for m in clean.metrics if m.key != "revenue"]
+    tested = readout.metrics[REVENUE].heterogeneity_of("treatment", "country")
+    assert tested is not None and tested.q is None and [v.p_value for v in tested.values] == [None, None]
     assert readout.slices[0] == clean.slices[0]
     assert readout.slices[1].metric("buy") == clean.slices[1].metric("buy")
     warning = next(w for w in readout.warnings if w.code == "analysis_errors")

@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("guarded.urls")),
     path("experiments/", include("pages.experiments.urls")),
     path("flags/", include("pages.flags.urls")),
+    path("holdouts/", include("pages.holdouts.urls")),
     path("", include("pages.urls")),
     path("", include("base.urls")),
 ]

@@ -35,6 +35,7 @@ from base.models import Environment
 from base.permissions import Action, require
 from config.errors import ApplicationError, error_text
 from experiments import data_source_admin as _data_source_admin  # noqa: F401 - registers the data source admin
+from experiments import holdout_admin as _holdout_admin  # noqa: F401 - registers the holdout readout admin
 from experiments import selectors, services
 from experiments import traffic_admin as _traffic_admin  # noqa: F401 - registers the layer and holdout admin
 from experiments.catalog import METRIC_FIELDS

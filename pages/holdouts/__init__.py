@@ -1,0 +1,1 @@
+"""Holdout result pages and the growth page."""

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from pages.holdouts import views
+
+app_name = "holdout-pages"
+
+urlpatterns = [
+    path("<str:key>/<str:environment>/", views.holdout_detail, name="detail"),
+    path("<str:key>/<str:environment>/refresh", views.holdout_refresh, name="refresh"),
+]

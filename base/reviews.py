@@ -9,8 +9,10 @@ revision), stored as a `ChangeRequest`, and `ChangeRequested` (an `Accepted`: th
 202) is raised instead. `base.change_requests` applies it later by making the same call.
 
 Calls made by the system (an actor without a user: ramps applied by the worker, guarded rollouts
-rolling back) and calls nested in a change being tried or applied pass straight through. The kill
-switch passes too, unless the environment's `review_exempts_kill_switch` is off.
+rolling back) pass straight through. The outermost reviewable call decides for the calls it makes
+(starting an experiment writes its rule: one change request, or none). The kill switch, and
+other calls that stop a change rather than make one (rolling a guarded rollout back), pass too,
+unless the environment's `review_exempts_kill_switch` is off.
 
 The payload of a change request is the call's keyword arguments as JSON: model instances by
 their key (`refs`: argument name -> kind, see `ref_kind`), everything else as JSON values, turned
@@ -194,7 +196,7 @@ def _in_environment(document: Any, environment: str) -> Any:
 def changes_of(entries: Iterable[AuditEntry], environment: str) -> tuple[list[dict[str, Any]], str]:
     """What a write changed, object by object (the first `before`, the last `after` and their
     diff, as `environment` sees them), and the revision it started from (a digest of the
-    `before` documents)."""
+    `before` documents of the objects that existed)."""
     objects: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in entries:
         key = (entry.object_type, entry.object_key)
@@ -208,7 +210,8 @@ def changes_of(entries: Iterable[AuditEntry], environment: str) -> tuple[list[di
     for item in objects.values():
         item["diff"] = json_diff(item["before"], item["after"])
         changes.append(_json(item))
-    base = [[c["object_type"], c["object_key"], c["before"]] for c in changes]
+    # Objects the write creates have no revision to start from (and may get generated keys).
+    base = sorted([c["object_type"], c["object_key"], c["before"]] for c in changes if c["before"] is not None)
     revision = hashlib.sha256(json.dumps(base, sort_keys=True, default=str).encode()).hexdigest()
     return changes, revision
 
@@ -298,10 +301,12 @@ def reviewable(
             context = _context.get() or ChangeContext()
             actor = kwargs.get("actor")
             if _passing.get() or not isinstance(actor, Actor) or (actor.user_id is None and context.apply_at is None):
-                return function(*args, **kwargs)
+                with passing():
+                    return function(*args, **kwargs)
             reviewed = reviewed_environments(operation, kwargs)
             if not reviewed and context.apply_at is None:
-                return function(*args, **kwargs)
+                with passing():
+                    return function(*args, **kwargs)
             concerned = reviewed or list(operation.environments(kwargs))
             if not concerned:
                 raise ValidationFailed("Only a change of what an environment serves can be scheduled.",

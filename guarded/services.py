@@ -38,6 +38,7 @@ from audit.types import Actor
 from base.checks import raise_if
 from base.keys import Errors
 from base.models import Environment
+from base.reviews import reviewable
 from config.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from experiments.lifecycle import experiment_create, experiment_start, experiment_stop
 from experiments.models import Experiment, ResultSnapshot
@@ -46,9 +47,11 @@ from experiments.readout import Readout
 from experiments.readout_jobs import experiment_refresh
 from flags import services as flag_services
 from flags.models import Flag, FlagState, Rule
+from flags.reviews import flag_target, in_environment
 from guarded.checks import Guardrail, Step, check_guardrails, check_settings, check_steps
 from guarded.documents import rollout_document
 from guarded.models import GuardDecision, GuardedRollout
+from guarded.reviews import of_rollout, rollout_target
 from stats.guarded import compared_steps, guardrail_harmed, rollout_alphas, share_mismatch
 
 __all__ = [
@@ -88,6 +91,8 @@ def _weights(percent: float) -> list[float]:
 # Start ---------------------------------------------------------------------------------------
 
 
+@reviewable("rollout.start", label="Start a guarded rollout of flag", target=flag_target,
+            refs={"flag": "flag", "environment": "environment"}, environments=in_environment)
 @transaction.atomic
 def guarded_rollout_start(
     *,
@@ -242,6 +247,8 @@ def _active(rollout: GuardedRollout) -> GuardedRollout:
     return rollout
 
 
+@reviewable("rollout.rollback", label="Roll back the guarded rollout of flag", target=rollout_target,
+            refs={"rollout": "guarded_rollout"}, environments=of_rollout, kill_switch=lambda kw: True)
 @transaction.atomic
 def guarded_rollout_rollback(*, actor: Actor, rollout: GuardedRollout, reason: str = "") -> GuardedRollout:
     """Roll back by hand: the rollout rule serves 0% and the comparison stops."""
@@ -250,6 +257,8 @@ def guarded_rollout_rollback(*, actor: Actor, rollout: GuardedRollout, reason: s
     return rollout
 
 
+@reviewable("rollout.pause", label="Pause the guarded rollout of flag", target=rollout_target,
+            refs={"rollout": "guarded_rollout"}, environments=of_rollout, kill_switch=lambda kw: True)
 @transaction.atomic
 def guarded_rollout_pause(*, actor: Actor, rollout: GuardedRollout, reason: str = "") -> GuardedRollout:
     """Hold the current step: units keep what they are served, readouts go on, no step advances."""
@@ -260,6 +269,8 @@ def guarded_rollout_pause(*, actor: Actor, rollout: GuardedRollout, reason: str 
     return rollout
 
 
+@reviewable("rollout.resume", label="Resume the guarded rollout of flag", target=rollout_target,
+            refs={"rollout": "guarded_rollout"}, environments=of_rollout)
 @transaction.atomic
 def guarded_rollout_resume(*, actor: Actor, rollout: GuardedRollout) -> GuardedRollout:
     """Let a paused rollout advance again (the check pauses or rolls back again if harm persists)."""

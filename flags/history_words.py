@@ -13,7 +13,7 @@ from base.admin import DiffWords
 from flags.engine.describe import describe_condition, describe_rule
 from flags.summaries import prerequisites_summary
 
-__all__ = ["flag_diff_words", "segment_diff_words"]
+__all__ = ["flag_change_words", "flag_diff_words", "segment_diff_words"]
 
 _RULE_PATH = re.compile(r"^environments\.(?P<environment>.+?)\.rules\[(?P<rule>[^\]]+)\](?:\.(?P<field>[^.\[]+))?")
 # Rule fields whose change leaves what the rule serves, and to whom, as it was.
@@ -45,6 +45,29 @@ def flag_diff_words(path: str, before: Any, after: Any) -> DiffWords | None:
             prerequisites_summary(d.get("prerequisites")) if isinstance(d, Mapping) else "" for d in (before, after)
         ))
     return None
+
+
+def flag_change_words(diff: Mapping[str, Any] | None, before: Any, after: Any) -> list[str]:
+    """One sentence per rule an audit entry of a flag adds, changes or removes, for lists of
+    changes: "Rule added in production: serves on to 20% of users by id"."""
+    sentences = []
+    seen: set[tuple[str, str]] = set()
+    for path in diff or {}:
+        match = _RULE_PATH.match(path)
+        if match is None or match["field"] in _UNWORDED_RULE_FIELDS:
+            continue
+        environment, rule_id = match["environment"], match["rule"]
+        if (environment, rule_id) in seen:
+            continue
+        seen.add((environment, rule_id))
+        old, new = _rule_of(before, environment, rule_id), _rule_of(after, environment, rule_id)
+        if old is None and new is not None:
+            sentences.append(f"Rule added in {environment}: {describe_rule(new)}")
+        elif new is None and old is not None:
+            sentences.append(f"Rule removed in {environment}: {describe_rule(old)}")
+        elif old is not None and new is not None and describe_rule(old) != describe_rule(new):
+            sentences.append(f"Rule changed in {environment}: now {describe_rule(new)} (was: {describe_rule(old)})")
+    return sentences
 
 
 def segment_diff_words(path: str, before: Any, after: Any) -> DiffWords | None:

@@ -139,6 +139,25 @@ def test_flag_page__rollout_ramp__says_whom_it_serves_in_words(
     assert "$or" not in page
 
 
+def test_flag_page__recent_changes__rules_added_changed_and_removed_in_words(
+    client: Client, admin_user: User, environments: Any
+) -> None:
+    flag = services.flag_create(actor=SYSTEM, key="new-checkout")
+    rule = services.flag_rule_create(actor=SYSTEM, flag=flag, environment=environments["production"], kind="rollout",
+                                     variant="on", coverage=0.2, condition={"plan": {"$in": ["pro", "business"]}})
+    services.flag_rule_update(actor=SYSTEM, rule=Rule.objects.get(pk=rule.pk), coverage=0.5)
+    services.flag_rule_delete(actor=SYSTEM, rule=Rule.objects.get(pk=rule.pk))
+    client.force_login(admin_user)
+
+    page = _visible(client, f"/flags/{flag.key}/")
+
+    assert "Rule added in production: serves on to 20% of users by id when plan is one of pro, business" in page
+    assert ("Rule changed in production: now serves on to 50% of users by id when plan is one of pro, business "
+            "(was: serves on to 20% of users by id when plan is one of pro, business)") in page
+    assert "Rule removed in production: serves on to 50% of users by id when plan is one of pro, business" in page
+    assert "$in" not in page
+
+
 def test_flag_admin__rules_listed_with_a_summary_in_words(admin_client: Client, environments: Any) -> None:
     flag = services.flag_create(actor=SYSTEM, key="new-checkout")
     env = environments["production"]

@@ -3,6 +3,7 @@ and digests. Pure: the flag engine and every app's services check keys with it."
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -32,6 +33,16 @@ def new_client_key() -> str:
 
 def new_server_key() -> str:
     return SERVER_PREFIX + secrets.token_urlsafe(24)
+
+
+def new_decryption_key() -> str:
+    """A 128-bit AES key, base64, as GrowthBook SDKs take it in their ``decryptionKey`` option."""
+    return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+
+
+def new_attribute_salt() -> str:
+    """The salt an environment hashes secure attribute values with."""
+    return secrets.token_hex(16)
 
 
 def new_management_token() -> str:

@@ -8,9 +8,16 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from base.keys import KEY_PATTERN
+from base.keys import KEY_PATTERN, new_attribute_salt, new_decryption_key
 
 KEY_VALIDATOR = RegexValidator(KEY_PATTERN, "Use only letters, digits, dots, underscores and hyphens.")
+
+
+class ClientPayload(models.TextChoices):
+    FULL = "full", "Full rules"
+    PRIVATE = "private", "Private segments hashed"
+    ENCRYPTED = "encrypted", "Encrypted, private segments hashed"
+    REMOTE = "remote", "Remote evaluation only"
 
 
 class Environment(models.Model):
@@ -26,6 +33,11 @@ class Environment(models.Model):
     requires_review = models.BooleanField(default=False)
     review_exempts_kill_switch = models.BooleanField(
         default=True, help_text="Turning a flag on or off applies at once, without review.")
+    # What client keys receive (docs/security.md, Private payloads): the full payload, the
+    # payload with secure attributes hashed, that payload encrypted, or remote evaluation only.
+    client_payload = models.CharField(max_length=12, choices=ClientPayload.choices, default=ClientPayload.FULL)
+    decryption_key = models.CharField(max_length=64, default=new_decryption_key)
+    attribute_salt = models.CharField(max_length=64, default=new_attribute_salt)
 
     class Meta:
         db_table = "flags_environment"

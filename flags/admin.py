@@ -439,6 +439,7 @@ class SegmentAdmin(AuditHistoryMixin, ServiceAdmin[Segment]):
         (None, {"fields": ("key", "name", "description", "kind")}),
         ("Condition", {"fields": ("condition",)}),
         ("List of ids", {"fields": ("attribute", "ids")}),
+        ("Privacy", {"fields": ("private",)}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Segment | None = None) -> Any:
@@ -459,7 +460,7 @@ class SegmentAdmin(AuditHistoryMixin, ServiceAdmin[Segment]):
 
     def apply(self, request: HttpRequest, form: Any, formsets: Formsets, change: bool) -> None:
         data = form.cleaned_data
-        fields = ("name", "description", "kind", "condition", "attribute", "ids")
+        fields = ("name", "description", "kind", "condition", "attribute", "ids", "private")
         if not change:
             segment = self.call(ErrorTarget(), services.segment_create, actor=admin_actor(request), key=data["key"],
                                 **{name: data[name] for name in fields})

@@ -4,6 +4,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -12,7 +13,7 @@ from rest_framework.views import APIView
 
 from base.authentication import request_actor
 from base.change_requests import environment_review_set
-from base.models import Environment
+from base.models import ClientPayload, Environment
 from base.permissions import Action
 from config.api import ListApi, validated_input
 from flags import attributes, selectors, services
@@ -30,6 +31,11 @@ class EnvironmentOutput(serializers.Serializer[Environment]):
     updated_at = serializers.DateTimeField()
     requires_review = serializers.BooleanField()
     review_exempts_kill_switch = serializers.BooleanField()
+    client_payload = serializers.CharField(
+        help_text="What client keys receive: full, private (secure attributes hashed), encrypted (and hashed) "
+                  "or remote (remote evaluation only).")
+    decryption_key = serializers.CharField(help_text="The SDKs' decryptionKey for an encrypted payload.")
+    attribute_salt = serializers.CharField(help_text="What applications hash secure attribute values with.")
 
 
 class EnvironmentScoped:
@@ -69,6 +75,7 @@ class EnvironmentDetailApi(EnvironmentScoped, APIView):
     class InputSerializer(serializers.Serializer[Any]):
         requires_review = serializers.BooleanField(required=False)
         review_exempts_kill_switch = serializers.BooleanField(required=False)
+        client_payload = serializers.ChoiceField(choices=ClientPayload.choices, required=False)
 
     @extend_schema(responses=EnvironmentOutput)
     def get(self, request: Request, key: str) -> Response:
@@ -77,8 +84,14 @@ class EnvironmentDetailApi(EnvironmentScoped, APIView):
     @extend_schema(request=InputSerializer, responses=EnvironmentOutput)
     def patch(self, request: Request, key: str) -> Response:
         data = validated_input(self.InputSerializer, request, partial=True)
-        env = environment_review_set(actor=request_actor(request), environment=selectors.environment_get(key=key),
-                                     **data)
+        actor = request_actor(request)
+        env = selectors.environment_get(key=key)
+        client_payload = data.pop("client_payload", None)
+        with transaction.atomic():
+            if client_payload is not None:
+                env = services.environment_update(actor=actor, environment=env, client_payload=client_payload)
+            if data or client_payload is None:
+                env = environment_review_set(actor=actor, environment=env, **data)
         return Response(EnvironmentOutput(env).data)
 
 
@@ -375,6 +388,10 @@ class SegmentSerializer(serializers.Serializer[Any]):
     condition = serializers.JSONField(required=False)
     attribute = serializers.CharField(max_length=100, required=False)
     ids = serializers.ListField(child=serializers.JSONField(), required=False, max_length=SEGMENT_MAX_IDS)
+    private = serializers.BooleanField(
+        required=False,
+        help_text="Client keys receive the segment's ids and condition values only as salted SHA-256 hashes "
+                  "(or not at all), as the environment's client_payload decides.")
 
 
 class SegmentListApi(ListApi):

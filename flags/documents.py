@@ -67,12 +67,14 @@ def segment_document(segment: Segment) -> dict[str, Any]:
         "condition": segment.condition,
         "attribute": segment.attribute,
         "ids": segment.ids,
+        "private": segment.private,
     }
 
 
 def environment_document(env: Environment) -> dict[str, Any]:
     # Keys are secrets: the audit log records that they changed, not their values.
-    return {"key": env.key, "name": env.name, "client_key_prefix": env.client_key[:8]}
+    return {"key": env.key, "name": env.name, "client_key_prefix": env.client_key[:8],
+            "client_payload": env.client_payload}
 
 
 def attribute_document(attribute: AttributeDefinition) -> dict[str, Any]:

@@ -36,14 +36,18 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
         if obj is None:
             return ("key", "name")
         return ("key", "name", "requires_review", "review_exempts_kill_switch", "client_key", "server_key",
+                "client_payload", "decryption_key", "attribute_salt",
                 "config_version", "updated_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Environment | None = None) -> Any:
-        return () if obj is None else ("key", "name", "client_key", "server_key", "config_version", "updated_at")
+        if obj is None:
+            return ()
+        return ("key", "name", "client_key", "server_key", "decryption_key", "attribute_salt", "config_version",
+                "updated_at")
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        # Only the review settings change here: save, and stay or go back to the list.
+        # Only the review settings and what client keys receive change here.
         context = {"show_save_and_add_another": False, **(extra_context or {})}
         return super().change_view(request, object_id, form_url, context)
 
@@ -61,11 +65,13 @@ class EnvironmentAdmin(AuditHistoryMixin, ServiceAdmin[Environment]):
             if review:
                 self.call(ErrorTarget(), environment_review_set, actor=admin_actor(request),
                           environment=form.instance, **review)
+            if "client_payload" in form.changed_data:
+                self.call(ErrorTarget(), services.environment_update, actor=admin_actor(request),
+                          environment=form.instance, client_payload=form.cleaned_data["client_payload"])
             return
-        if not change:
-            env = self.call(ErrorTarget(), services.environment_create, actor=admin_actor(request),
-                            key=form.cleaned_data["key"], name=form.cleaned_data["name"])
-            form.instance.pk = env.pk
+        env = self.call(ErrorTarget(), services.environment_create, actor=admin_actor(request),
+                        key=form.cleaned_data["key"], name=form.cleaned_data["name"])
+        form.instance.pk = env.pk
 
     @admin.action(description="Rotate SDK keys of selected environments")
     @requires(Action.ENVIRONMENT_CHANGE)

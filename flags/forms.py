@@ -423,8 +423,12 @@ class SegmentForm(NameOptionalMixin, ServiceModelForm):
 
     class Meta:
         model = Segment
-        fields = ("key", "name", "description", "kind", "condition", "attribute", "ids")
-        help_texts = {"attribute": "For a list of ids: the attribute the ids are matched against."}
+        fields = ("key", "name", "description", "kind", "condition", "attribute", "ids", "private")
+        help_texts = {
+            "attribute": "For a list of ids: the attribute the ids are matched against.",
+            "private": "Client keys receive its ids and condition values only as salted SHA-256 hashes, or not at "
+                       "all, as each environment's client payload setting decides (docs/security.md).",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -486,5 +490,10 @@ class AttributeDefinitionForm(ServiceModelForm):
 class EnvironmentForm(NameOptionalMixin, ServiceModelForm):
     class Meta:
         model = Environment
-        fields = ("key", "name", "requires_review", "review_exempts_kill_switch")
-        help_texts = {"key": "For example production or staging. SDK keys are generated when you save."}
+        fields = ("key", "name", "requires_review", "review_exempts_kill_switch", "client_payload")
+        help_texts = {
+            "key": "For example production or staging. SDK keys are generated when you save.",
+            "client_payload": "What client keys receive: every rule; the rules with private segments' values "
+                              "hashed; that payload encrypted for the SDKs' decryptionKey; or nothing but remote "
+                              "evaluation. Server keys are not affected.",
+        }

@@ -43,6 +43,7 @@ from base.models import Environment
 from flags.engine.attributes import AttributeDefinition as AttributeSpec
 from flags.engine.conditions import ConditionTooComplex
 from flags.engine.limits import SERVE_VALUE_MAX_DEPTH, depth_exceeds
+from flags.engine.privacy import ClientPolicy, secure_attributes_of
 from flags.engine.types import Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
 from flags.models import AttributeDefinition, Flag, FlagState, Segment, Variant
 from flags.models import Rule as RuleRow
@@ -56,7 +57,7 @@ from traffic.assignment.bucketing import (
 from traffic.assignment.types import Filter, Namespace
 from traffic.models import Holdout
 
-__all__ = ["environment_snapshot", "feature_from_rows", "rule_from_row", "snapshot_from_rows"]
+__all__ = ["client_policy", "environment_snapshot", "feature_from_rows", "rule_from_row", "snapshot_from_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,19 @@ def environment_snapshot(*, environment: Environment) -> Snapshot:
         flags=rows,
         segments=segments,
         holdouts=holdouts,
+    )
+
+
+def client_policy(*, environment: Environment) -> ClientPolicy:
+    """What the environment's client keys may receive, with the secure attributes every private
+    segment makes (whether a rule uses it yet or not, so the attributes an application hashes
+    do not change as rules come and go). One query."""
+    private = Segment.objects.filter(private=True).values_list("kind", "attribute", "condition")
+    return ClientPolicy(
+        mode=environment.client_payload,
+        salt=environment.attribute_salt,
+        decryption_key=environment.decryption_key,
+        secure_attributes=secure_attributes_of(private),
     )
 
 

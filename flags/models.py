@@ -24,6 +24,9 @@ class Segment(models.Model):
     condition = models.JSONField(default=dict, blank=True)
     attribute = models.CharField(max_length=100, default="id", blank=True)
     ids = models.JSONField(default=list, blank=True)
+    # A private segment's ids and condition values reach client keys only as salted hashes
+    # (or not at all), as the environment's client payload setting decides.
+    private = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -20,12 +20,13 @@ from audit.types import Actor
 from base.checks import raise_if
 from base.environments import environments_bump
 from base.keys import Errors, check_key, new_client_key, new_server_key
-from base.models import Environment
+from base.models import ClientPayload, Environment
 from base.reviews import reviewable
 from base.writes import audited, reject_unknown
 from config.errors import Conflict, ValidationFailed
 from flags.documents import environment_document, flag_document, rule_document, segment_document
 from flags.engine import validation
+from flags.engine.privacy import private_condition_problems
 from flags.models import Flag, FlagState, Rule, Segment, Variant
 from flags.prerequisites import prerequisite_dependants, prerequisites_check
 from flags.reviews import (
@@ -110,6 +111,20 @@ def environment_rotate_keys(*, actor: Actor, environment: Environment) -> Enviro
         after={"client_key_prefix": environment.client_key[:8]},
         environment=environment.key,
     )
+    return environment
+
+
+@transaction.atomic
+def environment_update(*, actor: Actor, environment: Environment, client_payload: str) -> Environment:
+    """Decide what the environment's client keys receive (``base.models.ClientPayload``)."""
+    if client_payload not in ClientPayload.values:
+        _raise_if({"client_payload": [f"Use one of {', '.join(ClientPayload.values)}."]})
+    environment = Environment.objects.select_for_update().get(pk=environment.pk)
+    with audited(actor=actor, action="environment.update", object_type="environment", object_key=environment.key,
+                 document=lambda: environment_document(environment), environment=environment.key):
+        environment.client_payload = client_payload
+        environment.config_version += 1
+        environment.save(update_fields=["client_payload", "config_version", "updated_at"])
     return environment
 
 
@@ -433,7 +448,7 @@ def flag_rule_reorder(*, actor: Actor, flag: Flag, environment: Environment, rul
 
 # Segments -------------------------------------------------------------------------------
 
-SEGMENT_FIELDS = ("name", "description", "kind", "condition", "attribute", "ids")
+SEGMENT_FIELDS = ("name", "description", "kind", "condition", "attribute", "ids", "private")
 
 
 def _check_segment(data: Mapping[str, Any]) -> None:
@@ -449,6 +464,16 @@ def _check_segment(data: Mapping[str, Any]) -> None:
         errors.update(validation.check_segment_ids(data.get("ids")))
         if not data.get("attribute"):
             errors["attribute"] = ["Name the attribute the ids are matched against."]
+    private = data.get("private", False)
+    if not isinstance(private, bool):
+        errors["private"] = ["Must be true or false."]
+    elif private and kind == Segment.Kind.CONDITION and "condition" not in errors:
+        problems = private_condition_problems(data.get("condition") or {})
+        if problems:
+            errors["condition"] = [
+                "A private segment can only test equality and list membership (its values are served hashed); "
+                f"not: {', '.join(problems)}."
+            ]
     _raise_if(errors, "The segment is not valid.")
 
 

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 
 from serving import stream_links
 from serving.endpoint import sdk_endpoint
+from serving.errors import Rejected
 from serving.request import authenticate
 from serving.responses import etag_matches, json_response, not_modified
 from serving.usage import recorder as usage
@@ -22,12 +23,17 @@ __all__ = ["sdk_payload_view"]
 
 @sdk_endpoint("GET", "HEAD")
 def sdk_payload_view(request: HttpRequest, client_key: str) -> HttpResponse:
-    """The payload of the client key's environment. Rules outside their schedule are left out,
-    and the cache lifetime ends at the next scheduled change."""
+    """The payload of the client key's environment, as its client payload setting serves it
+    (403 ``remote_evaluation_only`` when it serves none). Rules outside their schedule are left
+    out, and the cache lifetime ends at the next scheduled change."""
     info, compiled = authenticate(client_key, allow_server=False)
     now = time.time()
     usage.payload_fetched(info.environment_id, now)
     body, etag, stale_at = compiled.payload(now)
+    if body is None:
+        raise Rejected(403, "remote_evaluation_only",
+                       "This environment serves client keys by remote evaluation only: start the SDK with "
+                       "remoteEval (it posts to /api/eval/{clientKey}).")
     max_age = int(settings.SDK_PAYLOAD_MAX_AGE)
     if stale_at is not None:
         max_age = max(0, min(max_age, int(stale_at - now)))

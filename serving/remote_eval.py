@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from config.json_values import nested_deeper_than
 from flags.engine.evaluation import evaluate_all
 from flags.engine.types import Evaluation, ExperimentAssignment, Rule
+from serving import stream_links
 from serving.endpoint import sdk_endpoint
 from serving.errors import Rejected
 from serving.exposures import track
@@ -179,7 +180,11 @@ def remote_eval_view(request: HttpRequest, client_key: str) -> HttpResponse:
     body: dict[str, Any] = {"features": features}
     if snapshot.date_updated is not None:
         body["dateUpdated"] = snapshot.date_updated
-    response = json_response(body, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if compiled.remote_only and stream_links.enabled():
+        # The stream of such an environment only tells of changes: the SDK then asks again.
+        headers[stream_links.SSE_SUPPORT_HEADER] = "enabled"
+    response = json_response(body, headers=headers)
     usage.evaluated(info.environment_id, results)
     return response
 

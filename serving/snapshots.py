@@ -41,8 +41,10 @@ from config.metrics import SNAPSHOT_COMPILE_FAILURES
 from flags import mappers
 from flags.engine.evaluation import prerequisites_of
 from flags.engine.gbformat import next_schedule_change, snapshot_from_payload, snapshot_to_payload
+from flags.engine.privacy import REMOTE, ClientPolicy
 from flags.engine.types import Snapshot
 from serving.background import FlushThread, discard_connection
+from serving.client_payloads import client_payload
 from serving.files import private_directory
 
 __all__ = ["CompiledEnvironment", "SdkKey", "SnapshotStore", "SnapshotUnavailable", "key_digest", "store"]
@@ -73,17 +75,24 @@ class SdkKey:
 
 
 class CompiledEnvironment:
-    """A snapshot plus what is derived from it once: the SDK payload bytes and their ETag,
-    valid until the next scheduled rule start or end."""
+    """A snapshot plus what is derived from it once: the SDK payload bytes as client keys
+    receive them (by the environment's ``policy``) and their ETag, valid until the next
+    scheduled rule start or end."""
 
-    __slots__ = ("_payload", "_prerequisites", "environment_id", "snapshot", "version")
+    __slots__ = ("_payload", "_prerequisites", "environment_id", "policy", "snapshot", "version")
 
-    def __init__(self, environment_id: int, snapshot: Snapshot) -> None:
+    def __init__(self, environment_id: int, snapshot: Snapshot, policy: ClientPolicy | None = None) -> None:
         self.environment_id = environment_id
         self.snapshot = snapshot
+        self.policy = policy or ClientPolicy()
         self.version = snapshot.version
-        self._payload: tuple[float, bytes, str, float | None] | None = None
+        self._payload: tuple[float, bytes | None, str, float | None] | None = None
         self._prerequisites: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def remote_only(self) -> bool:
+        """Client keys get no payload: they evaluate remotely."""
+        return self.policy.mode == REMOTE
 
     def used_by(self, keys: Iterable[str]) -> list[str]:
         """`keys` and the flags their evaluation goes through (prerequisites, transitively)."""
@@ -95,14 +104,17 @@ class CompiledEnvironment:
             out.extend(found)
         return out
 
-    def payload(self, now: float) -> tuple[bytes, str, float | None]:
-        """The GrowthBook payload as served at ``now`` (epoch seconds): body, ETag and the
-        moment it goes stale (None: not before the next write)."""
+    def payload(self, now: float) -> tuple[bytes | None, str, float | None]:
+        """The GrowthBook payload a client key is served at ``now`` (epoch seconds): body (None
+        when client keys evaluate remotely only), ETag and the moment it goes stale (None: not
+        before the next write). The ETag also tells versions apart when there is no body."""
         cached = self._payload
         if cached is not None and (cached[3] is None or now < cached[3]) and now >= cached[0]:
             return cached[1], cached[2], cached[3]
-        body = orjson.dumps(snapshot_to_payload(self.snapshot, now=now))
-        etag = f'"{self.version}-{hashlib.blake2b(body, digest_size=10).hexdigest()}"'
+        full = snapshot_to_payload(self.snapshot, now=now)
+        body = client_payload(full, self.policy)
+        digest = hashlib.blake2b(body if body is not None else orjson.dumps(full), digest_size=10).hexdigest()
+        etag = f'"{self.version}-{digest}"'
         until = next_schedule_change(self.snapshot, now)
         self._payload = (now, body, etag, until)
         return body, etag, until
@@ -387,6 +399,7 @@ class SnapshotStore:
                     self._keys = {d: k for d, k in self._keys.items() if k.environment_id != env_id}
                     return None
                 snapshot = mappers.environment_snapshot(environment=env)
+                policy = mappers.client_policy(environment=env)
             except DatabaseError as exc:
                 self._failed(exc)
                 self._retry_at[env_id] = time.monotonic() + float(settings.SNAPSHOT_RETRY_INTERVAL)
@@ -398,7 +411,7 @@ class SnapshotStore:
             except Exception as exc:  # a configuration the compiler refuses: keep the last good one
                 return self._compile_failed(env_id, wanted, current, exc)
             self._compile_failures.pop(env_id, None)
-            compiled = CompiledEnvironment(env_id, snapshot)
+            compiled = CompiledEnvironment(env_id, snapshot, policy)
             self._compiled[env_id] = compiled
             self._versions[env_id] = max(wanted, snapshot.version)
             self._retry_at.pop(env_id, None)
@@ -460,6 +473,7 @@ class SnapshotStore:
             "saved_at": time.time(),
             "snapshot": snapshot_to_payload(compiled.snapshot),
             "metadata": compiled.snapshot.metadata,
+            "client": compiled.policy.to_json(),
         }
         path = self._path(compiled.environment_id)
         tmp: str | None = None
@@ -510,12 +524,13 @@ def _parse_file(path: Path) -> tuple[dict[str, SdkKey], CompiledEnvironment] | N
         if isinstance(metadata, dict):
             snapshot = dataclasses.replace(snapshot, metadata=metadata)
         keys = {str(d): SdkKey(env_id, env_key, str(kind)) for d, kind in document["keys"].items()}
+        policy = ClientPolicy.from_json(document.get("client"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.warning("Ignoring unreadable snapshot file %s: %s", path, exc)
         return None
-    return keys, CompiledEnvironment(env_id, snapshot)
+    return keys, CompiledEnvironment(env_id, snapshot, policy)
 
 
 store = SnapshotStore()

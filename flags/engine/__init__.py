@@ -7,8 +7,9 @@ results), `conditions` (GrowthBook's condition language), `evaluation`, `gbforma
 payload both ways), `validation` (checks the services run before a write), `limits` (how
 large and deep configuration may be), `describe` (conditions and rules in words, for people)
 `advice` (valid configurations that do not do what they seem to: rules that change nothing)
-`attributes` (attribute definitions: types, allowed values, the attributes a condition tests)
-and `builder` (the condition builder's rows: conditions to rows and back, operators per type,
+`attributes` (attribute definitions: types, allowed values, the attributes a condition tests),
+`privacy` (what client keys may receive: the payload with secure attributes hashed) and
+`builder` (the condition builder's rows: conditions to rows and back, operators per type,
 warnings).
 """
 

@@ -6,8 +6,11 @@ scheduled rule starts or ends. A client that reconnects with ``Last-Event-ID`` e
 current id is up to date and is sent nothing; any other client is sent the current state
 (every message carries the whole state, so nothing older needs replaying).
 
-- GrowthBook (``/sub/{clientKey}``): ``event: features`` with the SDK payload as ``data``,
-  which the SDKs apply as they would a fetched payload.
+- GrowthBook (``/sub/{clientKey}``): ``event: features`` with the SDK payload as ``data``
+  (as client keys receive it: hashed or encrypted by the environment's setting), which the SDKs
+  apply as they would a fetched payload; for an environment that serves client keys by remote
+  evaluation only, ``event: features-updated`` with an empty object, on which the SDKs evaluate
+  remotely again.
 - OFREP (``/ofrep/v1/event-stream``): ``event: message`` with
   ``{"type": "refetchEvaluation", "etag": <id>, "lastModified": <epoch seconds>}``; the
   provider then fetches the bulk evaluation again, naming the id as ``flagConfigEtag``.
@@ -59,7 +62,8 @@ def state_of(compiled: CompiledEnvironment, now: float | None = None) -> State:
         version=compiled.version,
         id=ident,
         made_at=now,
-        growthbook=head + b"event: features\ndata: " + body + b"\n\n",
+        growthbook=head + (b"event: features-updated\ndata: {}" if body is None else b"event: features\ndata: " + body)
+        + b"\n\n",
         ofrep=head + b"event: message\ndata: " + orjson.dumps(notice) + b"\n\n",
     )
 

@@ -14,7 +14,6 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from base.admin import AuditHistoryMixin
 from base.admin_base import AdminRoles, ErrorTarget, Formsets, ServiceAdmin, ServiceModelForm, admin_actor, requires
 from base.models import Environment
 from base.permissions import Action, require
@@ -48,9 +47,9 @@ class GuardedRolloutForm(ServiceModelForm):
 
 
 @admin.register(GuardedRollout)
-class GuardedRolloutAdmin(AuditHistoryMixin, ServiceAdmin[GuardedRollout]):
+class GuardedRolloutAdmin(ServiceAdmin[GuardedRollout]):
+    # Its audit entries are the flag's (object type flag): the flag's history shows them.
     roles = AdminRoles(view=Action.FLAG_VIEW, add=Action.FLAG_RAMP, change=Action.FLAG_RAMP)
-    audit_object_type = "flag"
     form = GuardedRolloutForm
     list_display = ("id", "flag", "environment", "status", "percent_shown", "variant", "on_harm", "created_at")
     list_filter = ("status", "environment")

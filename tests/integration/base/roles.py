@@ -29,6 +29,7 @@ from flags import attributes as flag_attributes
 from flags import ramps
 from flags import services as flag_services
 from flags.models import Flag, Rule, Segment
+from guarded import services as guarded_services
 from tests.integration.pages import factories
 from traffic import services as traffic_services
 
@@ -74,6 +75,11 @@ def build_world() -> World:
                                    condition={"country": "DE"})
     steps = ramps.ramp_plan(start=timezone.now() - timedelta(hours=30), interval=timedelta(days=1))
     ramp = ramps.ramp_create(actor=ACTOR, flag=flag, environment=env, variant="on", steps=steps)
+    guarded_rule = flag_services.flag_rule_create(actor=ACTOR, flag=flag, environment=env, kind="rollout",
+                                                  variant="on", coverage=0.0)
+    guarded_services.guarded_rollout_start(actor=ACTOR, flag=flag, environment=env, rule_id=guarded_rule.uid,
+                                           steps=[{"percent": 10, "min_duration_seconds": 3600}, {"percent": 100}],
+                                           guardrails=[{"metric": "signup"}])
     segment = flag_services.segment_create(actor=ACTOR, key="walk-segment", condition={"plan": "pro"})
     flag_attributes.attribute_create(actor=ACTOR, name="plan", allowed_values=["free", "pro"])
     archived = experiment_services.metric_create(actor=ACTOR, key="walk-archived", kind="count", event_name="x")

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from base.authentication import HasManagementScope, required_action
 from base.models import ApiToken
 from flags.models import Flag
+from guarded.models import GuardedRollout
 from tests.integration.base.roles import World, build_world, fingerprint, read_only_user, token_client
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +41,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("experiment-detail", "patch"): {"name": "attacker"},
     ("experiment-stop", "post"): {"decision": "rollback"},
     ("experiment-ramp", "post"): {"coverage": 0.5},
+    ("guarded-rollout-list", "post"): {"rule_id": "r_x", "steps": [{"percent": 100}], "guardrails": []},
 }
 
 
@@ -70,7 +72,8 @@ def _url(route: str, world: World) -> str:
             "metrics": "signup", "data-sources": "walk-source",
             "experiments": world.draft.key if route.endswith("/start") else world.running.key}
     values = {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
-              "<str:name>": "plan", "<int:pk>": str(world.change_request.pk)}
+              "<str:name>": "plan", "<int:pk>": str(world.change_request.pk),
+              "<int:rollout_id>": str(GuardedRollout.objects.values_list("pk", flat=True)[0])}
     for placeholder, value in values.items():
         route = route.replace(placeholder, value)
     assert "<" not in route, route

@@ -3,8 +3,12 @@ back; bad input is a 400 naming each field and writes nothing; a read-only token
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from audit.types import Actor
+from base.change_requests import change_request_approve
+from base.models import ChangeRequest, Environment
 from experiments.models import Experiment, Metric
 from flags.models import Rule
 from guarded.models import GuardedRollout
@@ -48,3 +52,21 @@ def test_bad_input__400_with_fields__nothing_written(write_client: APIClient, ro
 def test_read_only_token__cannot_start(read_client: APIClient, rollout_rule: Rule, purchase: Metric) -> None:
     assert read_client.post(URL, start_body(rollout_rule), format="json").status_code == 403
     assert read_client.get(URL).status_code == 200
+
+
+def test_reviewed_environment__start_is_one_change_request__applied_on_approval(
+    write_client: APIClient, rollout_rule: Rule, purchase: Metric, production: Environment,
+) -> None:
+    Environment.objects.filter(pk=production.pk).update(requires_review=True)
+    response = write_client.post(URL, start_body(rollout_rule), format="json")
+    assert response.status_code == 202, response.content
+    assert not GuardedRollout.objects.exists() and not Experiment.objects.exists()
+    [request] = ChangeRequest.objects.all()
+    approver = User.objects.create_superuser("pia", "pia@example.com", "pw-pia-12345")
+    change_request_approve(actor=Actor(label="pia", user_id=approver.pk, via="api"), change_request=request)
+    rollout = GuardedRollout.objects.get()
+    assert (rollout.status, rollout.percent) == ("running", 10.0)
+    # Rolling back by hand is made at once, like the kill switch.
+    rolled = write_client.post(f"{URL}/{rollout.pk}/rollback", {}, format="json")
+    assert rolled.status_code == 200 and rolled.json()["status"] == "rolled_back"
+    assert Rule.objects.get(uid=rollout_rule.uid).coverage == 0.0

@@ -4,8 +4,10 @@ it would from real SDKs, and the stale-flag list has something to show."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +17,16 @@ from django.utils import timezone
 
 from experiments.management.commands.seed_experiments import DEMOS
 from flags import services as flag_services
-from flags.demo_data import FINISHED_FLAG, LAST_EVALUATED
+from flags.demo_data import FINISHED_FLAG, FLAGS, LAST_EVALUATED
 from flags.models import FlagUsage
 from flags.staleness import stale_flag_days, stale_flag_list
 from flags.usage import flag_usage_record
 from tests.integration.pages import factories
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
 def _seed_the_demo() -> dict[str, Any]:
@@ -50,6 +55,26 @@ def test_demo__seeded__every_flag_with_traffic_has_a_last_evaluation(client: Cli
         assert now - timedelta(days=14) < datetime.fromisoformat(moment) <= now, key
     assert flags["new-checkout"]["environments"]["staging"]["last_evaluated_at"] is not None
     assert flags["search-ranking"]["environments"]["staging"]["last_evaluated_at"] is None
+
+
+def test_demo__seeded__flag_pages_show_the_last_evaluation(client: Client) -> None:
+    _seed_the_demo()
+    client.force_login(factories.staff_user("pm", read_only=True))
+    for key in [*LAST_EVALUATED, *(demo.key for demo in DEMOS)]:
+        html = client.get(f"/flags/{key}/").content.decode()
+        shown = re.search(r'id="last-evaluated">([^<]*)<', html)
+        assert shown is not None and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", shown[1]), (key, shown)
+
+
+def test_demo__readme_and_guide__count_and_name_what_is_seeded() -> None:
+    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "reading-results.md").read_text()
+    assert f"{NUMBERS[len(FLAGS)]} flags (`manage.py seed_demo`)" in readme
+    assert f"{NUMBERS[len(DEMOS)]} running experiments\n(`manage.py seed_experiments`)" in readme
+    assert f"`make demo` seeds {NUMBERS[len(DEMOS)]} running experiments" in guide
+    for demo in DEMOS:
+        assert f"`{demo.key}`" in readme and f"`{demo.key}`" in guide, demo.key
+    assert f"`{FINISHED_FLAG}`, was last evaluated long ago" in readme
 
 
 def test_demo__seeded__the_stale_list_shows_the_finished_flag(client: Client) -> None:

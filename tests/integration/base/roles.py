@@ -24,7 +24,8 @@ from base.models import ApiToken, ChangeRequest, Environment
 from base.reviews import ChangeRequested
 from experiments import project
 from experiments import services as experiment_services
-from experiments.models import Experiment
+from experiments.holdout_analyses import holdout_analysis_create
+from experiments.models import Experiment, Metric
 from flags import attributes as flag_attributes
 from flags import ramps
 from flags import services as flag_services
@@ -87,7 +88,9 @@ def build_world() -> World:
     flag_services.flag_archive(actor=ACTOR, flag=flag_services.flag_create(actor=ACTOR, key="walk-archived"),
                                archived=True)
     traffic_services.layer_create(actor=ACTOR, key="walk-layer")
-    traffic_services.holdout_create(actor=ACTOR, key="walk-holdout", share=0.05)
+    walk_holdout = traffic_services.holdout_create(actor=ACTOR, key="walk-holdout", share=0.05)
+    holdout_analysis_create(actor=ACTOR, holdout=walk_holdout, environment=env, metrics=[
+        {"metric": Metric.objects.filter(archived_at__isnull=True).values_list("key", flat=True).first()}])
     project.project_settings_update(actor=ACTOR, stats_engine_default="frequentist")
     experiment_services.data_source_create(
         actor=ACTOR, key="walk-source", engine="duckdb", connection={"path": "/nowhere/walk.duckdb"},

@@ -21,7 +21,7 @@ from base.models import Environment
 from base.permissions import Action
 from config.api import ListApi, validated_input
 from config.errors import ValidationFailed
-from experiments import selectors, services
+from experiments import project, selectors, services
 from experiments.checks import MAX_RAMP_STEPS, MAX_TIMEOUT_SECONDS
 from experiments.data_sources import SourceReport
 from experiments.documents import (
@@ -663,3 +663,35 @@ class ExperimentResultsApi(ExperimentScoped, APIView):
             raise ValidationFailed("phase and history must be integers.") from exc
         results = selectors.experiment_results(experiment=experiment, phase_number=number, history=limit)
         return Response(results.to_json())
+
+
+@extend_schema_serializer(component_name="ProjectSettings")
+class ProjectSettingsOutput(serializers.Serializer[Any]):
+    stats_engine_default = serializers.ChoiceField(
+        choices=["", "frequentist", "bayesian"],
+        help_text="The engine of a new experiment that names none; empty: the service's STATS_ENGINE_DEFAULT.")
+    stats_engine_effective = serializers.ChoiceField(
+        choices=["frequentist", "bayesian"], help_text="The engine a new experiment gets today.")
+
+
+class ProjectSettingsApi(APIView):
+    """The project's settings: the default statistics engine of new experiments."""
+
+    required_actions = {"GET": Action.PROJECT_SETTINGS_VIEW, "PATCH": Action.PROJECT_SETTINGS_CHANGE}
+
+    @extend_schema_serializer(component_name="ProjectSettingsUpdate")
+    class InputSerializer(serializers.Serializer[Any]):
+        stats_engine_default = serializers.ChoiceField(
+            choices=["", "frequentist", "bayesian"], required=False, allow_blank=True,
+            help_text="frequentist, bayesian, or empty for the service's default. Existing experiments keep "
+                      "their engine.")
+
+    @extend_schema(responses=ProjectSettingsOutput)
+    def get(self, request: Request) -> Response:
+        return Response(project.project_settings_document(project.project_settings_get()))
+
+    @extend_schema(request=InputSerializer, responses=ProjectSettingsOutput)
+    def patch(self, request: Request) -> Response:
+        data = validated_input(self.InputSerializer, request, partial=True)
+        row = project.project_settings_update(actor=request_actor(request), **data)
+        return Response(project.project_settings_document(row))

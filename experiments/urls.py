@@ -18,4 +18,5 @@ urlpatterns = [
     path("experiments/<str:key>/refresh", apis.ExperimentRefreshApi.as_view(), name="experiment-refresh"),
     path("experiments/<str:key>/ramp", apis.ExperimentRampApi.as_view(), name="experiment-ramp"),
     path("experiments/<str:key>/results", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
+    path("project/settings", apis.ProjectSettingsApi.as_view(), name="project-settings"),
 ]

@@ -87,6 +87,19 @@ def test_api__project_default_bayesian__sequential_refused_in_words(write_client
     assert Experiment.objects.get(key="checkout-test").stats_engine == "frequentist"
 
 
+def test_project_settings_api__read_change_and_refuse(write_client: APIClient, read_client: APIClient) -> None:
+    assert read_client.get("/api/v1/project/settings").json() == {
+        "stats_engine_default": "", "stats_engine_effective": "frequentist"}
+    changed = write_client.patch("/api/v1/project/settings", {"stats_engine_default": "bayesian"}, format="json")
+    assert changed.status_code == 200 and changed.json()["stats_engine_effective"] == "bayesian"
+    for body in ({"stats_engine_default": "bayes"}, {"north_star": "revenue"}, {"stats_engine_default": 1}):
+        refused = write_client.patch("/api/v1/project/settings", body, format="json")
+        assert refused.status_code == 400, (body, refused.json())
+    assert read_client.patch("/api/v1/project/settings", {"stats_engine_default": ""}, format="json").status_code == 403
+    assert project.project_engine_default() == "bayesian"
+    assert AuditEntry.objects.filter(action="project.settings.update").count() == 1
+
+
 def test_project_settings__bad_value__refused(actor: Actor) -> None:
     from config.errors import ValidationFailed
 

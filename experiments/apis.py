@@ -158,6 +158,8 @@ class DataSourceOutput(serializers.Serializer[Any]):
     exposure_query = serializers.CharField()
     event_query = serializers.CharField()
     timeout_seconds = serializers.IntegerField()
+    exposure_export_table = serializers.CharField()
+    exposures_exported_until = serializers.DateTimeField(allow_null=True)
     experiments = serializers.ListField(child=serializers.CharField())
 
 
@@ -179,6 +181,10 @@ class _DataSourceFields(serializers.Serializer[Any]):
         max_length=MAX_QUERY_LENGTH, help_text="One SELECT in the engine's dialect returning unit_id, timestamp, "
                                                "name, value.")
     timeout_seconds = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TIMEOUT_SECONDS)
+    exposure_export_table = serializers.CharField(
+        max_length=200, required=False, allow_blank=True,
+        help_text="[schema.]table of the source that the served exposures of its experiments are appended to "
+                  "on a schedule (created when missing; DuckDB and PostgreSQL); empty: no export.")
 
 
 class DataSourceListApi(ListApi):

@@ -16,7 +16,14 @@ from base.checks import add_error, is_number
 from base.keys import Errors
 from experiments.models import DataSource, Experiment, ExperimentMetric, Metric
 from experiments.validation import tags_errors, target_mde_errors
-from experiments.warehouse import ENGINES, EVENT_COLUMNS, EXPOSURE_COLUMNS, connection_errors, query_check
+from experiments.warehouse import (
+    ENGINES,
+    EVENT_COLUMNS,
+    EXPOSURE_COLUMNS,
+    connection_errors,
+    export_table_errors,
+    query_check,
+)
 from flags.engine import validation
 from flags.models import Flag, Segment
 from traffic.assignment.allocation import range_errors
@@ -211,6 +218,10 @@ def check_data_source(data: Mapping[str, Any], errors: Errors) -> None:
     description = data.get("description", "")
     if not isinstance(description, str) or len(description) > 4000:
         add_error(errors, "description", "Give a description of at most 4000 characters.")
+    table = data.get("exposure_export_table", "")
+    if table:
+        for message in export_table_errors(table, str(data.get("engine"))):
+            add_error(errors, "exposure_export_table", message)
     timeout = data.get("timeout_seconds", 300)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
         add_error(errors, "timeout_seconds", f"Give a timeout of 1 to {MAX_TIMEOUT_SECONDS} seconds.")

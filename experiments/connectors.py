@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Connection", "ConnectorError", "StatementResult", "chdb_release", "connect", "statement_run"]
+__all__ = ["Connection", "ConnectorError", "StatementResult", "Writer", "chdb_release", "connect", "connect_writer",
+           "rows_append", "statement_run"]
 
 logger = logging.getLogger("splitbase.warehouse")
 
@@ -42,6 +43,20 @@ class Connection(Protocol):
     def execute(self, sql: str, timeout: float) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]: ...
 
     def version(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class Writer(Protocol):
+    """A connection that may write: statements run in one transaction, rows loaded in bulk."""
+
+    engine: str
+
+    def run(self, sql: str, timeout: float) -> int: ...
+
+    def load(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], timeout: float) -> None: ...
+
+    def commit(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -121,13 +136,58 @@ class DuckDBConnection:
         self.conn.close()
 
 
+class DuckDBWriter:
+    """The database file opened for writing (one writing process at a time: DuckDB's file lock)."""
+
+    engine = "duckdb"
+
+    def __init__(self, connection: Mapping[str, Any]):
+        duckdb = _driver("duckdb", "duckdb")
+        path = str(connection["path"])
+        if not os.path.exists(path):
+            raise ConnectorError(f"No DuckDB database file at {path}.")
+        try:
+            self.conn = duckdb.connect(path)
+            self.conn.execute("SET TimeZone = 'UTC'")
+            self.conn.execute("BEGIN TRANSACTION")
+        except duckdb.Error as exc:
+            raise ConnectorError(f"DuckDB could not open the database for writing: {exc}") from exc
+        self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)
+
+    def run(self, sql: str, timeout: float) -> int:
+        with _deadline(timeout, self.conn.interrupt) as fired:
+            try:
+                row = self.conn.execute(sql).fetchone()
+            except self.errors as exc:
+                if fired.is_set():
+                    raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+                raise ConnectorError(f"DuckDB: {exc}") from exc
+        # DuckDB answers an INSERT with the number of rows it wrote.
+        return int(row[0]) if row and isinstance(row[0], int) else 0
+
+    def load(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], timeout: float) -> None:
+        marks = ", ".join("?" for _ in columns)
+        with _deadline(timeout, self.conn.interrupt):
+            try:
+                # The staging table's fixed name, never input.
+                self.conn.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)  # noqa: S608
+            except self.errors as exc:
+                raise ConnectorError(f"DuckDB: {exc}") from exc
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 # PostgreSQL -------------------------------------------------------------------------------------
 
 
 class PostgresConnection:
     engine = "postgres"
 
-    def __init__(self, connection: Mapping[str, Any], connect_timeout: float):
+    def __init__(self, connection: Mapping[str, Any], connect_timeout: float, *, writable: bool = False):
         import psycopg
 
         params: dict[str, Any] = {k: connection[k] for k in ("host", "port", "dbname", "user", "sslmode")
@@ -136,8 +196,9 @@ class PostgresConnection:
         if password is not None:
             params["password"] = password
         try:
-            self.conn = psycopg.connect(**params, connect_timeout=max(1, int(connect_timeout)), autocommit=True,
-                                        options="-c TimeZone=UTC -c default_transaction_read_only=on")
+            self.conn = psycopg.connect(
+                **params, connect_timeout=max(1, int(connect_timeout)), autocommit=not writable,
+                options="-c TimeZone=UTC" + ("" if writable else " -c default_transaction_read_only=on"))
         except psycopg.Error as exc:
             # The driver's message names host and database, never the password.
             raise ConnectorError(f"PostgreSQL: could not connect ({str(exc).strip().splitlines()[0]})") from None
@@ -169,6 +230,42 @@ class PostgresConnection:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class PostgresWriter(PostgresConnection):
+    """A read-write session; its statements run in one transaction, committed by `commit`."""
+
+    def __init__(self, connection: Mapping[str, Any], connect_timeout: float):
+        super().__init__(connection, connect_timeout, writable=True)
+
+    def run(self, sql: str, timeout: float) -> int:
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                cur.execute(sql.encode())
+                return max(0, cur.rowcount)
+        except psycopg.errors.QueryCanceled as exc:
+            raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+        except psycopg.Error as exc:
+            raise ConnectorError(f"PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
+
+    def load(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], timeout: float) -> None:
+        import psycopg
+
+        names = ", ".join(f'"{c}"' for c in columns)
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                with cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        except psycopg.Error as exc:
+            raise ConnectorError(f"PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
+
+    def commit(self) -> None:
+        self.conn.commit()
 
 
 # ClickHouse (chDB) ----------------------------------------------------------------------------
@@ -260,6 +357,50 @@ def connect(engine: str, connection: Mapping[str, Any], *, timeout: float = 30.0
     if factory is None:
         raise ConnectorError(f"No connector for engine '{engine}'.")
     return factory(connection, timeout)
+
+
+_WRITERS: dict[str, Callable[[Mapping[str, Any], float], Writer]] = {
+    "duckdb": lambda c, t: DuckDBWriter(c),
+    "postgres": lambda c, t: PostgresWriter(c, t),
+}
+
+
+def connect_writer(engine: str, connection: Mapping[str, Any], *, timeout: float = 30.0) -> Writer:
+    """A connection that may write (exporting exposures); only DuckDB and PostgreSQL have one."""
+    factory = _WRITERS.get(engine)
+    if factory is None:
+        raise ConnectorError(f"Engine '{engine}' is read only here: exposures are exported to DuckDB and "
+                             "PostgreSQL sources.")
+    return factory(connection, timeout)
+
+
+def rows_append(writer: Writer, *, statements: Any, rows: list[tuple[Any, ...]], timeout: float, source: str) -> int:
+    """Stage `rows` and append those the table lacks (`experiments.warehouse.export`), in one
+    transaction; the number appended. Logged as every statement is."""
+    from experiments.warehouse.export import STAGING
+
+    started = time.monotonic()
+    outcome, appended = "ok", 0
+    try:
+        writer.run(statements.create, timeout)
+        writer.run(statements.staging, timeout)
+        writer.run(statements.clear, timeout)
+        writer.load(STAGING, statements.columns, rows, timeout)
+        appended = writer.run(statements.append, timeout)
+        writer.run(statements.clear, timeout)
+        writer.commit()
+    except ConnectorError as exc:
+        outcome = f"error: {exc}"
+        raise
+    finally:
+        seconds = time.monotonic() - started
+        logger.info(
+            "warehouse statement engine=%s source=%s purpose=%s duration_ms=%d rows=%d outcome=%s",
+            writer.engine, source, "exposure export", int(seconds * 1000), appended, outcome[:300],
+            extra={"engine": writer.engine, "data_source": source, "purpose": "exposure export",
+                   "duration_ms": int(seconds * 1000), "rows": appended},
+        )
+    return appended
 
 
 def statement_run(conn: Connection, sql: str, *, timeout: float, source: str, purpose: str) -> StatementResult:

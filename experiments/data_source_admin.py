@@ -41,7 +41,7 @@ class DataSourceForm(ServiceModelForm):
     class Meta:
         model = DataSource
         fields = ("key", "name", "description", "engine", "connection", "exposure_query", "event_query",
-                  "timeout_seconds")
+                  "timeout_seconds", "exposure_export_table")
         help_texts = {
             "connection": format_html(
                 'Engine settings as JSON, e.g. {{"path": "/data/dw.duckdb"}}. Secrets are never stored: give '

@@ -27,7 +27,7 @@ __all__ = ["DATA_SOURCE_FIELDS", "SAMPLE_ROWS", "QueryReport", "SourceReport", "
            "data_source_delete", "data_source_test", "data_source_update"]
 
 DATA_SOURCE_FIELDS = ("name", "description", "engine", "connection", "exposure_query", "event_query",
-                      "timeout_seconds")
+                      "timeout_seconds", "exposure_export_table")
 # Rows a test reads of each query.
 SAMPLE_ROWS = 100
 

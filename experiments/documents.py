@@ -52,6 +52,8 @@ def data_source_document(source: DataSource) -> dict[str, Any]:
         "exposure_query": source.exposure_query,
         "event_query": source.event_query,
         "timeout_seconds": source.timeout_seconds,
+        "exposure_export_table": source.exposure_export_table,
+        "exposures_exported_until": _iso(source.exposures_exported_until),
         "experiments": sorted(source.experiments.values_list("key", flat=True)) if source.pk else [],
     }
 

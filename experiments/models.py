@@ -94,6 +94,11 @@ class DataSource(models.Model):
     # Every statement the readouts and tests run is stopped after this long.
     timeout_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(1), MaxValueValidator(3600)])
+    # Served exposures of its experiments are appended to this table of the source (`[schema.]table`);
+    # empty: not exported (`experiments.exposure_export`).
+    exposure_export_table = models.CharField(max_length=200, blank=True, default="")
+    # Exposures received up to this moment have been exported.
+    exposures_exported_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,6 +19,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
+from experiments.exposure_export import exposures_export_all
 from experiments.holdout_readout import HoldoutBusy, holdout_readout_run, holdouts_refresh_active
 from experiments.models import ResultSnapshot
 from experiments.ramp import ramp_steps_apply_due
@@ -99,6 +100,15 @@ def readouts_sweep_task() -> dict[str, list[int]]:
     _fresh_connection()
     report = readouts_sweep()
     return {"failed": report.failed, "requeued": report.requeued, "sent": report.sent, "skipped": report.skipped}
+
+
+@shared_task(acks_late=True)
+def exposures_export_task() -> dict[str, Any]:
+    """Append the served exposures of warehouse-backed experiments to their data sources' tables
+    (scheduled by Celery beat every EXPOSURE_EXPORT_SECONDS)."""
+    _fresh_connection()
+    report = exposures_export_all()
+    return {"appended": report.appended, "failed": report.failed}
 
 
 @shared_task(acks_late=True)

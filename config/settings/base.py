@@ -337,6 +337,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.holdout_refresh_active_task",
         "schedule": READOUT_INTERVAL_MINUTES * 60.0,
     },
+    # Served exposures of warehouse-backed experiments appended to their data source's table
+    # (experiments/exposure_export.py), every this many seconds.
+    "experiments-exposures-export": {
+        "task": "experiments.tasks.exposures_export_task",
+        "schedule": float(env_int("EXPOSURE_EXPORT_SECONDS", 600)),
+    },
     "experiments-readouts-sweep": {
         "task": "experiments.tasks.readouts_sweep_task",
         "schedule": float(READOUT_SWEEP_SECONDS),

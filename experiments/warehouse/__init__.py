@@ -3,6 +3,7 @@ queries, and the metric catalog compiled to SQL for each engine (sqlglot express
 
 - `engines`: each engine's dialect, connection fields and secret rule (`connection_errors`).
 - `queries`: `query_check`, one SELECT in the engine's dialect returning the required columns.
+- `export`: `export_statements`, the SQL that appends served exposures to a table of the source.
 - `compiler`: `compile_readout`, the statements of one readout (caps, aggregate, multiple
   exposures), and `aggregate_rows`, their records as the built-in path's `AggregateRow`s.
 
@@ -18,6 +19,13 @@ from experiments.warehouse.compiler import (
     compile_readout,
 )
 from experiments.warehouse.engines import ENGINES, Engine, FieldSpec, connection_errors
+from experiments.warehouse.export import (
+    EXPORT_COLUMNS,
+    EXPORT_ENGINES,
+    ExportStatements,
+    export_statements,
+    export_table_errors,
+)
 from experiments.warehouse.queries import (
     EVENT_COLUMNS,
     EXPOSURE_COLUMNS,
@@ -30,11 +38,14 @@ from experiments.warehouse.queries import (
 __all__ = [
     "ENGINES",
     "EVENT_COLUMNS",
+    "EXPORT_COLUMNS",
+    "EXPORT_ENGINES",
     "EXPOSURE_COLUMNS",
     "MAX_QUERY_LENGTH",
     "CompileError",
     "Design",
     "Engine",
+    "ExportStatements",
     "FieldSpec",
     "QueryCheck",
     "ReadoutStatements",
@@ -42,6 +53,8 @@ __all__ = [
     "caps_from_row",
     "compile_readout",
     "connection_errors",
+    "export_statements",
+    "export_table_errors",
     "query_check",
     "sample_statement",
 ]

@@ -63,6 +63,13 @@ def change_request_list(*, environment: str | None = None, status: str | None = 
     return rows
 
 
+def change_requests_pending(*, object_type: str, object_key: str) -> QuerySet[ChangeRequest]:
+    """An object's change requests still to review or to apply, oldest first."""
+    return (ChangeRequest.objects.select_related("environment")
+            .filter(object_type=object_type, object_key=object_key, status__in=(Status.OPEN, Status.APPROVED))
+            .order_by("created_at", "id"))
+
+
 def change_request_get(*, pk: int) -> ChangeRequest:
     found = ChangeRequest.objects.select_related("environment").filter(pk=pk).first()
     if found is None:

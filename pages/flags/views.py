@@ -15,8 +15,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_list
+from base.change_requests import change_requests_pending
 from base.models import Environment
 from base.permissions import Action, require
+from base.reviews import ChangeRequested
 from config.errors import ApplicationError, error_text
 from experiments import selectors as experiment_selectors
 from experiments.models import Experiment
@@ -129,6 +131,7 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
             required_by_flags=selectors.flags_requiring(flag=flag),
             required_by_rules=selectors.rules_requiring(flag=flag),
             audit=list(audit_list(object_type="flag", object_key=flag.key)[:15]),
+            change_requests=list(change_requests_pending(object_type="flag", object_key=flag.key)),
             can_change_flag=can(request, Action.FLAG_CHANGE),
             now=timezone.now(),
         ),
@@ -150,6 +153,8 @@ def flag_switch(request: HttpRequest, key: str, env: str) -> HttpResponse:
         wanted = {"1": True, "0": False}.get(request.POST.get("enabled", ""), state.enabled)
         try:
             services.flag_switch(actor=page_actor(request), flag=flag, environment=state.environment, enabled=wanted)
+        except ChangeRequested as exc:
+            messages.info(request, exc.message)
         except ApplicationError as exc:
             messages.error(request, error_text(exc))
         else:
@@ -191,6 +196,9 @@ def ramp_new(request: HttpRequest, key: str) -> HttpResponse:
                 segments=form.cleaned_data["segments"],
                 position=0 if form.cleaned_data["position"] == "top" else None,
             )
+        except ChangeRequested as exc:
+            messages.info(request, exc.message)
+            return HttpResponseRedirect(reverse("flag-pages:detail", args=[flag.key]))
         except ApplicationError as exc:
             place_service_errors(form, exc)
         else:
@@ -212,6 +220,8 @@ def ramp_stop(request: HttpRequest, key: str, env: str, ramp_id: str) -> HttpRes
         ramps.ramp_cancel(
             actor=page_actor(request), flag=flag, environment=state.environment, ramp_id=ramp_id, hold=hold
         )
+    except ChangeRequested as exc:
+        messages.info(request, exc.message)
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
     else:

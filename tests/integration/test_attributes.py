@@ -14,10 +14,12 @@ from rest_framework.test import APIClient
 from audit.models import AuditEntry
 from audit.types import Actor
 from base.models import ApiToken, Environment
-from flags import attributes
-from flags.models import AttributeDefinition
+from flags import attributes, services
+from flags.engine.evaluation import evaluate
+from flags.mappers import environment_snapshot
+from flags.models import AttributeDefinition, Flag, FlagState, Rule, Segment
 from tests.integration.base.roles import read_only_user, token_client
-from tests.integration.conftest_admin import errors_of, read_form
+from tests.integration.conftest_admin import add_inline_form, errors_of, read_form
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +211,42 @@ def test_admin__history__shows_the_audited_changes(admin_client: Client, environ
 
     assert page.status_code == 200
     assert "Where the user is" in page.content.decode()
+
+
+# Conditions on attributes nobody defined ------------------------------------------------------------
+
+
+def test_undefined_attribute__api_and_admin_rules_and_a_segment__saved_and_served_not_refused(
+    write_client: APIClient, admin_client: Client, environments: Any
+) -> None:
+    attributes.attribute_create(actor=SYSTEM, **COUNTRY)
+    services.flag_create(actor=SYSTEM, key="new-checkout")
+    services.flag_state_update(actor=SYSTEM, flag=Flag.objects.get(key="new-checkout"),
+                               environment=environments["production"], enabled=True)
+    # Over the API: a misspelt attribute is written.
+    response = write_client.post("/api/v1/flags/new-checkout/environments/production/rules",
+                                 {"kind": "force", "variant": "on", "condition": {"contry": "DE"}}, format="json")
+    assert response.status_code == 201, response.json()
+    # In the admin's flag-state form (with a value outside the allowed list too) and segment form.
+    state = FlagState.objects.get(flag__key="new-checkout", environment__key="production")
+    url = reverse("admin:flags_flagstate_change", args=[state.pk])
+    data = read_form(admin_client, url, "flagstate_form")
+    add_inline_form(data, "rules", {"position": "", "kind": "force", "enabled": "on", "description": "",
+                                    "condition": '{"browser": "firefox", "country": "NL"}', "variant": "on",
+                                    "percentage": "", "split": "", "hash_attribute": "id", "experiment_key": "",
+                                    "prerequisites": "", "seed": "", "fallback_attribute": "", "namespace": "",
+                                    "phase": ""})
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, errors_of(response)
+    response = admin_client.post(reverse("admin:flags_segment_add"), {
+        "key": "firefox-users", "name": "", "description": "", "kind": "condition",
+        "condition": '{"browser": "firefox"}', "attribute": "id", "ids": ""})
+    assert response.status_code == 302, errors_of(response)
+
+    assert [rule.condition for rule in Rule.objects.filter(state=state).order_by("position")] == [
+        {"contry": "DE"}, {"browser": "firefox", "country": "NL"}]
+    assert Segment.objects.get(key="firefox-users").condition == {"browser": "firefox"}
+    snapshot = environment_snapshot(environment=Environment.objects.get(key="production"))
+    assert evaluate(snapshot, "new-checkout", {"id": "a", "contry": "DE"}).value is True
+    assert evaluate(snapshot, "new-checkout", {"id": "b", "browser": "firefox", "country": "NL"}).value is True
+    assert evaluate(snapshot, "new-checkout", {"id": "c", "country": "DE"}).value is False

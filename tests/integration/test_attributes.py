@@ -236,12 +236,12 @@ def test_undefined_attribute__api_and_admin_rules_and_a_segment__saved_and_serve
                                     "percentage": "", "split": "", "hash_attribute": "id", "experiment_key": "",
                                     "prerequisites": "", "seed": "", "fallback_attribute": "", "namespace": "",
                                     "phase": ""})
-    response = admin_client.post(url, data)
-    assert response.status_code == 302, errors_of(response)
-    response = admin_client.post(reverse("admin:flags_segment_add"), {
+    saved = admin_client.post(url, data)
+    assert saved.status_code == 302, errors_of(saved)
+    segment = admin_client.post(reverse("admin:flags_segment_add"), {
         "key": "firefox-users", "name": "", "description": "", "kind": "condition",
         "condition": '{"browser": "firefox"}', "attribute": "id", "ids": ""})
-    assert response.status_code == 302, errors_of(response)
+    assert segment.status_code == 302, errors_of(segment)
 
     assert [rule.condition for rule in Rule.objects.filter(state=state).order_by("position")] == [
         {"contry": "DE"}, {"browser": "firefox", "country": "NL"}]

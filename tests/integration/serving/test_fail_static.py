@@ -19,9 +19,9 @@ from tests.integration.serving.relayed import RelayedServer, Server, wait_until
 pytestmark = [pytest.mark.slow]
 
 
-def _evaluate(server: Server, key: str, unit: str) -> dict[str, Any]:
+def _evaluate(server: Server, key: str, unit: str, timeout: float = 5) -> dict[str, Any]:
     response = requests.post(f"{server.url}/api/v1/evaluate", json={"context": {"targetingKey": unit}},
-                             headers={"X-API-Key": key}, timeout=5)
+                             headers={"X-API-Key": key}, timeout=timeout)
     assert response.status_code == 200, response.text
     flags: dict[str, Any] = response.json()["flags"]
     return flags

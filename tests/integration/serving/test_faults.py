@@ -101,7 +101,8 @@ def test_worker_killed__its_queued_exposures_are_written_by_the_next_one(relayed
     os.kill(worker, signal.SIGKILL)
     wait_until(lambda: bool(_workers(server)) and _workers(server) != [worker], 20,
                "gunicorn did not start a new worker")
-    _evaluate(server, env.client_key, "after")  # starts the new worker's flush thread
+    # The new worker loads the application before it answers, which takes seconds on a busy machine.
+    _evaluate(server, env.client_key, "after", timeout=60)  # starts the new worker's flush thread
     wait_until(lambda: _exposed(experiment) >= units | {"after"}, 20,
           "the killed worker's exposures were lost")
 

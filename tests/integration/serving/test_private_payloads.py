@@ -22,6 +22,7 @@ from audit.models import AuditEntry
 from audit.types import Actor
 from base.models import Environment
 from flags import services
+from flags.models import Segment
 from serving.snapshots import _parse_file, store
 from serving.streams.messages import state_of
 from tests.integration.serving.conftest import sdk_post
@@ -238,3 +239,14 @@ def test_remote_eval__announces_the_stream_only_where_it_tells_of_changes(client
     assert "x-sse-support" not in sdk_post(client, f"/api/eval/{env.client_key}", body, None)
     env = set_mode(env, "remote")
     assert sdk_post(client, f"/api/eval/{env.client_key}", body, None)["x-sse-support"] == "enabled"
+
+
+def test_admin__segment_marked_private__saved_private_or_refused_with_the_reason(admin_client: Client) -> None:
+    base = {"key": "staff", "name": "Staff", "description": "", "kind": "condition", "attribute": "id", "ids": "",
+            "private": "on"}
+    refused = admin_client.post("/admin/flags/segment/add/", {**base, "condition": '{"email": {"$regex": "@x"}}'})
+    assert refused.status_code == 200 and "$regex" in refused.content.decode()
+    assert not Segment.objects.filter(key="staff").exists()
+    saved = admin_client.post("/admin/flags/segment/add/", {**base, "condition": '{"email": {"$in": ["a@x"]}}'})
+    assert saved.status_code == 302
+    assert Segment.objects.get(key="staff").private is True

@@ -186,6 +186,25 @@ class ExperimentForm(ServiceModelForm):
     ship_variation = forms.CharField(required=False, label="Variation to ship")
     decision_note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Why")
 
+    # The engine settings may be left out of a submitted form: a new experiment then takes the
+    # project's default engine, and the prior its usual values (the service checks them).
+    ENGINE_DEFAULTS: ClassVar[dict[str, Any]] = {"prior_mean": 0.0, "prior_stddev": 0.3}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("stats_engine", "prior_mean", "prior_stddev"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("stats_engine"):
+            data["stats_engine"] = self.instance.stats_engine if self.instance.pk else project_engine_default()
+        for name, default in self.ENGINE_DEFAULTS.items():
+            if data.get(name) is None:
+                data[name] = getattr(self.instance, name) if self.instance.pk else default
+        return data
+
     class Meta:
         model = Experiment
         fields = ("key", "name", "hypothesis", "description", "owner", "environment", "flag", "hash_attribute",

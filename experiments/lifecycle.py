@@ -129,7 +129,7 @@ def experiment_create(
     default engine (`experiments.project`). Nothing is served until `experiment_start`.
     """
     reject_unknown(fields, EXPERIMENT_FIELDS, what="experiment")
-    if fields.get("stats_engine") is None:
+    if not fields.get("stats_engine"):
         fields["stats_engine"] = project_engine_default()
     if "tags" in fields:
         fields["tags"] = normalize_tags(fields["tags"])

@@ -164,6 +164,7 @@ class MetricsForm(forms.Form):
     )
     stats_engine = forms.ChoiceField(
         choices=Experiment.StatsEngine.choices, initial=project_engine_default, label="Statistics engine",
+        required=False,
         help_text="Frequentist: p-values and confidence intervals. Bayesian: chance to beat the control and risk, "
                   "with credible intervals (no sequential test, no multiple-testing correction).",
     )
@@ -172,9 +173,10 @@ class MetricsForm(forms.Form):
         help_text="Use a normal prior on the relative lift instead of a flat one (it pulls small samples toward "
                   "the prior mean).",
     )
-    prior_mean = forms.FloatField(min_value=-100, max_value=100, initial=0, label="Prior mean (%)",
+    prior_mean = forms.FloatField(min_value=-100, max_value=100, initial=0, label="Prior mean (%)", required=False,
                                   help_text="The expected lift before any data, in percent; 0 = no change.")
     prior_stddev = forms.FloatField(min_value=0.1, max_value=1000, initial=30, label="Prior standard deviation (%)",
+                                    required=False,
                                     help_text="How far lifts usually go, in percent; 30 is GrowthBook's default.")
     sequential = forms.BooleanField(
         required=False, initial=lambda: project_engine_default() != Experiment.StatsEngine.BAYESIAN,
@@ -208,6 +210,10 @@ class MetricsForm(forms.Form):
         overlap = set(data.get("secondary") or []) & set(data.get("guardrails") or [])
         if overlap:
             self.add_error("guardrails", "A metric can be secondary or a guardrail, not both.")
+        # Left out, the engine is the project's default and the prior its usual values.
+        data["stats_engine"] = data.get("stats_engine") or project_engine_default()
+        data["prior_mean"] = 0.0 if data.get("prior_mean") is None else data["prior_mean"]
+        data["prior_stddev"] = 30.0 if data.get("prior_stddev") is None else data["prior_stddev"]
         if data.get("stats_engine") == Experiment.StatsEngine.BAYESIAN:
             if data.get("sequential"):
                 self.add_error("sequential", "The Bayesian engine has no sequential test: untick it, or choose the "

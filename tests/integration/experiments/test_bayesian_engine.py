@@ -188,3 +188,38 @@ def test_readout__bayesian__stored_numbers_equal_the_engine_on_the_stored_sums(
     purchase = next(m for m in snapshot.metrics if m["key"] == "purchase")
     country = next(h for h in purchase["heterogeneity"] if h["attribute"] == "country")
     assert country["significant"] and [v["value"] for v in country["values"] if v["differs"]] == ["DE"]
+
+
+# Admin ------------------------------------------------------------------------------------------
+
+
+def test_admin__bayesian_experiment__created_refused_with_sequential_and_project_default_changed(
+    admin_client: Any, checkout_flag: Flag, production: Environment, metrics: dict[str, Metric]
+) -> None:
+    from django.urls import reverse
+
+    from tests.integration.conftest_admin import errors_of
+    from tests.integration.experiments.test_admin import _experiment_data
+
+    add = reverse("admin:experiments_experiment_add")
+    refused = admin_client.post(add, _experiment_data(production, checkout_flag, metrics["purchase"],
+                                                      stats_engine="bayesian", sequential="on"))
+    assert refused.status_code == 200 and any("no sequential test" in e for e in errors_of(refused))
+    assert not Experiment.objects.exists()
+    created = admin_client.post(add, _experiment_data(production, checkout_flag, metrics["purchase"],
+                                                      stats_engine="bayesian", prior_enabled="on",
+                                                      prior_mean="0.02", prior_stddev="0.1"))
+    assert created.status_code == 302, errors_of(created)
+    experiment = Experiment.objects.get(key="admin-test")
+    assert (experiment.stats_engine, experiment.prior_enabled, experiment.prior_mean, experiment.prior_stddev) == (
+        "bayesian", True, 0.02, 0.1)
+
+    settings_row = project.project_settings_get()
+    change = reverse("admin:experiments_projectsettings_change", args=[settings_row.pk])
+    assert admin_client.post(change, {"stats_engine_default": "bayesian"}).status_code == 302
+    assert project.project_engine_default() == "bayesian"
+    assert AuditEntry.objects.filter(action="project.settings.update", via="admin").count() == 1
+    # Left out of the form, the engine of a new experiment is the project's default.
+    data = _experiment_data(production, checkout_flag, metrics["purchase"], key="admin-default")
+    assert admin_client.post(add, data).status_code == 302
+    assert Experiment.objects.get(key="admin-default").stats_engine == "bayesian"

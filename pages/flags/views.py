@@ -26,6 +26,7 @@ from flags import ramps, selectors, services
 from flags import staleness as lifecycle
 from flags.models import Flag, FlagState, Rule
 from flags.summaries import state_warnings
+from guarded import selectors as guarded_selectors
 from pages.access import can, page_actor, permission_required, staff_required
 from pages.experiments.views import page_context
 from pages.forms import RampForm, place_service_errors
@@ -106,11 +107,13 @@ def flag_detail(request: HttpRequest, key: str) -> HttpResponse:
     flag_ramps = ramps.ramp_steps_from_rules(all_rules)
     evaluated = selectors.flag_usage_by_environment(flag_ids=[flag.pk]).get(flag.pk, {})
     fetched = selectors.payload_fetches()
+    guarded = guarded_selectors.rollouts_of_flag(flag=flag)
     environments = [
         {
             "state": state,
             "rules": [r for r in state.rules.all() if r.uid not in ramp_rule_ids],
             "ramps": [r for r in flag_ramps if r.environment == state.environment.key],
+            "guarded": guarded.get(state.environment.key, []),
             "last_evaluated": evaluated.get(state.environment.key),
             "payload_fetched": fetched.get(state.environment.key),
             "warnings": state_warnings(state, state.rules.all()),

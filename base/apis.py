@@ -31,6 +31,34 @@ class ChangeRequestScoped:
         return change_requests.change_request_get(pk=int(self.kwargs["pk"]))
 
 
+class ChangeRequestObject(serializers.Serializer[Any]):
+    type = serializers.CharField()
+    key = serializers.CharField()
+
+
+class ChangeRequestOutput(serializers.Serializer[Any]):
+    """The shape of `change_request_document` (the schema's; the document is built by it)."""
+
+    id = serializers.IntegerField()
+    environment = serializers.CharField()
+    status = serializers.ChoiceField(choices=ChangeRequest.Status.values)
+    operation = serializers.CharField()
+    summary = serializers.CharField()
+    object = ChangeRequestObject()
+    comment = serializers.CharField()
+    author = serializers.CharField()
+    reviewer = serializers.CharField(allow_null=True)
+    review_comment = serializers.CharField()
+    note = serializers.CharField()
+    base_revision = serializers.CharField()
+    apply_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    applied_at = serializers.DateTimeField(allow_null=True)
+    payload = serializers.DictField()
+    changes = serializers.ListField(child=serializers.DictField())
+
+
 class ReviewInput(serializers.Serializer[Any]):
     comment = serializers.CharField(max_length=COMMENT_MAX_CHARS, required=False, default="", allow_blank=True)
 
@@ -49,7 +77,7 @@ class ChangeRequestListApi(ListApi):
             raise NotFound(f"Environment '{key}' does not exist.", code="environment_not_found")
         return found
 
-    @extend_schema(parameters=[
+    @extend_schema(responses=ChangeRequestOutput(many=True), parameters=[
         OpenApiParameter("environment", str, description="Only this environment's change requests."),
         OpenApiParameter("status", str, enum=ChangeRequest.Status.values, description="Only those with this status."),
     ])
@@ -62,6 +90,7 @@ class ChangeRequestListApi(ListApi):
 class ChangeRequestDetailApi(ChangeRequestScoped, APIView):
     required_actions = {"GET": Action.ENVIRONMENT_VIEW}
 
+    @extend_schema(responses=ChangeRequestOutput)
     def get(self, request: Request, pk: int) -> Response:
         return Response(change_request_document(self.change_request()))
 
@@ -69,7 +98,7 @@ class ChangeRequestDetailApi(ChangeRequestScoped, APIView):
 class ChangeRequestApproveApi(ChangeRequestScoped, APIView):
     required_actions = {"POST": Action.CHANGE_APPROVE}
 
-    @extend_schema(request=ReviewInput)
+    @extend_schema(request=ReviewInput, responses=ChangeRequestOutput)
     def post(self, request: Request, pk: int) -> Response:
         data = validated_input(ReviewInput, request)
         done = change_requests.change_request_approve(actor=request_actor(request),
@@ -80,7 +109,7 @@ class ChangeRequestApproveApi(ChangeRequestScoped, APIView):
 class ChangeRequestRejectApi(ChangeRequestScoped, APIView):
     required_actions = {"POST": Action.CHANGE_APPROVE}
 
-    @extend_schema(request=ReviewInput)
+    @extend_schema(request=ReviewInput, responses=ChangeRequestOutput)
     def post(self, request: Request, pk: int) -> Response:
         data = validated_input(ReviewInput, request)
         done = change_requests.change_request_reject(actor=request_actor(request),
@@ -91,7 +120,7 @@ class ChangeRequestRejectApi(ChangeRequestScoped, APIView):
 class ChangeRequestCancelApi(ChangeRequestScoped, APIView):
     required_actions = {"POST": Action.CHANGE_CANCEL}
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses=ChangeRequestOutput)
     def post(self, request: Request, pk: int) -> Response:
         done = change_requests.change_request_cancel(actor=request_actor(request),
                                                      change_request=self.change_request())

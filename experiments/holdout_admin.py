@@ -1,5 +1,6 @@
-"""Admin for holdout readouts: which holdout is read out where, on which metrics; writes go
-through `experiments.holdout_analyses`, readouts are queued by `experiments.holdout_readout`.
+"""Admin for holdout readouts (which holdout is read out where, on which metrics; writes go
+through `experiments.holdout_analyses`, readouts are queued by `experiments.holdout_readout`)
+and for the project's north star (`experiments.growth`).
 
 Registered by `experiments.admin`."""
 
@@ -18,8 +19,9 @@ from django.utils.html import format_html
 from base.admin_base import AdminRoles, ErrorTarget, ServiceAdmin, ServiceModelForm, admin_actor, requires
 from base.permissions import Action
 from experiments import holdout_analyses
+from experiments.growth import MAX_INPUT_METRICS, north_star_set
 from experiments.holdout_readout import holdout_refresh
-from experiments.models import HoldoutAnalysis, Metric
+from experiments.models import HoldoutAnalysis, Metric, NorthStar
 
 
 class HoldoutAnalysisForm(ServiceModelForm):
@@ -94,3 +96,30 @@ class HoldoutAnalysisAdmin(ServiceAdmin[HoldoutAnalysis]):
             return
         self.call(target, holdout_analyses.holdout_analysis_update, actor=admin_actor(request),
                   analysis=HoldoutAnalysis.objects.get(pk=form.instance.pk), metrics=_metrics(data), **settings)
+
+
+class NorthStarForm(ServiceModelForm):
+    class Meta:
+        model = NorthStar
+        fields = ("metric", "input_metrics")
+        help_texts = {"metric": "A conversion, mean or count metric: its level per active user is followed day by day.",
+                      "input_metrics": f"Up to {MAX_INPUT_METRICS} metrics that drive the north star."}
+
+
+@admin.register(NorthStar)
+class NorthStarAdmin(ServiceAdmin[NorthStar]):
+    """One row, written through `experiments.growth.north_star_set`."""
+
+    roles = AdminRoles(view=Action.PROJECT_SETTINGS_VIEW, add=Action.PROJECT_SETTINGS_CHANGE,
+                       change=Action.PROJECT_SETTINGS_CHANGE)
+    form = NorthStarForm
+    list_display = ("__str__", "metric", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not NorthStar.objects.exists() and super().has_add_permission(request)
+
+    def apply(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        data = form.cleaned_data
+        row = self.call(ErrorTarget(), north_star_set, actor=admin_actor(request), metric=data["metric"].key,
+                        input_metrics=[m.key for m in data.get("input_metrics") or []])
+        form.instance.pk = row.pk

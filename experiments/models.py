@@ -564,6 +564,7 @@ class ResultSnapshot(models.Model):
 
 
 # Holdout readouts live in their own module; imported here so that Django registers them.
+from experiments.growth_models import NorthStar as NorthStar  # noqa: E402
 from experiments.holdout_models import HoldoutAnalysis as HoldoutAnalysis  # noqa: E402
 from experiments.holdout_models import HoldoutMetric as HoldoutMetric  # noqa: E402
 from experiments.holdout_models import HoldoutSnapshot as HoldoutSnapshot  # noqa: E402

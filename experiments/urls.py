@@ -1,11 +1,12 @@
 from django.urls import path
 
-from experiments import apis
+from experiments import apis, growth_apis
 
 urlpatterns = [
     path("data-sources", apis.DataSourceListApi.as_view(), name="data-source-list"),
     path("data-sources/<str:key>", apis.DataSourceDetailApi.as_view(), name="data-source-detail"),
     path("data-sources/<str:key>/test", apis.DataSourceTestApi.as_view(), name="data-source-test"),
+    path("north-star", growth_apis.NorthStarApi.as_view(), name="north-star"),
     path("metrics", apis.MetricListApi.as_view(), name="metric-list"),
     path("metrics/<str:key>", apis.MetricDetailApi.as_view(), name="metric-detail"),
     path("metrics/<str:key>/archive", apis.MetricArchiveApi.as_view(), name="metric-archive"),

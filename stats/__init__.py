@@ -4,7 +4,8 @@ A plain package (numpy and scipy only): per-variation sufficient statistics in, 
 intervals, p-values, chance to win, CUPED variance reduction and sample-ratio checks out;
 with the Bayesian engine (stats.bayesian) posterior means, credible intervals, chance to win
 and risk; per slice attribute a test of whether the effect differs across its values
-(stats.heterogeneity).
+(stats.heterogeneity); the winner's-curse correction of many experiments' effects
+(stats.shrinkage, empirical-Bayes shrinkage toward zero).
 See docs/statistics.md for every method in plain words with its formula and sources.
 """
 
@@ -28,6 +29,7 @@ from stats.power import (
     sequential_users_needed,
     users_needed,
 )
+from stats.shrinkage import Shrinkage, ShrunkEffect, shrink_effects
 from stats.srm import srm_test
 from stats.types import (
     ERROR_CODES,
@@ -62,6 +64,8 @@ __all__ = [
     "ErrorCode",
     "InputError",
     "MetricType",
+    "Shrinkage",
+    "ShrunkEffect",
     "SrmResult",
     "StatsError",
     "ValueDifference",
@@ -82,6 +86,7 @@ __all__ = [
     "parse_request",
     "result_to_dict",
     "sequential_users_needed",
+    "shrink_effects",
     "srm_test",
     "users_needed",
     "validate",

@@ -6,6 +6,7 @@ demo's holdout and growth pages.
 - two experiments in its scope, run and shipped: `onboarding-tour` (true effect +6% orders) and
   `one-click-reorder` (+4%), with readouts; their flags keep the held-out users on the old value;
 - `smart-search`, running in the holdout's scope;
+- `orders` as the project's north star, unless one is chosen already;
 - every user's arm of the holdout reported as the tracking rule reports it, and their orders:
   released users got each shipped change half of the time during the experiments, so the holdout
   measures less than the sum of the shipped lifts.
@@ -27,6 +28,7 @@ from audit.types import Actor
 from base.environments import environments_bump
 from base.models import Environment
 from experiments import ingestion, services
+from experiments.growth import north_star_get, north_star_set
 from experiments.holdout_analyses import holdout_analysis_create
 from experiments.holdout_readout import holdout_readout_run, holdout_refresh
 from experiments.models import Experiment, HoldoutAnalysis, Metric, Phase
@@ -67,7 +69,9 @@ def _flag(key: str, environment: Environment) -> Any:
 
 def _send(environment: Environment, items: list[dict[str, Any]]) -> None:
     for start in range(0, len(items), BATCH):
-        ingestion.events_ingest(environment=environment, items=items[start:start + BATCH])
+        result = ingestion.events_ingest(environment=environment.pk, items=items[start:start + BATCH])
+        if result.rejected:
+            raise ValueError(f"Seeded traffic was refused: {result.rejected[:3]}")
 
 
 def _backdate(experiment: Experiment, started: datetime) -> None:
@@ -140,6 +144,8 @@ def seed_growth(*, environment: Environment, users: int = 6000, now: datetime | 
     with transaction.atomic():
         snapshot = holdout_refresh(analysis=HoldoutAnalysis.objects.get(pk=analysis.pk), trigger="command")
     holdout_readout_run(snapshot_id=snapshot.pk)
+    if north_star_get() is None:
+        north_star_set(actor=ACTOR, metric=NORTH_STAR)
     return {"holdout": HOLDOUT, "created": True, "shipped": shipped, "analysis": analysis.pk}
 
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 LISTEN_PING_SECONDS = 10.0
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
+# Beyond SNAPSHOT_CHECK_INTERVAL: time for a web process to compile a change it has just seen.
+REMOTE_EVAL_MARGIN = 0.25
 T = TypeVar("T")
 
 
@@ -156,6 +158,12 @@ class Changes:
                 self.hub.finish_where(env_id, lambda stream: True)
                 continue
             self.hub.finish_where(env_id, lambda stream: store.known_key(stream.digest) is None)
+            if state.remote_only:
+                # SDKs told of the change evaluate again at once, on a web process that reads
+                # versions every SNAPSHOT_CHECK_INTERVAL: tell them once every process has it.
+                delay = float(settings.SNAPSHOT_CHECK_INTERVAL) + REMOTE_EVAL_MARGIN
+                asyncio.get_running_loop().call_later(delay, self.hub.offer, state)
+                continue
             self.hub.offer(state)
 
 

@@ -42,6 +42,9 @@ class State:
     made_at: float
     growthbook: bytes
     ofrep: bytes
+    # Client keys of the environment evaluate remotely: the GrowthBook message only says
+    # "features-updated", and the SDKs then ask a web process, which must have read the change.
+    remote_only: bool = False
 
     def message(self, protocol: str) -> bytes:
         return self.growthbook if protocol == GROWTHBOOK else self.ofrep
@@ -65,6 +68,7 @@ def state_of(compiled: CompiledEnvironment, now: float | None = None) -> State:
         growthbook=head + (b"event: features-updated\ndata: {}" if body is None else b"event: features\ndata: " + body)
         + b"\n\n",
         ofrep=head + b"event: message\ndata: " + orjson.dumps(notice) + b"\n\n",
+        remote_only=body is None,
     )
 
 

@@ -171,7 +171,9 @@ def test_remote_mode__payload_refused_for_client_keys__stream_says_features_upda
     assert refused.status_code == 403 and refused.json()["code"] == "remote_evaluation_only"
     resolved = store.resolve(env.client_key)
     assert resolved is not None
-    message = state_of(resolved[1]).growthbook
+    state = state_of(resolved[1])
+    message = state.growthbook
+    assert state.remote_only and not state_of(resolved[1]).ofrep.startswith(b"event: features")
     assert b"event: features-updated\ndata: {}\n\n" in message and b"features\ndata: {\"" not in message
     # Server keys are not affected: they evaluate as before.
     ours = sdk_post(client, "/api/v1/evaluate", {"context": {"targetingKey": "u", "email": VIP_EMAILS[0]}},

@@ -203,6 +203,8 @@ def test_browser__pm_path__attributes_builder_rollout_guided_experiment_ramp_shi
     assert "An experiment split of 10% of users: off 50%, on 50% (by id) when country is one of DE, FR" in rules
     assert page.inner_text("#last-evaluated") != "never"
     assert "$in" not in page.inner_text("main")
+    changes = page.inner_text("main")
+    assert "Rule added in production: serves on to 20% of users by id when plan is one of pro, business" in changes
     _shot(page, "flag-page.png")
 
     # 5. Ramp from the experiment's page to 50% now: the phase continues and nobody moves.

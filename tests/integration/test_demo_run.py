@@ -120,6 +120,10 @@ def _start(home: Path) -> Demo:
     while "Press Ctrl-C to stop." not in demo.text() or _get(f"{demo.base}/healthz") != 200:
         if process.poll() is not None or time.monotonic() > deadline:
             if process.poll() is None:
+                # The demo's children run in process groups of their own: end them too, or a
+                # seeding step and the database outlive the test.
+                for child in psutil.Process(process.pid).children(recursive=True):
+                    child.kill()
                 os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(f"the demo did not start (status {process.poll()}):\n{demo.text()[-5000:]}")
         time.sleep(1)

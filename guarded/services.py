@@ -355,6 +355,10 @@ def _check_one(rollout_id: int, now: datetime) -> str:
         "flag", "environment", "experiment").get(pk=rollout_id)
     if not rollout.active:
         return "finished"
+    if rollout.experiment.status != Experiment.Status.RUNNING:
+        # The comparison was stopped by hand: without it nothing is watched, so nothing is served.
+        _roll_back(actor, rollout, "The comparison's experiment was stopped outside the guarded rollout.")
+        return "rolled_back"
     snapshot = _latest_readout(rollout)
     judged: Judgement | None = None
     if snapshot is not None and snapshot.pk != rollout.checked_snapshot_id:

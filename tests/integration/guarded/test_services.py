@@ -148,3 +148,14 @@ def test_bad_input__refused_with_every_reason_and_nothing_written(
         _start(actor, checkout, production, rollout_rule)
     assert GuardedRollout.objects.count() == 1
     assert GuardDecision.objects.filter(action="started").count() == 1
+
+
+def test_comparison_stopped_by_hand__rolled_back_at_the_next_check(
+    actor: Actor, checkout: Flag, production: Environment, rollout_rule: Rule, purchase: Metric,
+) -> None:
+    rollout = _start(actor, checkout, production, rollout_rule)
+    experiment_services.experiment_stop(actor=actor, experiment=rollout.experiment, decision="rollback")
+    assert services.guarded_rollouts_check().outcomes[rollout.pk] == "rolled_back"
+    rollout.refresh_from_db()
+    assert "stopped outside" in rollout.reason
+    assert Rule.objects.get(uid=rollout_rule.uid).coverage == 0.0

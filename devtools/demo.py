@@ -186,6 +186,11 @@ class Demo:
             return status
         # One more whose exposures and events live only in a DuckDB file: the worker reads it out there.
         status = self._manage("seed_warehouse", "--path", str(self.directory / "warehouse.duckdb"))
+        if status != 0:
+            return status
+        # A holdout over two shipped experiments and a running one, and the north star: the
+        # holdout's result page and the growth page.
+        status = self._manage("seed_growth")
         return seed if status == 0 else status
 
     def _start_services(self) -> None:

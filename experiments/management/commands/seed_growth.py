@@ -2,7 +2,7 @@
 demo's holdout and growth pages.
 
 - the metric `orders` (orders per user within 14 days of the first exposure), created if missing;
-- the holdout `growth-h2` (10% of users), read out in the environment on `orders`;
+- the holdout `growth-h2` (20% of users), read out in the environment on `orders`;
 - two experiments in its scope, run and shipped: `onboarding-tour` (true effect +6% orders) and
   `one-click-reorder` (+4%), with readouts; their flags keep the held-out users on the old value;
 - `smart-search`, running in the holdout's scope;
@@ -40,7 +40,7 @@ from traffic.models import Holdout
 
 ACTOR = Actor(label="seed_growth", via="system")
 HOLDOUT = "growth-h2"
-SHARE = 0.1
+SHARE = 0.2
 NORTH_STAR = "orders"
 BASE_ORDERS = 0.8
 # (key, flag, true effect on orders, days ago started, days ago stopped or None while running)
@@ -102,7 +102,7 @@ def seed_growth(*, environment: Environment, users: int = 6000, now: datetime | 
         experiment = services.experiment_create(
             actor=ACTOR, key=key, flag=flag, environment=environment, holdout=HOLDOUT, name=key.replace("-", " "),
             variations=[{"key": "off", "weight": 0.5}, {"key": "on", "weight": 0.5}],
-            metrics=[{"metric": NORTH_STAR, "role": "primary"}], cuped=False)
+            metrics=[{"metric": NORTH_STAR, "role": "primary"}], cuped=False, target_mde=0.05)
         experiment = services.experiment_start(actor=ACTOR, experiment=experiment)
         _backdate(experiment, now - timedelta(days=started_days))
         items: list[dict[str, Any]] = []

@@ -67,3 +67,19 @@ def test_north_star_api__validated_audited_and_roles(write_client: APIClient, re
     assert AuditEntry.objects.filter(action="project.north_star").exists()
     row = north_star_get()
     assert row is not None and row.metric.key == "orders" and NorthStar.objects.count() == 1
+
+
+def test_seed_growth_command__seeds_once(db: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from experiments.models import Experiment, HoldoutSnapshot
+
+    flag_services.environment_create(actor=ACTOR, key="production")
+    call_command("seed_growth", "--users", "600", stdout=StringIO())
+    again = StringIO()
+    call_command("seed_growth", "--users", "600", stdout=again)
+    assert "'created': False" in again.getvalue()
+    assert Experiment.objects.filter(decision="ship").count() == 2
+    assert HoldoutSnapshot.objects.filter(status="success").count() == 1

@@ -89,7 +89,8 @@ FROM experiments_experiment e
 LEFT JOIN LATERAL (
     SELECT s.id, s.created_at, s.units, s.srm_warning, s.srm_p_value, s.multiple_exposure_share,
            s.guardrail_status, s.variations, s.warnings, s.settings,
-           (SELECT m - 'fixed' - 'cuped' - 'sequential' - 'sequential_unadjusted'
+           (SELECT m - 'fixed' - 'cuped' - 'sequential' - 'sequential_unadjusted' - 'bayesian'
+                     - 'bayesian_unadjusted' - 'heterogeneity'
               FROM jsonb_array_elements(s.metrics) AS m
              WHERE m ->> 'role' = 'primary' LIMIT 1) AS prim
       FROM experiments_resultsnapshot s

@@ -27,7 +27,7 @@ from serving.snapshots import store
 from serving.usage import recorder as usage
 from tests.conformance import shared_path
 from tests.integration.serving.relayed import relayed_server  # noqa: F401 - a fixture
-from tests.integration.serving.streaming import stack, stack_settings  # noqa: F401 - fixtures
+from tests.integration.serving.streaming import stack, stack_settings, web_settings  # noqa: F401 - fixtures
 
 RECORDED: list[ServedExposure] = []
 

@@ -167,7 +167,14 @@ def stack_settings() -> dict[str, str]:
 
 
 @pytest.fixture
-def stack(transactional_db: Any, tmp_path: Path, admin_user: Any, stack_settings: dict[str, str]) -> Iterator[Stack]:
+def web_settings() -> dict[str, str]:
+    """Settings of the web server, for a test to change before `stack` starts it."""
+    return {}
+
+
+@pytest.fixture
+def stack(transactional_db: Any, tmp_path: Path, admin_user: Any, stack_settings: dict[str, str],
+          web_settings: dict[str, str]) -> Iterator[Stack]:
     env = services.environment_create(actor=ACTOR, key="production")
     flag = services.flag_create(actor=ACTOR, key="banner", value_type="string",
                                 variants=[{"key": "blue", "value": "blue"}, {"key": "green", "value": "green"},
@@ -177,7 +184,8 @@ def stack(transactional_db: Any, tmp_path: Path, admin_user: Any, stack_settings
     _, token = tokens.api_token_create(actor=ACTOR, user=admin_user, name="streams", scope=ApiToken.Scope.WRITE)
     streaming = StreamingProcess(tmp_path / "streaming", tmp_path / "streaming.log", **stack_settings)
     web = Server(database_url(), tmp_path / "web", tmp_path / "gunicorn.log")
-    web.env.update({"DJANGO_SECRET_KEY": SECRET, "STREAMING_URL": streaming.url, "SNAPSHOT_CHECK_INTERVAL": "30"})
+    web.env.update({"DJANGO_SECRET_KEY": SECRET, "STREAMING_URL": streaming.url, "SNAPSHOT_CHECK_INTERVAL": "30",
+                    **web_settings})
     try:
         streaming.start()
         web.start()
@@ -187,4 +195,4 @@ def stack(transactional_db: Any, tmp_path: Path, admin_user: Any, stack_settings
         streaming.stop()
 
 
-__all__ = ["Event", "SseReader", "Stack", "StreamingProcess", "stack", "stack_settings", "status_of"]
+__all__ = ["Event", "SseReader", "Stack", "StreamingProcess", "stack", "stack_settings", "status_of", "web_settings"]

@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from audit.models import AuditEntry
 from base import change_requests
 from base.admin_base import AdminRoles, ModelAdmin, admin_actor
+from base.audit_history_admin import render_entry_diff
 from base.models import ChangeRequest, Environment
 from base.permissions import Action, allowed
 from config.errors import ApplicationError, error_text
@@ -26,8 +27,6 @@ __all__ = ["ChangeRequestAdmin", "change_request_link", "render_changes"]
 
 def render_changes(site: Any, request: ChangeRequest) -> list[tuple[str, SafeString]]:
     """Each object the change request changes, with its diff as the audit history shows one."""
-    from base.admin import render_entry_diff
-
     shown = []
     for change in request.changes or []:
         entry = AuditEntry(object_type=change.get("object_type", ""), object_key=change.get("object_key", ""),

@@ -28,7 +28,7 @@ from config.errors import NotFound, ValidationFailed
 from flags import services
 from flags.engine.describe import EVERYONE, describe_condition, describe_hashing
 from flags.models import Flag, Rule
-from flags.reviews import flag_target, in_environment, ramp_steps
+from flags.reviews import flag_target, in_environment
 
 __all__ = [
     "Ramp",
@@ -61,6 +61,11 @@ class RampStepState:
     starts_at: datetime | None
     ends_at: datetime | None
     status: str  # "done", "current" or "planned"
+
+
+def ramp_steps(items: Any) -> list[RampStep]:
+    """A ramp's steps from their JSON (`{percent, starts_at}` each)."""
+    return [RampStep(percent=float(i["percent"]), starts_at=datetime.fromisoformat(i["starts_at"])) for i in items]
 
 
 @dataclass(frozen=True, slots=True)

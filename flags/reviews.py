@@ -4,7 +4,6 @@ change request names them, and which environments a change of each concerns."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from base.models import Environment
@@ -12,7 +11,7 @@ from base.reviews import ref_kind
 from config.errors import NotFound
 from flags.models import Flag, Rule, Segment
 
-__all__ = ["every_environment", "flag_target", "in_environment", "of_rule", "ramp_steps", "rule_target",
+__all__ = ["every_environment", "flag_target", "in_environment", "of_rule", "rule_target",
            "segment_target", "using_segment"]
 
 
@@ -70,10 +69,3 @@ def rule_target(kwargs: Mapping[str, Any]) -> tuple[str, str]:
 
 def segment_target(kwargs: Mapping[str, Any]) -> tuple[str, str]:
     return "segment", kwargs["segment"].key
-
-
-def ramp_steps(items: Any) -> list[Any]:
-    """A ramp's steps from their JSON (`{percent, starts_at}` each)."""
-    from flags.ramps import RampStep
-
-    return [RampStep(percent=float(i["percent"]), starts_at=datetime.fromisoformat(i["starts_at"])) for i in items]

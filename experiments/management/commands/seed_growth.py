@@ -85,7 +85,7 @@ def seed_growth(*, environment: Environment, users: int = 6000, now: datetime | 
     if Holdout.objects.filter(key=HOLDOUT).exists():
         return {"holdout": HOLDOUT, "created": False}
     now = now or datetime.now(tz=UTC)
-    rng = random.Random(20260601)
+    rng = random.Random(7)
     _metric()
     holdout = traffic_services.holdout_create(actor=ACTOR, key=HOLDOUT, share=SHARE, name="Growth holdout H2",
                                               description="Measures what the shipped experiments add up to.")

@@ -22,7 +22,7 @@ from base import roles, tokens
 from base.change_requests import environment_review_set
 from base.models import ApiToken, ChangeRequest, Environment
 from base.reviews import ChangeRequested
-from experiments import project
+from experiments import growth, project
 from experiments import services as experiment_services
 from experiments.holdout_analyses import holdout_analysis_create
 from experiments.models import Experiment, Metric
@@ -92,6 +92,7 @@ def build_world() -> World:
     holdout_analysis_create(actor=ACTOR, holdout=walk_holdout, environment=env, metrics=[
         {"metric": Metric.objects.filter(archived_at__isnull=True).values_list("key", flat=True).first()}])
     project.project_settings_update(actor=ACTOR, stats_engine_default="frequentist")
+    growth.north_star_set(actor=ACTOR, metric="signup")
     experiment_services.data_source_create(
         actor=ACTOR, key="walk-source", engine="duckdb", connection={"path": "/nowhere/walk.duckdb"},
         exposure_query="SELECT u AS unit_id, t AS timestamp, e AS experiment, v AS variation FROM x",

@@ -169,8 +169,8 @@ def level_chart(points: Sequence[tuple[date, float]], *, width: int = 720, heigh
         parts.append(f'<line x1="{left}" y1="{y(tick):.1f}" x2="{width - right}" y2="{y(tick):.1f}" stroke="#e2e8f0"/>')
         text = f"{tick:.3g}" if not math.isclose(tick, 0.0) else "0"
         parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="#475569">{text}</text>')
-    for i in (0, n - 1):
-        parts.append(f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle" fill="#475569">'
+    for i, anchor in ((0, "start"), (n - 1, "end")) if n > 1 else ((0, "middle"),):
+        parts.append(f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="{anchor}" fill="#475569">'
                      f'{points[i][0].isoformat()}</text>')
     line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, (_, v) in enumerate(points))
     parts.append(f'<polyline class="level-line" fill="none" stroke="#2563eb" stroke-width="2" points="{line}"/>')

@@ -8,7 +8,8 @@ power panel), `charts` (forest plot, trend and users charts as SVG), `formatting
 (estimates, intervals, p-values and shares as text; the unit a difference reads in: percent,
 percentage points for absolute differences of rates, or the metric's units) and `planning`
 (the guided creation's users and days for a target lift, and the remedies of an underpowered
-plan).
+plan) and `growth` (the growth page: shipped lifts raw and corrected for the winner's curse,
+their sum beside a holdout's measured lift with the gap in words, the north star's level chart).
 """
 
 from pages.presentation.badges import Badge, ListFacts, list_badges, srm_explanation

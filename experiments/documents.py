@@ -14,7 +14,7 @@ from typing import Any
 
 from experiments.mappers import snapshot_readout
 from experiments.models import DataSource, Experiment, Metric, Phase, RampStep, ResultSnapshot
-from experiments.readout import Readout
+from experiments.readout import Readout, readout_to_json
 
 
 def _iso(value: Any) -> str | None:
@@ -195,7 +195,7 @@ class SnapshotRecord:
     def to_json(self) -> dict[str, Any]:
         """The run's facts and the readout's fields side by side, as the results API shows them."""
         # The API says null where the snapshot column holds "" (no guardrail metric).
-        return {**dataclasses.asdict(self.run), **self.readout.to_json(),
+        return {**dataclasses.asdict(self.run), **readout_to_json(self.readout),
                 "guardrail_status": self.readout.guardrail_status}
 
 

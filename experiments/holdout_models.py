@@ -62,7 +62,7 @@ class HoldoutMetric(models.Model):
 
 
 class HoldoutSnapshot(models.Model):
-    """One readout of a holdout, failures included; `readout` is `Readout.to_json()`."""
+    """One readout of a holdout, failures included; `readout` is `readout_to_json(readout)`."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -23,7 +23,7 @@ from django.utils import timezone
 from experiments import queue, readout_sql
 from experiments.mappers import metric_spec, readout_input
 from experiments.models import Experiment, ExperimentMetric, HoldoutAnalysis, HoldoutSnapshot, Variation
-from experiments.readout import Readout, Rollup, readout_compute
+from experiments.readout import Readout, Rollup, readout_compute, readout_from_json, readout_to_json
 from experiments.readout_spec import ReadoutSpec
 from traffic.assignment.bucketing import HOLDOUT_VARIATIONS
 
@@ -140,9 +140,9 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: HoldoutSnapshot) -> None:
     ))
     snapshot.analysis_end = analysis_end
     snapshot.units = sum(row.units for row in rows)
-    snapshot.readout = readout.to_json()
+    snapshot.readout = readout_to_json(readout)
 
 
 def holdout_snapshot_readout(snapshot: HoldoutSnapshot) -> Readout:
     """The readout a holdout snapshot stores (empty for a run that produced none)."""
-    return Readout.from_json(snapshot.readout or {})
+    return readout_from_json(snapshot.readout or {})

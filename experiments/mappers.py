@@ -22,6 +22,7 @@ from experiments.readout import (
     Rollup,
     SliceSums,
     VariationSpec,
+    readout_from_json,
 )
 from experiments.readout_sql import AggregateRow, MetricSpec, ReadoutSpec
 
@@ -110,7 +111,7 @@ def readout_input(
 def snapshot_readout(snapshot: ResultSnapshot, fields: Sequence[str] = READOUT_FIELDS) -> Readout:
     """The readout a snapshot stores (empty for a run that produced none), or the part of it in
     `fields` (the columns a query loaded)."""
-    return Readout.from_json({name: getattr(snapshot, name) for name in fields})
+    return readout_from_json({name: getattr(snapshot, name) for name in fields})
 
 
 # Rows to sums -----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from audit.types import Actor
 from experiments import queue, readout_sql
 from experiments.mappers import readout_input, readout_spec
 from experiments.models import Experiment, ExperimentMetric, Phase, ResultSnapshot, Variation
-from experiments.readout import Rollup, readout_compute
+from experiments.readout import Rollup, readout_compute, readout_to_json
 from experiments.warehouse_readout import DataSourceFailed, warehouse_sums
 
 logger = logging.getLogger(__name__)
@@ -320,5 +320,5 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
     snapshot.phase = phase
     snapshot.analysis_end = analysis_end
     snapshot.rollup_mode = rollup.mode
-    for column, value in readout.to_json().items():
+    for column, value in readout_to_json(readout).items():
         setattr(snapshot, column, value)

@@ -43,7 +43,7 @@ from config.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from experiments.lifecycle import experiment_create, experiment_start, experiment_stop
 from experiments.models import Experiment, ResultSnapshot
 from experiments.ramp import experiment_ramp
-from experiments.readout import Readout
+from experiments.readout import readout_from_json
 from experiments.readout_jobs import experiment_refresh
 from flags import services as flag_services
 from flags.models import Flag, FlagState, Rule
@@ -304,7 +304,7 @@ class Judgement:
 
 def judge(rollout: GuardedRollout, snapshot: ResultSnapshot) -> Judgement:
     """Each guardrail's always-valid interval in this readout, and whether it or the split says harm."""
-    readout = Readout.from_json({"variations": snapshot.variations, "metrics": snapshot.metrics})
+    readout = readout_from_json({"variations": snapshot.variations, "metrics": snapshot.metrics})
     units_by_key = {v.key: v.units for v in readout.variations}
     control, treatment = units_by_key.get(rollout.control_variant, 0), units_by_key.get(rollout.variant, 0)
     alphas = rollout_alphas(rollout.alpha, steps=compared_steps([float(s["percent"]) for s in rollout.steps]),

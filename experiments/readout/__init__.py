@@ -1,11 +1,12 @@
 """The readout contract: what a readout is computed from, what it holds, and its stored document.
 
 Plain Python (and the statistics engine): the Celery job builds a `ReadoutInput` from its SQL
-sums, `readout_compute` turns it into a `Readout`, and the job stores `Readout.to_json()`.
-Every reader (result pages, exports, admin, the results API) goes through `Readout.from_json`,
+sums, `readout_compute` turns it into a `Readout`, and the job stores `readout_to_json(readout)`.
+Every reader (result pages, exports, admin, the results API) goes through `readout_from_json`,
 which reads every stored version of the document and any part of one.
 """
 
+from experiments.readout.codec import readout_from_json, readout_to_json
 from experiments.readout.compute import readout_compute
 from experiments.readout.input import GroupSums, Look, MetricDescription, ReadoutInput, SliceSums, VariationSpec
 from experiments.readout.legacy import document_version
@@ -75,4 +76,6 @@ __all__ = [
     "VariationSpec",
     "document_version",
     "readout_compute",
+    "readout_from_json",
+    "readout_to_json",
 ]

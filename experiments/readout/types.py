@@ -1,20 +1,19 @@
 """What a readout holds: frozen values, one type per part of the stored document.
 
 Field names are the stored JSON keys (and the result API's), so that a document, its
-OpenAPI schema and these types say the same thing. `Readout.to_json` writes the current
-shape; `Readout.from_json` reads every stored shape (see `codec` and `legacy`).
+OpenAPI schema and these types say the same thing. `codec.readout_to_json` writes the current
+shape; `codec.readout_from_json` reads every stored shape (with `legacy`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import stats
 from experiments.readout.settings import MODES, AnalysisSettings
 
-# The version of the document shape `Readout.to_json` writes.
+# The version of the document shape `codec.readout_to_json` writes.
 SCHEMA_VERSION = 3
 
 
@@ -294,19 +293,6 @@ class Readout:
 
     def metric(self, key: str) -> MetricReadout | None:
         return next((m for m in self.metrics if m.key == key), None)
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored document: one key per result column of a snapshot, in the current shape."""
-        from experiments.readout.codec import readout_to_json
-
-        return readout_to_json(self)
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Readout:
-        """Read a stored document of any version, or a part of one (missing keys are empty)."""
-        from experiments.readout.codec import readout_from_json
-
-        return readout_from_json(doc)
 
 
 # The keys of a readout document, which are also the result columns of a stored snapshot.

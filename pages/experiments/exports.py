@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from config.csv_export import csv_text
 from experiments.models import Experiment, ResultSnapshot
-from experiments.readout import MODES, READOUT_FIELDS
+from experiments.readout import MODES, READOUT_FIELDS, readout_to_json
 from pages.access import staff_required
 from pages.experiments.views import _experiment_or_404, _toggles
 from pages.presentation.formatting import difference_unit, raw_unit
@@ -47,7 +47,7 @@ def experiment_export_json(request: HttpRequest, key: str) -> HttpResponse:
     snap = _export_snapshot(experiment, request.GET.get("snapshot"))
     data = _snapshot_data(snap)
     body = {"experiment": experiment.key, "phase": snap.phase.number if snap.phase else None,
-            **{f: getattr(snap, f) for f in RUN_FIELDS}, **data.readout.to_json()}
+            **{f: getattr(snap, f) for f in RUN_FIELDS}, **readout_to_json(data.readout)}
     # Which stored view the page showed: `metrics[].<mode>` entries of `difference_type`.
     toggles = _toggles(request, data)
     body["selected_view"] = {"analysis": toggles.analysis, "cuped": toggles.cuped, "mode": toggles.mode,

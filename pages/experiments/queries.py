@@ -4,7 +4,7 @@ Snapshots can be large (20 metrics x 3 variations x 50 slices is about a megabyt
 so the pages never load whole snapshot histories: PostgreSQL picks out the parts a page
 shows (the primary metric for the list, one metric's always-valid intervals for the trend,
 one slice dimension for the drill-down) and only those travel to Python, where each part is
-read through the readout contract (`Readout.from_json`).
+read through the readout contract (`readout_from_json`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from experiments.models import Experiment, Phase, ResultSnapshot
-from experiments.readout import Readout, SliceReadout
+from experiments.readout import Readout, SliceReadout, readout_from_json
 
 __all__ = [
     "TREND_POINTS",
@@ -121,7 +121,7 @@ def list_snapshots(experiment_ids: Sequence[int]) -> dict[int, ListSnapshot]:
         out[row[0]] = ListSnapshot(
             id=row[1],
             created_at=row[2],
-            readout=Readout.from_json({
+            readout=readout_from_json({
                 "units": row[3], "srm_warning": row[4], "srm_p_value": row[5], "multiple_exposure_share": row[6],
                 "guardrail_status": row[7], "variations": _json(row[8]), "warnings": _json(row[9]),
                 "settings": _json(row[10]), "metrics": [primary] if primary else [],
@@ -192,7 +192,7 @@ def trend_history(
     for at, variations, part in rows:
         view = _json(part)
         metrics = [{"key": metric_key, **view}] if view else []
-        out.append((at, Readout.from_json({"variations": _json(variations), "metrics": metrics})))
+        out.append((at, readout_from_json({"variations": _json(variations), "metrics": metrics})))
     return out
 
 
@@ -213,7 +213,7 @@ def slice_entries(*, snapshot_id: int, attribute: str, metric_key: str) -> tuple
             {"attribute": attribute, "value": row[0], "units": _json(row[1]) or [], "metrics": _json(row[2]) or []}
             for row in cur.fetchall()
         ]
-    return Readout.from_json({"slices": entries}).slices
+    return readout_from_json({"slices": entries}).slices
 
 
 def slice_attributes(*, snapshot_id: int) -> list[str]:

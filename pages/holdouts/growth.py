@@ -18,7 +18,7 @@ from base.models import Environment
 from base.permissions import Action
 from experiments.growth import north_star_get, north_star_levels
 from experiments.models import Experiment, HoldoutAnalysis, HoldoutSnapshot, Metric
-from experiments.readout import MetricReadout, Readout
+from experiments.readout import MetricReadout, Readout, readout_from_json
 from pages.access import permission_required
 from pages.experiments import queries
 from pages.experiments.panels import target_mde
@@ -66,7 +66,7 @@ def _measured(environment: Environment, metric: Metric) -> tuple[Measured | None
         snapshot = analysis.snapshots.filter(status=HoldoutSnapshot.Status.SUCCESS).first()
         if snapshot is None:
             continue
-        found = _north(Readout.from_json(snapshot.readout or {}), metric)
+        found = _north(readout_from_json(snapshot.readout or {}), metric)
         numbers = found.numbers("fixed", "relative").get("released") if found else None
         if numbers is not None and numbers.has_interval and numbers.estimate is not None:
             assert numbers.ci_low is not None and numbers.ci_high is not None

@@ -1,7 +1,7 @@
 """A stored readout -> what the result pages show: rows, badges, words, chart inputs.
 
 Pure: no Django, no database. Snapshots are read through the readout contract
-(`experiments.readout.Readout.from_json`, every stored version and any part of one); the
+(`experiments.readout.readout_from_json`, every stored version and any part of one); the
 readout stores, per metric, the comparisons of each analysis ("fixed", "cuped",
 "sequential", "sequential_unadjusted", or with the Bayesian engine "bayesian" and
 "bayesian_unadjusted") and marks the headline; the pages only pick among
@@ -26,6 +26,7 @@ from experiments.readout import (
     ReadoutWarning,
     SliceReadout,
     VariationResult,
+    readout_from_json,
 )
 from pages.presentation.formatting import (
     Unit,
@@ -163,7 +164,7 @@ def parse_snapshot(row: Mapping[str, Any]) -> SnapshotData:
         created_at=row.get("created_at"),
         analysis_end=row.get("analysis_end"),
         error=str(row.get("error") or ""),
-        readout=Readout.from_json(row),
+        readout=readout_from_json(row),
     )
 
 

@@ -24,7 +24,7 @@ from base.models import Environment
 from experiments import services as experiment_services
 from experiments.mappers import readout_input
 from experiments.models import Experiment, ExperimentMetric, Metric, Phase, ResultSnapshot
-from experiments.readout import readout_compute
+from experiments.readout import readout_compute, readout_to_json
 from experiments.readout_sql import AggregateRow
 from flags import services as flag_services
 
@@ -206,7 +206,7 @@ def store_snapshot(experiment: Experiment, plan: ExperimentPlan, *, users: int, 
     snapshot = ResultSnapshot.objects.create(
         experiment=experiment, phase=phase, status=ResultSnapshot.Status.SUCCESS,
         trigger=ResultSnapshot.Trigger.SCHEDULE, attempts=1, started_at=at, finished_at=at, duration_ms=120,
-        analysis_end=at, rollup_mode="full", **readout.to_json(),
+        analysis_end=at, rollup_mode="full", **readout_to_json(readout),
     )
     ResultSnapshot.objects.filter(pk=snapshot.pk).update(created_at=at)
     snapshot.created_at = at

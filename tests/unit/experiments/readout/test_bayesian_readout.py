@@ -10,7 +10,14 @@ from dataclasses import replace
 import pytest
 
 import stats
-from experiments.readout import SCHEMA_VERSION, AnalysisSettings, Readout, document_version, readout_compute
+from experiments.readout import (
+    SCHEMA_VERSION,
+    AnalysisSettings,
+    document_version,
+    readout_compute,
+    readout_from_json,
+    readout_to_json,
+)
 from tests.unit.experiments.readout.builders import METRICS, readout_input
 
 KIND: dict[str, stats.MetricType] = {"conversion": "binomial", "mean": "mean", "count": "mean"}
@@ -79,21 +86,21 @@ def test_bayesian_readout__correction_ignored__no_adjusted_p_values() -> None:
 def test_bayesian_readout__document__version_3_round_trip() -> None:
     readout = readout_compute(readout_input(settings=PRIOR, slices=[("country", "DE", (800, 800)),
                                                                      ("country", "FR", (900, 900))]))
-    doc = json.loads(json.dumps(readout.to_json()))
+    doc = json.loads(json.dumps(readout_to_json(readout)))
     assert doc["schema_version"] == SCHEMA_VERSION == 3 and document_version(doc) == 3
     assert doc["settings"]["engine"] == "bayesian" and doc["settings"]["prior_stddev"] == 0.3
     buy = doc["metrics"][0]
     assert "sequential" not in buy and len(buy["bayesian"]) == 2 and len(buy["bayesian"][0]["risk"]) == 2
     assert "risk" not in buy["fixed"][0]
-    again = Readout.from_json(doc)
+    again = readout_from_json(doc)
     assert again == readout
-    assert again.to_json() == doc
+    assert readout_to_json(again) == doc
     # Slices show the Bayesian headline.
     assert again.slices[0].metrics[0].comparisons[0].risk is not None
 
 
 def test_frequentist_readout__document__no_bayesian_keys() -> None:
-    doc = readout_compute(readout_input()).to_json()
+    doc = readout_to_json(readout_compute(readout_input()))
     assert doc["settings"]["engine"] == "frequentist" and doc["settings"]["prior_mean"] is None
     assert all("bayesian" not in m and all("risk" not in c for c in m["comparisons"]) for m in doc["metrics"])
 
@@ -167,4 +174,4 @@ def test_heterogeneity__small_slices_left_out() -> None:
 def test_heterogeneity__no_slices__none_stored() -> None:
     readout = readout_compute(readout_input())
     assert all(m.heterogeneity == () for m in readout.metrics)
-    assert all("heterogeneity" not in m for m in readout.to_json()["metrics"])
+    assert all("heterogeneity" not in m for m in readout_to_json(readout)["metrics"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import stats
-from experiments.readout import AnalysisSettings, Readout, ReadoutWarning, readout_compute
+from experiments.readout import AnalysisSettings, Readout, ReadoutWarning, readout_compute, readout_to_json
 from tests.unit.experiments.readout import builders
 from tests.unit.experiments.readout.builders import METRICS, readout_input, with_settings
 
@@ -101,7 +101,7 @@ def test_readout_compute__correction__goal_metrics_headline_family() -> None:
         assert c.significant is (adjusted < 0.05)
     guardrail = readout.metric("errors")
     assert guardrail is not None and guardrail.comparisons[0].p_value_adjusted is None
-    doc = readout.to_json()
+    doc = readout_to_json(readout)
     assert "p_value_adjusted" in doc["metrics"][0]["comparisons"][0]
     assert "p_value_adjusted" not in doc["metrics"][2]["comparisons"][0]
     assert all("p_value_adjusted" not in c and "significant" not in c for c in doc["metrics"][0]["cuped"])
@@ -112,7 +112,7 @@ def test_readout_compute__no_correction__significance_from_the_interval() -> Non
     for metric in readout.metrics:
         for c in metric.comparisons:
             assert c.p_value_adjusted is None and c.significant is c.excludes_zero
-    assert "p_value_adjusted" not in readout.to_json()["metrics"][0]["comparisons"][0]
+    assert "p_value_adjusted" not in readout_to_json(readout)["metrics"][0]["comparisons"][0]
 
 
 @pytest.mark.parametrize(("sequential", "cuped", "headline"), [
@@ -154,7 +154,7 @@ def test_readout_compute__no_guardrail_metric__no_status() -> None:
     goals = replace(data, metrics=data.metrics[:2], overall=replace(data.overall, metrics=data.overall.metrics[:2]))
     readout = readout_compute(goals)
     assert readout.guardrail_status is None
-    assert readout.to_json()["guardrail_status"] == ""
+    assert readout_to_json(readout)["guardrail_status"] == ""
 
 
 def test_readout_compute__warnings__in_order_with_the_jobs_own() -> None:

@@ -60,11 +60,14 @@ def test_every_write_of_a_reviewed_environment__each_role__refused_or_proposed(w
             assert request["status"] == "open" and request["environment"] == world.environment.key
             assert served_state() == before, (method, url)
         elif not settings and response.status_code < 300:
-            # Applied at once: only the kill switch, cancelling planned ramp steps (both stop changes
-            # rather than make them) and a readout (which changes nothing served).
+            # Applied at once: only the kill switch, cancelling planned ramp steps, pausing or rolling
+            # back a guarded rollout (all stop changes rather than make them) and a readout (which
+            # changes nothing served).
             kill_switch = url.endswith(f"/environments/{world.environment.key}") and body == {"enabled": False}
             ramp_cancel = method == "delete" and url.endswith("/ramp")
-            assert kill_switch or ramp_cancel or url.endswith("/refresh"), (method, url, response.status_code)
+            guard_stop = "/guarded-rollouts/" in url and url.endswith(("/pause", "/rollback"))
+            assert kill_switch or ramp_cancel or guard_stop or url.endswith("/refresh"), (method, url,
+                                                                                         response.status_code)
     if role != Role.VIEWER:
         assert proposed >= 5
 

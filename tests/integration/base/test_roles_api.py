@@ -24,7 +24,8 @@ API_ROOT = "api/v1/"
 SDK_EDGE = ("api/v1/evaluate", "api/v1/events")
 WRITES = ("post", "put", "patch", "delete")
 
-# Bodies that the endpoint would accept, so that only the role stands between them and a change.
+# Bodies that the endpoint would accept, so that only the role stands between them and a change;
+# a value written as a URL parameter names the world's object as the URLs do.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("environment-list", "post"): {"key": "attacker-env"},
     ("flag-list", "post"): {"key": "attacker-flag"},
@@ -41,7 +42,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("experiment-detail", "patch"): {"name": "attacker"},
     ("experiment-stop", "post"): {"decision": "rollback"},
     ("experiment-ramp", "post"): {"coverage": 0.5},
-    ("guarded-rollout-list", "post"): {"rule_id": "r_x", "steps": [{"percent": 100}], "guardrails": []},
+    ("guarded-rollout-list", "post"): {"rule_id": "<str:uid>", "steps": [{"percent": 100}], "guardrails": []},
 }
 
 
@@ -66,18 +67,27 @@ def management_endpoints() -> list[tuple[str, str, type[APIView]]]:
     return found
 
 
-def _url(route: str, world: World) -> str:
-    kind = route.removeprefix(API_ROOT).split("/")[0]
+def _values(world: World, kind: str = "", route: str = "") -> dict[str, str]:
+    """What each URL parameter stands for in the world (bodies name the world's objects the same way)."""
     keys = {"flags": world.flag.key, "environments": world.environment.key, "segments": world.segment.key,
             "metrics": "signup", "data-sources": "walk-source",
             "experiments": world.draft.key if route.endswith("/start") else world.running.key}
-    values = {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
-              "<str:name>": "plan", "<int:pk>": str(world.change_request.pk),
-              "<int:rollout_id>": str(GuardedRollout.objects.values_list("pk", flat=True)[0])}
-    for placeholder, value in values.items():
+    return {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
+            "<str:name>": "plan", "<int:pk>": str(world.change_request.pk),
+            "<int:rollout_id>": str(GuardedRollout.objects.values_list("pk", flat=True)[0])}
+
+
+def _url(route: str, world: World) -> str:
+    for placeholder, value in _values(world, route.removeprefix(API_ROOT).split("/")[0], route).items():
         route = route.replace(placeholder, value)
     assert "<" not in route, route
     return "/" + route
+
+
+def _body(name: str, method: str, world: World) -> dict[str, Any]:
+    values = _values(world)
+    return {field: values.get(value, value) if isinstance(value, str) else value
+            for field, value in BODIES.get((name, method), {}).items()}
 
 
 def write_calls(world: World) -> list[tuple[str, str, dict[str, Any]]]:
@@ -85,7 +95,7 @@ def write_calls(world: World) -> list[tuple[str, str, dict[str, Any]]]:
     for route, name, view_class in management_endpoints():
         for method in WRITES:
             if hasattr(view_class, method):
-                calls.append((method, _url(route, world), BODIES.get((name, method), {})))
+                calls.append((method, _url(route, world), _body(name, method, world)))
     return calls
 
 

@@ -52,7 +52,7 @@ def test_model_permission__grants_the_actions_mapped_to_it_and_no_other() -> Non
     granted = {action for action in Action if allowed(user, action)}
     assert granted == {Action.EXPERIMENT_VIEW, Action.EXPERIMENT_CHANGE, Action.EXPERIMENT_START,
                        Action.EXPERIMENT_STOP, Action.EXPERIMENT_ARCHIVE, Action.EXPERIMENT_REFRESH,
-                       Action.EXPERIMENT_RAMP}
+                       Action.EXPERIMENT_RAMP, Action.CHANGE_CANCEL}  # an author withdraws their request
 
 
 def test_not_staff__nothing_whatever_the_model_permissions() -> None:

@@ -4,6 +4,8 @@
   string with one would fail inside the database.
 - A management API body above `DATA_UPLOAD_MAX_MEMORY_SIZE` gets 413 `payload_too_large`
   (Django alone would answer an HTML 400).
+- A management API address that no route matches (`/api/v1/change-requests/-1`: an id route
+  takes digits only) gets a JSON 404 `not_found`, not Django's HTML page.
 
 The SDK endpoints and the events API are left out: the SDK edge (`serving.request`) holds their
 requests to its own limits and answers in each protocol's shape (the events API rejects items
@@ -25,6 +27,7 @@ __all__ = ["NUL_MESSAGE", "SDK_EDGE_PREFIXES", "RequestGuard", "nul_in_url"]
 
 SDK_EDGE_PREFIXES = ("/api/v1/events", "/api/v1/evaluate", "/api/features/", "/api/eval/", "/ofrep/")
 MANAGEMENT_PREFIX = "/api/v1/"
+API_PREFIX = "/api/"
 NUL_MESSAGE = "The request's {location} contains a NUL character (U+0000), which cannot be stored."
 
 
@@ -77,4 +80,7 @@ class RequestGuard:
         if where is not None:
             message = NUL_MESSAGE.format(location=where)
             return JsonResponse(error_body("invalid_characters", message, {"location": where}), status=400)
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code == 404 and request.resolver_match is None and request.path.startswith(API_PREFIX):
+            return JsonResponse(error_body("not_found", "No endpoint of the API has this address."), status=404)
+        return response

@@ -1,6 +1,7 @@
 """Requests refused before any view: the NUL character (U+0000), which PostgreSQL text and
 JSON cannot hold (a clear 400 on the management and SDK APIs, a per-item rejection in the
-events API, nothing written), and management API bodies above the upload limit (413)."""
+events API, nothing written), management API bodies above the upload limit (413), and API
+addresses no route matches (a JSON 404)."""
 
 from __future__ import annotations
 
@@ -113,3 +114,16 @@ def test_management_api__body_above_the_limit__413_json_and_nothing_written(
                                "details": {"limit_bytes": 10_000}}
     assert Segment.objects.count() == segments
 
+
+
+@pytest.mark.parametrize("path", ["/api/v1/change-requests/-1", "/api/v1/change-requests/%C3%A9/approve",
+                                  "/api/v1/flags/f/environments/e/guarded-rollouts/x", "/api/v1/no-such-thing"])
+def test_management_api__address_no_route_matches__json_404(write_client: APIClient, path: str) -> None:
+    response = write_client.get(path)
+    assert response.status_code == 404 and response["Content-Type"] == "application/json", response.content[:200]
+    assert response.json()["code"] == "not_found" and set(response.json()) == {"code", "message", "details"}
+
+
+def test_pages__address_no_route_matches__html_404(client: Any) -> None:
+    response = client.get("/flags/no/such/page/here")
+    assert response.status_code == 404 and "json" not in response["Content-Type"]

@@ -56,6 +56,51 @@ class GuardrailSerializer(serializers.Serializer[Any]):
                                        help_text="Relative change tolerated (0 to 1; 0.02 is 2%); none by default.")
 
 
+class NextStepOutput(serializers.Serializer[Any]):
+    percent = serializers.FloatField()
+    earliest_at = serializers.DateTimeField()
+
+
+class GuardedRolloutOutput(serializers.Serializer[Any]):
+    """The shape of `rollout_document` (the schema's; the document is built by it)."""
+
+    id = serializers.IntegerField()
+    flag = serializers.CharField()
+    environment = serializers.CharField()
+    rule_id = serializers.CharField()
+    variant = serializers.CharField()
+    control_variant = serializers.CharField()
+    experiment = serializers.CharField()
+    status = serializers.CharField(help_text="running, paused, completed, rolled_back or cancelled.")
+    percent = serializers.FloatField()
+    step = serializers.IntegerField()
+    step_started_at = serializers.DateTimeField()
+    next_step = NextStepOutput(allow_null=True, help_text="None when no step follows or the rollout is not running.")
+    steps = serializers.ListField(child=serializers.DictField())
+    guardrails = serializers.ListField(child=serializers.DictField())
+    on_harm = serializers.CharField(help_text="rollback or pause.")
+    alpha = serializers.FloatField()
+    min_units = serializers.IntegerField()
+    reason = serializers.CharField(allow_blank=True)
+    created_by = serializers.CharField(allow_blank=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class GuardDecisionOutput(serializers.Serializer[Any]):
+    at = serializers.DateTimeField()
+    action = serializers.CharField()
+    step = serializers.IntegerField()
+    percent = serializers.FloatField()
+    actor = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    snapshot = serializers.IntegerField(allow_null=True)
+    details = serializers.DictField()
+
+
+class GuardedRolloutDetailOutput(GuardedRolloutOutput):
+    decisions = GuardDecisionOutput(many=True)
+
+
 class GuardedRolloutListApi(_Scoped, APIView):
     required_actions = {"GET": Action.FLAG_VIEW, "POST": Action.FLAG_RAMP}
 
@@ -67,13 +112,13 @@ class GuardedRolloutListApi(_Scoped, APIView):
         alpha = serializers.FloatField(required=False, default=0.05)
         min_units = serializers.IntegerField(required=False, default=500)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=GuardedRolloutOutput(many=True))
     def get(self, request: Request, key: str, env: str) -> Response:
         rollouts = GuardedRollout.objects.select_related("flag", "environment", "experiment").filter(
             flag__key=key, environment__key=env)
         return Response([rollout_document(r) for r in rollouts])
 
-    @extend_schema(request=InputSerializer, responses={201: dict})
+    @extend_schema(request=InputSerializer, responses={201: GuardedRolloutDetailOutput})
     def post(self, request: Request, key: str, env: str) -> Response:
         data = validated_input(self.InputSerializer, request)
         rollout = services.guarded_rollout_start(
@@ -88,7 +133,7 @@ class GuardedRolloutListApi(_Scoped, APIView):
 class GuardedRolloutDetailApi(_Scoped, APIView):
     required_actions = {"GET": Action.FLAG_VIEW}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=GuardedRolloutDetailOutput)
     def get(self, request: Request, key: str, env: str, rollout_id: int) -> Response:
         return Response(_full(_rollout(key, env, rollout_id)))
 
@@ -100,7 +145,7 @@ class GuardedRolloutActionApi(_Scoped, APIView):
     class InputSerializer(serializers.Serializer[Any]):
         reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses=GuardedRolloutDetailOutput)
     def post(self, request: Request, key: str, env: str, rollout_id: int) -> Response:
         data = validated_input(self.InputSerializer, request)
         rollout = _rollout(key, env, rollout_id)

@@ -190,6 +190,7 @@ SPECTACULAR_SETTINGS = {
         "RuleKindEnum": ["force", "rollout", "experiment"],
         "SegmentKindEnum": ["condition", "ids"],
         "MetricKindEnum": ["conversion", "mean", "count", "ratio", "retention", "funnel"],
+        "StatsEngineEnum": ["frequentist", "bayesian"],
     },
     # The SDK endpoints are plain Django views; their description is added here.
     "POSTPROCESSING_HOOKS": [

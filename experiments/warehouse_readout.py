@@ -35,8 +35,8 @@ class WarehouseSums:
 
 def warehouse_sums(*, source: DataSource, experiment: Experiment, phase: Phase, spec: ReadoutSpec,
                    variations: Sequence[str], analysis_end: datetime) -> WarehouseSums:
-    """Run the readout's statements in the data source: caps, then the sums, then the count of
-    units seen in more than one variation."""
+    """Run the readout's statements in the data source: the sums and the percentile caps (one
+    statement), then the count of units seen in more than one variation."""
     try:
         return _sums(source=source, experiment=experiment, phase=phase, spec=spec, variations=variations,
                      analysis_end=analysis_end)
@@ -58,17 +58,13 @@ def _sums(*, source: DataSource, experiment: Experiment, phase: Phase, spec: Rea
     conn = connectors.connect(source.engine, source.connection, timeout=timeout)
     try:
         version = conn.version()
-        caps: dict[str, float | None] = {}
-        if statements.caps is not None:
-            found = connectors.statement_run(conn, statements.caps, timeout=timeout, source=source.key,
-                                             purpose="readout caps")
-            caps = caps_from_row(statements, found.rows[0] if found.rows else None)
-        sums = connectors.statement_run(conn, statements.aggregate(caps), timeout=timeout, source=source.key,
+        sums = connectors.statement_run(conn, statements.aggregate, timeout=timeout, source=source.key,
                                         purpose="readout aggregate")
         multiple = connectors.statement_run(conn, statements.multiple, timeout=timeout, source=source.key,
                                             purpose="readout multiple exposures")
     finally:
         conn.close()
+    caps = caps_from_row(statements, sums.rows[0] if sums.rows else None)
     count = int(multiple.rows[0][0]) if multiple.rows and multiple.rows[0][0] is not None else 0
     return WarehouseSums(rows=aggregate_rows(spec, sums.rows), caps=caps, multiple_exposure_units=count,
                          engine_version=version)

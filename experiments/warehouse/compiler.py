@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,22 +64,18 @@ class Design:
 
 @dataclass(frozen=True, slots=True)
 class ReadoutStatements:
-    """The statements of one readout, rendered for one dialect; `aggregate` takes the caps."""
+    """The statements of one readout, rendered for one dialect."""
 
     spec: ReadoutSpec
     design: Design
     dialect: str
     exposure_query: str
     event_query: str
-    caps: str | None  # one row: per metric in `capped`, its percentile cap
+    # Per variation and slice combination: the sums, then per metric in `capped` its percentile
+    # cap (`caps_from_row`).
+    aggregate: str
     capped: tuple[str, ...]
     multiple: str  # one row: units seen in more than one variation
-    # The expression trees the aggregate is built on once the caps are known.
-    ctes: tuple[exp.CTE, ...] = field(default=(), repr=False, compare=False)
-    value_names: tuple[tuple[str, ...], ...] = field(default=(), repr=False, compare=False)
-
-    def aggregate(self, caps: dict[str, float | None]) -> str:
-        return _aggregate(self, caps).sql(dialect=self.dialect)
 
 
 def _id(name: str) -> exp.Identifier:
@@ -319,20 +315,50 @@ class _Builder:
             # Every per-unit value as a double: ClickHouse refuses least(UInt64, Float64).
             double = exp.DataType.build("DOUBLE")
             values.extend(exp.alias_(exp.cast(v, double), n) for v, n in zip(computed, names_, strict=True))
-        group = [_col("unit_id", "a"), _col("variation", "a"), _col("first_seen", "a"),
-                 *[_col(_slice_name(k), "a") for k in range(len(slices))]]
+        # `v`: the values of the units with events in reach, grouped by the unit alone. An inner
+        # join: a unit without such events has every value 0, added back by `u`'s outer join.
+        # Events outside every metric's reach (before the lookback, after the longest window)
+        # are left out before the grouping.
+        lookback = _plus_hours(_col("first_seen", "a"), -self.spec.lookback_hours)
+        reach: list[exp.Expr] = [exp.GTE(this=_col("ts", "e"), expression=lookback)]
+        upper = _reach_hours(self.spec.metrics)
+        if upper is not None:
+            reach.append(exp.LT(this=_col("ts", "e"), expression=_plus_hours(_col("first_seen", "a"), upper)))
         # Named explicitly: ClickHouse would name an unaliased `a.unit_id` by its text.
-        units = (exp.select(*[exp.alias_(c.copy(), c.name) for c in group], *values)
-                 .from_(exp.alias_(exp.to_table("a"), "a"))
-                 .join(exp.alias_(exp.to_table("e"), "e"),
-                       on=exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "a")), join_type="left"))
+        reached = (exp.select(exp.alias_(_col("unit_id", "a"), "unit_id"), *values)
+                   .from_(exp.alias_(exp.to_table("a"), "a"))
+                   .join(exp.alias_(exp.to_table("e"), "e"),
+                         on=exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "a"))))
         for cte, alias in self.funnel_joins:
-            units = units.join(exp.alias_(exp.to_table(cte), alias),
-                               on=exp.EQ(this=_col("unit_id", alias), expression=_col("unit_id", "a")),
-                               join_type="left")
-        units = units.group_by(*group)
+            reached = reached.join(exp.alias_(exp.to_table(cte), alias),
+                                   on=exp.EQ(this=_col("unit_id", alias), expression=_col("unit_id", "a")),
+                                   join_type="left")
+        reached = reached.where(_and(*reach)).group_by(_col("unit_id", "a"))
+        zero = exp.cast(_num(0), exp.DataType.build("DOUBLE"))
+        carried = [_col("unit_id", "a"), _col("variation", "a"), _col("first_seen", "a"),
+                   *[_col(_slice_name(k), "a") for k in range(len(slices))]]
+        units = (exp.select(*[exp.alias_(c.copy(), c.name) for c in carried],
+                            *[exp.alias_(exp.Coalesce(this=_col(n, "v"), expressions=[zero.copy()]), n)
+                              for names_ in self.value_names for n in names_])
+                 .from_(exp.alias_(exp.to_table("a"), "a"))
+                 .join(exp.alias_(exp.to_table("v"), "v"),
+                       on=exp.EQ(this=_col("unit_id", "v"), expression=_col("unit_id", "a")), join_type="left"))
         return [_cte("src_x", self.exposures), _cte("src_e", self.events), _cte("x", exposed),
-                _cte("ranked", ranked), _cte("a", assigned), _cte("e", events), *self.funnels, _cte("u", units)]
+                _cte("ranked", ranked), _cte("a", assigned), _cte("e", events), *self.funnels, _cte("v", reached),
+                _cte("u", units)]
+
+
+def _reach_hours(metrics: Sequence[MetricSpec]) -> int | None:
+    """Hours after the first exposure past which no metric reads an event (None: no bound)."""
+    ends: list[int] = []
+    for m in metrics:
+        if m.kind == "retention":
+            ends.append(24 * ((m.retention_day or 0) + 1))
+        elif m.kind in ("conversion", "mean", "ratio", "count", "funnel") and m.window_hours is not None:
+            ends.append(int(m.window_hours))
+        else:
+            return None
+    return max(ends, default=0)
 
 
 def _with(ctes: Sequence[exp.CTE], query: exp.Select) -> exp.Select:
@@ -384,50 +410,49 @@ def compile_readout(spec: ReadoutSpec, design: Design, *, dialect: str, exposure
     ctes = builder.ctes()
     capped = [(m, names[0]) for m, names in zip(spec.metrics, builder.value_names, strict=True)
               if m.capping == "percentile" and m.capping_value is not None and m.kind in CAPPABLE_KINDS]
-    caps_sql = None
-    if capped:
-        values = [(_case(exp.NEQ(this=_col(y), expression=_num(0)), _col(y)), float(m.capping_value or 0))
-                  for m, y in capped]
-        caps_sql = _with(ctes, _caps_query(values, dialect)).sql(dialect=dialect)
+    values = [(_case(exp.NEQ(this=_col(y), expression=_num(0)), _col(y)), float(m.capping_value or 0))
+              for m, y in capped]
+    aggregate = _aggregate(spec, design, dialect, ctes, builder.value_names,
+                           {m.key: f"c{i}" for i, (m, _) in enumerate(capped)}, values)
     multiple = _with(ctes[:4], exp.select(exp.alias_(exp.Count(this=exp.Star()), "n")).from_("ranked").where(
         _and(exp.EQ(this=_col("rn"), expression=_num(1)), exp.NEQ(this=_col("vmin"), expression=_col("vmax")))))
-    statements = ReadoutStatements(
+    return ReadoutStatements(
         spec=spec, design=design, dialect=dialect, exposure_query=exposure_query, event_query=event_query,
-        caps=caps_sql, capped=tuple(m.key for m, _ in capped), multiple=multiple.sql(dialect=dialect),
-        ctes=tuple(ctes), value_names=tuple(tuple(names) for names in builder.value_names),
+        aggregate=aggregate.sql(dialect=dialect), capped=tuple(m.key for m, _ in capped),
+        multiple=multiple.sql(dialect=dialect),
     )
-    return statements
 
 
-def _cap(m: MetricSpec, caps: dict[str, float | None]) -> float | None:
-    if m.kind not in CAPPABLE_KINDS:
-        return None
-    if m.capping == "percentile":
-        return caps.get(m.key)
-    if m.capping == "absolute":
-        return m.capping_value
-    return None
+def _aggregate(spec: ReadoutSpec, design: Design, dialect: str, ctes: Sequence[exp.CTE],
+               value_names: Sequence[Sequence[str]], cap_columns: dict[str, str],
+               cap_values: Sequence[tuple[exp.Expr, float]]) -> exp.Select:
+    """The sums per variation and combination of slice values, then the percentile caps.
 
-
-def _aggregate(statements: ReadoutStatements, caps: dict[str, float | None]) -> exp.Select:
-    ctes, value_names = statements.ctes, statements.value_names
-    spec, design = statements.spec, statements.design
+    The caps are computed in the same statement, over the same per-unit values `u`: a one-row
+    CTE `c` cross-joined to `u` (one computation of `u`: PostgreSQL and DuckDB materialize a CTE
+    read twice), or on ClickHouse, which inlines every reference to a CTE, a window over all of
+    `u`. A cap that is NULL (no unit had a non-zero value) caps nothing."""
     columns: list[exp.Expr] = [_col("variation"), *[_col(_slice_name(k))
                                                           for k in range(len(spec.slice_attributes))],
                                      exp.alias_(exp.Count(this=exp.Star()), "n")]
     for m, names in zip(spec.metrics, value_names, strict=True):
-        cap = _cap(m, caps)
         it = iter(names)
         y_name = next(it)
         x_name = next(it) if spec.lookback_hours > 0 else None
         d_name = next(it) if m.kind == "ratio" else None
         dx_name = next(it) if m.kind == "ratio" and spec.lookback_hours > 0 else None
+        absolute = m.capping_value if m.kind in CAPPABLE_KINDS and m.capping == "absolute" else None
+        cap_column = cap_columns.get(m.key)
 
-        def ref(name: str | None, capped: bool, cap: float | None = cap) -> exp.Expr | None:
+        def ref(name: str | None, capped: bool, absolute: float | None = absolute,
+                cap_column: str | None = cap_column) -> exp.Expr | None:
             if name is None:
                 return None
-            if capped and cap is not None:
-                return exp.Least(this=_col(name), expressions=[_num(float(cap))])
+            if capped and cap_column is not None:
+                return exp.Least(this=_col(name), expressions=[
+                    exp.Coalesce(this=_col(cap_column), expressions=[_col(name)])])
+            if capped and absolute is not None:
+                return exp.Least(this=_col(name), expressions=[_num(float(absolute))])
             return _col(name)
 
         y, x, d, dx = ref(y_name, True), ref(x_name, True), ref(d_name, False), ref(dx_name, False)
@@ -435,7 +460,7 @@ def _aggregate(statements: ReadoutStatements, caps: dict[str, float | None]) -> 
         if m.kind == "retention":
             mature = exp.LTE(this=_col("first_seen"),
                              expression=_at(design.analysis_end - timedelta(days=(m.retention_day or 0) + 1),
-                                            statements.dialect))
+                                            dialect))
 
         def total(*factors: exp.Expr | None, mature: exp.Expr | None = mature) -> exp.Expr:
             if any(f is None for f in factors):
@@ -454,8 +479,19 @@ def _aggregate(statements: ReadoutStatements, caps: dict[str, float | None]) -> 
                       total(x, dx), total(d, dx)]
         start = len(columns)
         columns.extend(exp.alias_(t, f"t{start + i}") for i, t in enumerate(terms))
+    # The caps last, one per capped metric (the same in every row); aliased apart from the columns.
+    columns.extend(exp.alias_(exp.Max(this=_col(f"c{i}")), f"k{i}") for i in range(len(cap_values)))
     group = [_col("variation"), *[_col(_slice_name(k)) for k in range(len(spec.slice_attributes))]]
-    return _with(ctes, exp.select(*columns).from_("u").group_by(*group))
+    query = exp.select(*columns)
+    if not cap_values:
+        return _with(ctes, query.from_("u").group_by(*group))
+    if dialect == "clickhouse":
+        windowed = exp.select(exp.Star(), *[
+            exp.alias_(exp.Window(this=_percentile(value, q, dialect), over="OVER"), f"c{i}")
+            for i, (value, q) in enumerate(cap_values)]).from_("u")
+        return _with(ctes, query.from_(windowed.subquery("u")).group_by(*group))
+    query = query.from_("u").join(exp.to_table("c"), join_type="cross").group_by(*group)
+    return _with([*ctes, _cte("c", _caps_query(cap_values, dialect))], query)
 
 
 def _float(value: Any) -> float | None:
@@ -466,10 +502,12 @@ def _float(value: Any) -> float | None:
 
 
 def caps_from_row(statements: ReadoutStatements, row: Sequence[Any] | None) -> dict[str, float | None]:
-    """The caps query's row as {metric key: cap} (None where no unit had a non-zero value)."""
+    """The caps of a record of the aggregate (its last columns) as {metric key: cap}; None where
+    no unit had a non-zero value, or where there is no record at all."""
     if row is None:
         return dict.fromkeys(statements.capped)
-    return {key: _float(value) for key, value in zip(statements.capped, row, strict=True)}
+    values = list(row)[len(row) - len(statements.capped):] if statements.capped else []
+    return {key: _float(value) for key, value in zip(statements.capped, values, strict=True)}
 
 
 def aggregate_rows(spec: ReadoutSpec, records: Sequence[Sequence[Any]]) -> list[AggregateRow]:

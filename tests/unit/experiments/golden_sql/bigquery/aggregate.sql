@@ -96,13 +96,9 @@ WITH src_x AS (
     AND e.ts >= p.t
   GROUP BY
     a.unit_id
-), u AS (
+), v AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.first_seen AS first_seen,
-    a.s0 AS s0,
-    a.s1 AS s1,
     CAST(CASE
       WHEN COUNT(
         CASE
@@ -283,16 +279,50 @@ WITH src_x AS (
       END
     ) AS FLOAT64) AS y15
   FROM a AS a
-  LEFT JOIN e AS e
+  JOIN e AS e
     ON e.unit_id = a.unit_id
   LEFT JOIN f4_1 AS r4
     ON r4.unit_id = a.unit_id
+  WHERE
+    e.ts >= a.first_seen - INTERVAL '336' HOUR
   GROUP BY
-    a.unit_id,
-    a.variation,
-    a.first_seen,
-    a.s0,
-    a.s1
+    a.unit_id
+), u AS (
+  SELECT
+    a.unit_id AS unit_id,
+    a.variation AS variation,
+    a.first_seen AS first_seen,
+    a.s0 AS s0,
+    a.s1 AS s1,
+    COALESCE(v.y0, CAST(0 AS FLOAT64)) AS y0,
+    COALESCE(v.y1, CAST(0 AS FLOAT64)) AS y1,
+    COALESCE(v.y2, CAST(0 AS FLOAT64)) AS y2,
+    COALESCE(v.y3, CAST(0 AS FLOAT64)) AS y3,
+    COALESCE(v.y4, CAST(0 AS FLOAT64)) AS y4,
+    COALESCE(v.y5, CAST(0 AS FLOAT64)) AS y5,
+    COALESCE(v.y6, CAST(0 AS FLOAT64)) AS y6,
+    COALESCE(v.y7, CAST(0 AS FLOAT64)) AS y7,
+    COALESCE(v.y8, CAST(0 AS FLOAT64)) AS y8,
+    COALESCE(v.y9, CAST(0 AS FLOAT64)) AS y9,
+    COALESCE(v.y10, CAST(0 AS FLOAT64)) AS y10,
+    COALESCE(v.y11, CAST(0 AS FLOAT64)) AS y11,
+    COALESCE(v.y12, CAST(0 AS FLOAT64)) AS y12,
+    COALESCE(v.y13, CAST(0 AS FLOAT64)) AS y13,
+    COALESCE(v.y14, CAST(0 AS FLOAT64)) AS y14,
+    COALESCE(v.y15, CAST(0 AS FLOAT64)) AS y15
+  FROM a AS a
+  LEFT JOIN v AS v
+    ON v.unit_id = a.unit_id
+), c AS (
+  SELECT
+    MAX(c0) AS c0,
+    MAX(c1) AS c1
+  FROM (
+    SELECT
+      PERCENTILE_CONT(CASE WHEN y2 <> 0 THEN y2 END, 0.95) OVER () AS c0,
+      PERCENTILE_CONT(CASE WHEN y14 <> 0 THEN y14 END, 0.9) OVER () AS c1
+    FROM u
+  ) AS q
 )
 SELECT
   variation,
@@ -306,11 +336,11 @@ SELECT
   SUM(y1) AS t8,
   SUM(y1 * y0) AS t9,
   COUNT(*) AS t10,
-  SUM(LEAST(y2, 123.25)) AS t11,
-  SUM(LEAST(y2, 123.25) * LEAST(y2, 123.25)) AS t12,
-  SUM(LEAST(y3, 123.25)) AS t13,
-  SUM(LEAST(y3, 123.25) * LEAST(y3, 123.25)) AS t14,
-  SUM(LEAST(y3, 123.25) * LEAST(y2, 123.25)) AS t15,
+  SUM(LEAST(y2, COALESCE(c0, y2))) AS t11,
+  SUM(LEAST(y2, COALESCE(c0, y2)) * LEAST(y2, COALESCE(c0, y2))) AS t12,
+  SUM(LEAST(y3, COALESCE(c0, y3))) AS t13,
+  SUM(LEAST(y3, COALESCE(c0, y3)) * LEAST(y3, COALESCE(c0, y3))) AS t14,
+  SUM(LEAST(y3, COALESCE(c0, y3)) * LEAST(y2, COALESCE(c0, y2))) AS t15,
   COUNT(*) AS t16,
   SUM(y4) AS t17,
   SUM(y4 * y4) AS t18,
@@ -360,12 +390,15 @@ SELECT
   SUM(LEAST(y13, 5.0) * LEAST(y13, 5.0)) AS t47,
   SUM(LEAST(y13, 5.0) * LEAST(y12, 5.0)) AS t48,
   COUNT(*) AS t49,
-  SUM(LEAST(y14, 3.0)) AS t50,
-  SUM(LEAST(y14, 3.0) * LEAST(y14, 3.0)) AS t51,
-  SUM(LEAST(y15, 3.0)) AS t52,
-  SUM(LEAST(y15, 3.0) * LEAST(y15, 3.0)) AS t53,
-  SUM(LEAST(y15, 3.0) * LEAST(y14, 3.0)) AS t54
+  SUM(LEAST(y14, COALESCE(c1, y14))) AS t50,
+  SUM(LEAST(y14, COALESCE(c1, y14)) * LEAST(y14, COALESCE(c1, y14))) AS t51,
+  SUM(LEAST(y15, COALESCE(c1, y15))) AS t52,
+  SUM(LEAST(y15, COALESCE(c1, y15)) * LEAST(y15, COALESCE(c1, y15))) AS t53,
+  SUM(LEAST(y15, COALESCE(c1, y15)) * LEAST(y14, COALESCE(c1, y14))) AS t54,
+  MAX(c0) AS k0,
+  MAX(c1) AS k1
 FROM u
+CROSS JOIN c
 GROUP BY
   variation,
   s0,

@@ -96,13 +96,9 @@ WITH src_x AS (
     AND e.ts >= p.t
   GROUP BY
     a.unit_id
-), u AS (
+), v AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.first_seen AS first_seen,
-    a.s0 AS s0,
-    a.s1 AS s1,
     CAST(CASE
       WHEN COUNT(
         CASE
@@ -283,16 +279,40 @@ WITH src_x AS (
       END
     ) AS DOUBLE) AS y15
   FROM a AS a
-  LEFT JOIN e AS e
+  JOIN e AS e
     ON e.unit_id = a.unit_id
   LEFT JOIN f4_1 AS r4
     ON r4.unit_id = a.unit_id
+  WHERE
+    e.ts >= a.first_seen - INTERVAL '336' HOUR
   GROUP BY
-    a.unit_id,
-    a.variation,
-    a.first_seen,
-    a.s0,
-    a.s1
+    a.unit_id
+), u AS (
+  SELECT
+    a.unit_id AS unit_id,
+    a.variation AS variation,
+    a.first_seen AS first_seen,
+    a.s0 AS s0,
+    a.s1 AS s1,
+    COALESCE(v.y0, CAST(0 AS DOUBLE)) AS y0,
+    COALESCE(v.y1, CAST(0 AS DOUBLE)) AS y1,
+    COALESCE(v.y2, CAST(0 AS DOUBLE)) AS y2,
+    COALESCE(v.y3, CAST(0 AS DOUBLE)) AS y3,
+    COALESCE(v.y4, CAST(0 AS DOUBLE)) AS y4,
+    COALESCE(v.y5, CAST(0 AS DOUBLE)) AS y5,
+    COALESCE(v.y6, CAST(0 AS DOUBLE)) AS y6,
+    COALESCE(v.y7, CAST(0 AS DOUBLE)) AS y7,
+    COALESCE(v.y8, CAST(0 AS DOUBLE)) AS y8,
+    COALESCE(v.y9, CAST(0 AS DOUBLE)) AS y9,
+    COALESCE(v.y10, CAST(0 AS DOUBLE)) AS y10,
+    COALESCE(v.y11, CAST(0 AS DOUBLE)) AS y11,
+    COALESCE(v.y12, CAST(0 AS DOUBLE)) AS y12,
+    COALESCE(v.y13, CAST(0 AS DOUBLE)) AS y13,
+    COALESCE(v.y14, CAST(0 AS DOUBLE)) AS y14,
+    COALESCE(v.y15, CAST(0 AS DOUBLE)) AS y15
+  FROM a AS a
+  LEFT JOIN v AS v
+    ON v.unit_id = a.unit_id
 )
 SELECT
   variation,

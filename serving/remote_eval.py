@@ -13,6 +13,7 @@ and forced values are served as asked and record nothing. Errors use the API's
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 
 from config.json_values import nested_deeper_than
 from flags.engine.evaluation import evaluate_all
+from flags.engine.gbformat import payload_date_updated
 from flags.engine.types import Evaluation, ExperimentAssignment, Rule
 from serving import stream_links
 from serving.endpoint import sdk_endpoint
@@ -178,8 +180,9 @@ def remote_eval_view(request: HttpRequest, client_key: str) -> HttpResponse:
     features = {key: evaluated_feature(ev, _rule_of(compiled.snapshot.features.get(key), ev.rule_id))
                 for key, ev in results.items()}
     body: dict[str, Any] = {"features": features}
-    if snapshot.date_updated is not None:
-        body["dateUpdated"] = snapshot.date_updated
+    date_updated = payload_date_updated(snapshot, time.time())
+    if date_updated is not None:
+        body["dateUpdated"] = date_updated
     headers = {"Cache-Control": "no-store"}
     if compiled.remote_only and stream_links.enabled():
         # The stream of such an environment only tells of changes: the SDK then asks again.

@@ -16,6 +16,7 @@ SDK must serve the default. Scheduled rules are kept with their window unless
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from flags.engine.types import UNSET, Experiment, Feature, ParentCondition, Rule, Snapshot, ValueType, VariationMeta
@@ -24,6 +25,7 @@ from traffic.assignment.types import BucketRange, Filter, Namespace
 __all__ = [
     "experiment_from_payload",
     "next_schedule_change",
+    "payload_date_updated",
     "rule_from_payload",
     "rule_to_payload",
     "snapshot_from_payload",
@@ -200,8 +202,9 @@ def snapshot_to_payload(snapshot: Snapshot, *, now: float | None = None) -> dict
     payload: dict[str, Any] = {"features": features}
     if snapshot.saved_groups:
         payload["savedGroups"] = {name: list(values) for name, values in snapshot.saved_groups.items()}
-    if snapshot.date_updated is not None:
-        payload["dateUpdated"] = snapshot.date_updated
+    date_updated = snapshot.date_updated if now is None else payload_date_updated(snapshot, now)
+    if date_updated is not None:
+        payload["dateUpdated"] = date_updated
     return payload
 
 
@@ -279,6 +282,35 @@ def _meta_to_payload(meta: VariationMeta) -> dict[str, Any]:
     if meta.passthrough:
         out["passthrough"] = True
     return out
+
+
+def payload_date_updated(snapshot: Snapshot, now: float) -> str | None:
+    """``dateUpdated`` of the payload served at ``now``: the snapshot's own, or the last rule
+    start or end that has passed since, whichever is later. GrowthBook SDKs keep a cached
+    payload whose ``dateUpdated`` equals the one fetched, so a scheduled change must move it."""
+    passed = [
+        moment
+        for feature in snapshot.features.values()
+        if feature.enabled
+        for rule in feature.rules
+        for moment in (rule.starts_at, rule.ends_at)
+        if moment is not None and moment <= now
+    ]
+    if not passed:
+        return snapshot.date_updated
+    boundary = _iso_utc(max(passed))
+    if snapshot.date_updated is None or _parsed(snapshot.date_updated) < _parsed(boundary):
+        return boundary
+    return snapshot.date_updated
+
+
+def _iso_utc(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parsed(iso: str) -> datetime:
+    found = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 def next_schedule_change(snapshot: Snapshot, now: float) -> float | None:

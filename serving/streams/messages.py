@@ -24,6 +24,7 @@ from datetime import datetime
 
 import orjson
 
+from flags.engine.gbformat import payload_date_updated
 from serving.snapshots import CompiledEnvironment
 
 __all__ = ["GROWTHBOOK", "HEARTBEAT", "OFREP", "State", "opening", "state_of"]
@@ -59,7 +60,8 @@ def state_of(compiled: CompiledEnvironment, now: float | None = None) -> State:
     body, etag, _ = compiled.payload(now)
     ident = etag.strip('"')
     head = b"id: " + ident.encode() + b"\n"
-    notice = {"type": "refetchEvaluation", "etag": ident, "lastModified": _epoch(compiled.snapshot.date_updated, now)}
+    modified = _epoch(payload_date_updated(compiled.snapshot, now), now)
+    notice = {"type": "refetchEvaluation", "etag": ident, "lastModified": modified}
     return State(
         environment_id=compiled.environment_id,
         version=compiled.version,

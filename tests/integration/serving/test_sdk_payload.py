@@ -88,6 +88,8 @@ def test_sdk_payload__rule_starts_later__served_once_its_time_comes(
     after = client.get(_url(catalog.client_key), HTTP_IF_NONE_MATCH=before["ETag"])
     assert after.status_code == 200
     assert after.json()["features"]["kill-switch"]["rules"][0]["force"] is False
+    # The SDKs skip a payload whose dateUpdated equals the one they cached.
+    assert after.json()["dateUpdated"] > before.json()["dateUpdated"]
 
 
 def test_sdk_payload__if_none_match__304_with_etag_and_cache_control(client: Client, catalog: Catalog) -> None:

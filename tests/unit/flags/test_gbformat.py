@@ -103,3 +103,32 @@ def test_snapshot_to_payload__fed_to_growthbook_sdk__gives_the_same_values() -> 
         attributes = {"id": f"u{i}", "device": f"d{i}", "company": f"c{i % 7}", "country": ("US", "FR")[i % 2]}
         ours = {key: ev.value for key, ev in evaluate_all(FULL, attributes, now=T0 + 1).items()}
         assert ours == _sdk_values(payload, attributes), attributes
+
+
+SCHEDULED = Snapshot(
+    environment="production",
+    version=3,
+    date_updated="2023-11-14T00:00:00.000Z",  # before T0 (2023-11-14T22:13:20Z)
+    features={
+        "banner": Feature("banner", default_value=False, default_variant="off", value_type="boolean", rules=(
+            Rule(id="window", force=True, force_variant="on", starts_at=T0, ends_at=T0 + 3600),
+        )),
+    },
+)  # fmt: skip
+
+
+def test_snapshot_to_payload__scheduled_boundary_passed__moves_date_updated() -> None:
+    # GrowthBook SDKs ignore a fetched payload whose dateUpdated equals their cached one.
+    before = snapshot_to_payload(SCHEDULED, now=T0 - 1)
+    started = snapshot_to_payload(SCHEDULED, now=T0 + 1)
+    ended = snapshot_to_payload(SCHEDULED, now=T0 + 3601)
+    assert before["dateUpdated"] == "2023-11-14T00:00:00.000Z"
+    assert started["dateUpdated"] == "2023-11-14T22:13:20.000Z"
+    assert ended["dateUpdated"] == "2023-11-14T23:13:20.000Z"
+    assert len({before["dateUpdated"], started["dateUpdated"], ended["dateUpdated"]}) == 3
+
+
+def test_snapshot_to_payload__write_after_boundary__keeps_the_write_time() -> None:
+    payload = snapshot_to_payload(FULL, now=T0 + 10)
+    assert payload["dateUpdated"] == "2024-06-01T12:00:00Z"
+    assert snapshot_to_payload(FULL)["dateUpdated"] == "2024-06-01T12:00:00Z"

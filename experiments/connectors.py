@@ -123,6 +123,11 @@ class DuckDBConnection:
         try:
             self.conn = duckdb.connect(path, read_only=True)
             self.conn.execute("SET TimeZone = 'UTC'")
+            # Checked when stored (`experiments.warehouse.engines`): a size, a whole number.
+            if "memory_limit" in connection:
+                self.conn.execute("SET memory_limit = ?", [str(connection["memory_limit"])])
+            if "threads" in connection:
+                self.conn.execute(f"SET threads = {int(connection['threads'])}")
         except duckdb.Error as exc:
             raise ConnectorError(f"DuckDB could not open the database: {exc}") from exc
         self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = ["ENGINES", "ENV_NAME", "SECRET_WORDS", "Engine", "FieldSpec", "connection_errors"]
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+MEMORY = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,3})?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 # A field whose name holds one of these is a secret: only its `_env` form is accepted.
 SECRET_WORDS = ("password", "secret", "token", "private_key", "passphrase", "credential", "dsn")
 MAX_TEXT = 1000
@@ -22,7 +23,9 @@ MAX_TEXT = 1000
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    kind: str  # "text", "int", "bool", "env" (the name of an environment variable), "map" (text to text)
+    # "text", "int", "bool", "env" (the name of an environment variable), "map" (text to text),
+    # "memory" (a size such as 512MB or 1.5GB), "threads" (1 to 256)
+    kind: str
     required: bool = False
     help: str = ""
 
@@ -43,6 +46,9 @@ ENGINES: dict[str, Engine] = {
     for engine in (
         Engine("duckdb", "DuckDB (embedded, a database file)", "duckdb", "duckdb", {
             "path": FieldSpec("text", required=True, help="The database file, opened read-only."),
+            "memory_limit": FieldSpec("memory", help="DuckDB's memory_limit, e.g. 1.5GB (beyond it, it spills "
+                                                     "to a temporary directory next to the file)."),
+            "threads": FieldSpec("threads", help="DuckDB's threads: how many cores a readout uses (1 to 256)."),
         }),
         Engine("postgres", "PostgreSQL", "postgres", "postgres", {
             "host": FieldSpec("text", required=True),
@@ -101,6 +107,11 @@ def connection_errors(engine: Engine, connection: Any) -> list[str]:
             errors.append(f"'{name}' is text of 1 to {MAX_TEXT} characters.")
         elif spec.kind == "int" and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536):
             errors.append(f"'{name}' is a whole number from 1 to 65535.")
+        elif spec.kind == "memory" and not (isinstance(value, str) and MEMORY.match(value)):
+            errors.append(f"'{name}' is a size such as 512MB or 1.5GB (KB, MB, GB, TB, KiB, MiB, GiB, TiB).")
+        elif spec.kind == "threads" and (not isinstance(value, int) or isinstance(value, bool)
+                                         or not 1 <= value <= 256):
+            errors.append(f"'{name}' is a whole number from 1 to 256.")
         elif spec.kind == "bool" and not isinstance(value, bool):
             errors.append(f"'{name}' is true or false.")
         elif spec.kind == "env" and not (isinstance(value, str) and ENV_NAME.match(value)):

@@ -75,3 +75,14 @@ def test_connection__required_and_unknown_fields__named() -> None:
     assert any("Unknown field 'file'" in e for e in errors)
     assert any("'path' is required" in e for e in errors)
     assert connection_errors(ENGINES["duckdb"], []) == ["Give the connection as a JSON object."]
+
+
+def test_connection__duckdb_memory_limit_and_threads__checked() -> None:
+    assert connection_errors(ENGINES["duckdb"], {"path": "/x", "memory_limit": "1.5GB", "threads": 2}) == []
+    assert connection_errors(ENGINES["duckdb"], {"path": "/x", "memory_limit": "512 MiB"}) == []
+    for bad in ("lots", "1.5", "2GB; SET x = 1", 2):
+        errors = connection_errors(ENGINES["duckdb"], {"path": "/x", "memory_limit": bad})
+        assert errors and "size such as 512MB" in errors[0], bad
+    for bad_threads in (0, 257, "2", True):
+        errors = connection_errors(ENGINES["duckdb"], {"path": "/x", "threads": bad_threads})
+        assert errors and "1 to 256" in errors[0], bad_threads

@@ -6,7 +6,9 @@ Drivers are optional extras (`pip install splitbase[duckdb]`, `[clickhouse]`, `[
 theirs is used. Every statement goes through `statement_run`, which stops it at the timeout
 and logs the engine, the data source, what the statement was for, its duration and its row
 count; connection settings and secrets never reach the log or an error message. Secrets come
-from the environment variables the connection names (`password_env`).
+from the environment variables the connection names (`password_env`). An engine whose driver
+needs more than a few lines has a module of its own (`experiments.connector_snowflake`) built
+on the helpers here (`_driver`, `_secret`, `ConnectorError`) and is registered below.
 """
 
 from __future__ import annotations
@@ -357,11 +359,18 @@ def chdb_release(path: str) -> None:
 
 # Connecting and running ------------------------------------------------------------------------
 
+def _snowflake(connection: Mapping[str, Any], timeout: float) -> Connection:
+    from experiments.connector_snowflake import SnowflakeConnection
+
+    return SnowflakeConnection(connection, timeout)
+
+
 Factory = Callable[[Mapping[str, Any], float], Connection]
 _FACTORIES: dict[str, Factory] = {
     "duckdb": lambda c, t: DuckDBConnection(c),
     "postgres": lambda c, t: PostgresConnection(c, t),
     "clickhouse": lambda c, t: ChdbConnection(c),
+    "snowflake": _snowflake,
 }
 
 
@@ -391,6 +400,16 @@ def connect_writer(engine: str, connection: Mapping[str, Any], *, timeout: float
     return factory(connection, timeout)
 
 
+def _statement_log(engine: str, source: str, purpose: str, seconds: float, rows: int, outcome: str) -> None:
+    """One line per statement (or export) on `splitbase.warehouse`: never its SQL or the connection."""
+    logger.info(
+        "warehouse statement engine=%s source=%s purpose=%s duration_ms=%d rows=%d outcome=%s",
+        engine, source, purpose, int(seconds * 1000), rows, outcome[:300],
+        extra={"engine": engine, "data_source": source, "purpose": purpose, "duration_ms": int(seconds * 1000),
+               "rows": rows},
+    )
+
+
 def rows_append(writer: Writer, *, statements: Any, rows: list[tuple[Any, ...]], timeout: float, source: str) -> int:
     """Stage `rows` and append those the table lacks (`experiments.warehouse.export`), in one
     transaction; the number appended. Logged as every statement is."""
@@ -410,13 +429,7 @@ def rows_append(writer: Writer, *, statements: Any, rows: list[tuple[Any, ...]],
         outcome = f"error: {exc}"
         raise
     finally:
-        seconds = time.monotonic() - started
-        logger.info(
-            "warehouse statement engine=%s source=%s purpose=%s duration_ms=%d rows=%d outcome=%s",
-            writer.engine, source, "exposure export", int(seconds * 1000), appended, outcome[:300],
-            extra={"engine": writer.engine, "data_source": source, "purpose": "exposure export",
-                   "duration_ms": int(seconds * 1000), "rows": appended},
-        )
+        _statement_log(writer.engine, source, "exposure export", time.monotonic() - started, appended, outcome)
     return appended
 
 
@@ -432,10 +445,5 @@ def statement_run(conn: Connection, sql: str, *, timeout: float, source: str, pu
         raise
     finally:
         seconds = time.monotonic() - started
-        logger.info(
-            "warehouse statement engine=%s source=%s purpose=%s duration_ms=%d rows=%d outcome=%s",
-            conn.engine, source, purpose, int(seconds * 1000), len(rows), outcome[:300],
-            extra={"engine": conn.engine, "data_source": source, "purpose": purpose,
-                   "duration_ms": int(seconds * 1000), "rows": len(rows)},
-        )
+        _statement_log(conn.engine, source, purpose, seconds, len(rows), outcome)
     return StatementResult(columns=columns, rows=rows, seconds=seconds)

@@ -28,6 +28,7 @@ class FieldSpec:
     kind: str
     required: bool = False
     help: str = ""
+    choices: tuple[str, ...] = ()  # the values a text field may take (any when empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +69,18 @@ ENGINES: dict[str, Engine] = {
             "conf": FieldSpec("map", help="Further Spark settings, text to text."),
         }),
         Engine("snowflake", "Snowflake", "snowflake", "snowflake", {
-            "account": FieldSpec("text", required=True),
+            "account": FieldSpec("text", required=True, help="The account identifier, e.g. myorg-myaccount."),
             "user": FieldSpec("text", required=True),
             "password_env": FieldSpec("env"),
+            "private_key_env": FieldSpec("env", help="Key-pair login: the PEM text of the user's private key."),
+            "private_key_passphrase_env": FieldSpec("env", help="The passphrase of an encrypted private key."),
             "database": FieldSpec("text"),
             "schema": FieldSpec("text"),
-            "warehouse": FieldSpec("text"),
+            "warehouse": FieldSpec("text", help="The virtual warehouse the readouts run (and bill) on."),
             "role": FieldSpec("text"),
+            "host": FieldSpec("text", help="Another endpoint than the account's own (a proxy, a private link)."),
+            "port": FieldSpec("int"),
+            "protocol": FieldSpec("text", choices=("https", "http")),
         }),
     )
 }
@@ -105,6 +111,8 @@ def connection_errors(engine: Engine, connection: Any) -> list[str]:
             continue
         if spec.kind == "text" and not (isinstance(value, str) and 0 < len(value) <= MAX_TEXT):
             errors.append(f"'{name}' is text of 1 to {MAX_TEXT} characters.")
+        elif spec.kind == "text" and spec.choices and value not in spec.choices:
+            errors.append(f"'{name}' is one of {', '.join(spec.choices)}.")
         elif spec.kind == "int" and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536):
             errors.append(f"'{name}' is a whole number from 1 to 65535.")
         elif spec.kind == "memory" and not (isinstance(value, str) and MEMORY.match(value)):

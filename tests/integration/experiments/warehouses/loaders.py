@@ -139,10 +139,27 @@ def clickhouse_source(rows: Rows, scratch: Path) -> Iterator[Source]:
         connectors.chdb_release(str(path))
 
 
+@contextmanager
+def snowflake_source(rows: Rows, scratch: Path) -> Iterator[Source]:
+    """A database of its own in the Snowflake emulator, loaded through the real driver."""
+    from tests.integration.experiments.warehouses import snowflake_emulator
+
+    with snowflake_emulator.database() as (fields, conn):
+        conn.cursor().execute("CREATE TABLE exposures (user_id VARCHAR, exposed_at TIMESTAMP_NTZ, experiment_key "
+                              "VARCHAR, arm VARCHAR, country VARCHAR, platform VARCHAR)")
+        conn.cursor().execute("CREATE TABLE events (user_id VARCHAR, event_time TIMESTAMP_NTZ, event VARCHAR, "
+                              "amount DOUBLE)")
+        snowflake_emulator.load(conn, "exposures", rows.exposures, scratch)
+        snowflake_emulator.load(conn, "events", rows.events, scratch)
+        yield Source("snowflake", fields, EXPOSURES.format(table="analytics.exposures"),
+                     EVENTS.format(table="analytics.events"))
+
+
 Loader = Callable[[Rows, Path], AbstractContextManager[Source]]
 # The engines the equality test runs on (each one's driver is installed by `make install-dev`).
 LOADERS: dict[str, Loader] = {
     "duckdb": duckdb_source,
     "postgres": postgres_source,
     "clickhouse": clickhouse_source,
+    "snowflake": snowflake_source,
 }

@@ -61,14 +61,17 @@ class MetricForm(ServiceModelForm):
     class Meta:
         model = Metric
         fields = ("key", "name", "description", "kind", "event_name", "denominator_event", "funnel_steps",
-                  "retention_day", "window_hours", "capping", "capping_value", "direction", "owner")
+                  "retention_day", "ltv_day", "window_hours", "capping", "capping_value", "direction", "owner")
         help_texts = {
             "event_name": "The event measured; for a ratio, the numerator.",
             "denominator_event": "Ratio metrics only: the event whose values sum to the denominator.",
             "funnel_steps": 'Funnel metrics only: the event names of the steps in order, e.g. '
                             '["view_item", "add_to_cart", "checkout"].',
             "retention_day": "Retention metrics only: a unit is retained when active on day N after exposure.",
-            "window_hours": "Hours after the first exposure during which events count; empty for no limit.",
+            "ltv_day": "LTV metrics only: each unit's event values are summed from its first exposure to day N "
+                       "(1 to 365, e.g. 7, 30, 90, 365); only units exposed at least N days ago count.",
+            "window_hours": "Hours after the first exposure during which events count (at most 8760, 365 days); "
+                            "empty for no limit. LTV metrics leave it empty: their window is their day N.",
             "capping_value": "The cap (absolute), or the percentile between 0 and 1, e.g. 0.99 (percentile).",
         }
 
@@ -95,10 +98,14 @@ class MetricAdmin(AuditHistoryMixin, ServiceAdmin[Metric]):
             return f"{obj.event_name} / {obj.denominator_event}"
         if obj.kind == Metric.Kind.RETENTION:
             return f"{obj.event_name} on day {obj.retention_day}"
+        if obj.kind == Metric.Kind.LTV:
+            return f"{obj.event_name} values by day {obj.ltv_day}"
         return obj.event_name
 
     @admin.display(description="Window")
     def window(self, obj: Metric) -> str:
+        if obj.kind == Metric.Kind.LTV:
+            return f"{obj.ltv_day} days"
         return "no limit" if obj.window_hours is None else f"{obj.window_hours} h"
 
     @admin.display(description="Capping")

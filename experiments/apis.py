@@ -33,7 +33,7 @@ from experiments.documents import (
     metric_document,
     ramp_document,
 )
-from experiments.models import Experiment, ExperimentMetric, Metric, RampStep, ResultSnapshot
+from experiments.models import MAX_METRIC_DAYS, Experiment, ExperimentMetric, Metric, RampStep, ResultSnapshot
 from experiments.readout import Readout
 from experiments.warehouse import ENGINES, MAX_QUERY_LENGTH
 from flags import selectors as flag_selectors
@@ -62,6 +62,7 @@ class MetricOutput(serializers.Serializer[Any]):
     denominator_event = serializers.CharField()
     funnel_steps = serializers.ListField(child=serializers.CharField())
     retention_day = serializers.IntegerField(allow_null=True)
+    ltv_day = serializers.IntegerField(allow_null=True)
     window_hours = serializers.IntegerField(allow_null=True)
     capping = serializers.CharField()
     capping_value = serializers.FloatField(allow_null=True)
@@ -77,8 +78,15 @@ class _MetricFields(serializers.Serializer[Any]):
     event_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     denominator_event = serializers.CharField(max_length=100, required=False, allow_blank=True)
     funnel_steps = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
-    retention_day = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    window_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    retention_day = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+                                             max_value=MAX_METRIC_DAYS)
+    ltv_day = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_METRIC_DAYS,
+        help_text=f"LTV metrics: the day N (1 to {MAX_METRIC_DAYS}) up to which each unit's event values are summed.")
+    window_hours = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=24 * MAX_METRIC_DAYS,
+        help_text=f"Hours after the first exposure during which events count (1 to {24 * MAX_METRIC_DAYS}, "
+                  f"{MAX_METRIC_DAYS} days); null: no limit. Not for LTV metrics, whose window is their day N.")
     capping = serializers.ChoiceField(choices=[c[0] for c in Metric.Capping.choices], required=False)
     capping_value = serializers.FloatField(required=False, allow_null=True)
     direction = serializers.ChoiceField(choices=[c[0] for c in Metric.Direction.choices], required=False)

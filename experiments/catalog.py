@@ -15,13 +15,13 @@ from base.keys import Errors, check_key
 from base.writes import reject_unknown
 from config.errors import Conflict
 from experiments.documents import metric_document
-from experiments.models import Metric
+from experiments.models import MAX_METRIC_DAYS, Metric
 
 METRIC_FIELDS = (
     "name", "description", "kind", "event_name", "denominator_event", "funnel_steps", "retention_day",
-    "window_hours", "capping", "capping_value", "direction", "owner",
+    "ltv_day", "window_hours", "capping", "capping_value", "direction", "owner",
 )
-MAX_WINDOW_HOURS = 24 * 365
+MAX_WINDOW_HOURS = 24 * MAX_METRIC_DAYS
 
 
 def _check_event_name(value: Any, field: str, errors: Errors) -> None:
@@ -29,7 +29,12 @@ def _check_event_name(value: Any, field: str, errors: Errors) -> None:
         add_error(errors, field, "Give an event name of 1 to 100 characters.")
 
 
-def _check_metric(data: Mapping[str, Any]) -> Errors:
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_metric(data: Mapping[str, Any], given: Mapping[str, Any]) -> Errors:
+    """Errors of the merged definition `data`; `given` holds the fields the caller sent."""
     errors: Errors = {}
     kind = data.get("kind")
     if kind not in Metric.Kind.values:
@@ -50,19 +55,27 @@ def _check_metric(data: Mapping[str, Any]) -> Errors:
         _check_event_name(data.get("denominator_event"), "denominator_event", errors)
     if kind == Metric.Kind.RETENTION:
         day = data.get("retention_day")
-        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 365:
-            add_error(errors, "retention_day", "Give the day N (0 to 365) on which a retained unit is active.")
+        if not _whole(day, 0, MAX_METRIC_DAYS):
+            add_error(errors, "retention_day",
+                      f"Give the day N (0 to {MAX_METRIC_DAYS}) on which a retained unit is active.")
+    if kind == Metric.Kind.LTV:
+        if not _whole(data.get("ltv_day"), 1, MAX_METRIC_DAYS):
+            add_error(errors, "ltv_day", f"Give the day N (1 to {MAX_METRIC_DAYS}) up to which each unit's "
+                                         "event values are summed, e.g. 7, 30, 90 or 365.")
+        if given.get("window_hours") is not None:
+            add_error(errors, "window_hours", "An LTV metric's window is its day N (ltv_day): leave window_hours "
+                                              "empty.")
     window = data.get("window_hours")
-    if window is not None and (not isinstance(window, int) or isinstance(window, bool)
-                               or not 0 < window <= MAX_WINDOW_HOURS):
-        add_error(errors, "window_hours", f"Give a window of 1 to {MAX_WINDOW_HOURS} hours, or none for no limit.")
+    if window is not None and not _whole(window, 1, MAX_WINDOW_HOURS):
+        add_error(errors, "window_hours", f"Give a window of 1 to {MAX_WINDOW_HOURS} hours ({MAX_METRIC_DAYS} "
+                                          "days), or none for no limit.")
     capping = data.get("capping", Metric.Capping.NONE)
     value = data.get("capping_value")
     if capping not in Metric.Capping.values:
         add_error(errors, "capping", f"Use one of {', '.join(Metric.Capping.values)}.")
     elif capping != Metric.Capping.NONE:
-        if kind not in (Metric.Kind.MEAN, Metric.Kind.COUNT, Metric.Kind.RATIO):
-            add_error(errors, "capping", "Only mean, count and ratio metrics can be capped.")
+        if kind not in (Metric.Kind.MEAN, Metric.Kind.COUNT, Metric.Kind.RATIO, Metric.Kind.LTV):
+            add_error(errors, "capping", "Only mean, count, ratio and LTV metrics can be capped.")
         elif capping == Metric.Capping.ABSOLUTE and not (is_number(value) and value > 0):
             add_error(errors, "capping_value", "Give the cap, a positive number.")
         elif capping == Metric.Capping.PERCENTILE and not (is_number(value) and 0 < value < 1):
@@ -77,6 +90,10 @@ def _normalise_metric(data: dict[str, Any]) -> dict[str, Any]:
         data["capping_value"] = None
     if data.get("kind") != Metric.Kind.RETENTION:
         data["retention_day"] = None
+    if data.get("kind") != Metric.Kind.LTV:
+        data["ltv_day"] = None
+    else:
+        data["window_hours"] = None
     if data.get("kind") != Metric.Kind.FUNNEL:
         data["funnel_steps"] = []
     elif data.get("funnel_steps"):
@@ -92,7 +109,7 @@ def metric_create(*, actor: Actor, key: str, kind: str, **data: Any) -> Metric:
     reject_unknown(data, METRIC_FIELDS, what="metric")
     errors = check_key(key)
     merged = {"kind": kind, **data}
-    errors.update(_check_metric(merged))
+    errors.update(_check_metric(merged, merged))
     raise_if(errors, "The metric is not valid.")
     if Metric.objects.filter(key=key).exists():
         raise Conflict(f"Metric '{key}' already exists.", code="duplicate_key")
@@ -113,7 +130,7 @@ def metric_update(*, actor: Actor, metric: Metric, **changes: Any) -> Metric:
     before = metric_document(metric)
     merged = {f: getattr(metric, f) for f in METRIC_FIELDS}
     merged.update(changes)
-    raise_if(_check_metric(merged), "The metric is not valid.")
+    raise_if(_check_metric(merged, changes), "The metric is not valid.")
     for field, value in _normalise_metric(merged).items():
         setattr(metric, field, value)
     metric.save()

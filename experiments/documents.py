@@ -31,6 +31,7 @@ def metric_document(metric: Metric) -> dict[str, Any]:
         "denominator_event": metric.denominator_event,
         "funnel_steps": list(metric.funnel_steps or []),
         "retention_day": metric.retention_day,
+        "ltv_day": metric.ltv_day,
         "window_hours": metric.window_hours,
         "capping": metric.capping,
         "capping_value": metric.capping_value,

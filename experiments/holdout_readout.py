@@ -130,7 +130,7 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: HoldoutSnapshot) -> None:
                        lookback_hours=24 * analysis.cuped_lookback_days if analysis.cuped else 0)
     analysis_end = holdout.ended_at or timezone.now()
     rollup = readout_sql.rollup_rebuild(cur, spec)
-    caps = readout_sql.percentile_caps(cur, spec)
+    caps = readout_sql.percentile_caps(cur, spec, analysis_end)
     rows = readout_sql.aggregate(cur, spec, caps=caps, analysis_end=analysis_end)
     readout = readout_compute(readout_input(
         experiment=settings, variations=variations, weights=weights, links=links, rows=rows, caps=caps,

@@ -47,6 +47,7 @@ def metric_spec(metric: Metric) -> MetricSpec:
         steps=tuple(str(s) for s in metric.funnel_steps or []),
         retention_day=metric.retention_day,
         window_hours=metric.window_hours,
+        ltv_day=metric.ltv_day,
         capping=metric.capping,
         capping_value=metric.capping_value,
     )
@@ -79,8 +80,9 @@ def readout_metric(link: ExperimentMetric, caps: dict[str, float | None]) -> Met
         cap = caps.get(m.key)
     else:
         cap = m.capping_value if m.capping == Metric.Capping.ABSOLUTE else None
+    day = m.ltv_day if m.kind == Metric.Kind.LTV else m.retention_day if m.kind == Metric.Kind.RETENTION else None
     return MetricDescription(key=m.key, name=m.name or m.key, kind=m.kind, role=link.role, direction=m.direction,
-                             cap=cap)
+                             cap=cap, day=day)
 
 
 def readout_input(

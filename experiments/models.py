@@ -18,6 +18,9 @@ from base.models import KEY_VALIDATOR, Environment
 from flags.models import Flag
 from traffic.models import Holdout, Layer
 
+# The longest a metric looks after a unit's first exposure: windows, retention days and LTV days.
+MAX_METRIC_DAYS = 365
+
 
 class Metric(models.Model):
     """A catalog entry: what is measured per unit after its first exposure."""
@@ -29,6 +32,7 @@ class Metric(models.Model):
         RATIO = "ratio", "Ratio (sum of numerator values / sum of denominator values)"
         RETENTION = "retention", "Retention (active on day N after exposure)"
         FUNNEL = "funnel", "Funnel step (reached the last step after the others, in order)"
+        LTV = "ltv", "LTV at day N (sum of event values from exposure to day N)"
 
     class Capping(models.TextChoices):
         NONE = "none", "No capping"
@@ -49,8 +53,12 @@ class Metric(models.Model):
     # Funnel: the event names of the steps, in order (at least two).
     funnel_steps = models.JSONField(default=list, blank=True)
     retention_day = models.PositiveIntegerField(null=True, blank=True)
+    # LTV: the day N up to which a unit's event values are summed (1 to 365).
+    ltv_day = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_METRIC_DAYS)])
     # Hours after the first exposure during which events count; None: no limit.
-    window_hours = models.PositiveIntegerField(null=True, blank=True)
+    window_hours = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(24 * MAX_METRIC_DAYS)])
     capping = models.CharField(max_length=12, choices=Capping.choices, default=Capping.NONE)
     # The cap (absolute) or the percentile in (0, 1) (percentile).
     capping_value = models.FloatField(null=True, blank=True)

@@ -306,7 +306,7 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
                                           units=sum(row.units for row in rows))
     else:
         rollup = readout_sql.rollup_refresh(cur, spec, force_full=force_full)
-        caps = readout_sql.percentile_caps(cur, spec)
+        caps = readout_sql.percentile_caps(cur, spec, analysis_end)
         rows = readout_sql.aggregate(cur, spec, caps=caps, analysis_end=analysis_end)
         readout_sql.rollup_units_record(cur, phase.pk, sum(row.units for row in rows))
         multiple = readout_sql.multiple_exposures(cur, phase.pk)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 __all__ = [
     "BINARY_KINDS",
@@ -27,8 +28,8 @@ __all__ = [
 # Columns v0..v63 of a rollup row (experiments.models.ROLLUP_COLUMNS).
 COLUMNS = 64
 BINARY_KINDS = frozenset({"conversion", "retention", "funnel"})
-CAPPABLE_KINDS = frozenset({"mean", "count", "ratio"})
-KINDS = frozenset({"conversion", "mean", "count", "ratio", "retention", "funnel"})
+CAPPABLE_KINDS = frozenset({"mean", "count", "ratio", "ltv"})
+KINDS = frozenset({"conversion", "mean", "count", "ratio", "retention", "funnel", "ltv"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,18 @@ class MetricSpec:
     window_hours: int | None = None
     capping: str = "none"
     capping_value: float | None = None
+    # LTV at day N: the event's values summed over [first exposure, + N days).
+    ltv_day: int | None = None
+
+    def mature_after(self) -> timedelta | None:
+        """How long after its first exposure a unit enters this metric's analysis: retention
+        counts a unit once its day N has ended, LTV at day N once N days have passed; the
+        other kinds count every unit at once (None)."""
+        if self.kind == "retention":
+            return timedelta(days=(self.retention_day or 0) + 1)
+        if self.kind == "ltv":
+            return timedelta(days=self.ltv_day or 0)
+        return None
 
     def events(self) -> set[str]:
         names = set(self.steps) if self.kind == "funnel" else {self.event}
@@ -60,9 +73,12 @@ class ReadoutSpec:
 
     def layout_hash(self) -> str:
         """Identifies what the rollup holds; capping is applied later and does not count."""
+        # `ltv_day` is left out where empty, so that rollups built before the field existed stay valid.
         described = {
             "metrics": [
-                {k: v for k, v in asdict(m).items() if k not in ("capping", "capping_value")} for m in self.metrics
+                {k: v for k, v in asdict(m).items()
+                 if k not in ("capping", "capping_value") and not (k == "ltv_day" and v is None)}
+                for m in self.metrics
             ],
             "lookback_hours": self.lookback_hours,
             "slices": list(self.slice_attributes),

@@ -26,6 +26,9 @@ P the lookback [first exposure - lookback, first exposure)):
   whose day N has ended by the analysis end count; covariate: fired over P.
 - funnel: 1 if the steps were reached in order within W (step k at or after the time step
   k-1 was first reached); covariate: the last step fired over P.
+- ltv day N: Σ event values in [first exposure, + N days) (the window is N days, whatever
+  `window_hours` says); only units exposed at least N days before the analysis end count (their
+  percentile cap is computed over those units too); covariate: Σ values over P.
 """
 
 from __future__ import annotations
@@ -183,6 +186,11 @@ def _values(m: MetricSpec, cov: bool) -> list[sql.Composable]:
         out.append(_any(_is(m.event), on_day))
         if cov:
             out.append(_any(_is(m.event), PRE))
+    elif m.kind == "ltv":
+        by_day = sql.SQL("e.ts >= a.first_seen AND e.ts < {}").format(_after(24 * (m.ltv_day or 0)))
+        out.append(_total(_is(m.event), by_day))
+        if cov:
+            out.append(_total(_is(m.event), PRE))
     elif m.kind == "funnel":
         steps = m.steps
         # The time each step was first reached at or after the previous one: the first step's
@@ -206,6 +214,8 @@ def _upper_hours(metrics: Sequence[MetricSpec]) -> float | None:
     for m in metrics:
         if m.kind == "retention":
             ends.append(24.0 * ((m.retention_day or 0) + 1))
+        elif m.kind == "ltv":
+            ends.append(24.0 * (m.ltv_day or 0))
         elif m.window_hours is None:
             return None
         else:
@@ -442,8 +452,19 @@ def rollup_units_record(cur: psycopg.Cursor[Any], phase_id: int, units: int) -> 
     cur.execute("UPDATE experiments_readoutstate SET units = %s WHERE phase_id = %s", (units, phase_id))
 
 
-def percentile_caps(cur: psycopg.Cursor[Any], spec: ReadoutSpec) -> dict[str, float | None]:
-    """Per percentile-capped metric, the percentile of the non-zero per-unit values (pooled arms).
+def _mature(m: MetricSpec, analysis_end: datetime | None) -> sql.Composable | None:
+    """The units this metric counts at `analysis_end` (None: every unit)."""
+    after = m.mature_after()
+    if after is None or analysis_end is None:
+        return None
+    return sql.SQL("first_seen <= {}").format(_lit(analysis_end - after))
+
+
+def percentile_caps(
+    cur: psycopg.Cursor[Any], spec: ReadoutSpec, analysis_end: datetime | None = None
+) -> dict[str, float | None]:
+    """Per percentile-capped metric, the percentile of the non-zero per-unit values (pooled arms),
+    of the units the metric counts at `analysis_end` (LTV: the mature ones).
 
     percentile_cont interpolates linearly between the closest ranks, as numpy's default does.
     """
@@ -458,8 +479,9 @@ def percentile_caps(cur: psycopg.Cursor[Any], spec: ReadoutSpec) -> dict[str, fl
         if not wanted:
             continue
         parts = [
-            sql.SQL("percentile_cont({q}) WITHIN GROUP (ORDER BY {c}) FILTER (WHERE {c} <> 0)").format(
-                q=_lit(float(m.capping_value or 0)), c=_col(s.y)
+            sql.SQL("percentile_cont({q}) WITHIN GROUP (ORDER BY {c}) FILTER (WHERE {c} <> 0{mature})").format(
+                q=_lit(float(m.capping_value or 0)), c=_col(s.y),
+                mature=sql.SQL("") if (cond := _mature(m, analysis_end)) is None else sql.SQL(" AND ") + cond,
             )
             for m, s in wanted
         ]
@@ -506,10 +528,10 @@ def aggregate(
 
             y, x, d, dx = ref(s.y, True), ref(s.x, True), ref(s.d, False), ref(s.dx, False)
             cond: sql.Composable = sql.SQL("")
-            if m.kind == "retention":
-                # Only units whose day N has ended by the analysis end.
-                mature = analysis_end - timedelta(days=(m.retention_day or 0) + 1)
-                cond = sql.SQL(" FILTER (WHERE first_seen <= {})").format(_lit(mature))
+            mature = _mature(m, analysis_end)
+            if mature is not None:
+                # Retention and LTV: only units whose day N has ended by the analysis end.
+                cond = sql.SQL(" FILTER (WHERE {})").format(mature)
             binary = m.kind in BINARY_KINDS
 
             def total(*factors: sql.Composable) -> sql.Composable:

@@ -189,7 +189,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RuleKindEnum": ["force", "rollout", "experiment"],
         "SegmentKindEnum": ["condition", "ids"],
-        "MetricKindEnum": ["conversion", "mean", "count", "ratio", "retention", "funnel"],
+        "MetricKindEnum": ["conversion", "mean", "count", "ratio", "retention", "funnel", "ltv"],
         "StatsEngineEnum": ["frequentist", "bayesian"],
     },
     # The SDK endpoints are plain Django views; their description is added here.

@@ -15,7 +15,8 @@ that reading and writing a current document gives it back unchanged:
   as before: every analysis was computed. Readers that do not know the key still read the row
   right, from its comparisons' error code;
 - `risk` of a comparison, only in Bayesian analyses;
-- `heterogeneity` of a metric, only where slices were tested.
+- `heterogeneity` of a metric, only where slices were tested;
+- `day` of a metric, only for retention and LTV metrics (their day N).
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def _metric_json(m: MetricReadout, settings: AnalysisSettings) -> dict[str, Any]
         out["error"] = m.error
     if m.heterogeneity:
         out["heterogeneity"] = [_heterogeneity_json(h) for h in m.heterogeneity]
+    if m.day is not None:
+        out["day"] = m.day
     return out
 
 
@@ -299,6 +302,7 @@ def _metric(raw: Mapping[str, Any], settings: AnalysisSettings) -> MetricReadout
         direction=str(raw.get("direction", "higher")),
         headline=str(raw.get("headline") or settings.headline),
         cap=_float(raw.get("cap")),
+        day=_int_or_none(raw.get("day")),
         variations=tuple(
             ArmSummary(key=str(a.get("key") or a.get("name") or ""), users=_int(a.get("users")),
                        mean=_float(a.get("mean")), stddev=_float(a.get("stddev")))

@@ -32,7 +32,7 @@ from experiments.readout.types import (
 
 STATS_METRIC: dict[str, stats.MetricType] = {
     "conversion": "binomial", "retention": "binomial", "funnel": "binomial",
-    "mean": "mean", "count": "mean", "ratio": "ratio",
+    "mean": "mean", "count": "mean", "ratio": "ratio", "ltv": "mean",
 }
 # Warn when more than this share of exposed units saw two variations.
 MULTIPLE_EXPOSURE_WARNING = 0.01
@@ -255,6 +255,7 @@ def _metric(data: ReadoutInput, spec: MetricDescription, i: int, results: dict[_
         guardrail=guardrail,
         error=_input_error(data, (r for slot, r in results.items() if slot.metric == i and slot.slice is None)),
         heterogeneity=_heterogeneity(data, i, results),
+        day=spec.day,
     )
 
 

@@ -30,6 +30,8 @@ class MetricDescription:
     role: str  # primary, secondary or guardrail
     direction: str  # higher or lower is better
     cap: float | None = None
+    # Retention and LTV: the day N (only units exposed long enough before the analysis end count).
+    day: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

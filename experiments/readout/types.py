@@ -101,6 +101,8 @@ class MetricReadout:
     bayesian_unadjusted: tuple[Comparison, ...] = ()
     # Per treatment and slice attribute: does the effect differ across the attribute's values?
     heterogeneity: tuple[HeterogeneityTest, ...] = ()
+    # Retention and LTV metrics: their day N (their users are those exposed long enough ago).
+    day: int | None = None
 
     @property
     def higher_is_better(self) -> bool:

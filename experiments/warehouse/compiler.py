@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlglot import exp
@@ -250,6 +250,13 @@ class _Builder:
             out.append(self._any(self._is(m.event), on_day))
             if cov:
                 out.append(self._any(self._is(m.event), pre))
+        elif m.kind == "ltv":
+            by_day = _and(exp.GTE(this=_col("ts", "e"), expression=_col("first_seen", "a")),
+                          exp.LT(this=_col("ts", "e"), expression=_plus_hours(_col("first_seen", "a"),
+                                                                              24 * (m.ltv_day or 0))))
+            out.append(self._total(self._is(m.event), by_day))
+            if cov:
+                out.append(self._total(self._is(m.event), pre))
         elif m.kind == "funnel":
             if len(m.steps) < 2:
                 raise CompileError(f"Funnel metric {m.key!r} needs at least two steps.")
@@ -354,11 +361,21 @@ def _reach_hours(metrics: Sequence[MetricSpec]) -> int | None:
     for m in metrics:
         if m.kind == "retention":
             ends.append(24 * ((m.retention_day or 0) + 1))
+        elif m.kind == "ltv":
+            ends.append(24 * (m.ltv_day or 0))
         elif m.kind in ("conversion", "mean", "ratio", "count", "funnel") and m.window_hours is not None:
             ends.append(int(m.window_hours))
         else:
             return None
     return max(ends, default=0)
+
+
+def _mature(m: MetricSpec, design: Design, dialect: str) -> exp.Expr | None:
+    """The units a retention or LTV metric counts: exposed long enough before the analysis end."""
+    after = m.mature_after()
+    if after is None:
+        return None
+    return exp.LTE(this=_col("first_seen"), expression=_at(design.analysis_end - after, dialect))
 
 
 def _with(ctes: Sequence[exp.CTE], query: exp.Select) -> exp.Select:
@@ -410,7 +427,10 @@ def compile_readout(spec: ReadoutSpec, design: Design, *, dialect: str, exposure
     ctes = builder.ctes()
     capped = [(m, names[0]) for m, names in zip(spec.metrics, builder.value_names, strict=True)
               if m.capping == "percentile" and m.capping_value is not None and m.kind in CAPPABLE_KINDS]
-    values = [(_case(exp.NEQ(this=_col(y), expression=_num(0)), _col(y)), float(m.capping_value or 0))
+    # LTV: over the units the analysis counts (a younger unit's partial value is not its LTV).
+    values = [(_case(_and(exp.NEQ(this=_col(y), expression=_num(0)),
+                          *[c for c in [_mature(m, design, dialect)] if c is not None]), _col(y)),
+               float(m.capping_value or 0))
               for m, y in capped]
     aggregate = _aggregate(spec, design, dialect, ctes, builder.value_names,
                            {m.key: f"c{i}" for i, (m, _) in enumerate(capped)}, values)
@@ -456,11 +476,7 @@ def _aggregate(spec: ReadoutSpec, design: Design, dialect: str, ctes: Sequence[e
             return _col(name)
 
         y, x, d, dx = ref(y_name, True), ref(x_name, True), ref(d_name, False), ref(dx_name, False)
-        mature: exp.Expr | None = None
-        if m.kind == "retention":
-            mature = exp.LTE(this=_col("first_seen"),
-                             expression=_at(design.analysis_end - timedelta(days=(m.retention_day or 0) + 1),
-                                            dialect))
+        mature = _mature(m, design, dialect)
 
         def total(*factors: exp.Expr | None, mature: exp.Expr | None = mature) -> exp.Expr:
             if any(f is None for f in factors):

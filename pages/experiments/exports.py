@@ -15,7 +15,7 @@ from experiments.models import Experiment, ResultSnapshot
 from experiments.readout import MODES, READOUT_FIELDS, readout_to_json
 from pages.access import staff_required
 from pages.experiments.views import _experiment_or_404, _toggles
-from pages.presentation.formatting import difference_unit, raw_unit
+from pages.presentation.formatting import difference_unit, metric_title, raw_unit
 from pages.presentation.viewmodels import SnapshotData, parse_snapshot
 
 
@@ -64,7 +64,7 @@ CSV_HEADER = (
     "experiment", "readout", "created_at", "slice_attribute", "slice_value", "metric", "role", "direction",
     "analysis", "headline", "selected", "difference_type", "unit", "variation", "control_users", "variation_users",
     "control_mean", "variation_mean", "estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "chance_to_win",
-    "variance_reduction", "cuped_applied", "sequential", "error",
+    "variance_reduction", "cuped_applied", "sequential", "error", "metric_title", "metric_day",
 )
 
 
@@ -92,7 +92,9 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
                              control.users if control else "",
                              arm.users if arm else "", control.mean if control else "", arm.mean if arm else "",
                              n.estimate, n.ci_low, n.ci_high, n.p_value, n.p_value_adjusted, n.chance_to_win,
-                             n.variance_reduction, n.cuped_applied, n.sequential, n.error or ""])
+                             n.variance_reduction, n.cuped_applied, n.sequential, n.error or "",
+                             metric_title(metric.name, metric.kind, metric.day),
+                             "" if metric.day is None else metric.day])
     by_key = {m.key: m for m in data.metrics}
     control_key = data.arms[0].key if data.arms else ""
     for entry in data.readout.slices:
@@ -109,7 +111,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
                              control_arm.users if control_arm else "", slice_arm.users if slice_arm else "",
                              control_arm.mean if control_arm else "", slice_arm.mean if slice_arm else "",
                              c.estimate, c.ci_low, c.ci_high, c.p_value, "", c.chance_to_win, c.variance_reduction,
-                             c.cuped_applied, c.sequential, c.error or ""])
+                             c.cuped_applied, c.sequential, c.error or "",
+                             metric_title(found.name, found.kind, found.day), "" if found.day is None else found.day])
     return rows
 
 

@@ -26,7 +26,7 @@ from experiments.models import Experiment, Phase
 from experiments.readout import BAYESIAN_MODES, MetricReadout
 from pages.experiments import queries
 from pages.presentation import charts
-from pages.presentation.formatting import Unit
+from pages.presentation.formatting import Unit, metric_title
 from pages.presentation.recommendation import BayesThresholds, decision_words, power_panel, recommend
 from pages.presentation.viewmodels import (
     SnapshotData,
@@ -189,7 +189,8 @@ def _trend(view: ResultsView, metric: MetricReadout, toggles: Toggles) -> tuple[
     trend_svg = charts.trend_chart(
         [(names.get(k, k), pts) for k, pts in series.items()],
         unit=difference_unit(metric.kind, toggles.difference_type),
-        label=f"Cumulative {'lift' if relative else 'difference'} of {metric.name} with its always-valid band",
+        label=f"Cumulative {'lift' if relative else 'difference'} of "
+              f"{metric_title(metric.name, metric.kind, metric.day)} with its always-valid band",
     )
     user_series = [charts.Series(names.get(k, k), tuple(pts)) for k, pts in users.items()]
     if view.snapshot is not None and view.snapshot.srm_warning:
@@ -240,7 +241,7 @@ def slices_context(view: ResultsView, request: HttpRequest) -> dict[str, Any]:
                               r.numbers.ci_high if r.numbers and not r.numbers.error else None, r.tone,
                               note=r.verdict) for r in table],
             unit=difference_unit(metric.kind, snapshot.difference_type),
-            label=f"{metric.name} by {attr}",
+            label=f"{metric_title(metric.name, metric.kind, metric.day)} by {attr}",
         )
     return {
         "slice_attrs": attrs,

@@ -28,6 +28,7 @@ from pages.experiments import panels, queries
 from pages.forms import StopForm, place_service_errors
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
+from pages.presentation.formatting import metric_title
 from pages.presentation.recommendation import decision_words, recommend
 from pages.presentation.viewmodels import (
     SnapshotData,
@@ -197,7 +198,8 @@ def _forest(snapshot: SnapshotData, toggles: Toggles, names: dict[str, str]) -> 
         for row in result_rows(snapshot, toggles, roles):
             n = row.numbers
             forest_row = charts.ForestRow(
-                label=f"{row.metric.name} · {names.get(row.variation, row.variation)}",
+                label=f"{metric_title(row.metric.name, row.metric.kind, row.metric.day)} · "
+                      f"{names.get(row.variation, row.variation)}",
                 estimate=n.estimate if n and not n.error else None,
                 low=n.ci_low if n and not n.error else None,
                 high=n.ci_high if n and not n.error else None,

@@ -20,6 +20,8 @@ __all__ = [
     "fmt_number",
     "fmt_p",
     "fmt_share",
+    "kind_words",
+    "metric_title",
     "raw_unit",
     "unit_words",
 ]
@@ -27,6 +29,26 @@ __all__ = [
 Unit = Literal["percent", "pp", "units"]
 # Metric kinds whose per-user mean is a share of users (printed as a percentage).
 PROPORTION_KINDS = frozenset({"conversion", "retention", "funnel"})
+
+
+def metric_title(name: str, kind: str, day: int | None) -> str:
+    """A metric's name as the result pages title it: an LTV metric says what it sums and until
+    when ("Revenue per user by day 30")."""
+    if kind == "ltv" and day is not None:
+        return f"{name} per user by day {day}"
+    return name
+
+
+def kind_words(kind: str, day: int | None) -> str:
+    """What a metric measures, under its title; retention and LTV say which users count."""
+    if kind == "ltv" and day is not None:
+        unit = "day" if day == 1 else "days"
+        return f"lifetime value: each user's total from exposure to day {day}; counts users exposed {day} {unit} " \
+               "or more before the readout"
+    if kind == "retention" and day is not None:
+        unit = "day" if day == 0 else "days"
+        return f"retention on day {day}; counts users exposed {day + 1} {unit} or more before the readout"
+    return kind
 
 
 def difference_unit(kind: str, difference_type: str) -> Unit:

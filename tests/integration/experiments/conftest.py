@@ -41,6 +41,9 @@ METRICS: dict[str, dict[str, Any]] = {
     "clicks": {"kind": "count", "event_name": "click", "capping": "absolute", "capping_value": 5,
                "window_hours": 336, "direction": "higher"},
     "errors": {"kind": "count", "event_name": "error", "direction": "lower", "window_hours": 336},
+    # Revenue per user by day 7, capped at the 90th percentile of the mature units' values.
+    "ltv-d7": {"kind": "ltv", "event_name": "purchase", "ltv_day": 7, "capping": "percentile",
+               "capping_value": 0.9},
 }
 ROLES = {"purchase": "primary", "revenue": "secondary", "errors": "guardrail"}
 

@@ -146,6 +146,8 @@ def unit_values(unit: Unit, metric: dict[str, Any], lookback: timedelta) -> tupl
         y = 1.0 if reached is not None else 0.0
         x = 1.0 if named(steps[-1], pre_start, fe) else 0.0
         return y, x, 0.0, 0.0
+    if kind == "ltv":
+        end = fe + timedelta(days=metric["ltv_day"])
     if kind == "retention":
         day = metric["retention_day"]
         hit = named(metric["event_name"], fe + timedelta(days=day), fe + timedelta(days=day + 1))
@@ -170,23 +172,27 @@ def expected_statistics(
 ) -> tuple[list[dict[str, float]], float | None]:
     """Per variation, the sufficient statistics the readout should store, and the cap used."""
     metric = METRICS[metric_key]
+    mature = analysis_end
+    if metric["kind"] == "retention":
+        mature = analysis_end - timedelta(days=metric["retention_day"] + 1)
+    elif metric["kind"] == "ltv":
+        mature = analysis_end - timedelta(days=metric["ltv_day"])
     units = [u for u in sim.units if not u.multiple and (keep is None or keep(u))]
     values = np.array([unit_values(u, metric, lookback) for u in units]).reshape(-1, 4)
     arms = np.array([u.variation for u in units])
     y, x, d, dx = values.T
     cap: float | None = None
     if metric.get("capping") == "percentile":
-        every = np.array([unit_values(u, metric, lookback)[0] for u in sim.units if not u.multiple])
+        # LTV: over the units the analysis counts (exposed at least N days before its end).
+        every = np.array([unit_values(u, metric, lookback)[0] for u in sim.units
+                          if not u.multiple and (metric["kind"] != "ltv" or u.first_seen <= mature)])
         # numpy's default percentile interpolates linearly, as PostgreSQL's percentile_cont does.
         cap = float(np.percentile(every[every != 0], 100 * metric["capping_value"]))
     elif metric.get("capping") == "absolute":
         cap = float(metric["capping_value"])
     if cap is not None:
         y, x = np.minimum(y, cap), np.minimum(x, cap)
-    counted = np.ones(len(units), dtype=bool)
-    if metric["kind"] == "retention":
-        mature = analysis_end - timedelta(days=metric["retention_day"] + 1)
-        counted = np.array([u.first_seen <= mature for u in units], dtype=bool)
+    counted = np.array([u.first_seen <= mature for u in units], dtype=bool)
     out = []
     for v in (0, 1):
         m = (arms == v) & counted

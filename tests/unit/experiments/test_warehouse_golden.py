@@ -10,6 +10,7 @@ for the engine's semantics). Percentile caps: exact on BigQuery (its analytic
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -42,6 +43,7 @@ CATALOG = (
     MetricSpec("checkout-funnel", "funnel", steps=("view_item", "add_to_cart", "checkout"), window_hours=72),
     MetricSpec("clicks", "count", event="click", capping="absolute", capping_value=5, window_hours=336),
     MetricSpec("orders", "count", event="purchase", capping="percentile", capping_value=0.9, window_hours=336),
+    MetricSpec("ltv-d7", "ltv", event="purchase", capping="percentile", capping_value=0.95, ltv_day=7),
 )
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DESIGN = Design(experiment="checkout-test", variations=("control", "treatment"),
@@ -54,7 +56,7 @@ EVENTS = "SELECT user_id AS unit_id, event_time AS timestamp, event AS name, amo
 def _spec(engine: str) -> ReadoutSpec:
     metrics: tuple[MetricSpec, ...] = CATALOG
     if engine == "trino":  # no exact percentile there: absolute caps only
-        metrics = tuple(MetricSpec(m.key, m.kind, m.event, m.denominator, m.steps, m.retention_day, m.window_hours)
+        metrics = tuple(dataclasses.replace(m, capping="none", capping_value=None)
                         if m.capping == "percentile" else m for m in CATALOG)
     return ReadoutSpec(phase_id=0, metrics=metrics, lookback_hours=14 * 24, slice_attributes=("country", "platform"))
 
@@ -97,7 +99,7 @@ def test_golden__bigquery_and_redshift_caps__exact_percentile_forms() -> None:
     assert "APPROX" not in bigquery.upper()
     redshift = _compiled("redshift").aggregate
     # One sort-based aggregate per SELECT: Redshift refuses two with different orders.
-    assert redshift.count("PERCENTILE_CONT") == 2 and "CROSS JOIN" in redshift
+    assert redshift.count("PERCENTILE_CONT") == 3 and "CROSS JOIN" in redshift
 
 
 # The DuckDB stand-in ---------------------------------------------------------------------------
@@ -169,5 +171,5 @@ def test_stand_in__engine_sql_run_on_duckdb__equals_duckdb_readout(
     caps, rows, multiple = expected
     assert multiple > 0 and len(rows) > 4
     if engine != "trino":
-        assert caps["revenue"] is not None and caps["orders"] is not None
+        assert caps["revenue"] is not None and caps["orders"] is not None and caps["ltv-d7"] is not None
     assert _close(found, expected), f"{engine}: {found} != {expected}"

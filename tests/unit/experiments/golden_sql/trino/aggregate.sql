@@ -277,7 +277,31 @@ WITH src_x AS (
         )
         THEN 1
       END
-    ) AS DOUBLE) AS y15
+    ) AS DOUBLE) AS y15,
+    CAST(COALESCE(
+      SUM(
+        CASE
+          WHEN e.name = 'purchase'
+          AND (
+            e.ts >= a.first_seen AND e.ts < a.first_seen + INTERVAL '168' HOUR
+          )
+          THEN e.value
+        END
+      ),
+      CAST(0 AS DOUBLE)
+    ) AS DOUBLE) AS y16,
+    CAST(COALESCE(
+      SUM(
+        CASE
+          WHEN e.name = 'purchase'
+          AND (
+            e.ts >= a.first_seen - INTERVAL '336' HOUR AND e.ts < a.first_seen
+          )
+          THEN e.value
+        END
+      ),
+      CAST(0 AS DOUBLE)
+    ) AS DOUBLE) AS y17
   FROM a AS a
   JOIN e AS e
     ON e.unit_id = a.unit_id
@@ -309,7 +333,9 @@ WITH src_x AS (
     COALESCE(v.y12, CAST(0 AS DOUBLE)) AS y12,
     COALESCE(v.y13, CAST(0 AS DOUBLE)) AS y13,
     COALESCE(v.y14, CAST(0 AS DOUBLE)) AS y14,
-    COALESCE(v.y15, CAST(0 AS DOUBLE)) AS y15
+    COALESCE(v.y15, CAST(0 AS DOUBLE)) AS y15,
+    COALESCE(v.y16, CAST(0 AS DOUBLE)) AS y16,
+    COALESCE(v.y17, CAST(0 AS DOUBLE)) AS y17
   FROM a AS a
   LEFT JOIN v AS v
     ON v.unit_id = a.unit_id
@@ -384,7 +410,40 @@ SELECT
   SUM(y14 * y14) AS t51,
   SUM(y15) AS t52,
   SUM(y15 * y15) AS t53,
-  SUM(y15 * y14) AS t54
+  SUM(y15 * y14) AS t54,
+  COUNT(
+    CASE WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMP) THEN 1 END
+  ) AS t55,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMP)
+      THEN y16
+    END
+  ) AS t56,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMP)
+      THEN y16 * y16
+    END
+  ) AS t57,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMP)
+      THEN y17
+    END
+  ) AS t58,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMP)
+      THEN y17 * y17
+    END
+  ) AS t59,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMP)
+      THEN y17 * y16
+    END
+  ) AS t60
 FROM u
 GROUP BY
   variation,

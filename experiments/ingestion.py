@@ -28,12 +28,13 @@ from base.models import Environment
 from config.json_values import holds_nul
 from config.metrics import EVENTS
 from experiments.holdout_models import HOLDOUT_PHASE_BASE
-from experiments.models import Experiment, HoldoutAnalysis, Phase, Variation
+from experiments.models import MAX_METRIC_DAYS, Experiment, HoldoutAnalysis, Phase, Variation
 from traffic.assignment.bucketing import HOLDOUT_VARIATIONS, holdout_experiment_key
 
 __all__ = [
     "MAX_BATCH_ITEMS",
     "MAX_FUTURE",
+    "MAX_HISTORY",
     "MAX_PAST",
     "REJECTION_CODES",
     "IngestResult",
@@ -46,6 +47,9 @@ MAX_BATCH_ITEMS = 1000
 MAX_FUTURE = timedelta(minutes=10)
 # Older items are refused (epoch seconds sent as milliseconds land in 1970, for example).
 MAX_PAST = timedelta(days=90)
+# Events loaded as history (`manage.py import_events`) may be this old: the longest metric window
+# (365 days after an exposure) plus the longest CUPED lookback (90 days before it).
+MAX_HISTORY = timedelta(days=MAX_METRIC_DAYS + 90)
 MAX_ID_LENGTH = 128
 MAX_UNIT_LENGTH = 256
 MAX_NAME_LENGTH = 100
@@ -194,7 +198,8 @@ def _timestamp(raw: Any, earliest: datetime, latest: datetime) -> datetime:
     if ts > latest:
         raise _Reject("timestamp_in_future", "`timestamp` is more than 10 minutes ahead of the server clock.")
     if ts < earliest:
-        raise _Reject("timestamp_too_old", "`timestamp` is more than 90 days in the past.")
+        raise _Reject("timestamp_too_old", f"`timestamp` is more than {(latest - MAX_FUTURE - earliest).days} days "
+                                           "in the past.")
     return ts
 
 
@@ -270,7 +275,7 @@ COMMON = ("type", "id", "unit_id", "timestamp")
 
 
 def _validate(
-    items: Sequence[Any], routes: Mapping[str, _Route], now: datetime
+    items: Sequence[Any], routes: Mapping[str, _Route], now: datetime, max_past: timedelta = MAX_PAST
 ) -> tuple[_Rows, list[Rejection], int]:
     """Check every item; collect the good ones as columns. The loop is the hot path of
     ingestion (a few microseconds per item), hence the local names."""
@@ -279,7 +284,7 @@ def _validate(
     seen_events: set[str] = set()
     seen_exposures: set[str] = set()
     repeated = 0
-    earliest, latest = now - MAX_PAST, now + MAX_FUTURE
+    earliest, latest = now - max_past, now + MAX_FUTURE
     ev_ids, ev_units, ev_names = rows.event_ids.append, rows.event_units.append, rows.event_names.append
     ev_values, ev_ts, ev_props = rows.event_values.append, rows.event_ts.append, rows.event_props.append
     for index, item in enumerate(items):
@@ -498,14 +503,18 @@ def events_ingest(
     items: Sequence[Any],
     config_version: int | None = None,
     now: datetime | None = None,
+    max_past: timedelta = MAX_PAST,
 ) -> IngestResult:
     """Validate and store a batch of exposures and metric events (the `POST /api/v1/events` body).
 
     `environment` is the row or its id; with an id, `config_version` (the SDK edge knows it from
     its snapshot) lets the environment's experiments come from the cache instead of a query.
     Good items are written even when others are rejected. An item whose id was stored before
-    (or appears twice in the batch) counts as a duplicate and changes nothing.
+    (or appears twice in the batch) counts as a duplicate and changes nothing. `max_past` is
+    how old a timestamp may be: `MAX_PAST` for the API, at most `MAX_HISTORY` for history.
     """
+    if not timedelta(0) < max_past <= MAX_HISTORY:
+        raise ValueError(f"max_past must be above 0 and at most {MAX_HISTORY.days} days.")
     now = now or datetime.now(tz=UTC)
     if isinstance(environment, Environment):
         environment_id, config_version = environment.pk, environment.config_version
@@ -516,7 +525,7 @@ def events_ingest(
     if unstorable:
         # Rare: leave those items out here, and report them in their place in the batch.
         kept = [i for i in range(len(items)) if i not in unstorable]
-        rows, rejected, repeated = _validate([items[i] for i in kept], routes, now)
+        rows, rejected, repeated = _validate([items[i] for i in kept], routes, now, max_past)
         rejected = sorted(
             [Rejection(index=kept[r.index], code=r.code, message=r.message) for r in rejected]
             + [Rejection(index=i, code="invalid_characters", message=REJECTION_CODES["invalid_characters"])
@@ -524,7 +533,7 @@ def events_ingest(
             key=lambda r: r.index,
         )
     else:
-        rows, rejected, repeated = _validate(items, routes, now)
+        rows, rejected, repeated = _validate(items, routes, now, max_past)
     inserted = _write(environment_id, rows)
     exposed: dict[int, datetime] = {}
     for experiment_id, ts in zip(rows.exp_experiments, rows.exp_ts, strict=True):

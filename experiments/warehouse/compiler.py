@@ -16,7 +16,8 @@ value):
 Only those sums (a few rows) leave the warehouse. Overrides: exact percentiles are
 `quantileExactInclusive` on ClickHouse and `percentile` on Spark (sqlglot would write the
 approximate `PERCENTILE_APPROX`); Trino has no exact percentile, so percentile capping is
-refused there; ClickHouse timestamps are `DateTime64(6)` (its `DateTime` has whole seconds).
+refused there; ClickHouse timestamps are `DateTime64(6)` (its `DateTime` has whole seconds);
+Snowflake's source timestamps pass through `CONVERT_TIMEZONE('UTC', …)` to `TIMESTAMP_NTZ`.
 The sums' aliases (`t0`, `t1`, …) never repeat a column's name, which ClickHouse would resolve
 to the aggregate.
 """
@@ -97,7 +98,19 @@ def _num(value: float | int) -> exp.Expr:
 def _timestamp_type(dialect: str) -> exp.DataType:
     if dialect == "clickhouse":
         return exp.DataType.build("DateTime64(6)", dialect="clickhouse")
+    if dialect == "snowflake":  # its TIMESTAMP is whatever TIMESTAMP_TYPE_MAPPING says
+        return exp.DataType.build("TIMESTAMP_NTZ", dialect="snowflake")
     return exp.DataType.build("TIMESTAMP")
+
+
+def _source_ts(column: exp.Expr, dialect: str) -> exp.Expr:
+    """A source query's timestamp as the statements compare it: UTC, without a zone."""
+    if dialect == "snowflake":
+        # Snowflake casts a TIMESTAMP_TZ to TIMESTAMP_NTZ at the wall-clock time of the value's
+        # own offset: CONVERT_TIMEZONE brings it to UTC first (NTZ and LTZ values are read in the
+        # session's time zone, UTC).
+        column = exp.ConvertTimezone(target_tz=_str("UTC"), timestamp=column)
+    return exp.cast(column, _timestamp_type(dialect))
 
 
 def _at(value: datetime, dialect: str) -> exp.Expr:
@@ -271,7 +284,6 @@ class _Builder:
 
     def ctes(self) -> list[exp.CTE]:
         d, design = self.dialect, self.design
-        ts_type = _timestamp_type(d)
         x = self.x_names
         slices = self.spec.slice_attributes
         variation = exp.Case()
@@ -288,7 +300,7 @@ class _Builder:
             for k, attr in enumerate(slices)
         ]
         exposed = (exp.select(exp.alias_(exp.cast(_col(x["unit_id"]), text), "unit_id"),
-                              exp.alias_(exp.cast(_col(x["timestamp"]), ts_type), "ts"),
+                              exp.alias_(_source_ts(_col(x["timestamp"]), d), "ts"),
                               exp.alias_(variation, "variation"), *slice_columns)
                    .from_("src_x").where(_and(*in_phase)))
         ranked = exp.select(
@@ -308,7 +320,7 @@ class _Builder:
         names = sorted(set().union(*(m.events() for m in self.spec.metrics))) if self.spec.metrics else []
         lower = _plus_hours(_at(design.phase_start, d), -self.spec.lookback_hours)
         events = (exp.select(exp.alias_(exp.cast(_col(e["unit_id"]), text), "unit_id"),
-                             exp.alias_(exp.cast(_col(e["timestamp"]), ts_type), "ts"),
+                             exp.alias_(_source_ts(_col(e["timestamp"]), d), "ts"),
                              exp.alias_(_col(e["name"]), "name"),
                              exp.alias_(exp.cast(_col(e["value"]), exp.DataType.build("DOUBLE")), "value"))
                   .from_("src_e")

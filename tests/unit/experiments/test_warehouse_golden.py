@@ -1,9 +1,11 @@
-"""Engines that cannot run here (BigQuery, Trino, Redshift): the readout's statements for the
+"""Engines that cannot run here (BigQuery, Trino, Redshift) and Snowflake, whose emulator runs
+its SQL on DuckDB (tests/integration/experiments/warehouses): the readout's statements for the
 whole metric catalog, rendered in the engine's dialect, parse there, render back unchanged and
 equal a reviewed file under `golden_sql/<engine>/`; and the same statements, translated to
 DuckDB by the dialect library, give DuckDB's own readout's sums on the same data (a stand-in
 for the engine's semantics). Percentile caps: exact on BigQuery (its analytic
-`PERCENTILE_CONT`) and Redshift (one subquery per percentile), refused on Trino.
+`PERCENTILE_CONT`), Redshift (one subquery per percentile) and Snowflake (`PERCENTILE_CONT …
+WITHIN GROUP`, never `APPROX_PERCENTILE`), refused on Trino.
 
 `SPLITBASE_GOLDEN_UPDATE=1` rewrites the files; review their diff before committing it.
 """
@@ -33,7 +35,7 @@ from experiments.warehouse import (
 
 GOLDEN = Path(__file__).parent / "golden_sql"
 UPDATE = os.environ.get("SPLITBASE_GOLDEN_UPDATE") == "1"
-ENGINES = ("bigquery", "trino", "redshift")
+ENGINES = ("bigquery", "trino", "redshift", "snowflake")
 
 CATALOG = (
     MetricSpec("purchase", "conversion", event="purchase", window_hours=72),
@@ -100,6 +102,17 @@ def test_golden__bigquery_and_redshift_caps__exact_percentile_forms() -> None:
     redshift = _compiled("redshift").aggregate
     # One sort-based aggregate per SELECT: Redshift refuses two with different orders.
     assert redshift.count("PERCENTILE_CONT") == 3 and "CROSS JOIN" in redshift
+
+
+def test_golden__snowflake__exact_percentiles_and_timestamps_brought_to_utc() -> None:
+    snowflake = _compiled("snowflake").aggregate
+    assert "PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY CASE WHEN y2 <> 0 THEN y2 END)" in snowflake
+    assert "APPROX" not in snowflake.upper() and "MEDIAN" not in snowflake.upper()
+    # A TIMESTAMP_TZ cast to TIMESTAMP_NTZ keeps its own offset's wall clock: converted to UTC first,
+    # and TIMESTAMP_NTZ named (TIMESTAMP means what the account's TIMESTAMP_TYPE_MAPPING says).
+    assert "CAST(CONVERT_TIMEZONE('UTC', x_1) AS TIMESTAMPNTZ) AS ts" in snowflake
+    assert "CAST(CONVERT_TIMEZONE('UTC', e_1) AS TIMESTAMPNTZ) AS ts" in snowflake
+    assert "AS TIMESTAMP)" not in snowflake
 
 
 # The DuckDB stand-in ---------------------------------------------------------------------------

@@ -62,13 +62,17 @@ class HoldoutMetric(models.Model):
 
 
 class HoldoutSnapshot(models.Model):
-    """One readout of a holdout, failures included; `readout` is `readout_to_json(readout)`."""
+    """One readout of a holdout, failures included; `readout` is `readout_to_json(readout)`.
+
+    Leased, retried and swept as an experiment's readout is (`experiments.readout_jobs`,
+    `experiments.readout_sweep`): the same run facts (attempts, sent_at, heartbeat, lease)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCESS = "success", "Succeeded"
         FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
 
     analysis = models.ForeignKey(HoldoutAnalysis, on_delete=models.CASCADE, related_name="snapshots")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
@@ -78,6 +82,12 @@ class HoldoutSnapshot(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Runs started (a worker lost mid-run gives the task back to the broker), when the task
+    # reached the broker, and a running readout's last sign of life and lease.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     analysis_end = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=60, blank=True, default="")
     error = models.TextField(blank=True, default="")
@@ -86,7 +96,11 @@ class HoldoutSnapshot(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["analysis", "-created_at"], name="holdout_snapshot_created")]
+        indexes = [
+            models.Index(fields=["analysis", "-created_at"], name="holdout_snapshot_created"),
+            models.Index(fields=["status"], name="holdout_snapshot_unfinished",
+                         condition=models.Q(status__in=["queued", "running"])),
+        ]
 
     def __str__(self) -> str:
         return f"{self.analysis} readout {self.pk} ({self.status})"

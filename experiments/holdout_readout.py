@@ -7,28 +7,41 @@ the experiences shipped in the holdout's scope add together. The analysis settin
 CUPED, sequential; alpha, difference type) are the analysis's own. Queued by the Celery beat
 schedule of experiment readouts (`holdouts_refresh_active`) or on request; one readout per
 analysis runs at a time, under an advisory lock. The rollup is rebuilt in full each time.
+
+Leases, heartbeats, retries and the sweep are the experiment readouts' own
+(`experiments.readout_jobs`, `experiments.readout_sweep`): a worker killed mid-readout leaves
+a lease that runs out, the sweep marks the run failed (`worker_lost`) and queues it again, and a
+readout queued while the broker was down is sent by the sweep. A failing readout fails alone.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from experiments import queue, readout_sql
 from experiments.mappers import metric_spec, readout_input
 from experiments.models import Experiment, ExperimentMetric, HoldoutAnalysis, HoldoutSnapshot, Variation
 from experiments.readout import Readout, Rollup, readout_compute, readout_from_json, readout_to_json
+from experiments.readout_jobs import (
+    RESEND_AFTER,
+    ReadoutBusy,
+    ReadoutKind,
+    lease_claim,
+    leased_run,
+    snapshot_mark,
+    snapshot_sent,
+)
 from experiments.readout_spec import ReadoutSpec
 from traffic.assignment.bucketing import HOLDOUT_VARIATIONS
 
-__all__ = ["HoldoutBusy", "holdout_readout_run", "holdout_refresh", "holdout_snapshot_readout",
-           "holdouts_refresh_active"]
+__all__ = ["HOLDOUT_READOUTS", "HoldoutBusy", "holdout_mark", "holdout_readout_run", "holdout_readout_send",
+           "holdout_refresh", "holdout_snapshot_readout", "holdouts_refresh_active"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,79 +49,82 @@ LOCK_CLASS = 0x5EAF
 VARIATION_NAMES = ("Held out", "Everyone else")
 
 
-class HoldoutBusy(Exception):
+class HoldoutBusy(ReadoutBusy):
     """Another readout of the same holdout analysis holds the lock."""
 
 
 def holdout_refresh(*, analysis: HoldoutAnalysis, trigger: str = "api", requested_by: str = "") -> HoldoutSnapshot:
-    """Queue a readout (sent once the transaction commits); one already queued is returned."""
+    """Queue a readout (sent once the transaction commits); one already queued is returned
+    (and sent again when it has waited too long: the broker was probably down)."""
+    now = timezone.now()
     pending = analysis.snapshots.filter(status=HoldoutSnapshot.Status.QUEUED,
-                                        created_at__gte=timezone.now() - timedelta(minutes=30)).first()
+                                        created_at__gte=now - timedelta(minutes=30)).first()
     if pending is not None:
+        if pending.created_at < now - RESEND_AFTER:
+            _enqueue(pending.pk)
         return pending
     snapshot = HoldoutSnapshot.objects.create(analysis=analysis, trigger=trigger, requested_by=requested_by)
-    transaction.on_commit(lambda: queue.holdout_readout_send(snapshot.pk), robust=True)
+    _enqueue(snapshot.pk)
     return snapshot
 
 
+def _enqueue(snapshot_id: int) -> None:
+    # robust: a broker outage leaves the snapshot queued and unsent; the sweep sends it later.
+    transaction.on_commit(lambda: holdout_readout_send(snapshot_id), robust=True)
+
+
+def holdout_readout_send(snapshot_id: int) -> None:
+    """Hand a queued holdout readout to the broker and note when it took it (raises when it is down)."""
+    queue.holdout_readout_send(snapshot_id)
+    snapshot_sent(HoldoutSnapshot, snapshot_id)
+
+
 def holdouts_refresh_active() -> int:
-    """Queue a readout of every analysis whose holdout still holds (the beat schedule calls this)."""
+    """Queue a readout of every analysis whose holdout still holds (the beat schedule calls this).
+    One analysis that cannot be queued does not keep the others from being queued."""
     count = 0
     for analysis in HoldoutAnalysis.objects.filter(holdout__ended_at__isnull=True):
-        with transaction.atomic():
-            holdout_refresh(analysis=analysis, trigger="schedule")
+        try:
+            with transaction.atomic():
+                holdout_refresh(analysis=analysis, trigger="schedule")
+        except Exception:
+            logger.exception("Could not queue a readout of holdout analysis %s.", analysis.pk)
+            continue
         count += 1
     return count
 
 
-def _claim(snapshot_id: int) -> HoldoutSnapshot | None:
-    with transaction.atomic():
-        snapshot = HoldoutSnapshot.objects.select_for_update().filter(pk=snapshot_id).first()
-        if snapshot is None or snapshot.status != HoldoutSnapshot.Status.QUEUED:
-            return None
-        snapshot.status = HoldoutSnapshot.Status.RUNNING
-        snapshot.started_at = timezone.now()
-        snapshot.save(update_fields=["status", "started_at"])
-        return snapshot
+def holdout_mark(*, snapshot_id: int, status: str, error: str = "", error_code: str = "") -> None:
+    """Record how a holdout readout ended when it did not produce results (failed, skipped, requeued)."""
+    snapshot_mark(HoldoutSnapshot, snapshot_id=snapshot_id, status=status, error=error, error_code=error_code)
 
 
 def holdout_readout_run(*, snapshot_id: int) -> HoldoutSnapshot | None:
-    """Compute and store one queued holdout readout (None when it is not queued any more).
+    """Compute and store one holdout readout (None when it is finished or gone), leased and
+    locked as experiment readouts are (`experiments.readout_jobs.leased_run`).
 
     Raises `HoldoutBusy` when another readout of the analysis is running, and database
-    errors as they come (the task retries both); other errors mark the snapshot failed."""
-    snapshot = _claim(snapshot_id)
+    errors as they come (the task retries both); other errors mark this snapshot failed."""
+    snapshot = lease_claim(HoldoutSnapshot, snapshot_id)
     if snapshot is None:
         return None
-    started = time.monotonic()
+    claimed = snapshot
     try:
-        with transaction.atomic():
-            connection.ensure_connection()
-            raw = connection.connection
-            assert raw is not None
-            with psycopg.Cursor(raw) as cur:
-                cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (LOCK_CLASS, snapshot.analysis_id % (2**31)))
-                row = cur.fetchone()
-                if row is None or not row[0]:
-                    raise HoldoutBusy(f"Another readout of holdout analysis {snapshot.analysis_id} is running.")
-                _compute(cur, snapshot)
-            snapshot.status = HoldoutSnapshot.Status.SUCCESS
-            snapshot.finished_at = timezone.now()
-            snapshot.duration_ms = int((time.monotonic() - started) * 1000)
-            snapshot.save()
-    except HoldoutBusy:
-        HoldoutSnapshot.objects.filter(pk=snapshot.pk).update(status=HoldoutSnapshot.Status.QUEUED)
-        raise
-    except psycopg.OperationalError:
-        HoldoutSnapshot.objects.filter(pk=snapshot.pk).update(status=HoldoutSnapshot.Status.QUEUED)
-        raise
-    except Exception as exc:
-        logger.exception("Readout %s of holdout analysis %s failed.", snapshot.pk, snapshot.analysis_id)
-        HoldoutSnapshot.objects.filter(pk=snapshot.pk).update(
-            status=HoldoutSnapshot.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000],
-            error_code="readout_error", finished_at=timezone.now())
-        snapshot.refresh_from_db()
-    return snapshot
+        return leased_run(snapshot, lambda cur: _compute(cur, claimed),
+                          lock=(LOCK_CLASS, snapshot.analysis_id % (2**31)),
+                          what=f"holdout analysis {snapshot.analysis_id}", mark=holdout_mark)
+    except ReadoutBusy as exc:
+        raise HoldoutBusy(str(exc)) from exc
+
+
+def _requeue(lost: HoldoutSnapshot) -> HoldoutSnapshot:
+    return holdout_refresh(analysis=lost.analysis, trigger=lost.trigger, requested_by=lost.requested_by)
+
+
+HOLDOUT_READOUTS = ReadoutKind(
+    name="holdout", model=HoldoutSnapshot, group=("analysis_id",),
+    send=lambda snapshot_id, group: holdout_readout_send(snapshot_id), requeue=_requeue, mark=holdout_mark,
+)
 
 
 def _compute(cur: psycopg.Cursor[Any], snapshot: HoldoutSnapshot) -> None:

@@ -12,6 +12,10 @@ A running readout holds a lease that a heartbeat thread renews; a readout whose 
 stops renewing it, and the sweep (`experiments.readout_sweep`) marks it failed and queues it
 again. A snapshot records when its task reached the broker (`sent_at`), so that the sweep
 sends the ones queued while the broker was unreachable.
+
+Holdout readouts (`experiments.holdout_readout`) run on the same machinery: the claim, the
+lease and its heartbeat, the run under an advisory lock (`leased_run`), the failure record,
+the sweep and the tasks' retries are shared; `ReadoutKind` describes each kind of readout.
 """
 
 from __future__ import annotations
@@ -19,21 +23,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
 from audit.types import Actor
 from experiments import queue, readout_sql
 from experiments.mappers import readout_input, readout_spec
-from experiments.models import Experiment, ExperimentMetric, Phase, ResultSnapshot, Variation
+from experiments.models import Experiment, ExperimentMetric, HoldoutSnapshot, Phase, ResultSnapshot, Variation
 from experiments.readout import Rollup, readout_compute, readout_to_json
 from experiments.warehouse_readout import DataSourceFailed, warehouse_sums
 
@@ -48,7 +53,7 @@ MAX_ATTEMPTS = 3
 
 
 class ReadoutBusy(Exception):
-    """Another readout of the same experiment holds the lock."""
+    """Another readout of the same experiment (or holdout analysis) holds the lock."""
 
 
 # Queueing ------------------------------------------------------------------------------------
@@ -92,7 +97,7 @@ def _enqueue(experiment_id: int, snapshot_id: int) -> None:
 def readout_send(experiment_id: int, snapshot_id: int) -> None:
     """Hand a queued readout to the broker and note when it took it (raises when it is down)."""
     queue.readout_send(experiment_id, snapshot_id)
-    ResultSnapshot.objects.filter(pk=snapshot_id).update(sent_at=timezone.now())
+    snapshot_sent(ResultSnapshot, snapshot_id)
 
 
 def experiments_refresh_running() -> int:
@@ -105,7 +110,33 @@ def experiments_refresh_running() -> int:
     return count
 
 
-# Running -------------------------------------------------------------------------------------
+# The shared machinery ------------------------------------------------------------------------
+#
+# Experiment readouts (ResultSnapshot) and holdout readouts (HoldoutSnapshot) are leased, retried
+# and swept the same way: these functions take either kind of snapshot, and `ReadoutKind` says
+# what the sweep and the tasks need to know of each.
+
+# Either kind of snapshot; the functions below read and write the run facts both have.
+S = TypeVar("S", ResultSnapshot, HoldoutSnapshot)
+
+FINISHED = ("success", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class ReadoutKind:
+    """A kind of readout as the sweep and the Celery tasks handle it.
+
+    `group` names the fields of the readouts that answer for each other (of several waiting,
+    only the newest is sent); `send(snapshot_id, group)` hands one to the broker and notes it;
+    `requeue(lost)` queues a new readout in place of one whose worker died and returns it;
+    `mark(snapshot_id=, status=, error=, error_code=)` records how a run ended without results."""
+
+    name: str
+    model: type[ResultSnapshot] | type[HoldoutSnapshot]
+    group: tuple[str, ...]
+    send: Callable[[int, tuple[Any, ...]], None]
+    requeue: Callable[[Any], Any]
+    mark: Callable[..., None]
 
 
 def _raw_cursor() -> psycopg.Cursor[Any]:
@@ -122,40 +153,37 @@ def _relaxed_commit() -> None:
         cur.execute("SET LOCAL synchronous_commit = off")
 
 
-def _claim(snapshot_id: int | None, experiment_id: int, trigger: str) -> ResultSnapshot | None:
-    """Mark the snapshot running (creating one for scheduled runs); None when already done."""
+def lease_start(snapshot: S) -> S:
+    """Mark a claimed snapshot running, with a fresh lease (inside the claim's transaction)."""
+    now = timezone.now()
+    snapshot.status = "running"
+    snapshot.attempts += 1
+    snapshot.started_at = now
+    snapshot.heartbeat_at = now
+    snapshot.lease_expires_at = now + timedelta(seconds=settings.READOUT_LEASE_SECONDS)
+    snapshot.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "lease_expires_at"])
+    return snapshot
+
+
+def lease_claim(model: type[S], snapshot_id: int) -> S | None:
+    """Lock a queued snapshot (or one the broker gave back after its worker died) and mark it
+    running; None when it is finished, gone, or was lost to dead workers MAX_ATTEMPTS times."""
     with transaction.atomic():
         _relaxed_commit()
-        if snapshot_id is None:
-            experiment = Experiment.objects.get(pk=experiment_id)
-            snapshot = ResultSnapshot.objects.create(
-                experiment=experiment, phase=experiment.phases.order_by("-number").first(), trigger=trigger,
-            )
-        else:
-            found = ResultSnapshot.objects.select_for_update().filter(pk=snapshot_id).first()
-            if found is None or found.status in (
-                ResultSnapshot.Status.SUCCESS, ResultSnapshot.Status.FAILED, ResultSnapshot.Status.SKIPPED
-            ):
-                return None
-            snapshot = found
-            if snapshot.status == ResultSnapshot.Status.RUNNING and snapshot.attempts >= MAX_ATTEMPTS:
-                # Given back by the broker after its worker died, again and again (out of memory, say).
-                _fail(snapshot, f"The worker running this readout was lost {snapshot.attempts} times; it is not "
-                                "started again. See the worker logs.", "worker_lost")
-                return None
-        now = timezone.now()
-        snapshot.status = ResultSnapshot.Status.RUNNING
-        snapshot.attempts += 1
-        snapshot.started_at = now
-        snapshot.heartbeat_at = now
-        snapshot.lease_expires_at = now + timedelta(seconds=settings.READOUT_LEASE_SECONDS)
-        snapshot.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "lease_expires_at"])
-        return snapshot
+        snapshot = model.objects.select_for_update().filter(pk=snapshot_id).first()
+        if snapshot is None or snapshot.status in FINISHED:
+            return None
+        if snapshot.status == "running" and snapshot.attempts >= MAX_ATTEMPTS:
+            # Given back by the broker after its worker died, again and again (out of memory, say).
+            _fail(snapshot, f"The worker running this readout was lost {snapshot.attempts} times; it is not "
+                            "started again. See the worker logs.", "worker_lost")
+            return None
+        return lease_start(snapshot)
 
 
-def _fail(snapshot: ResultSnapshot, error: str, error_code: str) -> None:
+def _fail(snapshot: S, error: str, error_code: str) -> None:
     now = timezone.now()
-    snapshot.status = ResultSnapshot.Status.FAILED
+    snapshot.status = "failed"
     snapshot.error, snapshot.error_code = error[:4000], error_code
     snapshot.finished_at, snapshot.lease_expires_at = now, None
     if snapshot.started_at is not None:
@@ -164,7 +192,7 @@ def _fail(snapshot: ResultSnapshot, error: str, error_code: str) -> None:
 
 
 @contextmanager
-def _heartbeat(snapshot_id: int) -> Iterator[None]:
+def lease_heartbeat(model: type[S], snapshot_id: int) -> Iterator[None]:
     """Renew the running snapshot's lease every READOUT_HEARTBEAT_SECONDS until the block ends,
     from a thread with its own database connection (the readout's is inside its transaction)."""
     stop = threading.Event()
@@ -174,7 +202,7 @@ def _heartbeat(snapshot_id: int) -> Iterator[None]:
             while not stop.wait(settings.READOUT_HEARTBEAT_SECONDS):
                 now = timezone.now()
                 try:
-                    ResultSnapshot.objects.filter(pk=snapshot_id, status=ResultSnapshot.Status.RUNNING).update(
+                    model.objects.filter(pk=snapshot_id, status="running").update(
                         heartbeat_at=now, lease_expires_at=now + timedelta(seconds=settings.READOUT_LEASE_SECONDS))
                 except DatabaseError as exc:
                     # The lease may run out: the sweep then queues the readout again, which is safe.
@@ -190,6 +218,90 @@ def _heartbeat(snapshot_id: int) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def snapshot_mark(model: type[S], *, snapshot_id: int, status: str, error: str = "", error_code: str = "") -> S | None:
+    """Record how a run ended when it did not produce results (failed, skipped, queued again)."""
+    now = timezone.now()
+    snapshot = model.objects.filter(pk=snapshot_id).first()
+    if snapshot is None:
+        return None
+    snapshot.status = status
+    snapshot.error = error[:4000]
+    snapshot.error_code = error_code
+    snapshot.lease_expires_at = None
+    if status != "queued":
+        snapshot.finished_at = now
+        if snapshot.started_at is not None:
+            snapshot.duration_ms = int((now - snapshot.started_at).total_seconds() * 1000)
+    snapshot.save(update_fields=["status", "error", "error_code", "finished_at", "duration_ms", "lease_expires_at"])
+    return snapshot
+
+
+def snapshot_sent(model: type[S], snapshot_id: int) -> None:
+    """Note that the snapshot's task reached the broker."""
+    model.objects.filter(pk=snapshot_id).update(sent_at=timezone.now())
+
+
+def leased_run(
+    snapshot: S, compute: Callable[[psycopg.Cursor[Any]], None], *, lock: tuple[int, int], what: str,
+    mark: Callable[..., None], after: Callable[[S], None] | None = None,
+) -> S:
+    """Run `compute` for a claimed snapshot under its lease (renewed by the heartbeat) and the
+    advisory `lock`, and store the success; `compute` fills the snapshot's result fields.
+
+    Raises `ReadoutBusy` when another run holds the lock, and database errors as they come (the
+    task retries both); any other error fails this snapshot only, recorded through `mark`."""
+    started = time.monotonic()
+    try:
+        with lease_heartbeat(type(snapshot), snapshot.pk), transaction.atomic(), _raw_cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")
+            cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", lock)
+            row = cur.fetchone()
+            if row is None or not row[0]:
+                raise ReadoutBusy(f"Another readout of {what} is running.")
+            if settings.READOUT_DELAY_SECONDS > 0:
+                time.sleep(settings.READOUT_DELAY_SECONDS)
+            compute(cur)
+            snapshot.status = "success"
+            snapshot.finished_at = timezone.now()
+            snapshot.duration_ms = int((time.monotonic() - started) * 1000)
+            snapshot.error, snapshot.error_code = "", ""
+            snapshot.lease_expires_at = None
+            # Every field but the heartbeat's, which its thread may be writing.
+            snapshot.save(update_fields=[f.name for f in type(snapshot)._meta.concrete_fields
+                                         if not f.primary_key and f.name != "heartbeat_at"])
+            if after is not None:
+                after(snapshot)
+    except (ReadoutBusy, psycopg.OperationalError, OperationalError):
+        raise
+    except Exception as exc:
+        if isinstance(exc, DataSourceFailed):
+            # The warehouse's own failure: this readout only; the message says which source and why.
+            logger.warning("Readout %s of %s failed: %s", snapshot.pk, what, exc)
+            error, code = str(exc), DataSourceFailed.error_code
+        else:
+            logger.exception("Readout %s of %s failed.", snapshot.pk, what)
+            error, code = f"{type(exc).__name__}: {exc}", "readout_error"
+        mark(snapshot_id=snapshot.pk, status="failed", error=error, error_code=code)
+        snapshot.refresh_from_db()
+    return snapshot
+
+
+# Experiment readouts ---------------------------------------------------------------------------
+
+
+def _claim(snapshot_id: int | None, experiment_id: int, trigger: str) -> ResultSnapshot | None:
+    """Mark the snapshot running (creating one for scheduled runs); None when already done."""
+    if snapshot_id is not None:
+        return lease_claim(ResultSnapshot, snapshot_id)
+    with transaction.atomic():
+        _relaxed_commit()
+        experiment = Experiment.objects.get(pk=experiment_id)
+        snapshot = ResultSnapshot.objects.create(
+            experiment=experiment, phase=experiment.phases.order_by("-number").first(), trigger=trigger,
+        )
+        return lease_start(snapshot)
 
 
 READOUT_ACTOR = Actor.system("readout")
@@ -219,20 +331,9 @@ def readout_mark(
     *, snapshot_id: int, status: str, error: str = "", error_code: str = ""
 ) -> None:
     """Record how a readout ended when it did not produce results (failed, skipped, requeued)."""
-    now = timezone.now()
-    snapshot = ResultSnapshot.objects.filter(pk=snapshot_id).first()
-    if snapshot is None:
-        return
-    snapshot.status = status
-    snapshot.error = error[:4000]
-    snapshot.error_code = error_code
-    snapshot.lease_expires_at = None
-    if status != ResultSnapshot.Status.QUEUED:
-        snapshot.finished_at = now
-        if snapshot.started_at is not None:
-            snapshot.duration_ms = int((now - snapshot.started_at).total_seconds() * 1000)
-    snapshot.save(update_fields=["status", "error", "error_code", "finished_at", "duration_ms", "lease_expires_at"])
-    if status == ResultSnapshot.Status.FAILED:
+    snapshot = snapshot_mark(ResultSnapshot, snapshot_id=snapshot_id, status=status, error=error,
+                             error_code=error_code)
+    if snapshot is not None and status == ResultSnapshot.Status.FAILED:
         _audit_readout(snapshot, "experiment.readout_failed", {"error_code": error_code, "error": error[:500]})
 
 
@@ -248,43 +349,10 @@ def readout_run(
     snapshot = _claim(snapshot_id, experiment_id, trigger)
     if snapshot is None:
         return None
-    started = time.monotonic()
-    try:
-        with _heartbeat(snapshot.pk), transaction.atomic(), _raw_cursor() as cur:
-            cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (LOCK_CLASS, experiment_id % (2**31)))
-            row = cur.fetchone()
-            if row is None or not row[0]:
-                raise ReadoutBusy(f"Another readout of experiment {experiment_id} is running.")
-            if settings.READOUT_DELAY_SECONDS > 0:
-                time.sleep(settings.READOUT_DELAY_SECONDS)
-            _compute(cur, snapshot, force_full=force_full)
-            snapshot.status = ResultSnapshot.Status.SUCCESS
-            snapshot.finished_at = timezone.now()
-            snapshot.duration_ms = int((time.monotonic() - started) * 1000)
-            snapshot.error, snapshot.error_code = "", ""
-            snapshot.lease_expires_at = None
-            # Every field but the heartbeat's, which its thread may be writing.
-            snapshot.save(update_fields=[f.name for f in ResultSnapshot._meta.concrete_fields
-                                         if not f.primary_key and f.name != "heartbeat_at"])
-            _audit_srm(snapshot)
-    except (ReadoutBusy, psycopg.OperationalError):
-        raise
-    except Exception as exc:
-        from django.db import OperationalError
-
-        if isinstance(exc, OperationalError):
-            raise
-        if isinstance(exc, DataSourceFailed):
-            # The warehouse's own failure: this readout only; the message says which source and why.
-            logger.warning("Readout %s of experiment %s failed: %s", snapshot.pk, experiment_id, exc)
-            error, code = str(exc), DataSourceFailed.error_code
-        else:
-            logger.exception("Readout %s of experiment %s failed.", snapshot.pk, experiment_id)
-            error, code = f"{type(exc).__name__}: {exc}", "readout_error"
-        readout_mark(snapshot_id=snapshot.pk, status=ResultSnapshot.Status.FAILED, error=error, error_code=code)
-        snapshot.refresh_from_db()
-    return snapshot
+    claimed = snapshot
+    return leased_run(snapshot, lambda cur: _compute(cur, claimed, force_full=force_full),
+                      lock=(LOCK_CLASS, experiment_id % (2**31)), what=f"experiment {experiment_id}",
+                      mark=readout_mark, after=_audit_srm)
 
 
 def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: bool) -> None:
@@ -322,3 +390,14 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
     snapshot.rollup_mode = rollup.mode
     for column, value in readout_to_json(readout).items():
         setattr(snapshot, column, value)
+
+
+def _requeue(lost: ResultSnapshot) -> ResultSnapshot:
+    return experiment_refresh(experiment=lost.experiment, trigger=lost.trigger, requested_by=lost.requested_by,
+                              phase=lost.phase)
+
+
+EXPERIMENT_READOUTS = ReadoutKind(
+    name="experiment", model=ResultSnapshot, group=("experiment_id", "phase_id"),
+    send=lambda snapshot_id, group: readout_send(group[0], snapshot_id), requeue=_requeue, mark=readout_mark,
+)

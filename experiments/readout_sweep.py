@@ -9,7 +9,9 @@ behind are finished or sent again.
   asked for), or reached it long ago without being started (the broker lost it), is sent now.
   Of several waiting for the same experiment and phase only the newest is sent; the older ones
   are marked `skipped`, since it answers for them.
-Every step is safe to repeat: a readout sent twice is computed once.
+Every step is safe to repeat: a readout sent twice is computed once. Experiment readouts and
+holdout readouts are swept alike (`experiments.readout_jobs.ReadoutKind` says how each is sent
+and queued again); a readout of one kind never stands in for one of the other.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments.models import ResultSnapshot
-from experiments.readout_jobs import experiment_refresh, readout_mark, readout_send
+from experiments.holdout_readout import HOLDOUT_READOUTS
+from experiments.readout_jobs import EXPERIMENT_READOUTS, ReadoutKind
 
 logger = logging.getLogger(__name__)
 
@@ -39,41 +42,57 @@ RESEND_AFTER = timedelta(minutes=10)
 
 @dataclass
 class SweepReport:
-    """Snapshot ids: marked failed, queued again (the new snapshots), sent, skipped as superseded."""
+    """Snapshot ids: marked failed, queued again (the new snapshots), sent, skipped as superseded;
+    the experiment readouts' at the top, the holdout readouts' in `holdouts`."""
 
     failed: list[int] = field(default_factory=list)
     requeued: list[int] = field(default_factory=list)
     sent: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    holdouts: SweepReport | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"failed": self.failed, "requeued": self.requeued, "sent": self.sent,
+                               "skipped": self.skipped}
+        if self.holdouts is not None:
+            out["holdouts"] = self.holdouts.as_json()
+        return out
 
 
 def readouts_sweep() -> SweepReport:
-    report = SweepReport()
-    _stale_running(report)
-    _unsent_queued(report)
-    if report.failed or report.sent or report.skipped:
-        logger.warning("Readout sweep: %d lost (queued again: %s), %d sent, %d superseded.", len(report.failed),
-                       report.requeued, len(report.sent), len(report.skipped))
+    """Sweep the experiment readouts, then the holdout readouts, the same way."""
+    report = _sweep(EXPERIMENT_READOUTS)
+    report.holdouts = _sweep(HOLDOUT_READOUTS)
     return report
 
 
-def _stale_running(report: SweepReport) -> None:
+def _sweep(kind: ReadoutKind) -> SweepReport:
+    report = SweepReport()
+    _stale_running(kind, report)
+    _unsent_queued(kind, report)
+    if report.failed or report.sent or report.skipped:
+        logger.warning("Readout sweep (%s readouts): %d lost (queued again: %s), %d sent, %d superseded.", kind.name,
+                       len(report.failed), report.requeued, len(report.sent), len(report.skipped))
+    return report
+
+
+def _stale_running(kind: ReadoutKind, report: SweepReport) -> None:
     now = timezone.now()
     lease = timedelta(seconds=settings.READOUT_LEASE_SECONDS)
     stale = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, started_at__lt=now - lease)
-    ids = list(ResultSnapshot.objects.filter(stale, status=ResultSnapshot.Status.RUNNING).values_list("pk", flat=True))
+    model: Any = kind.model
+    ids = list(model.objects.filter(stale, status="running").values_list("pk", flat=True))
     for snapshot_id in ids:
         with transaction.atomic():
             # skip_locked: a readout finishing right now holds its row; it is not stale.
-            snapshot = (ResultSnapshot.objects.select_for_update(skip_locked=True, of=("self",))
-                        .select_related("experiment", "phase")
-                        .filter(stale, pk=snapshot_id, status=ResultSnapshot.Status.RUNNING).first())
+            snapshot = (model.objects.select_for_update(skip_locked=True, of=("self",))
+                        .filter(stale, pk=snapshot_id, status="running").first())
             if snapshot is None:
                 continue
             seen = snapshot.heartbeat_at or snapshot.started_at
-            again = _lost_before(snapshot) < MAX_LOST_RUNS - 1
-            readout_mark(
-                snapshot_id=snapshot.pk, status=ResultSnapshot.Status.FAILED, error_code="worker_lost",
+            again = _lost_before(kind, snapshot) < MAX_LOST_RUNS - 1
+            kind.mark(
+                snapshot_id=snapshot.pk, status="failed", error_code="worker_lost",
                 error=f"The worker running this readout stopped: no heartbeat since {_when(seen)} (the lease is "
                       f"{settings.READOUT_LEASE_SECONDS} s). "
                       + ("The readout was queued again." if again else
@@ -82,16 +101,16 @@ def _stale_running(report: SweepReport) -> None:
             )
             report.failed.append(snapshot.pk)
             if again:
-                queued = experiment_refresh(experiment=snapshot.experiment, trigger=snapshot.trigger,
-                                            requested_by=snapshot.requested_by, phase=snapshot.phase)
-                report.requeued.append(queued.pk)
+                report.requeued.append(kind.requeue(snapshot).pk)
 
 
-def _lost_before(snapshot: ResultSnapshot) -> int:
-    """How many runs of the same experiment and phase just before this one were lost to a dead worker."""
-    earlier = (ResultSnapshot.objects.filter(experiment_id=snapshot.experiment_id, phase=snapshot.phase,
-                                             created_at__lt=snapshot.created_at)
-               .exclude(status=ResultSnapshot.Status.QUEUED).order_by("-created_at")
+def _lost_before(kind: ReadoutKind, snapshot: Any) -> int:
+    """How many runs of the same group (experiment and phase, holdout analysis) just before this
+    one were lost to a dead worker."""
+    model: Any = kind.model
+    same = {name: getattr(snapshot, name) for name in kind.group}
+    earlier = (model.objects.filter(created_at__lt=snapshot.created_at, **same)
+               .exclude(status="queued").order_by("-created_at")
                .values_list("error_code", flat=True)[:MAX_LOST_RUNS])
     count = 0
     for code in earlier:
@@ -101,25 +120,27 @@ def _lost_before(snapshot: ResultSnapshot) -> int:
     return count
 
 
-def _unsent_queued(report: SweepReport) -> None:
+def _unsent_queued(kind: ReadoutKind, report: SweepReport) -> None:
     now = timezone.now()
-    queued = (ResultSnapshot.objects.filter(status=ResultSnapshot.Status.QUEUED).order_by("-created_at", "-pk")
-              .values_list("pk", "experiment_id", "phase_id", "created_at", "sent_at"))
-    due: list[tuple[int, int]] = []
-    seen: set[tuple[int, int | None]] = set()
-    for snapshot_id, experiment_id, phase_id, created_at, sent_at in queued:
-        if (experiment_id, phase_id) in seen:
-            readout_mark(snapshot_id=snapshot_id, status=ResultSnapshot.Status.SKIPPED, error_code="superseded",
-                         error="A newer readout of the same phase was queued; it answers for this one.")
+    model: Any = kind.model
+    queued = (model.objects.filter(status="queued").order_by("-created_at", "-pk")
+              .values_list("pk", "created_at", "sent_at", *kind.group))
+    due: list[tuple[int, tuple[Any, ...]]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for snapshot_id, created_at, sent_at, *group_values in queued:
+        group = tuple(group_values)
+        if group in seen:
+            kind.mark(snapshot_id=snapshot_id, status="skipped", error_code="superseded",
+                      error="A newer readout of the same phase was queued; it answers for this one.")
             report.skipped.append(snapshot_id)
             continue
-        seen.add((experiment_id, phase_id))
+        seen.add(group)
         lost = sent_at is not None and sent_at < now - RESEND_AFTER
         if lost or (sent_at is None and created_at < now - SEND_GRACE):
-            due.append((experiment_id, snapshot_id))
-    for experiment_id, snapshot_id in due:
+            due.append((snapshot_id, group))
+    for snapshot_id, group in due:
         try:
-            readout_send(experiment_id, snapshot_id)
+            kind.send(snapshot_id, group)
         except Exception as exc:  # the broker is down again: the next sweep tries again
             logger.warning("Readout %s could not be sent: %s", snapshot_id, exc)
             return

@@ -1,6 +1,6 @@
 """`python manage.py seed_experiments`: demo experiments with simulated traffic.
 
-Four experiments, each with the outcome a growth team meets most often, so that the list and
+Five experiments, each with the outcome a growth team meets most often, so that the list and
 result pages show every kind of recommendation:
 
 - `checkout-redesign`: 20,000 users over 14 days; the one-page checkout truly lifts purchases
@@ -10,6 +10,9 @@ result pages show every kind of recommendation:
   errors rise by 75%: the guardrail says roll back.
 - `onboarding-checklist`: 12,000 users over 8 days, split 50/50 by configuration but received
   about 53.5/46.5 (a client drops some control exposures): a sample ratio mismatch.
+- `free-shipping-threshold`: 16,000 users over 9 days, read out with the Bayesian engine; a
+  lower free-shipping threshold truly lifts purchases (+10% relative): the result page shows the
+  chance to win, the risk of each choice and the credible interval.
 
 Traffic goes through the same ingestion service as `POST /api/v1/events`, day by day, with a
 readout at the end of each simulated day (dated then), so the trend charts have history; the
@@ -68,6 +71,7 @@ class Demo:
     tags: tuple[str, ...]
     target_mde: float
     seed: int  # of the simulation, picked so that the sample shows the true effects plainly
+    engine: str = "frequentist"  # the statistics engine of its readouts
 
 
 DEMOS = (
@@ -87,6 +91,10 @@ DEMOS = (
          "A checklist on the first visit brings new visitors to their first purchase sooner.", "activation",
          (("control", "No checklist", "off"), ("treatment", "Checklist", "on")),
          12_000, 8, (0.12, 0.13), (0.02, 0.02), 0.535, ("onboarding", "demo"), 0.1, 22),
+    Demo("free-shipping-threshold", "Free shipping from 30 instead of 50",
+         "A lower free-shipping threshold makes more baskets worth ordering.", "growth",
+         (("control", "From 50", "50"), ("treatment", "From 30", "30")),
+         16_000, 9, (0.12, 0.132), (0.02, 0.02), 0.5, ("checkout", "bayesian", "demo"), 0.08, 31, "bayesian"),
 )
 
 
@@ -132,7 +140,7 @@ def demo_traffic(demo: Demo, users: int, seed: int) -> list[dict[str, Any]]:
 
 
 class Command(BaseCommand):
-    help = "Seed four demo experiments with simulated traffic and a readout per simulated day."
+    help = "Seed five demo experiments with simulated traffic and a readout per simulated day."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--users", type=int, default=SCALE,
@@ -205,7 +213,7 @@ class Command(BaseCommand):
             variations=[{"key": key, "weight": 0.5, "name": name} for key, name, _ in demo.variants],
             metrics=[{"metric": key, "role": role} for key, role in ROLES.items()],
             slice_attributes=["country", "platform", "visitor"], cuped=True, cuped_lookback_days=14,
-            tags=list(demo.tags), target_mde=demo.target_mde,
+            tags=list(demo.tags), target_mde=demo.target_mde, stats_engine=demo.engine,
         )
         experiment = services.experiment_start(actor=actor, experiment=experiment)
         # The simulated traffic starts `days` ago: so does the experiment's first phase.

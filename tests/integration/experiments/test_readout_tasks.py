@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from audit.types import Actor
 from base.models import Environment
 from experiments import queue, readout_sql, services, tasks
+from experiments.management.commands.seed_experiments import DEMOS
 from experiments.models import Experiment, Metric, ResultSnapshot
 from experiments.readout_jobs import LOCK_CLASS, ReadoutBusy
 from flags.models import Flag
@@ -133,13 +134,20 @@ def test_seed_experiments__run_twice__demo_with_results_then_left_alone(db: Any)
     # The other demo experiments, each with its outcome on the latest readout.
     latest = {
         key: ResultSnapshot.objects.filter(experiment__key=key).order_by("-created_at").first()
-        for key in ("semantic-search", "recommendations-carousel", "onboarding-checklist")
+        for key in ("semantic-search", "recommendations-carousel", "onboarding-checklist", "free-shipping-threshold")
     }
     assert all(s is not None and s.status == "success" for s in latest.values())
-    assert [ResultSnapshot.objects.filter(experiment__key=key).count() for key in latest] == [5, 10, 8]
+    assert [ResultSnapshot.objects.filter(experiment__key=key).count() for key in latest] == [5, 10, 8, 9]
+    # The Bayesian demo: its readouts hold the posterior, the chance to win and the risk of each side.
+    bayesian = latest["free-shipping-threshold"]
+    assert bayesian is not None and bayesian.settings["engine"] == "bayesian"
+    primary = next(m for m in bayesian.metrics if m["key"] == "checkout-conversion")
+    assert primary["headline"] == "bayesian"
+    [headline] = [c for c in primary["comparisons"] if c["difference_type"] == "relative"]
+    assert 0 <= headline["chance_to_win"] <= 1 and len(headline["risk"]) == 2
     metrics, snapshots = Metric.objects.count(), ResultSnapshot.objects.count()
     call_command("seed_experiments", stdout=out)
-    assert out.getvalue().count("exists already") == 4
+    assert out.getvalue().count("exists already") == len(DEMOS)
     assert (ResultSnapshot.objects.count(), Metric.objects.count()) == (snapshots, metrics)
 
 

@@ -11,6 +11,9 @@ were before any of them.
 Ending a holdout deletes those rules (each deletion audited on its flag) and records the end on
 the holdout, audited: its units then get the shipped experiences like everyone else. It is
 refused while an experiment rule still keeps the holdout's units out (a running experiment).
+Ending changes what the environments holding its force rules serve, so it passes the review
+gate there (`base.reviews`): in an environment that requires review it becomes a change request,
+applied once approved.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from django.utils import timezone
 
 from audit.types import Actor
 from base.environments import environments_bump_all
+from base.reviews import reviewable
 from base.writes import audited
 from config.errors import Conflict
 from experiments.models import Experiment
+from experiments.reviews import holdout_target, of_holdout_rules
 from flags import services as flag_services
 from flags.models import FlagState, Rule
 from traffic.documents import holdout_document
@@ -78,6 +83,8 @@ def _blocking(holdout: Holdout) -> dict[str, list[str]]:
     return found
 
 
+@reviewable("holdout.end", label="End holdout", target=holdout_target, refs={"holdout": "holdout"},
+            environments=of_holdout_rules)
 @transaction.atomic
 def holdout_end(*, actor: Actor, holdout: Holdout) -> Holdout:
     """End an active holdout: its units get the shipped experiences from now on (audited as

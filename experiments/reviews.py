@@ -12,9 +12,11 @@ from base.models import Environment
 from base.reviews import ref_kind
 from config.errors import NotFound
 from experiments.models import Experiment
+from flags.models import Rule
+from traffic.models import Holdout
 
-__all__ = ["experiment_target", "launched_target", "of_experiment", "of_launch", "of_running_experiment",
-           "ramp_schedule_steps"]
+__all__ = ["experiment_target", "holdout_target", "launched_target", "of_experiment", "of_holdout_rules", "of_launch",
+           "of_running_experiment", "ramp_schedule_steps"]
 
 
 def _experiment(key: str) -> Experiment:
@@ -25,6 +27,28 @@ def _experiment(key: str) -> Experiment:
 
 
 ref_kind("experiment", encode=lambda experiment: experiment.key, decode=_experiment)
+
+
+def _holdout(key: str) -> Holdout:
+    found = Holdout.objects.filter(key=key).first()
+    if found is None:
+        raise NotFound(f"Holdout '{key}' no longer exists.")
+    return found
+
+
+ref_kind("holdout", encode=lambda holdout: holdout.key, decode=_holdout)
+
+
+def of_holdout_rules(kwargs: Mapping[str, Any]) -> Sequence[Environment]:
+    """Where ending a holdout changes what is served: the environments whose flags keep its
+    units on an earlier value (its force rules)."""
+    ids = Rule.objects.filter(kind=Rule.Kind.FORCE, holdout=kwargs["holdout"].key).values_list(
+        "state__environment_id", flat=True)
+    return list(Environment.objects.filter(pk__in=ids).order_by("key"))
+
+
+def holdout_target(kwargs: Mapping[str, Any]) -> tuple[str, str]:
+    return "holdout", kwargs["holdout"].key
 
 
 def of_experiment(kwargs: Mapping[str, Any]) -> Sequence[Environment]:

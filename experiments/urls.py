@@ -1,6 +1,6 @@
 from django.urls import path
 
-from experiments import apis, growth_apis
+from experiments import apis, growth_apis, holdout_apis
 
 urlpatterns = [
     path("data-sources", apis.DataSourceListApi.as_view(), name="data-source-list"),
@@ -19,5 +19,9 @@ urlpatterns = [
     path("experiments/<str:key>/refresh", apis.ExperimentRefreshApi.as_view(), name="experiment-refresh"),
     path("experiments/<str:key>/ramp", apis.ExperimentRampApi.as_view(), name="experiment-ramp"),
     path("experiments/<str:key>/results", apis.ExperimentResultsApi.as_view(), name="experiment-results"),
+    path("holdouts", holdout_apis.HoldoutListApi.as_view(), name="holdout-list"),
+    path("holdouts/<str:key>", holdout_apis.HoldoutDetailApi.as_view(), name="holdout-detail"),
+    path("holdouts/<str:key>/refresh", holdout_apis.HoldoutRefreshApi.as_view(), name="holdout-refresh"),
+    path("holdouts/<str:key>/end", holdout_apis.HoldoutEndApi.as_view(), name="holdout-end"),
     path("project/settings", apis.ProjectSettingsApi.as_view(), name="project-settings"),
 ]

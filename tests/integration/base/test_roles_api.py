@@ -70,7 +70,7 @@ def management_endpoints() -> list[tuple[str, str, type[APIView]]]:
 def _values(world: World, kind: str = "", route: str = "") -> dict[str, str]:
     """What each URL parameter stands for in the world (bodies name the world's objects the same way)."""
     keys = {"flags": world.flag.key, "environments": world.environment.key, "segments": world.segment.key,
-            "metrics": "signup", "data-sources": "walk-source",
+            "metrics": "signup", "data-sources": "walk-source", "holdouts": "walk-holdout",
             "experiments": world.draft.key if route.endswith("/start") else world.running.key}
     return {"<str:key>": keys.get(kind, ""), "<str:env>": world.environment.key, "<str:uid>": world.rule.uid,
             "<str:name>": "plan", "<int:pk>": str(world.change_request.pk),

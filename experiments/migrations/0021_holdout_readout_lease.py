@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0019_north_star'),
+        ('experiments', '0020_metric_ltv_day'),
     ]
 
     operations = [

@@ -123,13 +123,14 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             line = reader.line_num
             if not record:
                 continue  # a blank line
-            row: dict[str, Any] = dict(zip(names, record, strict=False))
+            # An empty cell is a missing field (`missing_field` for a required one).
+            row: dict[str, Any] = {k: (v if v != "" else None) for k, v in zip(names, record, strict=False)}
             ts = row.get("timestamp")
             if isinstance(ts, str) and _DIGITS.fullmatch(ts.strip()):
                 row["timestamp"] = int(ts.strip())
-            if "value" in row:
+            if row.get("value") is not None:
                 row["value"] = _csv_value(str(row["value"]).strip())
-            if "properties" in row:
+            if row.get("properties") is not None:
                 row["properties"] = _csv_properties(str(row["properties"]))
             if len(record) != len(names):
                 row["__error__"] = f"the line has {len(record)} fields, the header {len(names)}"

@@ -65,7 +65,7 @@ class SnowflakeConnection:
     def __init__(self, connection: Mapping[str, Any], timeout: float):
         snowflake = _driver("snowflake.connector", "snowflake")
         params: dict[str, Any] = {k: connection[k] for k in PLAIN_FIELDS if k in connection}
-        self.hidden = [str(v) for k, v in params.items() if k != "port" and len(str(v)) >= 3]
+        self.hidden = [str(v) for k, v in params.items() if k not in ("port", "protocol") and len(str(v)) >= 3]
         password = _secret(connection, "password_env")
         key = _private_key(connection)
         if key is not None:

@@ -444,6 +444,15 @@ def compile_readout(spec: ReadoutSpec, design: Design, *, dialect: str, exposure
                           *[c for c in [_mature(m, design, dialect)] if c is not None]), _col(y)),
                float(m.capping_value or 0))
               for m, y in capped]
+    if dialect in ("duckdb", "postgres"):
+        # Both materialize a CTE read more than once: the events (read by the values and by each
+        # funnel step) are scanned again instead, with the name filter pushed into each scan,
+        # while the per-unit values (read by the caps and the sums) are computed once.
+        for cte in ctes:
+            if cte.alias in ("src_e", "e"):
+                cte.set("materialized", False)
+            elif cte.alias == "u" and capped:
+                cte.set("materialized", True)
     aggregate = _aggregate(spec, design, dialect, ctes, builder.value_names,
                            {m.key: f"c{i}" for i, (m, _) in enumerate(capped)}, values)
     multiple = _with(ctes[:4], exp.select(exp.alias_(exp.Count(this=exp.Star()), "n")).from_("ranked").where(

@@ -32,6 +32,7 @@ from flags.models import Flag, FlagState
 from pages.access import can, page_actor, permission_required
 from pages.experiments.views import page_context
 from pages.forms import ConditionField, parse_weights, place_service_errors, segments_field, targeting_choices
+from pages.presentation.formatting import metric_title
 from pages.presentation.planning import Plan, PlanInput, plan_experiment
 
 SESSION_KEY = "experiment_wizard"
@@ -136,7 +137,8 @@ class SplitForm(forms.Form):
 
 def metric_label(metric: Metric) -> str:
     """A metric as the wizard shows it everywhere: its name and, to tell it apart, its key."""
-    return f"{metric.name} ({metric.key})" if metric.name and metric.name != metric.key else metric.key
+    name = metric_title(metric.name or metric.key, metric.kind, metric.ltv_day)
+    return f"{name} ({metric.key})" if name != metric.key else metric.key
 
 
 class MetricChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]

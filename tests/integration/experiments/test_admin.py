@@ -126,3 +126,33 @@ def test_experiment_admin__unknown_variant__error_on_the_variation_row(
     assert response.status_code == 200
     assert any("no variant 'purple'" in e for e in errors_of(response))
     assert not Experiment.objects.exists()
+
+
+def _metric_form(**fields: str) -> dict[str, str]:
+    return {"key": "ltv-30", "name": "Revenue", "description": "", "kind": "ltv", "event_name": "purchase",
+            "denominator_event": "", "funnel_steps": "[]", "retention_day": "", "ltv_day": "30", "window_hours": "",
+            "capping": "none", "capping_value": "", "direction": "higher", "owner": "", **fields}
+
+
+def test_metric_add__ltv_at_day_30__created_and_listed_with_its_days(admin_client: Client) -> None:
+    response = admin_client.post(reverse("admin:experiments_metric_add"), _metric_form())
+    assert response.status_code == 302, errors_of(response)
+    metric = Metric.objects.get(key="ltv-30")
+    assert (metric.kind, metric.ltv_day, metric.window_hours) == ("ltv", 30, None)
+    listing = text_of(admin_client.get(reverse("admin:experiments_metric_changelist")))
+    assert "purchase values by day 30" in listing and "30 days" in listing
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"ltv_day": "366"}, "less than or equal to 365"),
+    ({"ltv_day": ""}, "day N (1 to 365)"),
+    ({"kind": "mean", "ltv_day": "", "window_hours": "8761"}, "less than or equal to 8760"),
+    ({"window_hours": "720"}, "leave window_hours empty"),
+])
+def test_metric_add__day_or_window_beyond_the_limits__form_error_and_nothing_written(
+    admin_client: Client, fields: dict[str, str], words: str,
+) -> None:
+    response = admin_client.post(reverse("admin:experiments_metric_add"), _metric_form(**fields))
+    assert response.status_code == 200
+    assert any(words in e for e in errors_of(response)), errors_of(response)
+    assert not Metric.objects.exists()

@@ -173,11 +173,13 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
                 (None, {"fields": ("key", "name", "value_type", "description", "owner", "tags", "lifecycle")}),
                 ("Served variants", {"fields": ("default_variant", "off_variant")}),
                 ("Prerequisites", {"fields": ("prerequisites",)}),
+                ("Metadata", {"fields": ("metadata",)}),
             )
         return (
             (None, {"fields": ("key", "status", "name", "value_type", "description", "owner", "tags", "lifecycle",
                                "history_link")}),
             ("Prerequisites", {"fields": ("prerequisites",)}),
+            ("Metadata", {"fields": ("metadata",)}),
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> Any:
@@ -233,7 +235,8 @@ class FlagAdmin(AuditHistoryMixin, ServiceAdmin[Flag]):
                 ErrorTarget(items={"variants": ("variants", indexes)}), services.flag_create, actor=actor,
                 key=data["key"], value_type=data["value_type"], variants=variants or None, default_variant=default,
                 off_variant=off, name=data["name"], description=data["description"], owner=data["owner"],
-                tags=data["tags"], lifecycle=data["lifecycle"], prerequisites=data["prerequisites"],
+                tags=data["tags"], metadata=data["metadata"], lifecycle=data["lifecycle"],
+                prerequisites=data["prerequisites"],
             )
             form.instance.pk = flag.pk
             return

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +18,13 @@ from base.permissions import Action
 from config.api import ListApi, validated_input
 from flags import attributes, selectors, services
 from flags.documents import attribute_document, flag_document, rule_document, segment_document
-from flags.engine.limits import SEGMENT_MAX_IDS
+from flags.engine.limits import (
+    METADATA_KEY_MAX_LENGTH,
+    METADATA_MAX_KEYS,
+    METADATA_MAX_STRING,
+    SEGMENT_MAX_IDS,
+)
+from flags.engine.validation import METADATA_KEY_PATTERN, METADATA_RESERVED_KEYS
 from flags.models import Flag
 
 
@@ -113,6 +119,26 @@ class VariantSerializer(serializers.Serializer[Any]):
     value = serializers.JSONField()
 
 
+METADATA_HELP = (
+    "Free-form OpenFeature flag metadata that OFREP serves beside the flag's own fields: an object of at most "
+    f"{METADATA_MAX_KEYS} keys (1-{METADATA_KEY_MAX_LENGTH} characters: a letter, then letters, digits, '_', '.', "
+    f"':' or '-'; not {', '.join(METADATA_RESERVED_KEYS)}) to strings (at most {METADATA_MAX_STRING} characters), "
+    "numbers or booleans."
+)
+
+
+@extend_schema_field({
+    "type": "object",
+    "maxProperties": METADATA_MAX_KEYS,
+    "propertyNames": {"pattern": f"^{METADATA_KEY_PATTERN.pattern}$", "maxLength": METADATA_KEY_MAX_LENGTH},
+    "additionalProperties": {"oneOf": [{"type": "string", "maxLength": METADATA_MAX_STRING}, {"type": "number"},
+                                       {"type": "boolean"}]},
+    "example": {"release": "1.0.2", "jira": "PAY-42", "cost_weight": 0.5, "pii": False},
+})
+class MetadataField(serializers.JSONField):
+    """A flag's metadata; the service checks it (``flags.engine.validation.check_metadata``)."""
+
+
 class PrerequisiteSerializer(serializers.Serializer[Any]):
     flag = serializers.CharField(max_length=100)
     condition = serializers.JSONField(required=False, default={"value": True})
@@ -145,6 +171,7 @@ class FlagOutput(serializers.Serializer[Any]):
     value_type = serializers.CharField()
     owner = serializers.CharField()
     tags = serializers.ListField(child=serializers.CharField())
+    metadata = MetadataField(help_text=METADATA_HELP)
     lifecycle = serializers.CharField()
     prerequisites = PrerequisiteSerializer(many=True)
     archived = serializers.BooleanField()
@@ -173,6 +200,7 @@ class FlagListApi(ListApi):
         description = serializers.CharField(required=False, default="", allow_blank=True)
         owner = serializers.CharField(max_length=150, required=False, default="", allow_blank=True)
         tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+        metadata = MetadataField(required=False, default=dict, help_text=METADATA_HELP)
         lifecycle = serializers.ChoiceField(choices=["temporary", "permanent"], default="temporary")
         prerequisites = PrerequisiteSerializer(many=True, required=False, default=list)
 
@@ -209,6 +237,7 @@ class FlagDetailApi(APIView):
         description = serializers.CharField(required=False, allow_blank=True)
         owner = serializers.CharField(max_length=150, required=False, allow_blank=True)
         tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+        metadata = MetadataField(required=False, help_text=METADATA_HELP + " Replaces the whole object.")
         lifecycle = serializers.ChoiceField(choices=["temporary", "permanent"], required=False)
         prerequisites = PrerequisiteSerializer(many=True, required=False)
         variants = VariantSerializer(many=True, required=False)

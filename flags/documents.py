@@ -50,6 +50,7 @@ def flag_document(flag: Flag) -> dict[str, Any]:
         "value_type": flag.value_type,
         "owner": flag.owner,
         "tags": flag.tags,
+        "metadata": flag.metadata,
         "lifecycle": flag.lifecycle,
         "prerequisites": flag.prerequisites,
         "archived": flag.archived_at is not None,

@@ -25,6 +25,8 @@ from flags import selectors
 from flags.condition_widget import ConditionBuilderWidget
 from flags.engine.attributes import AttributeDefinition as AttributeSpec
 from flags.engine.builder import builder_catalog
+from flags.engine.limits import METADATA_KEY_MAX_LENGTH, METADATA_MAX_KEYS, METADATA_MAX_STRING
+from flags.engine.validation import METADATA_RESERVED_KEYS, check_metadata
 from flags.models import AttributeDefinition, Flag, FlagState, Rule, Segment, Variant
 
 if TYPE_CHECKING:
@@ -50,6 +52,14 @@ CONDITION_HELP = (
 PREREQUISITES_HELP = (
     'Flags that must serve a given value first, as a JSON list. Example: [{"flag": "new-checkout", '
     '"condition": {"value": true}}]. Leave empty for none.'
+)
+
+METADATA_HELP = (
+    "Free-form OpenFeature flag metadata that OFREP serves with every evaluation, as a JSON object of keys to "
+    f"strings, numbers or booleans. Example: {{\"release\": \"1.0.2\", \"cost_weight\": 0.5, \"pii\": false}}. "
+    f"At most {METADATA_MAX_KEYS} keys of up to {METADATA_KEY_MAX_LENGTH} characters (a letter, then letters, "
+    f"digits, _ . : -), strings of up to {METADATA_MAX_STRING} characters; the keys "
+    f"{', '.join(METADATA_RESERVED_KEYS)} are the flag's own. Leave empty for none."
 )
 
 
@@ -234,11 +244,23 @@ def format_variant_value(value: Any, value_type: str) -> str:
 
 class FlagChangeForm(ServiceModelForm):
     tags = TagsField()
+    metadata = JSONTextField(kind=dict, example='{"release": "1.0.2"}', help_text=METADATA_HELP)
     prerequisites = JSONTextField(kind=list, example='[{"flag": "new-checkout"}]', help_text=PREREQUISITES_HELP)
 
     class Meta:
         model = Flag
-        fields = ("name", "description", "owner", "tags", "lifecycle", "prerequisites")
+        fields = ("name", "description", "owner", "tags", "metadata", "lifecycle", "prerequisites")
+
+    def clean_metadata(self) -> Any:
+        """The services' rules (``check_metadata``), shown on the field itself."""
+        metadata = self.cleaned_data.get("metadata")
+        problems = check_metadata(metadata)
+        if problems:
+            raise ValidationError([
+                f"{field.removeprefix('metadata.')}: {message}" if field != "metadata" else message
+                for field, messages in problems.items() for message in messages
+            ])
+        return metadata
 
 
 class FlagAddForm(FlagChangeForm):
@@ -255,7 +277,8 @@ class FlagAddForm(FlagChangeForm):
 
     class Meta:
         model = Flag
-        fields = ("key", "name", "description", "value_type", "owner", "tags", "lifecycle", "prerequisites")
+        fields = ("key", "name", "description", "value_type", "owner", "tags", "metadata", "lifecycle",
+                  "prerequisites")
         help_texts = {
             "key": "What the SDKs ask for: letters, digits, dots, underscores and hyphens. It cannot be changed later.",
             "value_type": "A boolean flag without variants gets 'off' (false) and 'on' (true).",

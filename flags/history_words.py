@@ -1,10 +1,11 @@
 """The audit history of flags and segments in words: next to a changed rule (its condition,
 segments, variant, share, split, prerequisites or schedule) the whole rule before and after,
-as `flags.engine.describe` words it; next to changed prerequisites or a segment's condition,
-those. The documents are the audit log's (`flags.documents`)."""
+as `flags.engine.describe` words it; next to changed prerequisites, metadata or a segment's
+condition, those. The documents are the audit log's (`flags.documents`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from base.admin import DiffWords
 from flags.engine.describe import describe_condition, describe_rule
 from flags.summaries import prerequisites_summary
 
-__all__ = ["flag_change_words", "flag_diff_words", "segment_diff_words"]
+__all__ = ["flag_change_words", "flag_diff_words", "metadata_words", "segment_diff_words"]
 
 _RULE_PATH = re.compile(r"^environments\.(?P<environment>.+?)\.rules\[(?P<rule>[^\]]+)\](?:\.(?P<field>[^.\[]+))?")
 # Rule fields whose change leaves what the rule serves, and to whom, as it was.
@@ -40,11 +41,22 @@ def flag_diff_words(path: str, before: Any, after: Any) -> DiffWords | None:
             rule = _rule_of(document, environment, rule_id)
             words.append(describe_rule(rule) if rule is not None else "")
         return DiffWords(f"rule {rule_id} in {environment}", *words)
+    if path == "metadata" or path.startswith("metadata."):
+        return DiffWords("metadata", *(
+            metadata_words(d.get("metadata")) if isinstance(d, Mapping) else "" for d in (before, after)
+        ))
     if path == "prerequisites" or path.startswith(("prerequisites.", "prerequisites[")):
         return DiffWords("prerequisites", *(
             prerequisites_summary(d.get("prerequisites")) if isinstance(d, Mapping) else "" for d in (before, after)
         ))
     return None
+
+
+def metadata_words(metadata: Any) -> str:
+    """A flag's metadata in one line, keys in order: 'release "1.0.2", cost_weight 0.5, pii false'."""
+    if not isinstance(metadata, Mapping) or not metadata:
+        return "no metadata"
+    return ", ".join(f"{key} {json.dumps(metadata[key], ensure_ascii=False)}" for key in sorted(metadata, key=str))
 
 
 def flag_change_words(diff: Mapping[str, Any] | None, before: Any, after: Any) -> list[str]:

@@ -146,8 +146,15 @@ def snapshot_from_rows(
 
 
 def flag_metadata(flag: Flag) -> dict[str, str | float | bool]:
-    """A flag's description for OpenFeature: only what is set, as strings (tags comma-separated)."""
-    found: dict[str, str | float | bool] = {"type": flag.value_type}
+    """A flag's OpenFeature metadata: its free-form ``metadata`` (strings, numbers, booleans),
+    then its own fields, only what is set, as strings (tags comma-separated). Validation reserves
+    the own fields' keys; for a row written around it, the own field wins and a value that is
+    not a string, number or boolean is left out."""
+    free = flag.metadata if isinstance(flag.metadata, Mapping) else {}
+    found: dict[str, str | float | bool] = {
+        key: value for key, value in free.items() if isinstance(key, str) and isinstance(value, str | int | float)
+    }
+    found["type"] = flag.value_type
     if flag.name:
         found["name"] = flag.name
     if flag.description:

@@ -79,6 +79,9 @@ class Flag(models.Model):
     value_type = models.CharField(max_length=10, choices=ValueType.choices, default=ValueType.BOOLEAN)
     owner = models.CharField(max_length=150, blank=True, default="")
     tags = models.JSONField(default=list, blank=True)
+    # Free-form OpenFeature flag metadata: {key: string | number | boolean}, served by OFREP
+    # beside the flag's own fields (``flags.engine.validation.check_metadata`` has the rules).
+    metadata = models.JSONField(default=dict, blank=True)
     lifecycle = models.CharField(max_length=10, choices=Lifecycle.choices, default=Lifecycle.TEMPORARY)
     # Flag-level prerequisites: [{"flag": key, "condition": {"value": ...}}]; all must hold.
     prerequisites = models.JSONField(default=list, blank=True)

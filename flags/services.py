@@ -62,7 +62,7 @@ RULE_FIELDS = (
     "starts_at",
     "ends_at",
 )
-FLAG_FIELDS = ("name", "description", "owner", "tags", "lifecycle", "prerequisites")
+FLAG_FIELDS = ("name", "description", "owner", "tags", "metadata", "lifecycle", "prerequisites")
 
 
 def _raise_if(errors: Errors, message: str = "The configuration is not valid.") -> None:
@@ -144,6 +144,7 @@ def flag_create(
     description: str = "",
     owner: str = "",
     tags: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
     lifecycle: str = Flag.Lifecycle.TEMPORARY,
     prerequisites: Sequence[Mapping[str, Any]] = (),
 ) -> Flag:
@@ -160,6 +161,8 @@ def flag_create(
         errors["lifecycle"] = [f"Use one of {', '.join(Flag.Lifecycle.values)}."]
     if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
         errors["tags"] = ["Tags must be a list of strings."]
+    metadata = {} if metadata is None else metadata
+    errors.update(validation.check_metadata(metadata))
     _raise_if(errors)
     keys = [str(v["key"]) for v in variants]
     off = off_variant or keys[0]
@@ -176,6 +179,7 @@ def flag_create(
             description=description,
             owner=owner,
             tags=list(tags),
+            metadata=dict(metadata),
             lifecycle=lifecycle,
             prerequisites=list(prerequisites),
         )
@@ -224,6 +228,9 @@ def _flag_change(flag: Flag, changes: dict[str, Any]) -> None:
         raise ValidationFailed(
             "Unknown lifecycle.", details={"lifecycle": [f"Use one of {', '.join(Flag.Lifecycle.values)}."]}
         )
+    if "metadata" in changes:
+        _raise_if(validation.check_metadata(changes["metadata"]))
+        changes["metadata"] = dict(changes["metadata"])
     if "prerequisites" in changes:
         prerequisites_check(flag.key, changes["prerequisites"])
     if "variants" in changes:

@@ -18,7 +18,8 @@ rule), so such a unit gets what the other rules and the default give. The flag i
 before the context is checked, so an unknown flag answers ``FLAG_NOT_FOUND`` whatever the
 context. ``TARGETING_KEY_MISSING`` is kept in the protocol's vocabulary for evaluations that
 cannot go on without a key; no flag of this service needs one. Each success carries the flag's
-``metadata`` (its type, and its name, description, owner and comma-separated tags when set).
+``metadata``: its free-form metadata merged with its type, and its name, description, owner and
+comma-separated tags when set (those keys are reserved for them).
 """
 
 from __future__ import annotations

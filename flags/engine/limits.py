@@ -27,6 +27,10 @@ __all__ = [
     "CONDITION_MAX_LIST",
     "CONDITION_MAX_STRING",
     "EVALUATION_MAX_PREREQUISITE_CHAIN",
+    "METADATA_KEY_MAX_LENGTH",
+    "METADATA_MAX_INTEGER",
+    "METADATA_MAX_KEYS",
+    "METADATA_MAX_STRING",
     "PREREQUISITES_MAX",
     "PREREQUISITE_MAX_CHAIN",
     "SEGMENT_ID_MAX_LENGTH",
@@ -59,6 +63,14 @@ SEGMENT_ID_MAX_LENGTH = 256
 # Variant values (any type; only json and string values can grow), as compact JSON, UTF-8.
 VALUE_MAX_DEPTH = 20
 VALUE_MAX_BYTES = 64 * 1024
+
+# A flag's free-form metadata (OpenFeature flag metadata): keys, the length of one key and of
+# one string value, and the largest integer, the largest every SDK's number reads exactly
+# (JavaScript's Number.MAX_SAFE_INTEGER).
+METADATA_MAX_KEYS = 32
+METADATA_KEY_MAX_LENGTH = 64
+METADATA_MAX_STRING = 256
+METADATA_MAX_INTEGER = 2**53 - 1
 
 # Prerequisites of one flag or one rule, and the longest chain of flags requiring one another
 # (a flag requiring b requiring c is a chain of 2).

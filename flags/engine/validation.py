@@ -9,12 +9,17 @@ that the serving path cannot compile: the size limits are those of ``flags.engin
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from base.keys import Errors, check_key
 from flags.engine.conditions import validate_condition
 from flags.engine.limits import (
+    METADATA_KEY_MAX_LENGTH,
+    METADATA_MAX_INTEGER,
+    METADATA_MAX_KEYS,
+    METADATA_MAX_STRING,
     PREREQUISITES_MAX,
     SEGMENT_ID_MAX_LENGTH,
     SEGMENT_MAX_IDS,
@@ -25,6 +30,10 @@ from flags.engine.limits import (
 VALUE_TYPES = ("boolean", "string", "number", "json")
 RULE_KINDS = ("force", "rollout", "experiment")
 WEIGHT_TOLERANCE = 1e-6
+# A metadata key: a letter, then letters, digits, '_', '.', ':' or '-' (up to the length limit).
+METADATA_KEY_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]*")
+# The keys every flag's OpenFeature metadata already carries (``flags.mappers.flag_metadata``).
+METADATA_RESERVED_KEYS = ("type", "name", "description", "owner", "tags")
 _END = object()
 
 
@@ -103,6 +112,54 @@ def check_segment_ids(ids: Any, field: str = "ids") -> Errors:
                 _add(errors, field, f"{field}[{index}]: longer than {SEGMENT_ID_MAX_LENGTH} characters.")
                 break
     return errors
+
+
+def check_metadata(metadata: Any, field: str = "metadata") -> Errors:
+    """A flag's free-form metadata: a JSON object of at most ``METADATA_MAX_KEYS`` keys, each
+    matching ``METADATA_KEY_PATTERN`` in 1 to ``METADATA_KEY_MAX_LENGTH`` characters and none of
+    ``METADATA_RESERVED_KEYS``, whose values are strings (at most ``METADATA_MAX_STRING``
+    characters), finite numbers (integers within +/- ``METADATA_MAX_INTEGER``) or booleans:
+    no null, list or object. Every problem is listed, under ``<field>.<key>`` for one entry."""
+    errors: Errors = {}
+    if not isinstance(metadata, Mapping):
+        _add(errors, field, "Give a JSON object of keys to strings, numbers or booleans.")
+        return errors
+    if len(metadata) > METADATA_MAX_KEYS:
+        _add(errors, field, f"At most {METADATA_MAX_KEYS} keys (this object has {len(metadata)}).")
+        return errors
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            _add(errors, field, "Keys must be strings.")
+            continue
+        where = f"{field}.{key[:METADATA_KEY_MAX_LENGTH]}"
+        if not 1 <= len(key) <= METADATA_KEY_MAX_LENGTH:
+            _add(errors, where, f"A key has 1 to {METADATA_KEY_MAX_LENGTH} characters (this one has {len(key)}).")
+        elif not METADATA_KEY_PATTERN.fullmatch(key):
+            _add(errors, where, "A key starts with a letter, followed by letters, digits, '_', '.', ':' or '-'.")
+        elif key in METADATA_RESERVED_KEYS:
+            _add(errors, where, f"'{key}' is reserved: every flag's metadata carries its "
+                                f"{', '.join(METADATA_RESERVED_KEYS)} already.")
+        for message in _metadata_value_errors(value):
+            _add(errors, where, message)
+    return errors
+
+
+def _metadata_value_errors(value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, str):
+        if len(value) > METADATA_MAX_STRING:
+            return [f"A string value has at most {METADATA_MAX_STRING} characters (this one has {len(value)})."]
+        return []
+    if isinstance(value, int):
+        if abs(value) > METADATA_MAX_INTEGER:
+            return [f"An integer value lies within -{METADATA_MAX_INTEGER} and {METADATA_MAX_INTEGER}."]
+        return []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else ["A number value must be finite."]
+    found = "null" if value is None else "a list" if isinstance(value, list | tuple) else (
+        "an object" if isinstance(value, Mapping) else type(value).__name__)
+    return [f"A value is a string, a number or a boolean, not {found}."]
 
 
 def check_prerequisites(

@@ -277,7 +277,31 @@ WITH src_x AS (
         )
         THEN 1
       END
-    ) AS DOUBLE) AS y15
+    ) AS DOUBLE) AS y15,
+    CAST(COALESCE(
+      SUM(
+        CASE
+          WHEN e.name = 'purchase'
+          AND (
+            e.ts >= a.first_seen AND e.ts < a.first_seen + INTERVAL '168 HOUR'
+          )
+          THEN e.value
+        END
+      ),
+      CAST(0 AS DOUBLE)
+    ) AS DOUBLE) AS y16,
+    CAST(COALESCE(
+      SUM(
+        CASE
+          WHEN e.name = 'purchase'
+          AND (
+            e.ts >= a.first_seen - INTERVAL '336 HOUR' AND e.ts < a.first_seen
+          )
+          THEN e.value
+        END
+      ),
+      CAST(0 AS DOUBLE)
+    ) AS DOUBLE) AS y17
   FROM a AS a
   JOIN e AS e
     ON e.unit_id = a.unit_id
@@ -309,7 +333,9 @@ WITH src_x AS (
     COALESCE(v.y12, CAST(0 AS DOUBLE)) AS y12,
     COALESCE(v.y13, CAST(0 AS DOUBLE)) AS y13,
     COALESCE(v.y14, CAST(0 AS DOUBLE)) AS y14,
-    COALESCE(v.y15, CAST(0 AS DOUBLE)) AS y15
+    COALESCE(v.y15, CAST(0 AS DOUBLE)) AS y15,
+    COALESCE(v.y16, CAST(0 AS DOUBLE)) AS y16,
+    COALESCE(v.y17, CAST(0 AS DOUBLE)) AS y17
   FROM a AS a
   LEFT JOIN v AS v
     ON v.unit_id = a.unit_id
@@ -318,7 +344,12 @@ WITH src_x AS (
     PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY
       CASE WHEN y2 <> 0 THEN y2 END) AS c0,
     PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY
-      CASE WHEN y14 <> 0 THEN y14 END) AS c1
+      CASE WHEN y14 <> 0 THEN y14 END) AS c1,
+    PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY
+      CASE
+        WHEN y16 <> 0 AND first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+        THEN y16
+      END) AS c2
   FROM u
 )
 SELECT
@@ -407,8 +438,45 @@ SELECT
   SUM(LEAST(y15, COALESCE(c1, y15))) AS t52,
   SUM(LEAST(y15, COALESCE(c1, y15)) * LEAST(y15, COALESCE(c1, y15))) AS t53,
   SUM(LEAST(y15, COALESCE(c1, y15)) * LEAST(y14, COALESCE(c1, y14))) AS t54,
+  COUNT(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+      THEN 1
+    END
+  ) AS t55,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+      THEN LEAST(y16, COALESCE(c2, y16))
+    END
+  ) AS t56,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+      THEN LEAST(y16, COALESCE(c2, y16)) * LEAST(y16, COALESCE(c2, y16))
+    END
+  ) AS t57,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+      THEN LEAST(y17, COALESCE(c2, y17))
+    END
+  ) AS t58,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+      THEN LEAST(y17, COALESCE(c2, y17)) * LEAST(y17, COALESCE(c2, y17))
+    END
+  ) AS t59,
+  SUM(
+    CASE
+      WHEN first_seen <= CAST('2026-11-13 12:00:00.000000' AS TIMESTAMPNTZ)
+      THEN LEAST(y17, COALESCE(c2, y17)) * LEAST(y16, COALESCE(c2, y16))
+    END
+  ) AS t60,
   MAX(c0) AS k0,
-  MAX(c1) AS k1
+  MAX(c1) AS k1,
+  MAX(c2) AS k2
 FROM u
 CROSS JOIN c
 GROUP BY

@@ -1,6 +1,10 @@
 """Downloads of a readout: the stored snapshot as JSON, and every stored view as CSV rows
 (the view chosen by the page's toggles marked `selected`). Both read the snapshot through the
-readout contract, so a readout stored in an older shape downloads in the current one."""
+readout contract, so a readout stored in an older shape downloads in the current one.
+
+Both carry what the Bayesian engine stores (the chance to win, the risk of each side, the
+credible interval, named as such) and the heterogeneity tests per slice attribute (Cochran's Q,
+its p-value before and after the correction, and the values flagged as differing)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from config.csv_export import csv_text
 from experiments.models import Experiment, ResultSnapshot
-from experiments.readout import MODES, READOUT_FIELDS, readout_to_json
+from experiments.readout import (
+    BAYESIAN_MODES,
+    MODES,
+    READOUT_FIELDS,
+    Comparison,
+    MetricReadout,
+    readout_to_json,
+)
 from pages.access import staff_required
 from pages.experiments.views import _experiment_or_404, _toggles
 from pages.presentation.formatting import difference_unit, metric_title, raw_unit
@@ -65,7 +76,41 @@ CSV_HEADER = (
     "analysis", "headline", "selected", "difference_type", "unit", "variation", "control_users", "variation_users",
     "control_mean", "variation_mean", "estimate", "ci_low", "ci_high", "p_value", "p_value_adjusted", "chance_to_win",
     "variance_reduction", "cuped_applied", "sequential", "error", "metric_title", "metric_day",
+    # Bayesian analyses: the interval is a credible one, and the risk (expected loss) of keeping
+    # the control and of choosing the variation.
+    "interval", "risk_control", "risk_variation",
+    # Heterogeneity rows (analysis "heterogeneity"): Cochran's Q per treatment and slice attribute
+    # (slice_value empty), then each value's difference from the rest; `flagged`: significant
+    # after the correction over every slice attribute and variation.
+    "statistic", "degrees_of_freedom", "flagged",
 )
+HETEROGENEITY = "heterogeneity"
+
+
+def _interval(mode: str) -> str:
+    return "credible" if mode in BAYESIAN_MODES else "confidence"
+
+
+def _bayes(mode: str, c: Comparison) -> list[Any]:
+    risk = c.risk if c.risk is not None else ("", "")
+    return [_interval(mode), risk[0], risk[1], "", "", ""]
+
+
+def _heterogeneity_rows(base: list[Any], metric: MetricReadout, dtype: str) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    unit = raw_unit(difference_unit(metric.kind, dtype))
+    title = [metric_title(metric.name, metric.kind, metric.day), "" if metric.day is None else metric.day]
+    no_arms = ["", "", "", ""]
+    for test in metric.heterogeneity:
+        head = [*base, test.attribute]
+        rows.append([*head, "", metric.key, metric.role, metric.direction, HETEROGENEITY, False, "", dtype, unit,
+                     test.variation, *no_arms, "", "", "", test.p_value, test.p_value_adjusted, "", "", "", "", "",
+                     *title, "", "", "", test.q, test.degrees_of_freedom, test.significant])
+        for value in test.values:
+            rows.append([*head, value.value, metric.key, metric.role, metric.direction, HETEROGENEITY, False, "",
+                         dtype, unit, test.variation, *no_arms, value.difference, "", "", value.p_value,
+                         value.p_value_adjusted, "", "", "", "", "", *title, "", "", "", "", "", value.differs])
+    return rows
 
 
 def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest | None = None
@@ -94,7 +139,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
                              n.estimate, n.ci_low, n.ci_high, n.p_value, n.p_value_adjusted, n.chance_to_win,
                              n.variance_reduction, n.cuped_applied, n.sequential, n.error or "",
                              metric_title(metric.name, metric.kind, metric.day),
-                             "" if metric.day is None else metric.day])
+                             "" if metric.day is None else metric.day, *_bayes(mode, n)])
+        rows.extend(_heterogeneity_rows(base, metric, data.difference_type))
     by_key = {m.key: m for m in data.metrics}
     control_key = data.arms[0].key if data.arms else ""
     for entry in data.readout.slices:
@@ -112,7 +158,8 @@ def _csv_rows(experiment: Experiment, snap: ResultSnapshot, request: HttpRequest
                              control_arm.mean if control_arm else "", slice_arm.mean if slice_arm else "",
                              c.estimate, c.ci_low, c.ci_high, c.p_value, "", c.chance_to_win, c.variance_reduction,
                              c.cuped_applied, c.sequential, c.error or "",
-                             metric_title(found.name, found.kind, found.day), "" if found.day is None else found.day])
+                             metric_title(found.name, found.kind, found.day), "" if found.day is None else found.day,
+                             *_bayes(found.headline, c)])
     return rows
 
 

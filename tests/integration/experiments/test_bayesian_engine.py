@@ -5,12 +5,14 @@ heterogeneity tests equal the engine called directly on the stored sums."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 import stats
@@ -21,6 +23,7 @@ from experiments import project, services
 from experiments.models import Experiment, Metric, ProjectSettings, ResultSnapshot
 from flags.models import Flag
 from tests.integration.experiments.conftest import create_experiment, post_experiment
+from tests.integration.pages import factories
 
 pytestmark = [pytest.mark.django_db]
 
@@ -223,3 +226,66 @@ def test_admin__bayesian_experiment__created_refused_with_sequential_and_project
     data = _experiment_data(production, checkout_flag, metrics["purchase"], key="admin-default")
     assert admin_client.post(add, data).status_code == 302
     assert Experiment.objects.get(key="admin-default").stats_engine == "bayesian"
+
+
+# Exports ----------------------------------------------------------------------------------------
+
+
+def test_exports__bayesian_readout__chance_to_win_risk_credible_interval_and_heterogeneity(
+    actor: Actor, environments: dict[str, Environment], checkout_flag: Flag, metrics: dict[str, Metric],
+    client: Client,
+) -> None:
+    production = environments["production"]
+    experiment = create_experiment(
+        actor, checkout_flag, production, ["purchase", "revenue"], key="bayes-test", stats_engine="bayesian",
+        cuped=False, slice_attributes=["country", "platform"], min_sample_per_arm=100,
+    )
+    items = _traffic(6000, seed=3)
+    for k in range(0, len(items), 1000):
+        assert not services.events_ingest(environment=production, items=items[k:k + 1000]).rejected
+    snapshot = services.readout_run(experiment_id=experiment.pk)
+    assert snapshot is not None and snapshot.status == ResultSnapshot.Status.SUCCESS, snapshot and snapshot.error
+    stored = next(m for m in snapshot.metrics if m["key"] == "purchase")
+    stored_lift = next(c for c in stored["bayesian"] if c["difference_type"] == "relative")
+    stored_country = next(h for h in stored["heterogeneity"] if h["attribute"] == "country")
+    client.force_login(factories.staff_user("pm", read_only=True))
+
+    response = client.get("/experiments/bayes-test/export.csv")
+
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    [lift] = [r for r in rows if (r["metric"], r["analysis"], r["difference_type"], r["slice_attribute"]) == (
+        "purchase", "bayesian", "relative", "")]
+    assert lift["interval"] == "credible" and lift["p_value"] == ""
+    assert float(lift["chance_to_win"]) == pytest.approx(stored_lift["chance_to_win"])
+    assert [float(lift["risk_control"]), float(lift["risk_variation"])] == pytest.approx(stored_lift["risk"])
+    assert [float(lift["ci_low"]), float(lift["ci_high"])] == pytest.approx(
+        [stored_lift["ci_low"], stored_lift["ci_high"]])
+    # Slice rows read with the headline (Bayesian) analysis: credible intervals, a chance and risks.
+    slice_row = next(r for r in rows if r["slice_attribute"] == "country" and r["analysis"] == "bayesian"
+                     and r["metric"] == "purchase")
+    assert slice_row["interval"] == "credible" and slice_row["risk_variation"] != ""
+    # The heterogeneity test of the purchase lift across countries, then each country.
+    tests = [r for r in rows if r["analysis"] == "heterogeneity" and r["metric"] == "purchase"
+             and r["slice_attribute"] == "country"]
+    [attribute] = [r for r in tests if r["slice_value"] == ""]
+    assert float(attribute["statistic"]) == pytest.approx(stored_country["q"])
+    assert int(attribute["degrees_of_freedom"]) == stored_country["degrees_of_freedom"]
+    assert float(attribute["p_value"]) == pytest.approx(stored_country["p_value"])
+    assert float(attribute["p_value_adjusted"]) == pytest.approx(stored_country["p_value_adjusted"])
+    assert attribute["flagged"] == "True" and attribute["variation"] == "treatment"
+    values = {r["slice_value"]: r for r in tests if r["slice_value"]}
+    assert set(values) == {"DE", "FR", "US"}
+    assert [key for key, r in values.items() if r["flagged"] == "True"] == ["DE"]
+    assert {r["analysis"] for r in rows if r["metric"] == "revenue"} >= {"bayesian", "heterogeneity"}
+    assert all(len(r) == len(rows[0]) for r in rows)
+
+    body = client.get("/experiments/bayes-test/export.json").json()
+    purchase = next(m for m in body["metrics"] if m["key"] == "purchase")
+    exported = next(c for c in purchase["bayesian"] if c["difference_type"] == "relative")
+    assert exported["risk"] == pytest.approx(stored_lift["risk"])
+    assert exported["chance_to_win"] == pytest.approx(stored_lift["chance_to_win"])
+    assert body["settings"]["engine"] == "bayesian"
+    country = next(h for h in purchase["heterogeneity"] if h["attribute"] == "country")
+    assert country["significant"] and [v["value"] for v in country["values"] if v["differs"]] == ["DE"]
+    assert country["p_value_adjusted"] == pytest.approx(stored_country["p_value_adjusted"])

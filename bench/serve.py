@@ -51,7 +51,8 @@ UNITS = 1_000_000
 
 
 def build_application() -> Any:
-    """The project's WSGI application plus the baseline view (gunicorn factory)."""
+    """The project's WSGI application plus the baseline view (gunicorn factory); the baseline
+    goes through every middleware of ``MIDDLEWARE``."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     import django
 
@@ -66,9 +67,10 @@ def build_application() -> Any:
 
     config.urls.urlpatterns.insert(0, path(BASELINE_PATH.lstrip("/"), baseline))
     clear_url_caches()
-    from django.core.wsgi import get_wsgi_application
+    from config.edge import edge_application
 
-    return get_wsgi_application()
+    # As config.wsgi serves it: the SDK routes take the SDK edge's path, the baseline Django's.
+    return edge_application()
 
 
 # --- database and data -------------------------------------------------------------------

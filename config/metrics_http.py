@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -35,14 +36,24 @@ class RequestMetricsMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        # Labelled children, looked up once each: `labels()` costs more than counting.
+        self.counters: dict[tuple[str, str, int], Any] = {}
+        self.timers: dict[str, Any] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         route = str(match.route) if match is not None and match.route else UNMATCHED
-        REQUESTS.labels(route, request.method or "", str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(route).observe(time.perf_counter() - start)
+        method, status = request.method or "", response.status_code
+        counter = self.counters.get((route, method, status))
+        if counter is None:
+            counter = self.counters[(route, method, status)] = REQUESTS.labels(route, method, str(status))
+        counter.inc()
+        timer = self.timers.get(route)
+        if timer is None:
+            timer = self.timers[route] = REQUEST_SECONDS.labels(route)
+        timer.observe(time.perf_counter() - start)
         return response
 
 

@@ -1,12 +1,12 @@
-"""WSGI entry point (gunicorn config.wsgi)."""
+"""WSGI entry point (gunicorn config.wsgi). SDK requests take the SDK edge's short path
+(config/edge.py)."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
-
+from config.edge import edge_application
 from config.tracing import tracing_configure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 tracing_configure()  # only with OTEL_ENABLED=true
 
-application = get_wsgi_application()
+application = edge_application()

@@ -6,8 +6,16 @@ environment's client key or its server key) may make `RATE_LIMIT_PER_SECOND` req
 on average with bursts up to `RATE_LIMIT_BURST`: the `limits` library counts, in a window of
 `ceil(burst / rate)` seconds (at least 1), up to `round(rate × window)` requests (at least 1),
 with the strategy `RATE_LIMIT_STRATEGY` (default the sliding window counter, one Redis script
-call per request). A request over the limit is refused with the whole seconds until the window
-frees one (the `Retry-After` of a 429).
+call). A request over the limit is refused with the whole seconds until the window frees one
+(the `Retry-After` of a 429).
+
+One Redis call need not count one request: a process counts a block of requests for a key at
+once, a hundredth of the key's limit and at most `RATE_LIMIT_RESERVE_MAX` (50 by default), and
+serves that many from memory within the next second; a block it has not used up by then is
+dropped, still counted. With a limit under 200 requests per window every request is counted on
+its own. So no process ever lets more through than Redis counted, and a key near its limit
+loses at most a hundredth of it per process to blocks left unused. When a block no longer fits
+under the limit the process counts single requests again.
 
 The counters live in `RATE_LIMIT_STORAGE_URL` (default `REDIS_URL`, itself defaulting to a
 Redis broker's URL), under keys prefixed with `RATE_LIMIT_KEY_PREFIX` and named by environment
@@ -45,7 +53,8 @@ from limits.strategies import (
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["STRATEGIES", "SharedRateLimiter", "limit_item", "limiter"]
+__all__ = ["RESERVE_SECONDS", "RESERVE_SHARE", "STRATEGIES", "SharedRateLimiter", "limit_item", "limiter",
+           "reserve_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +65,24 @@ STRATEGIES: dict[str, type[RateLimiter]] = {
 }
 
 
+# A process counts up to a hundredth of a key's limit in Redis at once (at most
+# RATE_LIMIT_RESERVE_MAX requests) and serves them over the next second; what it has not served
+# by then is dropped (it stays counted).
+RESERVE_SHARE = 100
+RESERVE_SECONDS = 1.0
+
+
 @lru_cache(maxsize=64)
 def limit_item(rate: float, burst: float) -> RateLimitItem:
     """The counted limit for an average `rate` per second and a `burst`."""
     window = max(1, math.ceil(max(1.0, burst) / rate))
     return RateLimitItemPerSecond(max(1, round(rate * window)), window)
+
+
+def reserve_size(item: RateLimitItem, most: int) -> int:
+    """How many requests one Redis call counts ahead for this process: a hundredth of the
+    limit, at most ``most`` (1: every request is counted on its own)."""
+    return max(1, min(most, item.amount // RESERVE_SHARE))
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,8 @@ class SharedRateLimiter:
         self._down_until = 0.0  # monotonic time before which Redis is not tried again
         self._down_since: float | None = None  # wall-clock time of the first failure in a row
         self._error = ""
+        # key -> [requests already counted in Redis and not served yet, usable until, limit]
+        self._held: dict[str, list[Any]] = {}
 
     def _limiter(self) -> tuple[_Config, Storage, RateLimiter]:
         config = _config()
@@ -116,10 +140,24 @@ class SharedRateLimiter:
         if rate <= 0:
             return 0
         item = limit_item(rate, float(settings.RATE_LIMIT_BURST) if burst is None else burst)
-        if self._down_until and time.monotonic() < self._down_until:
+        now = time.monotonic()
+        if self._down_until and now < self._down_until:
             return 0  # fail open until the next try
+        block = reserve_size(item, int(settings.RATE_LIMIT_RESERVE_MAX))
+        if block > 1:
+            with self._lock:
+                held = self._held.get(key)
+                if held is not None and held[0] > 0 and now < held[1] and held[2] is item:
+                    held[0] -= 1
+                    return 0
         _, _, strategy = self._limiter()
         try:
+            if block > 1 and strategy.hit(item, key, cost=block):
+                # Counted in Redis now; served from this process over the next moments.
+                with self._lock:
+                    self._held[key] = [block - 1, now + min(RESERVE_SECONDS, item.get_expiry()), item]
+                self._up()
+                return 0
             if strategy.hit(item, key):
                 self._up()
                 return 0
@@ -173,6 +211,8 @@ class SharedRateLimiter:
         self._down_until = 0.0
         self._down_since = None
         self._error = ""
+        with self._lock:
+            self._held.clear()
 
 
 limiter = SharedRateLimiter()

@@ -71,6 +71,23 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# The SDK edge's own request path (config/edge.py): the SDK endpoints (OFREP, the GrowthBook
+# payload and remote evaluation, /api/v1/evaluate, the events API) skip the middleware that only
+# pages use (sessions, CSRF, authentication, messages, static files, the review gate, login
+# throttling). They keep the metrics, the request id, Django's security headers and one
+# middleware that adds what the rest of MIDDLEWARE would have added to their answers (the
+# Content-Security-Policy, X-Frame-Options, Content-Length) and checks the Host header.
+# SDK_EDGE_LEAN=false sends them through MIDDLEWARE like every other request.
+SDK_EDGE_LEAN = env_bool("SDK_EDGE_LEAN", True)
+SDK_EDGE_MIDDLEWARE = [
+    "config.metrics_http.RequestMetricsMiddleware",
+    "config.request_ids.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "config.edge.EdgeResponseHeaders",
+]
+# Their routes, and the JSON answers of errors no view handled (400, 403, 404, 500).
+SDK_EDGE_URLCONF = "serving.edge_urls"
+
 # Admin login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one user
 # name from one address, that pair is locked out for AXES_COOLOFF_MINUTES. A successful login
 # resets the count; `manage.py axes_reset` lifts every lockout. Programmatic logins without a
@@ -234,6 +251,9 @@ RATE_LIMIT_KEY_PREFIX = env_str("RATE_LIMIT_KEY_PREFIX", "splitbase-ratelimit")
 # limit (fail open, reported by /readyz) and Redis is tried again after the retry interval.
 RATE_LIMIT_REDIS_TIMEOUT = float(env_str("RATE_LIMIT_REDIS_TIMEOUT", "0.1"))
 RATE_LIMIT_RETRY_INTERVAL = float(env_str("RATE_LIMIT_RETRY_INTERVAL", "5.0"))
+# One Redis call counts up to this many requests of a key at once (a hundredth of its limit at
+# most) for the process to serve over the next second; 1 counts every request on its own.
+RATE_LIMIT_RESERVE_MAX = env_int("RATE_LIMIT_RESERVE_MAX", 50)
 SDK_MAX_BODY_BYTES = env_int("SDK_MAX_BODY_BYTES", 65_536)  # larger evaluation requests get 413
 SDK_MAX_FLAGS_PER_REQUEST = env_int("SDK_MAX_FLAGS_PER_REQUEST", 1000)
 # Remote evaluation (POST /api/eval/{clientKey}): most attributes per request, and how deep an

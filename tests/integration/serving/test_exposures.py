@@ -153,6 +153,7 @@ def test_exposures__recorder__writes_to_the_carried_id_with_one_environment_quer
 def test_exposures__spool_json__round_trips_with_the_id(catalog: Catalog) -> None:
     exposure = _served(catalog, "u-json")
     data = orjson.loads(orjson.dumps(exposure.as_json()))
+    assert set(data) == set(ServedExposure.__dataclass_fields__)
     assert data["environment_id"] == catalog.environment.pk and data["environment"] == "production"
     assert ServedExposure.from_json(data) == exposure
 

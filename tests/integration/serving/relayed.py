@@ -60,7 +60,7 @@ class Server:
                 [str(gunicorn), "-c", "config/gunicorn.py", "config.wsgi:application"],
                 cwd=PROJECT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
-        wait_until(lambda: status_of(f"{self.url}/healthz") == 200, 30, f"gunicorn did not start; see {self.log}")
+        wait_until(lambda: status_of(f"{self.url}/healthz") == 200, 90, f"gunicorn did not start; see {self.log}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -178,6 +178,55 @@ def test_flag_change__unchanged_form__writes_no_audit_entry(admin_client: Client
     assert snapshot() == before
 
 
+def test_flag_change__metadata__saved_through_flag_update_and_history_in_words(
+    admin_client: Client, environments: Any
+) -> None:
+    flag = _flag("color", metadata={"release": "1.0.1"})
+    url, data = _flag_form(admin_client, flag)
+    assert json.loads(data["metadata"]) == {"release": "1.0.1"}
+    data["metadata"] = json.dumps({"release": "1.0.2", "replicas": 2, "pii": False})
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, errors_of(response)
+    flag.refresh_from_db()
+    assert flag.metadata == {"release": "1.0.2", "replicas": 2, "pii": False}
+    entry = AuditEntry.objects.get(action="flag.update", via="admin")
+    assert entry.after is not None and entry.after["metadata"] == flag.metadata
+    history = text_of(admin_client.get(reverse("admin:flags_flag_history", args=[flag.pk])))
+    assert 'pii false, release "1.0.2", replicas 2' in history and 'release "1.0.1"' in history
+
+
+def test_flag_change__invalid_metadata__errors_on_the_field_and_nothing_is_written(
+    admin_client: Client, environments: Any
+) -> None:
+    flag = _flag("color", metadata={"release": "1.0.1"})
+    url, data = _flag_form(admin_client, flag)
+    data["metadata"] = json.dumps({"type": "x", "nested": {"a": 1}})
+    before = snapshot()
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    errors = field_errors(response, "metadata")
+    assert any(e.startswith("type: 'type' is reserved") for e in errors), errors
+    assert "nested: A value is a string, a number or a boolean, not an object." in errors
+    assert snapshot() == before
+    data["metadata"] = "[1, 2]"
+    assert field_errors(admin_client.post(url, data), "metadata")
+    assert Flag.objects.get(key="color").metadata == {"release": "1.0.1"}
+
+
+def test_flag_add__with_metadata__created_by_service(admin_client: Client, environments: Any) -> None:
+    data = flag_add_data(key="with-metadata")
+    data["metadata"] = json.dumps({"jira": "PAY-42", "weight": 0.5})
+
+    response = admin_client.post(reverse("admin:flags_flag_add"), data)
+
+    assert response.status_code == 302, errors_of(response)
+    assert Flag.objects.get(key="with-metadata").metadata == {"jira": "PAY-42", "weight": 0.5}
+
+
 def test_flag_change__prerequisite_cycle__form_shows_cycle_and_nothing_is_written(
     admin_client: Client, environments: Any
 ) -> None:

@@ -216,3 +216,78 @@ def test_schema__served_as_openapi(read_client: APIClient, environments: Any) ->
     response = read_client.get("/api/schema/?format=json")
     assert response.status_code == 200
     assert "/api/v1/flags" in response.json()["paths"]
+
+
+# Free-form metadata -------------------------------------------------------------------------
+
+METADATA = {"release": "1.0.2", "replicas": 2, "cost_weight": 0.5, "pii": False}
+
+
+def test_flag_metadata__create_read_update__round_trips_and_audited(
+    write_client: APIClient, environments: Any
+) -> None:
+    created = _create_flag(write_client, metadata=METADATA)
+    assert created.status_code == 201, created.json()
+    assert created.json()["metadata"] == METADATA
+    read = write_client.get("/api/v1/flags/new-checkout").json()
+    assert read["metadata"] == METADATA
+    assert type(read["metadata"]["replicas"]) is int and type(read["metadata"]["cost_weight"]) is float
+
+    changed = {"release": "1.1.0", "pii": True}
+    response = write_client.patch("/api/v1/flags/new-checkout", {"metadata": changed}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["metadata"] == changed  # the whole object is replaced
+    assert Flag.objects.get(key="new-checkout").metadata == changed
+    entry = AuditEntry.objects.filter(action="flag.update", object_key="new-checkout").latest("id")
+    assert entry.before is not None and entry.after is not None
+    assert entry.before["metadata"] == METADATA and entry.after["metadata"] == changed
+
+    # Other changes leave it alone; a flag created without it has none.
+    write_client.patch("/api/v1/flags/new-checkout", {"owner": "growth"}, format="json")
+    assert Flag.objects.get(key="new-checkout").metadata == changed
+    assert _create_flag(write_client, key="plain").json()["metadata"] == {}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ([1, 2], "metadata"),
+        ("release", "metadata"),
+        ({f"k{i}": i for i in range(33)}, "metadata"),
+        ({"bad key": 1}, "metadata.bad key"),
+        ({"a" * 65: 1}, f"metadata.{'a' * 64}"),
+        ({"type": "json"}, "metadata.type"),
+        ({"nested": {"a": 1}}, "metadata.nested"),
+        ({"list": [1]}, "metadata.list"),
+        ({"none": None}, "metadata.none"),
+        ({"long": "x" * 257}, "metadata.long"),
+        ({"huge": 2**53}, "metadata.huge"),
+    ],
+)
+def test_flag_metadata__invalid__400_naming_the_key_and_nothing_written(
+    write_client: APIClient, environments: Any, metadata: Any, field: str
+) -> None:
+    before = _counts()
+    response = _create_flag(write_client, metadata=metadata)
+    assert response.status_code == 400, response.json()
+    payload = response.json()
+    assert payload["code"] == "validation_error"
+    assert field in payload["details"], payload
+    assert _counts() == before
+
+    assert _create_flag(write_client, key="kept", metadata={"ok": 1}).status_code == 201
+    before = _counts()
+    response = write_client.patch("/api/v1/flags/kept", {"metadata": metadata}, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"]
+    assert _counts() == before
+    assert Flag.objects.get(key="kept").metadata == {"ok": 1}
+
+
+def test_schema__flag_metadata__typed_object_with_its_limits(read_client: APIClient, environments: Any) -> None:
+    schemas = read_client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    metadata = schemas["FlagOutput"]["properties"]["metadata"]
+    assert metadata["type"] == "object" and metadata["maxProperties"] == 32
+    assert {option["type"] for option in metadata["additionalProperties"]["oneOf"]} == {"string", "number", "boolean"}
+    inputs = [s for name, s in schemas.items() if "metadata" in s.get("properties", {}) and name != "FlagOutput"]
+    assert inputs, "the create and update inputs document metadata"

@@ -142,6 +142,17 @@ def test_ofrep__flag_metadata__type_description_owner_tags(client: Client, catal
     assert "description" not in by_key["kill-switch"]["metadata"]  # only what is set
 
 
+def test_ofrep__metadata_row_written_around_validation__own_fields_win(client: Client, catalog: Catalog) -> None:
+    flag = catalog.flags["kill-switch"]
+    flag.metadata = {"type": "string", "name": 1, "nested": {"a": 1}, "kept": True}
+    flag.save()
+    from base.environments import environments_bump
+
+    environments_bump(environment_ids=[catalog.environment.pk])
+    body = sdk_post(client, SINGLE.format("kill-switch"), {"context": {"targetingKey": "u"}}, catalog.client_key).json()
+    assert body["metadata"] == {"type": "boolean", "name": 1, "kept": True}
+
+
 def test_ofrep_bulk__every_flag__valid_success_with_etag(client: Client, catalog: Catalog) -> None:
     response = sdk_post(client, BULK, {"context": unit_context(11)}, catalog.client_key)
     assert response.status_code == 200

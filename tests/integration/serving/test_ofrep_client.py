@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from openfeature.flag_evaluation import Reason
 from flags import services
 from flags.engine.evaluation import evaluate
 from serving.snapshots import store
-from tests.integration.serving.conftest import ACTOR, Catalog, build_catalog
+from tests.integration.serving.conftest import ACTOR, Catalog, assert_ofrep, build_catalog, unit_context
 
 
 @pytest.fixture
@@ -89,3 +91,36 @@ def test_ofrep_provider__live_server__typed_values_targeting_and_errors(
     assert refused.value is False
     assert refused.error_code == ErrorCode.GENERAL
     assert refused.reason == Reason.ERROR
+
+
+def _http_post(url: str, body: dict[str, Any], key: str) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "X-API-Key": key})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ofrep__free_form_metadata__typed_beside_own_fields_single_bulk_and_provider(
+    live_server: Any, live_catalog: Catalog, domains: None
+) -> None:
+    metadata = {"release": "1.0.2", "replicas": 2, "cost_weight": 0.5, "pii": False}
+    services.flag_update(actor=ACTOR, flag=live_catalog.flags["pricing"], owner="growth", metadata=metadata)
+    expected = {**metadata, "type": "json", "owner": "growth"}
+
+    # Over real HTTP, integers stay integers, floats floats and booleans booleans.
+    single = _http_post(f"{live_server.url}/ofrep/v1/evaluate/flags/pricing", {"context": unit_context(3)},
+                        live_catalog.client_key)
+    assert_ofrep(single, "serverEvaluationSuccess")
+    assert single["metadata"] == expected
+    assert {k: type(v) for k, v in single["metadata"].items()} == {k: type(v) for k, v in expected.items()}
+    bulk = _http_post(f"{live_server.url}/ofrep/v1/evaluate/flags", {"context": unit_context(3)},
+                      live_catalog.client_key)
+    assert_ofrep(bulk, "bulkEvaluationSuccess")
+    by_key = {item["key"]: item for item in bulk["flags"]}
+    assert by_key["pricing"]["metadata"] == expected
+    assert by_key["kill-switch"]["metadata"] == {"type": "boolean"}
+
+    # The OpenFeature provider hands it to the application (and its hooks) as flag metadata.
+    client = _client(live_server.url, live_catalog.client_key, "metadata")
+    details = client.get_object_details("pricing", {}, EvaluationContext(targeting_key="unit-3"))
+    assert dict(details.flag_metadata) == expected

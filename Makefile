@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 EMBEDDED := $(PY) -m devtools.embedded_db
 
-.PHONY: demo test lint install install-dev browser bench-tools js-deps clean
+.PHONY: demo test lint install install-dev java browser bench-tools js-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ $(DEV_STAMP): pyproject.toml | $(PY)
 	touch $(RUNTIME_STAMP) $@
 
 install: $(RUNTIME_STAMP)
-install-dev: $(DEV_STAMP)
+install-dev: $(DEV_STAMP) java
+
+# The Spark connector (pyspark, in the dev extra) runs Spark in a Java runtime: install Debian's
+# (OpenJDK 17, which pyspark 4 supports) when `java` is missing.
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Debian's Java runtime for the Spark connector"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; }
 
 # Browser tests drive Debian's Chromium; install it when it is missing.
 browser:
@@ -55,7 +62,7 @@ bench-tools: $(DEV_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(PY) -m devtools.demo
 
-test: $(DEV_STAMP) browser $(JS_STAMP)
+test: $(DEV_STAMP) java browser $(JS_STAMP)
 	$(EMBEDDED) --data .test-db/pgdata -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)

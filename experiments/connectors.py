@@ -7,8 +7,9 @@ theirs is used. Every statement goes through `statement_run`, which stops it at 
 and logs the engine, the data source, what the statement was for, its duration and its row
 count; connection settings and secrets never reach the log or an error message. Secrets come
 from the environment variables the connection names (`password_env`). An engine whose driver
-needs more than a few lines has a module of its own (`experiments.connector_snowflake`) built
-on the helpers here (`_driver`, `_secret`, `ConnectorError`) and is registered below.
+needs more than a few lines has a module of its own (`experiments.connector_snowflake`,
+`experiments.connector_spark`) built on the helpers here (`_driver`, `_secret`, `_deadline`,
+`timed_out`, `ConnectorError`) and is registered below.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = ["Connection", "ConnectorError", "StatementResult", "Writer", "chdb_release", "connect", "connect_writer",
-           "rows_append", "statement_run"]
+           "register", "rows_append", "statement_run", "timed_out"]
 
 logger = logging.getLogger("splitbase.warehouse")
 
@@ -111,6 +112,34 @@ def _deadline(timeout: float, cancel: Callable[[], None]) -> Iterator[threading.
         timer.cancel()
 
 
+def timed_out(timeout: float) -> ConnectorError:
+    """The error of a statement stopped at its timeout (the same words for every engine)."""
+    return ConnectorError(f"The statement ran past its timeout of {timeout:g} s.")
+
+
+@dataclass(slots=True)
+class _Logged:
+    rows: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def _logged(engine: str, source: str, purpose: str) -> Iterator[_Logged]:
+    """Time what runs inside and log it on `splitbase.warehouse`: engine, data source, purpose,
+    duration, rows and outcome (a ConnectorError's message, which never holds settings)."""
+    log = _Logged()
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        yield log
+    except ConnectorError as exc:
+        outcome = f"error: {exc}"
+        raise
+    finally:
+        log.seconds = time.monotonic() - started
+        _statement_log(engine, source, purpose, log.seconds, log.rows, outcome)
+
+
 # DuckDB ----------------------------------------------------------------------------------------
 
 
@@ -141,7 +170,7 @@ class DuckDBConnection:
                 rows = cursor.fetchall()
             except self.errors as exc:
                 if fired.is_set():
-                    raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+                    raise timed_out(timeout) from exc
                 raise ConnectorError(f"DuckDB: {exc}") from exc
         return tuple(d[0] for d in cursor.description or ()), rows
 
@@ -177,7 +206,7 @@ class DuckDBWriter:
                 row = self.conn.execute(sql).fetchone()
             except self.errors as exc:
                 if fired.is_set():
-                    raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+                    raise timed_out(timeout) from exc
                 raise ConnectorError(f"DuckDB: {exc}") from exc
         # DuckDB answers an INSERT with the number of rows it wrote.
         return int(row[0]) if row and isinstance(row[0], int) else 0
@@ -237,7 +266,7 @@ class PostgresConnection:
                 rows = cur.fetchall()
                 return tuple(d.name for d in cur.description or ()), rows
         except psycopg.errors.QueryCanceled as exc:
-            raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+            raise timed_out(timeout) from exc
         except psycopg.Error as exc:
             raise ConnectorError(f"PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
 
@@ -266,7 +295,7 @@ class PostgresWriter(PostgresConnection):
                 cur.execute(sql.encode())
                 return max(0, cur.rowcount)
         except psycopg.errors.QueryCanceled as exc:
-            raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+            raise timed_out(timeout) from exc
         except psycopg.Error as exc:
             raise ConnectorError(f"PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
 
@@ -335,7 +364,7 @@ class ChdbConnection:
             except Exception as exc:  # chDB raises its own RuntimeError subclasses
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 if "TIMEOUT_EXCEEDED" in str(exc) or "Timeout exceeded" in str(exc):
-                    raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+                    raise timed_out(timeout) from exc
                 raise ConnectorError(f"ClickHouse: {message[:500]}") from exc
         columns = tuple(str(c) for c in frame.columns)
         rows = [tuple(_plain(v) for v in row) for row in frame.itertuples(index=False, name=None)]
@@ -365,12 +394,19 @@ def _snowflake(connection: Mapping[str, Any], timeout: float) -> Connection:
     return SnowflakeConnection(connection, timeout)
 
 
+def _spark(connection: Mapping[str, Any]) -> Connection:
+    from experiments.connector_spark import SparkConnection
+
+    return SparkConnection(connection)
+
+
 Factory = Callable[[Mapping[str, Any], float], Connection]
 _FACTORIES: dict[str, Factory] = {
     "duckdb": lambda c, t: DuckDBConnection(c),
     "postgres": lambda c, t: PostgresConnection(c, t),
     "clickhouse": lambda c, t: ChdbConnection(c),
     "snowflake": _snowflake,
+    "spark": lambda c, t: _spark(c),
 }
 
 
@@ -415,35 +451,20 @@ def rows_append(writer: Writer, *, statements: Any, rows: list[tuple[Any, ...]],
     transaction; the number appended. Logged as every statement is."""
     from experiments.warehouse.export import STAGING
 
-    started = time.monotonic()
-    outcome, appended = "ok", 0
-    try:
+    with _logged(writer.engine, source, "exposure export") as log:
         writer.run(statements.create, timeout)
         writer.run(statements.staging, timeout)
         writer.run(statements.clear, timeout)
         writer.load(STAGING, statements.columns, rows, timeout)
-        appended = writer.run(statements.append, timeout)
+        log.rows = writer.run(statements.append, timeout)
         writer.run(statements.clear, timeout)
         writer.commit()
-    except ConnectorError as exc:
-        outcome = f"error: {exc}"
-        raise
-    finally:
-        _statement_log(writer.engine, source, "exposure export", time.monotonic() - started, appended, outcome)
-    return appended
+    return log.rows
 
 
 def statement_run(conn: Connection, sql: str, *, timeout: float, source: str, purpose: str) -> StatementResult:
     """Run one statement, stopped at `timeout` seconds, and log what it cost."""
-    started = time.monotonic()
-    outcome = "ok"
-    rows: list[tuple[Any, ...]] = []
-    try:
+    with _logged(conn.engine, source, purpose) as log:
         columns, rows = conn.execute(sql, timeout)
-    except ConnectorError as exc:
-        outcome = f"error: {exc}"
-        raise
-    finally:
-        seconds = time.monotonic() - started
-        _statement_log(conn.engine, source, purpose, seconds, len(rows), outcome)
-    return StatementResult(columns=columns, rows=rows, seconds=seconds)
+        log.rows = len(rows)
+    return StatementResult(columns=columns, rows=rows, seconds=log.seconds)

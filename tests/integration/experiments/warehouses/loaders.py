@@ -5,7 +5,10 @@ connection and queries (written in that engine's dialect); it removes what it cr
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -155,6 +158,57 @@ def snowflake_source(rows: Rows, scratch: Path) -> Iterator[Source]:
                      EVENTS.format(table="analytics.events"))
 
 
+_spark_warehouse: list[Path] = []
+
+
+def spark_warehouse() -> Path:
+    """The test process's Spark warehouse directory: one for the process, so that every Spark
+    data source of the tests has the same settings and shares the one Spark session."""
+    if not _spark_warehouse:
+        path = Path(tempfile.mkdtemp(prefix="splitbase-spark-"))
+        atexit.register(shutil.rmtree, path, True)
+        _spark_warehouse.append(path)
+    return _spark_warehouse[0]
+
+
+def spark_tables(rows: Rows) -> tuple[dict[str, Any], str, str]:
+    """The rows as two Parquet tables of the process's Spark warehouse (names of their own):
+    the connection and the two tables' names."""
+    from pyspark.sql import types as T
+
+    from experiments.connector_spark import spark_session
+
+    warehouse = spark_warehouse()
+    connection: dict[str, Any] = {"master": "local[2]", "warehouse_dir": str(warehouse)}
+    session = spark_session(connection)
+    text, stamp = T.StringType(), T.TimestampType()
+    suffix = uuid.uuid4().hex[:8]
+    tables = (
+        (f"exposures_{suffix}", rows.exposures, T.StructType([
+            T.StructField("user_id", text), T.StructField("exposed_at", stamp), T.StructField("experiment_key", text),
+            T.StructField("arm", text), T.StructField("country", text), T.StructField("platform", text)])),
+        (f"events_{suffix}", rows.events, T.StructType([
+            T.StructField("user_id", text), T.StructField("event_time", stamp), T.StructField("event", text),
+            T.StructField("amount", T.DoubleType())])),
+    )
+    for name, batch, schema in tables:
+        # Aware timestamps: pyspark reads naive ones in the process's local time zone.
+        aware = [tuple(v.replace(tzinfo=UTC) if isinstance(v, datetime) else v for v in row) for row in batch]
+        session.createDataFrame(aware, schema).coalesce(1).write.parquet(str(warehouse / name))
+    return connection, tables[0][0], tables[1][0]
+
+
+@contextmanager
+def spark_source(rows: Rows, scratch: Path) -> Iterator[Source]:
+    """Parquet tables in the Spark warehouse directory, read by a local Spark session."""
+    connection, exposures, events = spark_tables(rows)
+    try:
+        yield Source("spark", connection, EXPOSURES.format(table=exposures), EVENTS.format(table=events))
+    finally:
+        for name in (exposures, events):
+            shutil.rmtree(Path(connection["warehouse_dir"]) / name, ignore_errors=True)
+
+
 Loader = Callable[[Rows, Path], AbstractContextManager[Source]]
 # The engines the equality test runs on (each one's driver is installed by `make install-dev`).
 LOADERS: dict[str, Loader] = {
@@ -162,4 +216,5 @@ LOADERS: dict[str, Loader] = {
     "postgres": postgres_source,
     "clickhouse": clickhouse_source,
     "snowflake": snowflake_source,
+    "spark": spark_source,
 }

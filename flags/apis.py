@@ -121,16 +121,16 @@ class VariantSerializer(serializers.Serializer[Any]):
 
 METADATA_HELP = (
     "Free-form OpenFeature flag metadata that OFREP serves beside the flag's own fields: an object of at most "
-    f"{METADATA_MAX_KEYS} keys (1-{METADATA_KEY_MAX_LENGTH} characters: a letter, then letters, digits, '_', '.', "
-    f"':' or '-'; not {', '.join(METADATA_RESERVED_KEYS)}) to strings (at most {METADATA_MAX_STRING} characters), "
+    f"{METADATA_MAX_KEYS} keys (1-{METADATA_KEY_MAX_LENGTH} characters matching {METADATA_KEY_PATTERN.pattern}; "
+    f"not {', '.join(METADATA_RESERVED_KEYS)}) to strings (at most {METADATA_MAX_STRING} characters), "
     "numbers or booleans."
 )
 
 
+# OpenAPI 3.0 has no propertyNames: the key pattern is in the description.
 @extend_schema_field({
     "type": "object",
     "maxProperties": METADATA_MAX_KEYS,
-    "propertyNames": {"pattern": f"^{METADATA_KEY_PATTERN.pattern}$", "maxLength": METADATA_KEY_MAX_LENGTH},
     "additionalProperties": {"oneOf": [{"type": "string", "maxLength": METADATA_MAX_STRING}, {"type": "number"},
                                        {"type": "boolean"}]},
     "example": {"release": "1.0.2", "jira": "PAY-42", "cost_weight": 0.5, "pii": False},

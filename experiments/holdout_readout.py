@@ -32,6 +32,7 @@ from experiments.readout_jobs import (
     RESEND_AFTER,
     ReadoutBusy,
     ReadoutKind,
+    each_queued,
     lease_claim,
     leased_run,
     snapshot_mark,
@@ -82,16 +83,11 @@ def holdout_readout_send(snapshot_id: int) -> None:
 def holdouts_refresh_active() -> int:
     """Queue a readout of every analysis whose holdout still holds (the beat schedule calls this).
     One analysis that cannot be queued does not keep the others from being queued."""
-    count = 0
-    for analysis in HoldoutAnalysis.objects.filter(holdout__ended_at__isnull=True):
-        try:
-            with transaction.atomic():
-                holdout_refresh(analysis=analysis, trigger="schedule")
-        except Exception:
-            logger.exception("Could not queue a readout of holdout analysis %s.", analysis.pk)
-            continue
-        count += 1
-    return count
+    return each_queued(
+        HoldoutAnalysis.objects.filter(holdout__ended_at__isnull=True),
+        lambda analysis: holdout_refresh(analysis=analysis, trigger="schedule"),
+        "holdout analysis",
+    )
 
 
 def holdout_mark(*, snapshot_id: int, status: str, error: str = "", error_code: str = "") -> None:

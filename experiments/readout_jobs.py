@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -100,14 +100,31 @@ def readout_send(experiment_id: int, snapshot_id: int) -> None:
     snapshot_sent(ResultSnapshot, snapshot_id)
 
 
-def experiments_refresh_running() -> int:
-    """Queue a readout of every running experiment (the beat schedule calls this)."""
+T = TypeVar("T")
+
+
+def each_queued(items: Iterable[T], queue_one: Callable[[T], object], what: str) -> int:
+    """Queue a readout of each item, each in a transaction of its own: one that cannot be
+    queued is logged and does not keep the others from being queued. Returns how many were."""
     count = 0
-    for experiment in Experiment.objects.filter(status=Experiment.Status.RUNNING):
-        with transaction.atomic():
-            experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.SCHEDULE)
+    for item in items:
+        try:
+            with transaction.atomic():
+                queue_one(item)
+        except Exception:
+            logger.exception("Could not queue a readout of %s %s.", what, getattr(item, "pk", item))
+            continue
         count += 1
     return count
+
+
+def experiments_refresh_running() -> int:
+    """Queue a readout of every running experiment (the beat schedule calls this)."""
+    return each_queued(
+        Experiment.objects.filter(status=Experiment.Status.RUNNING),
+        lambda experiment: experiment_refresh(experiment=experiment, trigger=ResultSnapshot.Trigger.SCHEDULE),
+        "experiment",
+    )
 
 
 # The shared machinery ------------------------------------------------------------------------

@@ -96,6 +96,24 @@ def test_experiments_refresh_running__twice__one_queued_readout_per_running_expe
     assert ResultSnapshot.objects.get().trigger == "schedule"
 
 
+def test_experiments_refresh_running__one_cannot_be_queued__the_others_are(
+    experiment: Experiment, actor: Actor, checkout_flag: Flag, production: Environment
+) -> None:
+    other = create_experiment(actor, checkout_flag, production, ["purchase"], key="queued-anyway")
+    with connection.cursor() as cur:
+        # The database refuses a readout of the first experiment only.
+        cur.execute(
+            "CREATE FUNCTION refuse_readout() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$"
+        )
+        cur.execute(
+            "CREATE TRIGGER refuse_readout BEFORE INSERT ON experiments_resultsnapshot FOR EACH ROW "
+            f"WHEN (NEW.experiment_id = {int(experiment.pk)}) EXECUTE FUNCTION refuse_readout()"
+        )
+    assert services.experiments_refresh_running() == 1
+    assert list(ResultSnapshot.objects.values_list("experiment_id", flat=True)) == [other.pk]
+
+
 def test_readout__more_metrics_than_one_rollup_row_holds__every_part_correct(
     actor: Actor, checkout_flag: Flag, production: Environment
 ) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "fmt_mean",
     "fmt_number",
     "fmt_p",
+    "fmt_risk",
     "fmt_share",
     "kind_words",
     "metric_title",
@@ -97,6 +98,17 @@ def fmt_estimate(value: float | None, unit: Unit) -> str:
             return "0 pp"
         return f"{points:+.2f} pp" if abs(points) >= 0.005 else f"{points:+.1g} pp"
     return ("+" if value > 0 else "") + fmt_number(value)
+
+
+def fmt_risk(value: float | None) -> str:
+    """An expected loss as a share with two significant digits, so that thresholds such as
+    0.25% read as set: `0.25%`, `1.2%`, `<0.01%`."""
+    if value is None:
+        return "—"
+    points = abs(value) * 100
+    if points < 0.01:
+        return "<0.01%" if points > 0 else "0%"
+    return f"{points:.2g}%" if points < 10 else f"{points:.0f}%"
 
 
 def fmt_interval(low: float | None, high: float | None, unit: Unit) -> str:

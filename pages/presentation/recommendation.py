@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 
 import stats
 from experiments.readout import BAYESIAN_MODES, Comparison, MetricReadout
-from pages.presentation.formatting import Unit, difference_unit, fmt_estimate, fmt_interval, fmt_share
+from pages.presentation.formatting import Unit, difference_unit, fmt_estimate, fmt_interval, fmt_risk, fmt_share
 from pages.presentation.viewmodels import SnapshotData, judge
 
 __all__ = ["BayesThresholds", "PowerPanel", "Recommendation", "decision_words", "power_panel", "recommend"]
@@ -381,7 +381,7 @@ def _recommend_bayesian(
         return n.risk[1] if n is not None and not n.error and n.risk is not None else None
 
     def risk_text(value: float | None) -> str:
-        return "—" if value is None else fmt_estimate(value, "percent").lstrip("+")
+        return fmt_risk(value)
 
     likely = [k for k in treatments if (chance(k) or 0.0) >= need]
     safe = [k for k in likely if (r := risk_of_choosing(k)) is not None and r < limit]

@@ -171,7 +171,7 @@ class Workers:
         )
         log.close()
         self.started.append(proc)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine takes its time importing the app
         while b"ready." not in path.read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("The Celery worker did not start:\n" + path.read_text()[-3000:])

@@ -12,6 +12,7 @@ import pytest
 
 from pages.presentation import charts
 from pages.presentation.badges import ListFacts, list_badges, srm_explanation
+from pages.presentation.formatting import fmt_risk
 from pages.presentation.recommendation import decision_words, power_panel, recommend
 from pages.presentation.viewmodels import choose_toggles, difference_unit, fmt_estimate, parse_snapshot, result_rows
 
@@ -217,6 +218,14 @@ def test_formatting__signs_and_units() -> None:
     assert fmt_estimate(0.1234, "percent") == "+12.3%"
     assert fmt_estimate(-0.0004, "percent") == "-0.04%"
     assert fmt_estimate(1234.5, "units") == "+1,234"
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.0025, "0.25%"), (0.001, "0.1%"), (0.0123, "1.2%"), (0.25, "25%"), (0.00001, "<0.01%"), (0.0, "0%"),
+    (None, "—"),
+])
+def test_formatting__risk__thresholds_read_as_set(value: float | None, text: str) -> None:
+    assert fmt_risk(value) == text
 
 
 @pytest.mark.parametrize(("kind", "dtype", "value", "text"), [

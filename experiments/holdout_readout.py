@@ -106,7 +106,7 @@ def holdout_readout_run(*, snapshot_id: int) -> HoldoutSnapshot | None:
         return None
     claimed = snapshot
     try:
-        return leased_run(snapshot, lambda cur: _compute(cur, claimed),
+        return leased_run(snapshot, lambda cur, _: _compute(cur, claimed), prepare=lambda: None,
                           lock=(LOCK_CLASS, snapshot.analysis_id % (2**31)),
                           what=f"holdout analysis {snapshot.analysis_id}", mark=holdout_mark)
     except ReadoutBusy as exc:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -40,7 +40,8 @@ from experiments import queue, readout_sql
 from experiments.mappers import readout_input, readout_spec
 from experiments.models import Experiment, ExperimentMetric, HoldoutSnapshot, Phase, ResultSnapshot, Variation
 from experiments.readout import Rollup, readout_compute, readout_to_json
-from experiments.warehouse_readout import DataSourceFailed, warehouse_sums
+from experiments.readout_spec import ReadoutSpec
+from experiments.warehouse_readout import DataSourceFailed, WarehouseSums, warehouse_sums
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def experiments_refresh_running() -> int:
 
 # Either kind of snapshot; the functions below read and write the run facts both have.
 S = TypeVar("S", ResultSnapshot, HoldoutSnapshot)
+P = TypeVar("P")
 
 FINISHED = ("success", "failed", "skipped")
 
@@ -260,36 +262,58 @@ def snapshot_sent(model: type[S], snapshot_id: int) -> None:
     model.objects.filter(pk=snapshot_id).update(sent_at=timezone.now())
 
 
+@contextmanager
+def _session_lock(lock: tuple[int, int], what: str) -> Iterator[None]:
+    """The advisory `lock` for the whole run, taken on the session (not a transaction) so that the
+    work done before the transaction, such as a warehouse's statements, is covered too."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", lock)
+        row = cur.fetchone()
+    if row is None or not row[0]:
+        raise ReadoutBusy(f"Another readout of {what} is running.")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+        except DatabaseError as exc:
+            # The session is broken: the lock goes with it.
+            logger.warning("Could not release the readout lock of %s: %s", what, exc)
+            if not connection.in_atomic_block:
+                connection.close()
+
+
 def leased_run(
-    snapshot: S, compute: Callable[[psycopg.Cursor[Any]], None], *, lock: tuple[int, int], what: str,
-    mark: Callable[..., None], after: Callable[[S], None] | None = None,
+    snapshot: S, compute: Callable[[psycopg.Cursor[Any], P], None], *, prepare: Callable[[], P],
+    lock: tuple[int, int], what: str, mark: Callable[..., None], after: Callable[[S], None] | None = None,
 ) -> S:
-    """Run `compute` for a claimed snapshot under its lease (renewed by the heartbeat) and the
-    advisory `lock`, and store the success; `compute` fills the snapshot's result fields.
+    """Run a claimed snapshot under its lease (renewed by the heartbeat) and the advisory `lock`:
+    `prepare` outside any transaction (work elsewhere, such as a warehouse's statements, must not
+    hold a PostgreSQL transaction open), then `compute` with what it returned in one transaction,
+    which also stores the success; `compute` fills the snapshot's result fields.
 
     Raises `ReadoutBusy` when another run holds the lock, and database errors as they come (the
     task retries both); any other error fails this snapshot only, recorded through `mark`."""
     started = time.monotonic()
     try:
-        with lease_heartbeat(type(snapshot), snapshot.pk), transaction.atomic(), _raw_cursor() as cur:
-            cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", lock)
-            row = cur.fetchone()
-            if row is None or not row[0]:
-                raise ReadoutBusy(f"Another readout of {what} is running.")
+        with lease_heartbeat(type(snapshot), snapshot.pk), _session_lock(lock, what):
             if settings.READOUT_DELAY_SECONDS > 0:
                 time.sleep(settings.READOUT_DELAY_SECONDS)
-            compute(cur)
-            snapshot.status = "success"
-            snapshot.finished_at = timezone.now()
-            snapshot.duration_ms = int((time.monotonic() - started) * 1000)
-            snapshot.error, snapshot.error_code = "", ""
-            snapshot.lease_expires_at = None
-            # Every field but the heartbeat's, which its thread may be writing.
-            snapshot.save(update_fields=[f.name for f in type(snapshot)._meta.concrete_fields
-                                         if not f.primary_key and f.name != "heartbeat_at"])
-            if after is not None:
-                after(snapshot)
+            prepared = prepare()
+            with transaction.atomic(), _raw_cursor() as cur:
+                cur.execute("SET LOCAL synchronous_commit = off")
+                compute(cur, prepared)
+                snapshot.status = "success"
+                snapshot.finished_at = timezone.now()
+                snapshot.duration_ms = int((time.monotonic() - started) * 1000)
+                snapshot.error, snapshot.error_code = "", ""
+                snapshot.lease_expires_at = None
+                # Every field but the heartbeat's, which its thread may be writing.
+                snapshot.save(update_fields=[f.name for f in type(snapshot)._meta.concrete_fields
+                                             if not f.primary_key and f.name != "heartbeat_at"])
+                if after is not None:
+                    after(snapshot)
     except (ReadoutBusy, psycopg.OperationalError, OperationalError):
         raise
     except Exception as exc:
@@ -367,12 +391,26 @@ def readout_run(
     if snapshot is None:
         return None
     claimed = snapshot
-    return leased_run(snapshot, lambda cur: _compute(cur, claimed, force_full=force_full),
-                      lock=(LOCK_CLASS, experiment_id % (2**31)), what=f"experiment {experiment_id}",
-                      mark=readout_mark, after=_audit_srm)
+    return leased_run(snapshot, lambda cur, plan: _compute(cur, claimed, plan, force_full=force_full),
+                      prepare=lambda: _plan(claimed), lock=(LOCK_CLASS, experiment_id % (2**31)),
+                      what=f"experiment {experiment_id}", mark=readout_mark, after=_audit_srm)
 
 
-def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: bool) -> None:
+@dataclass
+class _Plan:
+    """What a readout reads before its transaction: the experiment's configuration, and the sums
+    when a warehouse computes them (its statements run outside any PostgreSQL transaction)."""
+
+    experiment: Experiment
+    phase: Phase
+    links: list[ExperimentMetric]
+    variations: list[Variation]
+    spec: ReadoutSpec
+    analysis_end: datetime
+    warehouse: WarehouseSums | None
+
+
+def _plan(snapshot: ResultSnapshot) -> _Plan:
     experiment = Experiment.objects.select_related("environment", "data_source").get(pk=snapshot.experiment_id)
     phase = snapshot.phase or experiment.phases.order_by("-number").first()
     if phase is None:
@@ -381,11 +419,18 @@ def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, *, force_full: 
     variations = list(Variation.objects.filter(experiment=experiment).order_by("position"))
     spec = readout_spec(experiment, phase, [link.metric for link in links])
     analysis_end = phase.ended_at or timezone.now()
-
+    found = None
     if experiment.data_source is not None:
         # The same sums, computed where the exposures and events live.
         found = warehouse_sums(source=experiment.data_source, experiment=experiment, phase=phase, spec=spec,
                                variations=[v.key for v in variations], analysis_end=analysis_end)
+    return _Plan(experiment, phase, links, variations, spec, analysis_end, found)
+
+
+def _compute(cur: psycopg.Cursor[Any], snapshot: ResultSnapshot, plan: _Plan, *, force_full: bool) -> None:
+    experiment, phase, links, variations = plan.experiment, plan.phase, plan.links, plan.variations
+    spec, analysis_end, found = plan.spec, plan.analysis_end, plan.warehouse
+    if found is not None:
         rows, caps, multiple = found.rows, found.caps, found.multiple_exposure_units
         rollup = readout_sql.RollupResult(mode="warehouse", units_recomputed=sum(row.units for row in rows),
                                           units=sum(row.units for row in rows))

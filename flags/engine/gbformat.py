@@ -15,7 +15,7 @@ SDK must serve the default. Scheduled rules are kept with their window unless
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -288,14 +288,7 @@ def payload_date_updated(snapshot: Snapshot, now: float) -> str | None:
     """``dateUpdated`` of the payload served at ``now``: the snapshot's own, or the last rule
     start or end that has passed since, whichever is later. GrowthBook SDKs keep a cached
     payload whose ``dateUpdated`` equals the one fetched, so a scheduled change must move it."""
-    passed = [
-        moment
-        for feature in snapshot.features.values()
-        if feature.enabled
-        for rule in feature.rules
-        for moment in (rule.starts_at, rule.ends_at)
-        if moment is not None and moment <= now
-    ]
+    passed = [moment for moment in _schedule_moments(snapshot) if moment <= now]
     if not passed:
         return snapshot.date_updated
     boundary = _iso_utc(max(passed))
@@ -316,12 +309,14 @@ def _parsed(iso: str) -> datetime:
 def next_schedule_change(snapshot: Snapshot, now: float) -> float | None:
     """The first rule start or end after ``now``: when a payload written with
     ``now`` stops being accurate (None when no schedule is pending)."""
-    upcoming = [
-        moment
-        for feature in snapshot.features.values()
-        if feature.enabled
-        for rule in feature.rules
-        for moment in (rule.starts_at, rule.ends_at)
-        if moment is not None and moment > now
-    ]
-    return min(upcoming, default=None)
+    return min((moment for moment in _schedule_moments(snapshot) if moment > now), default=None)
+
+
+def _schedule_moments(snapshot: Snapshot) -> Iterator[float]:
+    """Every rule start and end of the flags that are on."""
+    for feature in snapshot.features.values():
+        if feature.enabled:
+            for rule in feature.rules:
+                for moment in (rule.starts_at, rule.ends_at):
+                    if moment is not None:
+                        yield moment

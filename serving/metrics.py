@@ -3,7 +3,9 @@ and which configurations fail to compile (`config.metrics_http` runs it)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
@@ -18,14 +20,12 @@ __all__ = ["SnapshotCollector", "count_evaluations"]
 
 # The counter of each (endpoint, reason), looked up once: `labels()` costs more than the increment.
 _children: dict[tuple[str, Reason], Any] = {}
+_reason = attrgetter("reason")
 
 
 def count_evaluations(endpoint: str, evaluations: Iterable[Evaluation]) -> None:
     """Count evaluations by reason (one increment per reason, not per flag)."""
-    counts: dict[Reason, int] = {}
-    for ev in evaluations:
-        counts[ev.reason] = counts.get(ev.reason, 0) + 1
-    for reason, count in counts.items():
+    for reason, count in Counter(map(_reason, evaluations)).items():
         child = _children.get((endpoint, reason))
         if child is None:
             child = _children[(endpoint, reason)] = EVALUATIONS.labels(endpoint, reason.value)

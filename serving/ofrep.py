@@ -24,7 +24,7 @@ comma-separated tags when set (those keys are reserved for them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -40,7 +40,7 @@ from serving.exposures import track
 from serving.metrics import count_evaluations
 from serving.request import attributes_of, authenticate, raw_key, read_json
 from serving.responses import etag_matches, etag_of, json_response, not_modified
-from serving.snapshots import key_digest, store
+from serving.snapshots import CompiledEnvironment, key_digest, store
 from serving.usage import recorder as usage
 
 __all__ = ["NO_VALUE_VARIANT", "evaluate_flag", "evaluate_flags", "ofrep_error", "ofrep_item"]
@@ -96,6 +96,39 @@ def ofrep_item(ev: Evaluation, metadata: Mapping[str, Any] | None = None) -> dic
     if metadata:
         item["metadata"] = dict(metadata)
     return item
+
+
+def _static_items(compiled: CompiledEnvironment) -> dict[int, tuple[Evaluation, bytes]]:
+    """The OFREP items, as JSON, of the results a snapshot holds (each flag's default and its
+    force rules' results), which do not depend on the unit: by ``id`` of the result, with the
+    result itself, so that only that very object is answered with them."""
+    items: dict[int, tuple[Evaluation, bytes]] | None = compiled.derived.get("ofrep_items")
+    if items is None:
+        snapshot = compiled.snapshot
+        items = {}
+        for key, feature in snapshot.features.items():
+            metadata = snapshot.metadata.get(key)
+            for ev in (feature.default_result, *feature.rule_results):
+                if ev is not None:
+                    items[id(ev)] = (ev, orjson.dumps(ofrep_item(ev, metadata)))
+        compiled.derived["ofrep_items"] = items
+    return items
+
+
+def _bulk_body(compiled: CompiledEnvironment, results: Iterable[Evaluation], rest: dict[str, Any]) -> bytes:
+    """``orjson.dumps({"flags": [ofrep_item(...) ...], **rest})``, byte for byte, with the items
+    of unit-independent results taken from ``_static_items``."""
+    static = _static_items(compiled)
+    metadata = compiled.snapshot.metadata
+    parts = []
+    for ev in results:
+        known = static.get(id(ev))
+        if known is not None and known[0] is ev:
+            parts.append(known[1])
+        else:
+            parts.append(orjson.dumps(ofrep_item(ev, metadata.get(ev.key))))
+    tail = orjson.dumps(rest) if rest else b"{}"
+    return b"".join((b'{"flags":[', b",".join(parts), b"]," if rest else b"]", tail[1:]))
 
 
 def _error_details(ev: Evaluation) -> str:
@@ -155,13 +188,10 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     snapshot = compiled.snapshot
     results = evaluate_all(snapshot, attributes)
     count_evaluations("ofrep_bulk", results.values())
-    body: dict[str, Any] = {
-        "flags": [ofrep_item(ev, snapshot.metadata.get(ev.key)) for ev in results.values()],
-        "metadata": {"configVersion": snapshot.version},
-    }
+    rest: dict[str, Any] = {"metadata": {"configVersion": snapshot.version}}
     if stream_links.enabled() and key:
-        body["eventStreams"] = stream_links.ofrep_event_streams(key_digest(key))
-    raw = orjson.dumps(body)
+        rest["eventStreams"] = stream_links.ofrep_event_streams(key_digest(key))
+    raw = _bulk_body(compiled, results.values(), rest)
     etag = etag_of(raw)
     usage.evaluated(info.environment_id, results)
     if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):

@@ -79,7 +79,7 @@ class CompiledEnvironment:
     receive them (by the environment's ``policy``) and their ETag, valid until the next
     scheduled rule start or end."""
 
-    __slots__ = ("_payload", "_prerequisites", "environment_id", "policy", "snapshot", "version")
+    __slots__ = ("_payload", "_prerequisites", "derived", "environment_id", "policy", "snapshot", "version")
 
     def __init__(self, environment_id: int, snapshot: Snapshot, policy: ClientPolicy | None = None) -> None:
         self.environment_id = environment_id
@@ -88,6 +88,9 @@ class CompiledEnvironment:
         self.version = snapshot.version
         self._payload: tuple[float, bytes | None, str, float | None] | None = None
         self._prerequisites: dict[str, tuple[str, ...]] = {}
+        # What an endpoint works out from the snapshot once (by the endpoint's name), e.g. the
+        # OFREP items of the results that do not depend on the unit.
+        self.derived: dict[str, Any] = {}
 
     @property
     def remote_only(self) -> bool:

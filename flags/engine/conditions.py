@@ -370,6 +370,8 @@ def _compile_value(expected: Any, insensitive: bool = False) -> _ValuePred:
 def _compile_operator(op: str, operand: Any) -> _ValuePred:
     if op in _RELATIONS:
         test = _RELATIONS[op]
+        if type(operand) is int or type(operand) is float:
+            return _numeric_relation(test, operand)
         return lambda value, _g: (order := js_relate(value, operand)) is not None and test(order, 0)
     if op in _VERSIONS:
         check, target = _VERSIONS[op], padded_version(operand)
@@ -383,7 +385,13 @@ def _compile_operator(op: str, operand: Any) -> _ValuePred:
         negate = op == "$notInGroup"
         if not isinstance(operand, str):
             return _always if negate else _never
-        return lambda value, groups: is_in(value, groups.get(operand, _EMPTY)) is not negate
+
+        def in_group(value: Any, groups: GroupIndex) -> bool:
+            members = groups.get(operand, _EMPTY)
+            # Strings are their own member keys: the common case needs no call.
+            return (value in members if type(value) is str else is_in(value, members)) is not negate
+
+        return in_group
     if op in ("$regex", "$regexi"):
         return _regex(operand, insensitive=op == "$regexi")
     if op in ("$all", "$alli"):
@@ -410,6 +418,26 @@ _VERSIONS: dict[str, Callable[[str, str], bool]] = {
     "$veq": operator.eq, "$vne": operator.ne, "$vlt": operator.lt,
     "$vlte": operator.le, "$vgt": operator.gt, "$vgte": operator.ge,
 }  # fmt: skip
+
+
+def _numeric_relation(test: Callable[[int, int], bool], operand: float) -> _ValuePred:
+    """``$lt``/``$lte``/``$gt``/``$gte`` against a number: a number compares directly (as
+    ``js_relate`` would), anything else goes through ``js_relate``."""
+    try:
+        target = float(operand)
+    except OverflowError:
+        target = math.nan
+    if target != target:
+        return lambda value, _g: (order := js_relate(value, operand)) is not None and test(order, 0)
+
+    def numeric(value: Any, _g: GroupIndex) -> bool:
+        if type(value) is int or type(value) is float:
+            x = float(value)
+            return x == x and test((x > target) - (x < target), 0)
+        order = js_relate(value, operand)
+        return order is not None and test(order, 0)
+
+    return numeric
 
 
 def _membership(operand: Any, *, insensitive: bool, negate: bool) -> _ValuePred:

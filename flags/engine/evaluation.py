@@ -10,6 +10,7 @@ A unit gets the same variation here as from a GrowthBook SDK fed the payload
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -36,7 +37,6 @@ from traffic.assignment.bucketing import (
     hash_string,
     in_namespace,
     is_filtered_out,
-    is_included_in_rollout,
     resolve_hash_value,
 )
 from traffic.assignment.hashing import hash_v1, hash_v2
@@ -47,6 +47,10 @@ ERROR_FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
 ERROR_GENERAL = "GENERAL"
 
 _GATE, _SKIP, _CYCLE = "gate", "skip", "cycle"
+
+# The same unit meets the same rollouts and experiments again (every flag of a bulk call,
+# every call of a client): its version-2 hashes are kept, a few thousand at a time.
+_hash_v2 = functools.lru_cache(maxsize=8192)(hash_v2)
 
 
 class _Context:
@@ -110,10 +114,17 @@ def evaluate_all(
     wanted = snapshot.features if keys is None else keys
     memo = ctx.memo
     results: dict[str, Evaluation] = {}
+    features = snapshot.features
+    overrides = ctx.overrides
     for key in wanted:
         # Inlined _evaluate: prerequisites may have filled the memo already.
         result = memo.get(key)
         if result is None:
+            feature = features.get(key)
+            if feature is not None and feature.static_result is not None and not overrides:
+                # No rule can apply: the default (or disabled) result, as _evaluate_feature gives it.
+                results[key] = memo[key] = feature.static_result
+                continue
             result = _evaluate_feature(ctx, key)
             if result.source is not Source.CYCLIC_PREREQUISITE:
                 memo[key] = result
@@ -278,18 +289,31 @@ def _check_parents(ctx: _Context, parents: tuple[ParentCondition, ...]) -> str |
 
 
 def _in_rollout(ctx: _Context, key: str, rule: Rule) -> bool:
+    """``is_included_in_rollout`` for a rule, inlined: it runs for every rollout rule reached."""
+    bucket_range = rule.range
+    coverage = rule.coverage
+    if bucket_range is None:
+        if coverage is None:
+            return True
+        if coverage == 0:
+            return False
     raw = ctx.attributes.get(rule.hash_attribute)
     if type(raw) is str and raw:
         value = raw
     else:
         value = hash_string(resolve_hash_value(ctx.attributes, rule.hash_attribute, rule.fallback_attribute)[1])
-    return is_included_in_rollout(
-        rule.seed or key,
-        value,
-        bucket_range=rule.range,
-        coverage=rule.coverage,
-        hash_version=rule.hash_version or 1,
-    )
+        if value == "":
+            return False
+    version = rule.hash_version or 1
+    if version == 2:
+        n = _hash_v2(rule.seed or key, value)
+    elif version == 1:
+        n = hash_v1(rule.seed or key, value)
+    else:
+        return False
+    if bucket_range is not None:
+        return bucket_range[0] <= n < bucket_range[1]
+    return n < coverage  # type: ignore[operator]  # not None: checked above
 
 
 def _bucket(ctx: _Context, exp_key: str, spec: Rule | Experiment) -> tuple[int, float | None]:
@@ -306,7 +330,7 @@ def _bucket(ctx: _Context, exp_key: str, spec: Rule | Experiment) -> tuple[int, 
     version = spec.hash_version or 1
     seed = spec.seed or exp_key
     if version == 2:
-        n = hash_v2(seed, value)
+        n = _hash_v2(seed, value)
     elif version == 1:
         n = hash_v1(seed, value)
     else:

@@ -263,6 +263,9 @@ class Feature(_Rebuildable):
     default_result: Evaluation = field(init=False, compare=False, repr=False)
     rule_results: tuple[Evaluation | None, ...] = field(init=False, compare=False, repr=False)
     plan: tuple[RulePlan, ...] = field(init=False, compare=False, repr=False)
+    # default_result when no rule can ever apply (disabled, or only inert rules without
+    # prerequisites), else None.
+    static_result: Evaluation | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.enabled:
@@ -290,6 +293,8 @@ class Feature(_Rebuildable):
             for r, result in zip(self.rules, results, strict=True)
         )
         object.__setattr__(self, "plan", plan)
+        static = not self.enabled or all(step[0] == INERT and not step[4] for step in plan)
+        object.__setattr__(self, "static_result", default if static else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from django.test import Client
 
@@ -227,3 +228,21 @@ def test_ofrep__oversized_body__413(client: Client, catalog: Catalog, settings: 
         response = sdk_post(client, path, body, catalog.client_key)
         assert response.status_code == 413
         assert response.json()["errorCode"] == "GENERAL"
+
+
+def test_ofrep_bulk__items_of_unit_independent_results_precomputed__same_bytes_as_each_single_call(
+    client: Client, catalog: Catalog
+) -> None:
+    """The bulk answer is the single-flag answers, byte for byte, in one list (some items come
+    from the snapshot, the others are built per unit), across many units."""
+    for i in range(40):
+        response = sdk_post(client, BULK, {"context": unit_context(i)}, catalog.client_key)
+        body = response.json()
+        singles = [sdk_post(client, SINGLE.format(item["key"]), {"context": unit_context(i)}, catalog.client_key)
+                   for item in body["flags"]]
+        expected = [orjson.loads(single.content) if single.status_code == 200 else None for single in singles]
+        for item, single in zip(body["flags"], expected, strict=True):
+            if single is not None:
+                assert item == single
+        rebuilt = orjson.dumps({"flags": body["flags"], "metadata": body["metadata"]})
+        assert response.content == rebuilt

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from experiments.connectors import ConnectorError, _driver, _secret
+from experiments.connector_base import ConnectorError, driver, secret, timed_out
 
 __all__ = ["SnowflakeConnection"]
 
@@ -44,12 +44,12 @@ def plain(value: Any) -> Any:
 
 def _private_key(connection: Mapping[str, Any]) -> bytes | None:
     """The PEM key of `private_key_env` as the DER bytes the driver signs its login token with."""
-    pem = _secret(connection, "private_key_env")
+    pem = secret(connection, "private_key_env")
     if pem is None:
         return None
     from cryptography.hazmat.primitives import serialization
 
-    passphrase = _secret(connection, "private_key_passphrase_env")
+    passphrase = secret(connection, "private_key_passphrase_env")
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=passphrase.encode() if passphrase else None)
     except (ValueError, TypeError) as exc:
@@ -63,10 +63,10 @@ class SnowflakeConnection:
     engine = "snowflake"
 
     def __init__(self, connection: Mapping[str, Any], timeout: float):
-        snowflake = _driver("snowflake.connector", "snowflake")
+        snowflake = driver("snowflake.connector", "snowflake")
         params: dict[str, Any] = {k: connection[k] for k in PLAIN_FIELDS if k in connection}
         self.hidden = [str(v) for k, v in params.items() if k not in ("port", "protocol") and len(str(v)) >= 3]
-        password = _secret(connection, "password_env")
+        password = secret(connection, "password_env")
         key = _private_key(connection)
         if key is not None:
             params.update(private_key=key, authenticator="SNOWFLAKE_JWT")
@@ -109,12 +109,12 @@ class SnowflakeConnection:
             columns = tuple(d[0] for d in cursor.description or ())
         except self.errors as exc:
             if getattr(exc, "errno", None) in TIMEOUT_ERRNOS or time.monotonic() - started >= limit:
-                raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.") from exc
+                raise timed_out(timeout) from exc
             raise ConnectorError(f"Snowflake: {self._reason(exc)}") from exc
         finally:
             cursor.close()
         if time.monotonic() - started >= limit:
-            raise ConnectorError(f"The statement ran past its timeout of {timeout:g} s.")
+            raise timed_out(timeout)
         return columns, rows
 
     def version(self) -> str:

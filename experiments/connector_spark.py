@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from experiments.connectors import ConnectorError, _deadline, _driver, timed_out
+from experiments.connector_base import ConnectorError, deadline, driver, timed_out
 
 __all__ = ["SESSION_DEFAULTS", "SparkConnection", "spark_session", "spark_stop"]
 
@@ -63,7 +63,7 @@ def _wanted(connection: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], 
 def spark_session(connection: Mapping[str, Any]) -> Any:
     """The process's Spark session for this connection's settings (started or replaced as needed)."""
     global _session, _settings
-    sql = _driver("pyspark.sql", "spark")
+    sql = driver("pyspark.sql", "spark")
     master, conf = _wanted(connection)
     settings = (("master", master), *conf)
     with _lock:
@@ -119,8 +119,8 @@ class SparkConnection:
 
     def __init__(self, connection: Mapping[str, Any]):
         self.session = spark_session(connection)
-        errors = _driver("pyspark.errors", "spark")
-        py4j = _driver("py4j.protocol", "spark")
+        errors = driver("pyspark.errors", "spark")
+        py4j = driver("py4j.protocol", "spark")
         self.errors: tuple[type[BaseException], ...] = (errors.PySparkException, py4j.Py4JError)
         warehouse = connection.get("warehouse_dir")
         if warehouse:
@@ -149,7 +149,7 @@ class SparkConnection:
     def execute(self, sql: str, timeout: float) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         context = self.session.sparkContext
         group = f"splitbase-{uuid.uuid4().hex}"
-        with _lock, _deadline(timeout, lambda: context.cancelJobGroup(group)) as fired:
+        with _lock, deadline(timeout, lambda: context.cancelJobGroup(group)) as fired:
             context.setJobGroup(group, "splitbase warehouse statement", interruptOnCancel=True)
             try:
                 frame = self.session.sql(sql)

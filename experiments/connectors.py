@@ -8,8 +8,9 @@ and logs the engine, the data source, what the statement was for, its duration a
 count; connection settings and secrets never reach the log or an error message. Secrets come
 from the environment variables the connection names (`password_env`). An engine whose driver
 needs more than a few lines has a module of its own (`experiments.connector_snowflake`,
-`experiments.connector_spark`) built on the helpers here (`_driver`, `_secret`, `_deadline`,
-`timed_out`, `ConnectorError`) and is registered below.
+`experiments.connector_spark`), loaded by its factory below. Every driver is built on
+`experiments.connector_base` (the protocols, `ConnectorError`, `driver`, `secret`, `deadline`,
+`timed_out`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from experiments.connector_base import (
+    Connection,
+    ConnectorError,
+    Writer,
+    csv_write,
+    deadline,
+    driver,
+    secret,
+    timed_out,
+)
 
 __all__ = ["Connection", "ConnectorError", "StatementResult", "Writer", "chdb_release", "connect", "connect_writer",
            "register", "rows_append", "statement_run", "timed_out"]
@@ -30,91 +42,11 @@ __all__ = ["Connection", "ConnectorError", "StatementResult", "Writer", "chdb_re
 logger = logging.getLogger("splitbase.warehouse")
 
 
-class ConnectorError(Exception):
-    """A warehouse could not be reached or a statement failed; the message is safe to show."""
-
-
 @dataclass(frozen=True, slots=True)
 class StatementResult:
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     seconds: float
-
-
-class Connection(Protocol):
-    engine: str
-
-    def execute(self, sql: str, timeout: float) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]: ...
-
-    def version(self) -> str: ...
-
-    def close(self) -> None: ...
-
-
-class Writer(Protocol):
-    """A connection that may write: statements run in one transaction, rows loaded in bulk."""
-
-    engine: str
-
-    def run(self, sql: str, timeout: float) -> int: ...
-
-    def load(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], timeout: float) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def csv_write(path: str, rows: list[tuple[Any, ...]]) -> None:
-    """Rows as CSV for a bulk load (timestamps in ISO form; None as an empty, NULL field)."""
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        csv.writer(out).writerows(
-            tuple(v.isoformat(sep=" ") if hasattr(v, "isoformat") else v for v in row) for row in rows)
-
-
-def _secret(connection: Mapping[str, Any], field: str) -> str | None:
-    name = connection.get(field)
-    if name is None:
-        return None
-    value = os.environ.get(str(name))
-    if value is None:
-        raise ConnectorError(f"The environment variable {name} (named by '{field}') is not set on this worker.")
-    return value
-
-
-def _driver(module: str, extra: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ConnectorError(f"The driver for this engine is not installed: pip install 'splitbase[{extra}]'.") \
-            from exc
-
-
-@contextmanager
-def _deadline(timeout: float, cancel: Callable[[], None]) -> Iterator[threading.Event]:
-    """Call `cancel` from another thread when the statement runs past `timeout` seconds."""
-    fired = threading.Event()
-
-    def expire() -> None:
-        fired.set()
-        cancel()
-
-    timer = threading.Timer(timeout, expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield fired
-    finally:
-        timer.cancel()
-
-
-def timed_out(timeout: float) -> ConnectorError:
-    """The error of a statement stopped at its timeout (the same words for every engine)."""
-    return ConnectorError(f"The statement ran past its timeout of {timeout:g} s.")
 
 
 @dataclass(slots=True)
@@ -147,7 +79,7 @@ class DuckDBConnection:
     engine = "duckdb"
 
     def __init__(self, connection: Mapping[str, Any]):
-        duckdb = _driver("duckdb", "duckdb")
+        duckdb = driver("duckdb", "duckdb")
         path = str(connection["path"])
         if not os.path.exists(path):
             raise ConnectorError(f"No DuckDB database file at {path}.")
@@ -164,7 +96,7 @@ class DuckDBConnection:
         self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)
 
     def execute(self, sql: str, timeout: float) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        with _deadline(timeout, self.conn.interrupt) as fired:
+        with deadline(timeout, self.conn.interrupt) as fired:
             try:
                 cursor = self.conn.execute(sql)
                 rows = cursor.fetchall()
@@ -188,7 +120,7 @@ class DuckDBWriter:
     engine = "duckdb"
 
     def __init__(self, connection: Mapping[str, Any]):
-        duckdb = _driver("duckdb", "duckdb")
+        duckdb = driver("duckdb", "duckdb")
         path = str(connection["path"])
         if not os.path.exists(path):
             raise ConnectorError(f"No DuckDB database file at {path}.")
@@ -201,7 +133,7 @@ class DuckDBWriter:
         self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)
 
     def run(self, sql: str, timeout: float) -> int:
-        with _deadline(timeout, self.conn.interrupt) as fired:
+        with deadline(timeout, self.conn.interrupt) as fired:
             try:
                 row = self.conn.execute(sql).fetchone()
             except self.errors as exc:
@@ -216,7 +148,7 @@ class DuckDBWriter:
         with tempfile.TemporaryDirectory(prefix="splitbase-load-") as scratch:
             path = os.path.join(scratch, "rows.csv")
             csv_write(path, rows)
-            with _deadline(timeout, self.conn.interrupt):
+            with deadline(timeout, self.conn.interrupt):
                 try:
                     self.conn.execute(f"COPY \"{table}\" FROM '{path}' (FORMAT csv, HEADER false)")
                 except self.errors as exc:
@@ -240,7 +172,7 @@ class PostgresConnection:
 
         params: dict[str, Any] = {k: connection[k] for k in ("host", "port", "dbname", "user", "sslmode")
                                   if k in connection}
-        password = _secret(connection, "password_env")
+        password = secret(connection, "password_env")
         if password is not None:
             params["password"] = password
         try:
@@ -341,7 +273,7 @@ class ChdbConnection:
     engine = "clickhouse"
 
     def __init__(self, connection: Mapping[str, Any]):
-        self.session_module = _driver("chdb.session", "clickhouse")
+        self.session_module = driver("chdb.session", "clickhouse")
         self.path = str(connection["path"])
         if not os.path.isdir(self.path):
             raise ConnectorError(f"No chDB data directory at {self.path}.")

@@ -24,7 +24,7 @@ from audit.types import Actor
 from base.environments import environments_bump
 from base.models import Environment
 from experiments import services
-from experiments.connectors import csv_write
+from experiments.connector_base import csv_write
 from experiments.management.commands.seed_experiments import METRICS, ROLES, Demo, demo_traffic
 from experiments.models import DataSource, Experiment, Metric, Phase
 from flags import services as flag_services

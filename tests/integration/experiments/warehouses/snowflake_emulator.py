@@ -22,7 +22,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from experiments.connectors import csv_write
+from experiments.connector_base import csv_write
 
 PASSWORD_ENV = "SPLITBASE_TEST_SNOWFLAKE_PASSWORD"
 _server: dict[str, Any] = {}
